@@ -1,0 +1,71 @@
+"""The one interface every MindGym backbone implements (see ../shared/DESIGN.md, "Backbones").
+
+Token ids (B, T) in; logits, hidden states and optional memory state out. The inference engine relies on
+two hooks: ``return_layers=True`` gives every block's hidden state, which it mixes with learned layer
+weights and turns into logits with ``output_logits``; ``head_scale`` (n_layers, n_heads) scales each
+attention head's output before the block's output projection, differentiably.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import nn
+
+
+@dataclass
+class BackboneOutput:
+    """What a backbone's forward returns.
+
+    logits:        (B, T, vocab) from the final hidden state.
+    hidden:        (B, T, D) output of the last block, before the final norm.
+    layer_hiddens: one (B, T, D) tensor per block (before the final norm) when ``return_layers=True``.
+    state:         memory / recurrent state to pass to the next call for chunked or streaming use.
+    aux_loss:      scalar auxiliary loss to add to the task loss (e.g. ACT ponder cost), or None.
+    deep_logits:   logits after each refinement step (deep supervision), or None.
+    """
+
+    logits: torch.Tensor
+    hidden: torch.Tensor
+    layer_hiddens: tuple[torch.Tensor, ...] | None = None
+    state: Any = None
+    aux_loss: torch.Tensor | None = None
+    deep_logits: tuple[torch.Tensor, ...] | None = None
+
+
+class Backbone(nn.Module, ABC):
+    """Base class of all backbones; subclasses set vocab_size, d_model, n_layers and n_heads."""
+
+    vocab_size: int
+    d_model: int
+    n_layers: int
+    n_heads: int
+
+    @abstractmethod
+    def forward(
+        self,
+        tokens: torch.Tensor,
+        state: Any = None,
+        *,
+        head_scale: torch.Tensor | None = None,
+        return_layers: bool = False,
+    ) -> BackboneOutput:
+        """Run the model on ``tokens`` (B, T); ``state`` continues a previous chunk."""
+
+    @abstractmethod
+    def output_logits(self, hidden: torch.Tensor) -> torch.Tensor:
+        """Final norm and (tied) output head applied to any (…, D) hidden state."""
+
+    def init_state(self, batch_size: int, device: torch.device | str) -> Any:
+        """Fresh memory state for streaming use; None for a backbone without memory."""
+        return None
+
+    def metrics(self) -> dict[str, float]:
+        """Scalars for logging from the last forward (memory use, halting steps, gate values, ...)."""
+        return {}
+
+    def num_parameters(self) -> int:
+        return sum(p.numel() for p in self.parameters())

@@ -1,0 +1,127 @@
+"""The common benchmark harness: warm-up, repeats, median, a printed table and a row in docs/benchmarks.md.
+
+from bench.harness import Benchmark
+bench = Benchmark("maze throughput")
+stats = bench.time(lambda: env.step(actions), warmup=3, repeats=10, sync=torch.cuda.synchronize)
+bench.add(setting="1024 envs, cpu", steps_per_s=1024 / stats.median)
+bench.report()          # prints the table; appends it with command, device and date
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import platform
+import shlex
+import statistics
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+BENCHMARKS_MD = Path(__file__).resolve().parent.parent / "docs" / "benchmarks.md"
+
+
+@dataclass(frozen=True)
+class Timing:
+    """Seconds per call over ``repeats`` timed calls after warm-up."""
+
+    median: float
+    minimum: float
+    maximum: float
+    repeats: int
+
+
+def device_name(device: str | torch.device | None = None) -> str:
+    """A human-readable name of the device a benchmark ran on (GPU model, or CPU and core count)."""
+    dev = torch.device(device) if device is not None else None
+    if (dev is None or dev.type == "cuda") and torch.cuda.is_available():
+        return torch.cuda.get_device_name(dev if dev is not None else 0)
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return f"{cpu} ({torch.get_num_threads()} threads)"
+
+
+def time_call(
+    fn: Callable[[], Any], warmup: int = 3, repeats: int = 10, sync: Callable[[], None] | None = None
+) -> Timing:
+    """Time ``fn``: ``warmup`` untimed calls, then ``repeats`` timed ones; ``sync`` before each clock read."""
+    if repeats < 1:
+        raise ValueError(f"repeats must be >= 1, got {repeats}.")
+    for _ in range(warmup):
+        fn()
+    if sync:
+        sync()
+    samples = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        if sync:
+            sync()
+        samples.append(time.perf_counter() - start)
+    return Timing(statistics.median(samples), min(samples), max(samples), repeats)
+
+
+def cuda_sync_for(device: str | torch.device) -> Callable[[], None] | None:
+    """``torch.cuda.synchronize`` when ``device`` is a GPU, else None (nothing to wait for)."""
+    return torch.cuda.synchronize if torch.device(device).type == "cuda" else None
+
+
+class Benchmark:
+    """Collects result rows, prints them as a table and records them in docs/benchmarks.md."""
+
+    def __init__(self, title: str, device: str | torch.device | None = None):
+        self.title = title
+        self.device = device
+        self.rows: list[dict[str, Any]] = []
+
+    time = staticmethod(time_call)
+
+    def add(self, **row: Any) -> None:
+        self.rows.append(row)
+
+    def table(self) -> str:
+        columns: list[str] = []
+        for row in self.rows:
+            columns += [c for c in row if c not in columns]
+        cells = [[_fmt(row.get(c, "")) for c in columns] for row in self.rows]
+        lines = ["| " + " | ".join(columns) + " |", "|" + "|".join("---" for _ in columns) + "|"]
+        lines += ["| " + " | ".join(r) + " |" for r in cells]
+        return "\n".join(lines)
+
+    def report(self, record: bool = True, path: Path = BENCHMARKS_MD) -> str:
+        """Print the table; with ``record`` append it under a heading with command, device and date."""
+        table = self.table()
+        command = "python -m " + shlex.join([_module_name(), *sys.argv[1:]])
+        header = (
+            f"\n### {self.title}\n\n- command: `{command}`\n- device: {device_name(self.device)}\n"
+            f"- date: {_dt.date.today().isoformat()}\n"
+            f"- torch {torch.__version__}, Python {platform.python_version()}\n\n"
+        )
+        print(header + table)
+        if record:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            with path.open("a") as f:
+                f.write(header + table + "\n")
+        return table
+
+
+def _module_name() -> str:
+    main = sys.modules.get("__main__")
+    spec = getattr(main, "__spec__", None)
+    return spec.name if spec is not None else Path(sys.argv[0]).stem
+
+
+def _fmt(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:.4g}" if abs(value) < 1e4 else f"{value:.3e}"
+    return str(value)

@@ -1,0 +1,151 @@
+"""The Task contract: one object per family owns the difficulty (level), the generator and the oracle.
+
+The supervised sampler and the interactive environments are views of the same Task, so a curriculum that
+moves the level moves both. Levels are frozen dataclasses with a ``name``; a task ships a default ladder
+and accepts any custom level, which is appended to its ladder so it also has an index (vector envs keep a
+per-sub-env level index in a device tensor).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from abc import ABC, abstractmethod
+from collections.abc import Mapping, Sequence
+from typing import Any, Generic, TypeVar
+
+import torch
+
+L = TypeVar("L")
+LevelLike = int | str | Mapping[str, Any] | Any
+
+
+@dataclasses.dataclass(frozen=True)
+class SupervisedBatch:
+    """A batch for supervised training of a backbone.
+
+    tokens:    (B, T) int64 input ids.
+    targets:   (B, T) int64 next-token targets, or (B, T, K) for K-horizon targets (MLM-U style).
+    loss_mask: bool, same shape as ``targets``: True where the loss counts.
+    """
+
+    tokens: torch.Tensor
+    targets: torch.Tensor
+    loss_mask: torch.Tensor
+
+    def to(self, device: torch.device | str) -> SupervisedBatch:
+        return SupervisedBatch(*(t.to(device, non_blocking=True) for t in dataclasses.astuple(self)))
+
+
+class LevelLadder(Generic[L]):
+    """An ordered list of named levels; resolves an index, a name, a level or a field mapping to an index."""
+
+    def __init__(self, levels: Sequence[L], level_cls: type[L]):
+        if len(levels) == 0:
+            raise ValueError(
+                "A level ladder needs at least one level; pass levels=None for the default ladder."
+            )
+        self.level_cls = level_cls
+        self._levels: list[L] = []
+        for level in levels:
+            self._append(self._coerce(level))
+
+    def __len__(self) -> int:
+        return len(self._levels)
+
+    def __getitem__(self, index: int) -> L:
+        return self._levels[index]
+
+    def __iter__(self):
+        return iter(self._levels)
+
+    @property
+    def names(self) -> list[str]:
+        return [level.name for level in self._levels]
+
+    def index(self, level: LevelLike) -> int:
+        """Index of ``level`` in the ladder; a custom level (object or mapping) is appended first."""
+        if isinstance(level, bool):
+            raise ValueError(f"Unknown level {level!r}: {self._accepted()}.")
+        if isinstance(level, int):
+            if not 0 <= level < len(self._levels):
+                raise ValueError(f"Unknown level index {level}: {self._accepted()}.")
+            return level
+        if isinstance(level, str):
+            if level not in self.names:
+                raise ValueError(f"Unknown level name {level!r}: {self._accepted()}.")
+            return self.names.index(level)
+        candidate = self._coerce(level)
+        for i, existing in enumerate(self._levels):
+            if existing == candidate:
+                return i
+        return self._append(candidate)
+
+    def _coerce(self, level: Any) -> L:
+        if isinstance(level, self.level_cls):
+            return level
+        if isinstance(level, Mapping):
+            fields = {f.name for f in dataclasses.fields(self.level_cls)}
+            unknown = set(level) - fields
+            if unknown:
+                raise ValueError(
+                    f"Unknown level field(s) {sorted(unknown)} for {self.level_cls.__name__}; "
+                    f"accepted fields: {sorted(fields)}."
+                )
+            return self.level_cls(**level)
+        raise ValueError(f"Unknown level {level!r}: {self._accepted()}.")
+
+    def _append(self, level: L) -> int:
+        if level.name in self.names:
+            raise ValueError(
+                f"Two different levels share the name {level.name!r}; give the custom one a new name."
+            )
+        self._levels.append(level)
+        return len(self._levels) - 1
+
+    def _accepted(self) -> str:
+        return (
+            f"use an index in [0, {len(self._levels) - 1}], one of the names {self.names}, "
+            f"a {self.level_cls.__name__} or a mapping of its fields"
+        )
+
+
+class Task(ABC, Generic[L]):
+    """Base class of a task family: a level ladder, the current level and a supervised sampler."""
+
+    level_cls: type
+
+    def __init__(self, levels: Sequence[L] | None = None, level: LevelLike = 0):
+        self.ladder: LevelLadder[L] = LevelLadder(list(levels or self.default_levels()), self.level_cls)
+        self.level_index = self.ladder.index(level)
+
+    @classmethod
+    @abstractmethod
+    def default_levels(cls) -> Sequence[L]:
+        """The documented default ladder, easiest first."""
+
+    @property
+    def level(self) -> L:
+        return self.ladder[self.level_index]
+
+    @property
+    def num_levels(self) -> int:
+        return len(self.ladder)
+
+    def set_level(self, level: LevelLike) -> None:
+        """Move the task to ``level`` (index, name, level object or field mapping)."""
+        self.level_index = self.ladder.index(level)
+
+    @property
+    @abstractmethod
+    def vocab_size(self) -> int:
+        """Number of token ids a model reading this task's sequences must embed."""
+
+    @abstractmethod
+    def sample_batch(
+        self,
+        batch_size: int,
+        device: str | torch.device | None = None,
+        generator: torch.Generator | None = None,
+        level: LevelLike | None = None,
+    ) -> SupervisedBatch:
+        """A supervised batch at ``level`` (default: the current one) on ``device``."""

@@ -1,0 +1,249 @@
+"""Base class of MindGym's native batched environments: all state in torch tensors on one device.
+
+A subclass implements four hooks that act on the whole batch with tensor ops (no Python loop over
+sub-envs, no host sync):
+
+    _reset_envs(mask)              start new episodes where ``mask`` is True (levels already applied)
+    _step_envs(actions, active)    advance sub-envs where ``active``; return reward, terminated, truncated
+    _observe()                     the current observation batch (a tensor, or a dict of tensors)
+    _info()                        per-sub-env info tensors; must include ``"success"`` (bool)
+
+This class supplies Gymnasium's vector API around them: the three autoreset modes, ``reset_mask``,
+action checks, per-sub-env levels (``level_ids``; ``set_level`` takes effect at each sub-env's next
+reset), ``call``/``get_attr``/``set_attr``, and optional NumPy output.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from typing import Any, ClassVar
+
+import gymnasium as gym
+import numpy as np
+import torch
+from gymnasium.vector import AutoresetMode
+from gymnasium.vector.utils import batch_space
+
+from envs.common.device import resolve_device
+from envs.common.task import LevelLike, Task
+
+Observation = torch.Tensor | dict[str, torch.Tensor]
+
+_MODES = {m.value.lower(): m for m in AutoresetMode} | {m.name.lower(): m for m in AutoresetMode}
+
+
+def parse_autoreset_mode(mode: AutoresetMode | str) -> AutoresetMode:
+    """Accept an AutoresetMode or its name/value in any case ('next_step', 'SameStep', ...)."""
+    if isinstance(mode, AutoresetMode):
+        return mode
+    key = str(mode).lower()
+    if key not in _MODES:
+        raise ValueError(f"Unknown autoreset_mode {mode!r}; use one of {[m.name for m in AutoresetMode]}.")
+    return _MODES[key]
+
+
+def to_numpy(value: Any) -> Any:
+    """Tensors (also inside dicts) to NumPy arrays; other values unchanged."""
+    if isinstance(value, torch.Tensor):
+        return value.detach().cpu().numpy()
+    if isinstance(value, dict):
+        return {k: to_numpy(v) for k, v in value.items()}
+    return value
+
+
+class TorchVectorEnv(gym.vector.VectorEnv, ABC):
+    """A batch of ``num_envs`` sub-envs of one Task, stepped together on ``device``."""
+
+    metadata: ClassVar[dict[str, Any]] = {"autoreset_mode": AutoresetMode.NEXT_STEP, "render_modes": []}
+
+    def __init__(
+        self,
+        task: Task,
+        num_envs: int,
+        single_observation_space: gym.Space,
+        single_action_space: gym.Space,
+        device: str | torch.device = "auto",
+        autoreset_mode: AutoresetMode | str = AutoresetMode.NEXT_STEP,
+        numpy: bool = False,
+        seed: int | None = None,
+    ):
+        if not isinstance(num_envs, int) or num_envs < 1:
+            raise ValueError(f"num_envs must be a positive int, got {num_envs!r}.")
+        self.task = task
+        self.num_envs = num_envs
+        self.device = resolve_device(device)
+        self.numpy = bool(numpy)
+        self.single_observation_space = single_observation_space
+        self.single_action_space = single_action_space
+        self.observation_space = batch_space(single_observation_space, num_envs)
+        self.action_space = batch_space(single_action_space, num_envs)
+        self.metadata = dict(type(self).metadata)
+        self.set_autoreset_mode(autoreset_mode)
+        self.generator = torch.Generator(device=self.device)
+        self.generator.manual_seed(int(seed) if seed is not None else int(torch.seed() % (2**63)))
+        self.level_ids = torch.full((num_envs,), task.level_index, dtype=torch.long, device=self.device)
+        self.next_level_ids = self.level_ids.clone()
+        self._needs_reset = torch.ones(num_envs, dtype=torch.bool, device=self.device)
+        self._all_envs = torch.ones(num_envs, dtype=torch.bool, device=self.device)
+
+    # ----------------------------------------------------------------- hooks a subclass implements
+    @abstractmethod
+    def _reset_envs(self, mask: torch.Tensor) -> None:
+        """See the module docstring."""
+
+    @abstractmethod
+    def _step_envs(
+        self, actions: torch.Tensor, active: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """See the module docstring."""
+
+    @abstractmethod
+    def _observe(self) -> Observation:
+        """See the module docstring."""
+
+    @abstractmethod
+    def _info(self) -> dict[str, torch.Tensor]:
+        """See the module docstring."""
+
+    # ----------------------------------------------------------------- Gymnasium vector API
+    def set_autoreset_mode(self, mode: AutoresetMode | str) -> None:
+        """Switch autoreset semantics (call ``reset()`` afterwards)."""
+        self.autoreset_mode = parse_autoreset_mode(mode)
+        self.metadata["autoreset_mode"] = self.autoreset_mode
+
+    def reset(
+        self, *, seed: int | None = None, options: dict[str, Any] | None = None
+    ) -> tuple[Any, dict[str, Any]]:
+        """Reset every sub-env, or those where ``options["reset_mask"]`` is True."""
+        super().reset(seed=seed)
+        if seed is not None:
+            self.generator.manual_seed(int(seed))
+        options = dict(options or {})
+        mask = options.pop("reset_mask", None)
+        if options:
+            raise ValueError(
+                f"Unknown reset option(s) {sorted(options)}; the only option is 'reset_mask'. "
+                "Set difficulty with set_level(...), which survives automatic resets."
+            )
+        mask = self._all_envs if mask is None else self._as_mask(mask)
+        self._reset(mask)
+        self._needs_reset = self._needs_reset & ~mask
+        return self._output(self._observe()), self._output(self._info())
+
+    def step(self, actions: Any) -> tuple[Any, Any, Any, Any, dict[str, Any]]:
+        actions = self._prepare_actions(actions)
+        if self.autoreset_mode is AutoresetMode.SAME_STEP:
+            reward, terminated, truncated = self._step_envs(actions, self._all_envs)
+            done = terminated | truncated
+            final_obs, final_info = self._observe(), self._info()
+            self._reset(done)
+            info = self._info()
+            info.update(final_obs=final_obs, final_info=final_info, _final_obs=done, _final_info=done)
+        else:
+            was_done = self._needs_reset
+            reward, terminated, truncated = self._step_envs(actions, ~was_done)
+            if self.autoreset_mode is AutoresetMode.NEXT_STEP:
+                self._reset(was_done)
+                self._needs_reset = terminated | truncated
+            else:
+                self._needs_reset = was_done | terminated | truncated
+            reward = reward.masked_fill(was_done, 0.0)
+            terminated, truncated = terminated & ~was_done, truncated & ~was_done
+            info = self._info()
+        obs = self._observe()
+        return (
+            self._output(obs),
+            self._output(reward),
+            self._output(terminated),
+            self._output(truncated),
+            self._output(info),
+        )
+
+    # ----------------------------------------------------------------- levels
+    def set_level(self, level: LevelLike | torch.Tensor, env_ids: Any = None) -> None:
+        """Set the level of all sub-envs, or of ``env_ids``; it applies at each one's next reset.
+
+        ``level`` is an index, a name, a Level, a field mapping, or a LongTensor of ladder indices (one per
+        selected sub-env, e.g. from a curriculum on the same device).
+        """
+        ids = (
+            slice(None) if env_ids is None else torch.as_tensor(env_ids, dtype=torch.long, device=self.device)
+        )
+        if isinstance(level, torch.Tensor):
+            if level.dtype not in (torch.int32, torch.int64):
+                raise ValueError(f"A tensor of levels must hold integer ladder indices, got {level.dtype}.")
+            if (
+                level.device.type == "cpu"
+                and level.numel()
+                and (int(level.min()) < 0 or int(level.max()) >= self.task.num_levels)
+            ):
+                raise ValueError(f"Level indices must lie in [0, {self.task.num_levels - 1}].")
+            self.next_level_ids[ids] = level.to(self.device, torch.long)
+        else:
+            self.next_level_ids[ids] = self.task.ladder.index(level)
+
+    def get_level(self) -> torch.Tensor:
+        """Ladder index of the level each sub-env's current episode runs at."""
+        return self.level_ids
+
+    # ----------------------------------------------------------------- call / attributes
+    def call(self, name: str, *args: Any, **kwargs: Any) -> Any:
+        """Call method ``name`` of this env (or read the attribute) — a native env is one object."""
+        attr = getattr(self, name)
+        return attr(*args, **kwargs) if callable(attr) else attr
+
+    def get_attr(self, name: str) -> Any:
+        return getattr(self, name)
+
+    def set_attr(self, name: str, values: Any) -> None:
+        if name == "level":
+            self.set_level(values)
+        else:
+            setattr(self, name, values)
+
+    # ----------------------------------------------------------------- helpers
+    def _reset(self, mask: torch.Tensor) -> None:
+        self.level_ids = torch.where(mask, self.next_level_ids, self.level_ids)
+        self._reset_envs(mask)
+
+    def _as_mask(self, mask: Any) -> torch.Tensor:
+        mask = torch.as_tensor(mask, device=self.device)
+        if mask.dtype != torch.bool or mask.shape != (self.num_envs,):
+            raise ValueError(
+                f"reset_mask must be a bool array of shape ({self.num_envs},), "
+                f"got dtype {mask.dtype} and shape {tuple(mask.shape)}."
+            )
+        return mask
+
+    def _prepare_actions(self, actions: Any) -> torch.Tensor:
+        """Check shape and dtype always; check the range where actions live on the host (no device sync)."""
+        space = self.single_action_space
+        if not isinstance(space, gym.spaces.Discrete):
+            raise TypeError(f"{type(self).__name__} must override _prepare_actions for {space}.")
+        on_host = not isinstance(actions, torch.Tensor) or actions.device.type == "cpu"
+        if not isinstance(actions, torch.Tensor):
+            actions = np.asarray(actions)
+            if actions.dtype.kind not in "iu":
+                raise ValueError(
+                    f"Actions must be integers in [{space.start}, {space.start + space.n - 1}], "
+                    f"got dtype {actions.dtype}."
+                )
+            actions = torch.from_numpy(actions.astype(np.int64, copy=False))
+        if actions.dtype.is_floating_point or actions.dtype in (
+            torch.bool,
+            torch.complex64,
+            torch.complex128,
+        ):
+            raise ValueError(f"Actions must be an integer tensor, got dtype {actions.dtype}.")
+        if actions.shape != (self.num_envs,):
+            raise ValueError(f"Actions must have shape ({self.num_envs},), got {tuple(actions.shape)}.")
+        if (
+            on_host
+            and actions.numel()
+            and (int(actions.min()) < space.start or int(actions.max()) >= space.start + space.n)
+        ):
+            raise ValueError(f"Actions must lie in [{space.start}, {space.start + space.n - 1}].")
+        return actions.to(self.device, torch.long, non_blocking=True)
+
+    def _output(self, value: Any) -> Any:
+        return to_numpy(value) if self.numpy else value
