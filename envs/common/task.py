@@ -4,6 +4,11 @@ The supervised sampler and the interactive environments are views of the same Ta
 moves the level moves both. Levels are frozen dataclasses with a ``name``; a task ships a default ladder
 and accepts any custom level, which is appended to its ladder so it also has an index (vector envs keep a
 per-sub-env level index in a device tensor).
+
+Sequence observations (maze ``tokens`` mode, recall ``sequence`` mode, generation) share one layout, made
+by :func:`envs.common.spaces.sequence_space`: a dict with ``"tokens"`` (T,) int64, right-padded with the
+task's pad id, and ``"length"`` (1,) int64, the number of valid tokens. An agent reads its logits at index
+``length - 1`` — the same layout ``sample_batch`` produces, so a model trained supervised acts in the env.
 """
 
 from __future__ import annotations
@@ -139,6 +144,11 @@ class Task(ABC, Generic[L]):
     @abstractmethod
     def vocab_size(self) -> int:
         """Number of token ids a model reading this task's sequences must embed."""
+
+    @property
+    @abstractmethod
+    def action_token_ids(self) -> list[int]:
+        """Token id of each env action, in order: an agent acts by reading logits[..., action_token_ids]."""
 
     @abstractmethod
     def sample_batch(

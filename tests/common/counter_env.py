@@ -30,6 +30,10 @@ class CounterTask(Task[CounterLevel]):
     def vocab_size(self) -> int:
         return 8
 
+    @property
+    def action_token_ids(self) -> list[int]:
+        return [0, 1]
+
     def sample_batch(self, batch_size, device=None, generator=None, level=None) -> SupervisedBatch:
         tokens = torch.zeros(batch_size, 4, dtype=torch.long, device=device)
         return SupervisedBatch(tokens, tokens, torch.ones_like(tokens, dtype=torch.bool))
