@@ -1,0 +1,260 @@
+"""Text corpora for the generation task and for needle filler text, split deterministically by document.
+
+``load_corpus()`` with no source returns the embedded corpus: the English documentation prose that every
+CPython install carries in ``pydoc_data.topics`` (about 465 KB, one document per topic), so everything
+works offline. A local text file (documents separated by blank lines), a folder of text files (one
+document per file) or a Hugging Face ``datasets`` corpus (optional extra, imported lazily) work too.
+
+The split is by document and deterministic: documents are ordered by a content hash and the first ones go
+to validation and test. It does not depend on the order files are listed in, on the platform or on a seed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+SPLITS = ("train", "validation", "test")
+DOCUMENT_SEPARATOR = "\n\n"
+DEFAULT_SUFFIXES = (".txt", ".md", ".rst", ".text")
+MIN_DOCUMENTS = 3
+
+
+@dataclass(frozen=True)
+class Corpus:
+    """Documents (str) of one corpus in three disjoint splits; ``name`` says where they came from."""
+
+    name: str
+    train: list[str]
+    validation: list[str]
+    test: list[str]
+    _joined: dict[str, str] = field(default_factory=dict, init=False, repr=False, compare=False)
+
+    def documents(self, split: str) -> list[str]:
+        """The documents of ``split`` ('train', 'validation' or 'test')."""
+        if split not in SPLITS:
+            raise ValueError(f"Unknown corpus split {split!r}; use one of {list(SPLITS)}.")
+        return getattr(self, split)
+
+    def text(self, split: str = "train") -> str:
+        """The documents of ``split`` joined by a blank line (cached: the corpus is immutable)."""
+        if split not in self._joined:
+            self._joined[split] = DOCUMENT_SEPARATOR.join(self.documents(split))
+        return self._joined[split]
+
+    def num_bytes(self, split: str = "train") -> int:
+        """Size of ``text(split)`` in UTF-8 bytes (what the byte-level models see)."""
+        return len(self.text(split).encode("utf-8"))
+
+    def __repr__(self) -> str:
+        sizes = ", ".join(f"{s}={len(self.documents(s))} docs" for s in SPLITS)
+        return f"Corpus({self.name!r}, {sizes})"
+
+
+def split_documents(
+    documents: Iterable[str],
+    *,
+    name: str = "corpus",
+    validation_fraction: float = 0.1,
+    test_fraction: float = 0.1,
+) -> Corpus:
+    """Split ``documents`` into train/validation/test by a content hash; the fractions are of characters.
+
+    Documents are ordered by hash; validation takes them until it holds ``validation_fraction`` of the
+    text, then test likewise, and train the rest (each split gets at least one document).
+
+    Empty and whitespace-only documents are dropped; duplicates are kept once, so no text leaks from train
+    into a held-out split.
+    """
+    for label, fraction in (("validation_fraction", validation_fraction), ("test_fraction", test_fraction)):
+        if not 0.0 < fraction < 0.5:
+            raise ValueError(f"{label} must lie in (0, 0.5), got {fraction!r}.")
+    unique = {_digest(doc): doc for doc in (d.strip("\n") for d in documents) if doc.strip()}
+    if len(unique) < MIN_DOCUMENTS:
+        raise ValueError(
+            f"Corpus {name!r} has {len(unique)} non-empty document(s); a train/validation/test split "
+            f"needs at least {MIN_DOCUMENTS}. Separate documents in a file by blank lines, or pass a folder "
+            "of files."
+        )
+    ordered = [unique[key] for key in sorted(unique)]
+    sizes = [len(doc) for doc in ordered]
+    n_val = _take_share(sizes, 0, validation_fraction * sum(sizes))
+    n_test = _take_share(sizes, n_val, test_fraction * sum(sizes))
+    if n_val + n_test >= len(ordered):
+        n_test = len(ordered) - n_val - 1
+    return Corpus(
+        name=name,
+        validation=ordered[:n_val],
+        test=ordered[n_val : n_val + n_test],
+        train=ordered[n_val + n_test :],
+    )
+
+
+def _take_share(sizes: list[int], start: int, share: float) -> int:
+    """How many documents from ``start`` on it takes to reach ``share`` characters (at least one)."""
+    total, count = 0, 0
+    for size in sizes[start:]:
+        if count and total >= share:
+            break
+        total, count = total + size, count + 1
+    return count
+
+
+def embedded_documents() -> list[str]:
+    """One document per topic of CPython's bundled ``pydoc_data.topics`` (English prose, no download)."""
+    from pydoc_data.topics import topics
+
+    return [topics[key] for key in sorted(topics)]
+
+
+def documents_from_path(path: str | Path, suffixes: Sequence[str] = DEFAULT_SUFFIXES) -> list[str]:
+    """Documents of a local text file (split on blank lines) or folder (one document per matching file)."""
+    path = Path(path).expanduser()
+    if path.is_dir():
+        files = sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in suffixes)
+        if not files:
+            raise ValueError(
+                f"Corpus folder {path} holds no files ending in {list(suffixes)}; add text files or pass "
+                "suffixes=(...) with the endings your files use."
+            )
+        return [_read_text(p) for p in files]
+    if path.is_file():
+        return _read_text(path).split(DOCUMENT_SEPARATOR)
+    raise ValueError(f"Corpus path {path} does not exist; pass an existing text file or folder, or None.")
+
+
+def documents_from_hf(
+    dataset: Any, text_field: str = "text", max_documents: int | None = None
+) -> dict[str, list[str]] | list[str]:
+    """Documents of a Hugging Face ``Dataset`` (a list) or ``DatasetDict`` (a dict of lists by split name).
+
+    Works on any object that behaves like one: a mapping of split name to rows, or an iterable of rows
+    that are mappings with ``text_field``. ``max_documents`` caps how many rows each split reads.
+    """
+    if isinstance(dataset, Mapping):
+        return {
+            str(split): documents_from_hf(rows, text_field, max_documents) for split, rows in dataset.items()
+        }
+    documents = []
+    for i, row in enumerate(dataset):
+        if max_documents is not None and i >= max_documents:
+            break
+        if not isinstance(row, Mapping) or text_field not in row:
+            found = sorted(row) if isinstance(row, Mapping) else type(row).__name__
+            raise ValueError(
+                f"Dataset rows have no field {text_field!r} (found {found}); pass text_field=..."
+            )
+        documents.append(str(row[text_field]))
+    return documents
+
+
+def corpus_from_hf(
+    dataset: Any, *, name: str = "hf", text_field: str = "text", max_documents: int | None = None
+) -> Corpus:
+    """A Corpus from a loaded ``datasets`` object; a DatasetDict's own train/validation/test splits stay."""
+    docs = documents_from_hf(dataset, text_field, max_documents)
+    if isinstance(docs, dict):
+        if set(SPLITS) <= set(docs):
+            clean = {s: [d.strip("\n") for d in docs[s] if d.strip()] for s in SPLITS}
+            empty = [s for s in SPLITS if not clean[s]]
+            if empty:
+                raise ValueError(f"Dataset {name!r} has empty split(s) {empty}; every split needs text.")
+            return Corpus(name=name, **clean)
+        docs = [doc for split in sorted(docs) for doc in docs[split]]
+    return split_documents(docs, name=name)
+
+
+def load_hf_corpus(
+    hf_dataset: str,
+    hf_config: str | None = None,
+    *,
+    text_field: str = "text",
+    max_documents: int | None = None,
+    **load_kwargs: Any,
+) -> Corpus:
+    """Load a Hugging Face ``datasets`` corpus (e.g. 'wikitext', 'roneneldan/TinyStories', or 'text' with
+    ``data_files=...`` for local files) through ``datasets.load_dataset``.
+
+    ``datasets`` reads its local cache; set ``HF_DATASETS_OFFLINE=1`` to make sure nothing is downloaded.
+    """
+    try:
+        import datasets
+    except ImportError as err:
+        raise ImportError(
+            "Loading a Hugging Face corpus needs the optional 'datasets' package: pip install 'mindgym[hf]'. "
+            "load_corpus() without hf_dataset uses the embedded corpus and needs nothing extra."
+        ) from err
+    dataset = datasets.load_dataset(hf_dataset, hf_config, **load_kwargs)
+    name = f"hf:{hf_dataset}" + (f"/{hf_config}" if hf_config else "")
+    return corpus_from_hf(dataset, name=name, text_field=text_field, max_documents=max_documents)
+
+
+def load_corpus(
+    source: str | Path | None = None,
+    *,
+    hf_dataset: str | None = None,
+    hf_config: str | None = None,
+    text_field: str = "text",
+    max_documents: int | None = None,
+    suffixes: Sequence[str] = DEFAULT_SUFFIXES,
+    validation_fraction: float = 0.1,
+    test_fraction: float = 0.1,
+    **hf_kwargs: Any,
+) -> Corpus:
+    """Load a corpus: the embedded one (no arguments), a local file or folder, or a Hugging Face dataset.
+
+    >>> corpus = load_corpus()
+    >>> len(corpus.text("train")) > 300_000
+    True
+    """
+    if source is not None and hf_dataset is not None:
+        raise ValueError("Pass either a local source path or hf_dataset=..., not both.")
+    if hf_dataset is not None:
+        return load_hf_corpus(
+            hf_dataset, hf_config, text_field=text_field, max_documents=max_documents, **hf_kwargs
+        )
+    if hf_kwargs:
+        raise ValueError(
+            f"Unknown load_corpus argument(s) {sorted(hf_kwargs)}; they only apply to hf_dataset."
+        )
+    if source is None:
+        docs, name = embedded_documents(), "embedded:pydoc_data.topics"
+    elif isinstance(source, str | Path):
+        docs, name = documents_from_path(source, tuple(s.lower() for s in suffixes)), str(source)
+    else:
+        raise TypeError(
+            f"Corpus source must be None, a str or a pathlib.Path, got {type(source).__name__}; "
+            "for a loaded datasets object use envs.generation.corpus.corpus_from_hf."
+        )
+    if max_documents is not None:
+        docs = docs[:max_documents]
+    return split_documents(
+        docs, name=name, validation_fraction=validation_fraction, test_fraction=test_fraction
+    )
+
+
+_DEFAULT: Corpus | None = None
+
+
+def default_corpus() -> Corpus:
+    """The embedded corpus, built once per process."""
+    global _DEFAULT
+    if _DEFAULT is None:
+        _DEFAULT = load_corpus()
+    return _DEFAULT
+
+
+def _digest(text: str) -> str:
+    return hashlib.blake2b(text.encode("utf-8"), digest_size=16).hexdigest()
+
+
+def _read_text(path: Path) -> str:
+    try:
+        return path.read_text(encoding="utf-8", errors="replace")
+    except OSError as err:
+        raise ValueError(
+            f"Cannot read corpus file {path}: {err.strerror}; check the path and permissions."
+        ) from err
