@@ -1,0 +1,293 @@
+"""The inference engine: learned decoding (how to answer) on top of a backbone's logits (what to answer).
+
+Raw parameters are mapped to the decoding knobs through smooth constraints:
+
+    temperature          min_temperature + softplus(raw)     (floored, > 0)
+    top-p                sigmoid(raw)                         (0, 1)
+    repetition penalty   1 + softplus(raw)                    (> 1)
+    layer weights        softmax(raw) over layers             mix every block's hidden state before the head
+    head weights         2 * sigmoid(raw), (n_layers, n_heads) scale each attention head's output
+
+Every step from raw parameters to the action distribution is differentiable, so the log-probability of a
+sampled action carries gradient to all of them (REINFORCE / PPO). Top-p's hard cut-off has no gradient in
+p; the engine uses a smooth gate instead: token i, whose more-probable tokens hold cumulative mass c_i,
+keeps ``sigmoid((p - c_i) / top_p_sharpness)`` of its probability. ``top_p_mode="hard"`` gives the exact
+nucleus cut-off for evaluation and fixed baselines.
+
+The repetition penalty divides the probability of every action token already present in the observed
+context (prompt and what has been generated so far) by the penalty, i.e. subtracts ``log(penalty)`` from
+its logit - the shift-invariant form of CTRL's penalty. A conditioned engine adds a small head that reads
+the (mixed) hidden state and predicts per-step offsets to temperature and top-p, as adaptive-decoding work
+does.
+
+Defaults are plain decoding: temperature 1, top-p 0.99, penalty 1.01, last layer weighted 0.9 and every
+head at 1. Set ``mix_layers=False`` / ``scale_heads=False`` to use the backbone's own logits exactly.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.distributions import Categorical
+
+from agents.backbones.base import Backbone, BackboneOutput
+
+TOP_P_MODES = ("smooth", "hard")
+
+
+def inverse_softplus(value: float) -> float:
+    """The x with softplus(x) == value (value > 0)."""
+    return value + math.log(-math.expm1(-value))
+
+
+def context_presence(tokens: torch.Tensor, length: torch.Tensor, vocab_size: int) -> torch.Tensor:
+    """(B, vocab) float mask: 1 where a token id occurs among the first ``length`` tokens of its row."""
+    length = length.reshape(-1, 1)
+    valid = torch.arange(tokens.shape[1], device=tokens.device).unsqueeze(0) < length
+    present = torch.zeros(tokens.shape[0], vocab_size, device=tokens.device)
+    return present.scatter_reduce(1, tokens.long(), valid.float(), reduce="amax")
+
+
+def decode_logits(
+    logits: torch.Tensor,
+    present: torch.Tensor,
+    temperature: torch.Tensor | float,
+    top_p: torch.Tensor | float,
+    repetition_penalty: torch.Tensor | float,
+    top_p_sharpness: float | None,
+) -> torch.Tensor:
+    """Apply repetition penalty, temperature and top-p to ``logits`` (B, A); knobs: floats, scalars or (B,).
+
+    ``top_p_sharpness=None`` uses the exact nucleus cut-off; a positive value the smooth gate.
+    """
+    temperature, top_p, penalty = (_column(x, logits) for x in (temperature, top_p, repetition_penalty))
+    scaled = (logits - present * torch.log(penalty)) / temperature
+    sorted_logits, order = scaled.sort(dim=-1, descending=True)
+    sorted_probs = sorted_logits.softmax(dim=-1)
+    mass_before = sorted_probs.cumsum(dim=-1) - sorted_probs
+    if top_p_sharpness is None:
+        keep_sorted = mass_before < top_p
+        keep = torch.zeros_like(keep_sorted).scatter(-1, order, keep_sorted)
+        return scaled.masked_fill(~keep, float("-inf"))
+    log_gate_sorted = F.logsigmoid((top_p - mass_before) / top_p_sharpness)
+    return scaled + torch.zeros_like(scaled).scatter(-1, order, log_gate_sorted)
+
+
+def _column(value: torch.Tensor | float, like: torch.Tensor) -> torch.Tensor:
+    value = torch.as_tensor(value, dtype=like.dtype, device=like.device)
+    return value.reshape(-1, 1) if value.ndim == 1 else value
+
+
+def sample_actions(dist: Categorical, generator: torch.Generator | None = None) -> torch.Tensor:
+    """Draw one action per row with Gumbel-max, from ``generator`` (no host sync, reproducible streams)."""
+    uniform = torch.rand(dist.logits.shape, generator=generator, device=dist.logits.device)
+    gumbel = -torch.log(-torch.log(uniform.clamp(1e-10, 1.0 - 1e-7)))
+    return (dist.logits.detach() + gumbel).argmax(dim=-1)
+
+
+def _entropy(weights: torch.Tensor) -> torch.Tensor:
+    weights = weights / weights.sum(dim=-1, keepdim=True)
+    return -(weights * weights.clamp_min(1e-12).log()).sum(dim=-1)
+
+
+class InferenceEngine(nn.Module):
+    """Learned decoding over a backbone: temperature, top-p, repetition penalty, layer and head weights."""
+
+    def __init__(
+        self,
+        n_layers: int,
+        n_heads: int,
+        vocab_size: int,
+        action_token_ids: Sequence[int],
+        *,
+        conditioned: bool = False,
+        d_model: int | None = None,
+        condition_hidden: int = 32,
+        temperature: float = 1.0,
+        top_p: float = 0.99,
+        repetition_penalty: float = 1.0,
+        last_layer_weight: float = 0.9,
+        min_temperature: float = 0.05,
+        top_p_sharpness: float = 0.02,
+        top_p_mode: str = "smooth",
+        mix_layers: bool = True,
+        scale_heads: bool = True,
+    ):
+        super().__init__()
+        self._check_args(n_layers, n_heads, vocab_size, action_token_ids, conditioned, d_model)
+        if not temperature > min_temperature > 0:
+            raise ValueError(
+                f"temperature ({temperature}) must exceed min_temperature ({min_temperature}) > 0."
+            )
+        if not 0.0 < top_p < 1.0:
+            raise ValueError(f"top_p must lie in (0, 1) (a sigmoid), got {top_p}; use 0.999 for 'no cut'.")
+        if repetition_penalty < 1.0:
+            raise ValueError(f"repetition_penalty must be >= 1, got {repetition_penalty}.")
+        if not 0.0 < last_layer_weight < 1.0 and n_layers > 1:
+            raise ValueError(f"last_layer_weight must lie in (0, 1), got {last_layer_weight}.")
+        if top_p_sharpness <= 0:
+            raise ValueError(f"top_p_sharpness must be > 0, got {top_p_sharpness}.")
+        self.n_layers, self.n_heads, self.vocab_size = n_layers, n_heads, vocab_size
+        self.n_actions = len(action_token_ids)
+        self.min_temperature = float(min_temperature)
+        self.top_p_sharpness = float(top_p_sharpness)
+        self.top_p_mode = top_p_mode
+        self.mix_layers = bool(mix_layers and n_layers > 1)
+        self.scale_heads = bool(scale_heads)
+        self.conditioned = bool(conditioned)
+        self.register_buffer("action_token_ids", torch.as_tensor(list(action_token_ids), dtype=torch.long))
+
+        layer_init = torch.zeros(n_layers)
+        if n_layers > 1:
+            layer_init[-1] = math.log(last_layer_weight * (n_layers - 1) / (1.0 - last_layer_weight))
+        self.raw_temperature = nn.Parameter(torch.tensor(inverse_softplus(temperature - min_temperature)))
+        self.raw_top_p = nn.Parameter(torch.logit(torch.tensor(float(top_p))))
+        self.raw_penalty = nn.Parameter(torch.tensor(inverse_softplus(max(repetition_penalty - 1.0, 1e-2))))
+        self.raw_layer_weights = nn.Parameter(layer_init)
+        self.raw_head_weights = nn.Parameter(torch.zeros(n_layers, n_heads))
+        for name in ("raw_temperature", "raw_top_p", "raw_penalty", "raw_layer_weights", "raw_head_weights"):
+            self.register_buffer(f"default_{name}", getattr(self, name).detach().clone(), persistent=False)
+        if self.conditioned:
+            out = nn.Linear(condition_hidden, 2)
+            nn.init.normal_(out.weight, std=0.01)
+            nn.init.zeros_(out.bias)
+            self.condition = nn.Sequential(
+                nn.LayerNorm(d_model), nn.Linear(d_model, condition_hidden), nn.GELU(), out
+            )
+        self._last: dict[str, torch.Tensor] = {}
+
+    @staticmethod
+    def _check_args(n_layers, n_heads, vocab_size, action_token_ids, conditioned, d_model) -> None:
+        for name, value in (("n_layers", n_layers), ("n_heads", n_heads), ("vocab_size", vocab_size)):
+            if not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name} must be a positive int, got {value!r}.")
+        ids = list(action_token_ids)
+        if len(ids) < 2 or min(ids) < 0 or max(ids) >= vocab_size:
+            raise ValueError(
+                f"action_token_ids must list >= 2 token ids in [0, {vocab_size - 1}]; "
+                "pass task.action_token_ids."
+            )
+        if conditioned and not (isinstance(d_model, int) and d_model > 0):
+            raise ValueError("A conditioned engine reads the hidden state: pass d_model=backbone.d_model.")
+
+    @classmethod
+    def for_backbone(
+        cls, backbone: Backbone, action_token_ids: Sequence[int], **kwargs: Any
+    ) -> InferenceEngine:
+        """An engine sized for ``backbone`` acting on ``action_token_ids`` (``task.action_token_ids``)."""
+        return cls(
+            backbone.n_layers,
+            backbone.n_heads,
+            backbone.vocab_size,
+            action_token_ids,
+            d_model=backbone.d_model,
+            **kwargs,
+        )
+
+    # ------------------------------------------------------------------ constrained values
+    @property
+    def top_p_mode(self) -> str:
+        return self._top_p_mode
+
+    @top_p_mode.setter
+    def top_p_mode(self, mode: str) -> None:
+        if mode not in TOP_P_MODES:
+            raise ValueError(f"Unknown top_p_mode {mode!r}; use one of {TOP_P_MODES}.")
+        self._top_p_mode = mode
+
+    def temperature(self) -> torch.Tensor:
+        return self.min_temperature + F.softplus(self.raw_temperature)
+
+    def top_p(self) -> torch.Tensor:
+        return torch.sigmoid(self.raw_top_p)
+
+    def repetition_penalty(self) -> torch.Tensor:
+        return 1.0 + F.softplus(self.raw_penalty)
+
+    def layer_weights(self) -> torch.Tensor:
+        return self.raw_layer_weights.softmax(dim=0)
+
+    def head_scale(self) -> torch.Tensor | None:
+        """(n_layers, n_heads) head multipliers for ``Backbone.forward(head_scale=...)``; None if unused."""
+        return 2.0 * torch.sigmoid(self.raw_head_weights) if self.scale_heads else None
+
+    # ------------------------------------------------------------------ policy
+    def forward(
+        self, backbone: Backbone, tokens: torch.Tensor, length: torch.Tensor, state: Any = None
+    ) -> tuple[Categorical, BackboneOutput]:
+        """Run ``backbone`` with this engine's head weights and return the action distribution and output."""
+        output = backbone(tokens, state, head_scale=self.head_scale(), return_layers=self.mix_layers)
+        return self.distribution(output, tokens, length, backbone.output_logits), output
+
+    def distribution(
+        self,
+        output: BackboneOutput,
+        tokens: torch.Tensor,
+        length: torch.Tensor,
+        output_logits: Callable[[torch.Tensor], torch.Tensor],
+    ) -> Categorical:
+        """The distribution over actions at position ``length - 1`` of each row of ``tokens`` (B, T)."""
+        rows = torch.arange(tokens.shape[0], device=tokens.device)
+        last = (length.reshape(-1) - 1).clamp(min=0)
+        if self.mix_layers:
+            if output.layer_hiddens is None or len(output.layer_hiddens) != self.n_layers:
+                raise ValueError(
+                    f"The engine mixes {self.n_layers} layer hidden states; run the backbone with "
+                    "return_layers=True (engine(backbone, tokens, length) does) "
+                    "or build it with mix_layers=False."
+                )
+            stacked = torch.stack([h[rows, last] for h in output.layer_hiddens], dim=1).float()
+            hidden = (self.layer_weights()[None, :, None] * stacked).sum(dim=1)
+            logits = output_logits(hidden)
+        else:
+            hidden = output.hidden[rows, last].float()
+            logits = output.logits[rows, last]
+        logits = logits.float()[:, self.action_token_ids]
+        present = context_presence(tokens, length, self.vocab_size)[:, self.action_token_ids]
+        raw_t, raw_p = self.raw_temperature, self.raw_top_p
+        if self.conditioned:
+            offsets = self.condition(hidden)
+            raw_t, raw_p = raw_t + offsets[:, 0], raw_p + offsets[:, 1]
+        temperature = self.min_temperature + F.softplus(raw_t)
+        top_p = torch.sigmoid(raw_p)
+        sharpness = self.top_p_sharpness if self.top_p_mode == "smooth" else None
+        decoded = decode_logits(logits, present, temperature, top_p, self.repetition_penalty(), sharpness)
+        self._last = {"temperature": temperature.detach(), "top_p": top_p.detach()}
+        return Categorical(logits=decoded)
+
+    def default_pull(self) -> torch.Tensor:
+        """Squared distance of the raw parameters (and conditioned offsets' weights) from their defaults."""
+        pull = sum(
+            (getattr(self, name) - getattr(self, f"default_{name}")).pow(2).sum()
+            for name in (
+                "raw_temperature",
+                "raw_top_p",
+                "raw_penalty",
+                "raw_layer_weights",
+                "raw_head_weights",
+            )
+        )
+        if self.conditioned:
+            pull = pull + self.condition[-1].weight.pow(2).sum()
+        return pull
+
+    @torch.no_grad()
+    def metrics(self) -> dict[str, float]:
+        """Engine values for logging; a conditioned engine adds batch means of its last per-step values."""
+        values = {
+            "engine/temperature": float(self.temperature()),
+            "engine/top_p": float(self.top_p()),
+            "engine/repetition_penalty": float(self.repetition_penalty()),
+            "engine/layer_weight_entropy": float(_entropy(self.layer_weights())),
+            "engine/last_layer_weight": float(self.layer_weights()[-1]),
+            "engine/head_weight_entropy": float(_entropy(2.0 * torch.sigmoid(self.raw_head_weights)).mean()),
+        }
+        if self.conditioned and self._last:
+            values["engine/step_temperature_mean"] = float(self._last["temperature"].mean())
+            values["engine/step_top_p_mean"] = float(self._last["top_p"].mean())
+        return values
