@@ -1,0 +1,150 @@
+"""RecallEnv: one recall episode at a time, as a Gymnasium env (``gymnasium.make("mindgym/Copy-v0")``).
+
+Modes:
+  sequence  the observation is the prompt and the answer tokens written so far (``sequence_space``:
+            right-padded ``tokens`` and their ``length``); each step writes one answer token. A
+            transformer reads its logits at ``length - 1`` and acts with ``logits[..., action_token_ids]``.
+  stream    one token is observed per step (Discrete(vocab_size)); the action is scored only where the
+            next token is an answer, as in POPGym. For recurrent agents such as RecurrentPPO.
+
+Every correct answer token earns ``1 / num_answers``, so an episode's return lies in [0, 1]. ``info`` holds
+``success`` (exact match of the whole answer once the episode ends), ``accuracy`` (correct answers / all
+answers) and ``level`` (the ladder index).
+"""
+
+from __future__ import annotations
+
+import operator
+from collections.abc import Sequence
+from typing import Any, ClassVar
+
+import gymnasium as gym
+import numpy as np
+import torch
+
+from envs.common.spaces import sequence_space
+from envs.common.task import LevelLike
+from envs.recall.task import RecallTask
+from envs.recall.tokens import PAD
+
+MODES = ("sequence", "stream")
+
+
+def recall_spaces(task: RecallTask, mode: str) -> tuple[gym.Space, gym.spaces.Discrete]:
+    """Observation and action space of one recall env in ``mode``."""
+    if mode not in MODES:
+        raise ValueError(f"Unknown recall mode {mode!r}; use one of {list(MODES)}.")
+    observation = (
+        sequence_space(task.max_length, task.vocab_size)
+        if mode == "sequence"
+        else gym.spaces.Discrete(task.vocab_size)
+    )
+    return observation, gym.spaces.Discrete(len(task.action_token_ids))
+
+
+class RecallEnv(gym.Env):
+    """A recall family (copy, repeat_copy, associative, needle) in ``sequence`` or ``stream`` mode."""
+
+    metadata: ClassVar[dict[str, Any]] = {"render_modes": ["ansi"], "render_fps": 4}
+
+    def __init__(
+        self,
+        family: str,
+        mode: str = "sequence",
+        level: LevelLike = 0,
+        levels: Sequence[Any] | None = None,
+        render_mode: str | None = None,
+    ):
+        if render_mode is not None and render_mode not in self.metadata["render_modes"]:
+            raise ValueError(f"Unknown render_mode {render_mode!r}; use None or 'ansi'.")
+        self.task = RecallTask(family, levels=levels, level=level)
+        self.mode = mode
+        self.observation_space, self.action_space = recall_spaces(self.task, mode)
+        self.render_mode = render_mode
+        self._action_tokens = self.task.action_token_ids
+        self._generator = torch.Generator()
+        self._seeded = False
+        self._done = True
+
+    def set_level(self, level: LevelLike) -> None:
+        """Difficulty for the next episode (index, name, level object or field mapping)."""
+        self.task.set_level(level)
+
+    def reset(
+        self, *, seed: int | None = None, options: dict[str, Any] | None = None
+    ) -> tuple[Any, dict[str, Any]]:
+        super().reset(seed=seed)
+        if options:
+            raise ValueError(
+                f"Unknown reset option(s) {sorted(options)}; RecallEnv takes none. "
+                "Set difficulty with env.unwrapped.set_level(...)."
+            )
+        if seed is not None:
+            self._generator.manual_seed(int(seed))
+        elif not self._seeded:
+            self._generator.manual_seed(int(self.np_random.integers(2**63)))
+        self._seeded = True
+        level = torch.tensor([self.task.level_index])
+        episode = self.task.generate(level, self._generator)
+        self._length = int(episode.length[0])
+        self._num_answers = int(episode.num_answers[0])
+        self._target = episode.tokens[0, : self._length].numpy()
+        self._answers = episode.answer_pos[0, : self._num_answers].tolist() + [self._length]
+        self._written = self._target.copy()
+        self._is_answer = np.zeros(self._length, dtype=bool)
+        self._is_answer[self._answers[:-1]] = True
+        self._k = self._correct = self._t = 0
+        self._pos = self._answers[0]
+        self._tokens = np.full(self.task.max_length, PAD, dtype=np.int64)
+        self._tokens[: self._pos] = self._target[: self._pos]
+        self._done = False
+        return self._observe(), self._info()
+
+    def step(self, action: Any) -> tuple[Any, float, bool, bool, dict[str, Any]]:
+        if self._done:
+            raise RuntimeError("The episode has ended; call reset() before step().")
+        try:
+            index = operator.index(action)
+        except TypeError:
+            index = -1
+        if not 0 <= index < len(self._action_tokens):
+            raise ValueError(f"Action must be an int in [0, {len(self._action_tokens) - 1}], got {action!r}.")
+        token = self._action_tokens[index]
+        reward = 0.0
+        if self.mode == "sequence":
+            reward = self._write(self._pos, token)
+            old, self._pos = self._pos, self._answers[self._k]
+            self._tokens[old : self._pos] = self._written[old : self._pos]
+            self._done = self._k == self._num_answers
+        else:
+            if self._is_answer[self._t + 1]:
+                reward = self._write(self._t + 1, token)
+            self._t += 1
+            self._done = self._t == self._length - 1
+        return self._observe(), reward, self._done, False, self._info()
+
+    def render(self) -> str | None:
+        if self.render_mode != "ansi":
+            return None
+        shown = self._pos if self.mode == "sequence" else self._t + 1
+        return self.task.describe(self._written[:shown].tolist())
+
+    # ------------------------------------------------------------------ helpers
+    def _write(self, position: int, token: int) -> float:
+        correct = token == self._target[position]
+        self._written[position] = token
+        self._k += 1
+        self._correct += int(correct)
+        return float(correct) / self._num_answers
+
+    def _observe(self) -> Any:
+        if self.mode == "stream":
+            return np.int64(self._written[self._t])
+        return {"tokens": self._tokens.copy(), "length": np.array([self._pos], dtype=np.int64)}
+
+    def _info(self) -> dict[str, Any]:
+        return {
+            "success": self._done and self._correct == self._num_answers,
+            "accuracy": self._correct / self._num_answers,
+            "level": self.task.level_index,
+        }
