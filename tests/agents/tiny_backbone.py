@@ -71,7 +71,7 @@ def make_backbone(vocab_size: int, d_model: int = 32, n_layers: int = 2, n_heads
         return TinyTransformer(vocab_size, d_model, n_layers, n_heads, max_len)
     return build_backbone(
         BackboneConfig(
-            vocab_size=vocab_size, d_model=d_model, n_layers=n_layers, n_heads=n_heads, max_len=max_len
+            vocab_size=vocab_size, d_model=d_model, n_layers=n_layers, n_heads=n_heads, max_seq_len=max_len
         )
     )
 
