@@ -1,0 +1,138 @@
+"""BackboneConfig: every knob of a MindGym backbone as plain fields, so Hydra can build it from YAML.
+
+Validation happens at construction: a value outside its accepted set raises a ValueError that names the
+field, the accepted values and the fix, instead of failing deep inside a kernel later.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+FFN_KINDS = ("swiglu", "gelu")
+MEMORY_KINDS = (None, "hebbian", "external", "titans")
+
+
+@dataclass
+class BackboneConfig:
+    """Shape, memory and computation schedule of a backbone (see docs/backbones.md for each field)."""
+
+    vocab_size: int = 256
+    d_model: int = 256
+    n_layers: int = 4
+    n_heads: int = 4
+    ffn: str = "swiglu"
+    ffn_hidden: int | None = None  # None: 4*d for gelu, ~8/3*d for swiglu (same parameter count)
+    max_seq_len: int = 4096  # rotary tables are precomputed up to here; longer inputs still work
+    dropout: float = 0.0
+    tie_embeddings: bool = True
+    causal: bool = True  # False: the bidirectional encoder (masked multi-target prediction)
+    rope_base: float = 10000.0
+    norm_eps: float = 1e-6
+    # Memory: which module, which blocks get it ("all", "none", a list of block indices or "0,2,5").
+    memory: str | None = None
+    memory_layers: Any = "all"
+    memory_chunk: int = 64  # chunk length of the parallel (training) form of every memory
+    plasticity: float = 0.99  # Hebbian: alpha multiplying the learned decay; a curriculum moves it
+    hebbian_decay_init: float = 0.99  # Hebbian: initial sigmoid(decay) before alpha
+    memory_heads: int | None = None  # Hebbian / Titans heads; None: n_heads
+    memory_slots: int = 64  # external: number of memory rows
+    memory_slot_width: int | None = None  # external: row width; None: d_model // n_heads
+    memory_read_heads: int = 4  # external
+    memory_write_heads: int = 2  # external: writes per chunk
+    neural_memory_expansion: int = 2  # Titans: hidden width of the memory MLP / head width
+    neural_memory_lr: float = 0.1  # Titans: largest inner-loop learning rate theta
+    # Adaptive computation and recursive refinement.
+    act: bool = False
+    act_threshold: float = 0.99
+    ponder_weight: float = 0.01
+    recursion: int = 1  # R: the block stack is applied R times with shared weights
+    micro_steps: int = 1  # stack applications inside each refinement step
+    deep_supervision: bool = False  # return logits after every refinement step
+
+    def __post_init__(self) -> None:
+        positive = ("vocab_size", "d_model", "n_layers", "n_heads", "max_seq_len", "memory_chunk")
+        positive += ("memory_slots", "memory_read_heads", "memory_write_heads", "neural_memory_expansion")
+        positive += ("recursion", "micro_steps")
+        for name in positive:
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise ValueError(f"BackboneConfig.{name} must be a positive int, got {value!r}.")
+        if self.ffn not in FFN_KINDS:
+            raise ValueError(f"BackboneConfig.ffn={self.ffn!r} is unknown; use one of {FFN_KINDS}.")
+        if self.memory == "none":
+            self.memory = None
+        if self.memory not in MEMORY_KINDS:
+            raise ValueError(
+                f"BackboneConfig.memory={self.memory!r} is unknown; use one of {MEMORY_KINDS} "
+                "(None or 'none' for a plain transformer)."
+            )
+        if self.d_model % self.n_heads or (self.d_model // self.n_heads) % 2:
+            raise ValueError(
+                f"BackboneConfig: d_model={self.d_model} must split into n_heads={self.n_heads} "
+                "heads of even width (rotary positions rotate pairs); "
+                "pick d_model as a multiple of 2 * n_heads."
+            )
+        mem_heads = self.memory_heads or self.n_heads
+        if self.d_model % mem_heads:
+            raise ValueError(f"BackboneConfig.memory_heads={mem_heads} must divide d_model={self.d_model}.")
+        if not 0.0 <= self.dropout < 1.0:
+            raise ValueError(f"BackboneConfig.dropout must lie in [0, 1), got {self.dropout}.")
+        for name in ("plasticity", "hebbian_decay_init", "act_threshold"):
+            value = getattr(self, name)
+            if not 0.0 < value <= 1.0:
+                raise ValueError(f"BackboneConfig.{name} must lie in (0, 1], got {value}.")
+        if self.memory is not None and not self.causal:
+            raise ValueError(
+                "BackboneConfig: memory modules are causal recurrences; set causal=True or memory=None."
+            )
+        if self.act and self.recursion < 2:
+            raise ValueError(
+                "BackboneConfig: act=True halts over refinement steps, so it needs recursion >= 2 "
+                f"(got recursion={self.recursion}); raise recursion or set act=False."
+            )
+        self.memory_layer_indices()  # validates memory_layers
+
+    @property
+    def head_dim(self) -> int:
+        return self.d_model // self.n_heads
+
+    def memory_layer_indices(self) -> tuple[int, ...]:
+        """The block indices that carry the memory module (empty without memory)."""
+        if self.memory is None:
+            return ()
+        spec = self.memory_layers
+        if isinstance(spec, str):
+            if spec == "all":
+                return tuple(range(self.n_layers))
+            if spec == "none" or spec == "":
+                return ()
+            try:
+                spec = [int(part) for part in spec.split(",")]
+            except ValueError as err:
+                raise ValueError(
+                    f"BackboneConfig.memory_layers={self.memory_layers!r}: use 'all', 'none', a list of "
+                    "block indices or a comma-separated string such as '0,2'."
+                ) from err
+        try:
+            indices = sorted({int(i) for i in spec})
+        except (TypeError, ValueError) as err:
+            raise ValueError(
+                f"BackboneConfig.memory_layers={spec!r}: use 'all', 'none' or a list of block indices."
+            ) from err
+        bad = [i for i in indices if not 0 <= i < self.n_layers]
+        if bad:
+            raise ValueError(
+                f"BackboneConfig.memory_layers has {bad}, outside blocks 0..{self.n_layers - 1}; "
+                "pick indices below n_layers."
+            )
+        return tuple(indices)
+
+    def ffn_hidden_size(self) -> int:
+        """Hidden width of the feed-forward: explicit, or sized so SwiGLU and GELU cost the same."""
+        if self.ffn_hidden is not None:
+            return self.ffn_hidden
+        if self.ffn == "gelu":
+            return 4 * self.d_model
+        multiple = 64 if self.d_model >= 256 else 8
+        return -(-(8 * self.d_model // 3) // multiple) * multiple

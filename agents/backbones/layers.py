@@ -1,0 +1,119 @@
+"""Transformer building blocks: rotary positions, attention (with a KV cache), feed-forwards.
+
+Attention goes through ``F.scaled_dot_product_attention`` so the GPU picks flash / memory-efficient kernels.
+Norms are ``torch.nn.RMSNorm``.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+class RotaryEmbedding(nn.Module):
+    """Rotary position tables (cos, sin) for absolute positions ``offset .. offset + length``."""
+
+    def __init__(self, head_dim: int, max_seq_len: int, base: float = 10000.0):
+        super().__init__()
+        inv_freq = 1.0 / (base ** (torch.arange(0, head_dim, 2, dtype=torch.float32) / head_dim))
+        self.register_buffer("inv_freq", inv_freq, persistent=False)
+        cos, sin = self._tables(0, max_seq_len)
+        self.register_buffer("cos_cached", cos, persistent=False)
+        self.register_buffer("sin_cached", sin, persistent=False)
+
+    def _tables(self, offset: int, length: int) -> tuple[torch.Tensor, torch.Tensor]:
+        pos = torch.arange(offset, offset + length, device=self.inv_freq.device, dtype=torch.float32)
+        angles = torch.outer(pos, self.inv_freq)
+        return angles.cos(), angles.sin()
+
+    def forward(self, offset: int, length: int) -> tuple[torch.Tensor, torch.Tensor]:
+        if offset + length <= self.cos_cached.shape[0]:
+            return self.cos_cached[offset : offset + length], self.sin_cached[offset : offset + length]
+        return self._tables(offset, length)
+
+
+def apply_rotary(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
+    """Rotate pairs (first half, second half) of the last dim of ``x`` (B, H, T, dh) by position."""
+    x1, x2 = x.float().chunk(2, dim=-1)
+    out = torch.cat((x1 * cos - x2 * sin, x2 * cos + x1 * sin), dim=-1)
+    return out.type_as(x)
+
+
+class SelfAttention(nn.Module):
+    """Multi-head self-attention with rotary positions, per-head output scaling and an optional KV cache.
+
+    With ``record_max_logit`` set (by the MuGrokfast optimiser's QK-clip), each forward keeps the running
+    maximum attention logit per head in ``max_logit``, computed without gradient.
+    """
+
+    def __init__(self, d_model: int, n_heads: int, causal: bool, dropout: float = 0.0):
+        super().__init__()
+        self.n_heads = n_heads
+        self.head_dim = d_model // n_heads
+        self.causal = causal
+        self.dropout = dropout
+        self.qkv = nn.Linear(d_model, 3 * d_model, bias=False)
+        self.out = nn.Linear(d_model, d_model, bias=False)
+        self.record_max_logit = False
+        self.register_buffer("max_logit", torch.zeros(n_heads), persistent=False)
+
+    def forward(
+        self,
+        x: torch.Tensor,
+        rope: tuple[torch.Tensor, torch.Tensor],
+        head_scale: torch.Tensor | None = None,
+        cache: dict[str, torch.Tensor] | None = None,
+    ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """``x`` (B, T, D) -> (B, T, D) and the KV cache covering every position seen so far."""
+        b, t, d = x.shape
+        q, k, v = self.qkv(x).view(b, t, 3, self.n_heads, self.head_dim).permute(2, 0, 3, 1, 4)
+        q, k = apply_rotary(q, *rope), apply_rotary(k, *rope)
+        past = 0
+        if cache is not None and cache["k"].shape[2] > 0:
+            past = cache["k"].shape[2]
+            k = torch.cat((cache["k"].to(k.dtype), k), dim=2)
+            v = torch.cat((cache["v"].to(v.dtype), v), dim=2)
+        mask = None
+        is_causal = self.causal and past == 0 and t > 1
+        if self.causal and past > 0 and t > 1:
+            # Query i sits at absolute position past + i and sees keys 0 .. past + i.
+            mask = torch.ones(t, past + t, dtype=torch.bool, device=x.device).tril(diagonal=past)
+        if self.record_max_logit:
+            self._record_max_logit(q, k, mask if mask is not None else is_causal)
+        y = F.scaled_dot_product_attention(
+            q, k, v, attn_mask=mask, is_causal=is_causal, dropout_p=self.dropout if self.training else 0.0
+        )
+        if head_scale is not None:
+            y = y * head_scale.to(y.dtype).view(1, self.n_heads, 1, 1)
+        y = y.transpose(1, 2).reshape(b, t, d)
+        return self.out(y), {"k": k, "v": v}
+
+    @torch.no_grad()
+    def _record_max_logit(self, q: torch.Tensor, k: torch.Tensor, mask: torch.Tensor | bool) -> None:
+        logits = (q.float() @ k.float().transpose(-1, -2)) / self.head_dim**0.5
+        if mask is True:
+            mask = torch.ones(q.shape[2], k.shape[2], dtype=torch.bool, device=q.device).tril()
+        if isinstance(mask, torch.Tensor):
+            logits = logits.masked_fill(~mask, float("-inf"))
+        self.max_logit.copy_(torch.maximum(self.max_logit, logits.amax(dim=(0, 2, 3))))
+
+
+class FeedForward(nn.Module):
+    """SwiGLU (silu(x W_g) * x W_u) W_d, or the classic GELU MLP."""
+
+    def __init__(self, d_model: int, hidden: int, kind: str, dropout: float = 0.0):
+        super().__init__()
+        self.kind = kind
+        self.up = nn.Linear(d_model, 2 * hidden if kind == "swiglu" else hidden, bias=False)
+        self.down = nn.Linear(hidden, d_model, bias=False)
+        self.drop = nn.Dropout(dropout)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.up(x)
+        if self.kind == "swiglu":
+            gate, up = h.chunk(2, dim=-1)
+            h = F.silu(gate) * up
+        else:
+            h = F.gelu(h)
+        return self.drop(self.down(h))

@@ -1,0 +1,21 @@
+"""build_memory: the memory module a block carries, chosen by ``BackboneConfig.memory``.
+
+Every memory module maps the block's normed input (B, T, D) and its state to an output (B, T, D) and the
+next state, offers ``init_state(batch_size, device)`` and ``metrics()`` (detached scalar tensors), and runs
+its recurrence in float32 even under autocast.
+"""
+
+from __future__ import annotations
+
+from torch import nn
+
+from agents.backbones.config import BackboneConfig
+from agents.backbones.hebbian import HebbianMemory
+
+
+def build_memory(cfg: BackboneConfig) -> nn.Module:
+    """A fresh memory module for one block of a backbone built from ``cfg``."""
+    heads = cfg.memory_heads or cfg.n_heads
+    if cfg.memory == "hebbian":
+        return HebbianMemory(cfg.d_model, heads, cfg.memory_chunk, cfg.plasticity, cfg.hebbian_decay_init)
+    raise ValueError(f"No memory module named {cfg.memory!r}; use 'hebbian', 'external' or 'titans'.")

@@ -1,0 +1,209 @@
+"""TransformerBackbone: pre-norm blocks (attention [+ memory] + feed-forward), ACT and recursive refinement.
+
+One class covers every backbone of the family; ``BackboneConfig.memory`` picks the memory module that the
+selected blocks carry. Streaming state is a dict ``{"pos": int, "layers": [...]}`` with one entry per
+(refinement pass, block): the attention KV cache and the block's memory state, so that
+``forward(chunk2, state=forward(chunk1).state)`` equals the matching slice of ``forward(chunk1 + chunk2)``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import nn
+
+from agents.backbones.base import Backbone, BackboneOutput
+from agents.backbones.config import BackboneConfig
+from agents.backbones.halting import HaltingHead, act_combine
+from agents.backbones.layers import FeedForward, RotaryEmbedding, SelfAttention
+from agents.backbones.memory import build_memory
+
+
+class Block(nn.Module):
+    """x + attention(norm x) [+ or gated with memory(norm x)], then x + ffn(norm x)."""
+
+    def __init__(self, cfg: BackboneConfig, with_memory: bool):
+        super().__init__()
+        d = cfg.d_model
+        self.attn_norm = nn.RMSNorm(d, eps=cfg.norm_eps)
+        self.attn = SelfAttention(d, cfg.n_heads, cfg.causal, cfg.dropout)
+        self.memory = build_memory(cfg) if with_memory else None
+        # Titans MAG: a learned per-channel gate between attention and the neural memory.
+        self.gate = nn.Linear(d, d) if with_memory and cfg.memory == "titans" else None
+        self.ffn_norm = nn.RMSNorm(d, eps=cfg.norm_eps)
+        self.ffn = FeedForward(d, cfg.ffn_hidden_size(), cfg.ffn, cfg.dropout)
+        self.drop = nn.Dropout(cfg.dropout)
+        self._gate_mean: torch.Tensor | None = None
+
+    def forward(
+        self,
+        x: torch.Tensor,
+        rope: tuple[torch.Tensor, torch.Tensor],
+        head_scale: torch.Tensor | None,
+        state: dict[str, Any] | None,
+    ) -> tuple[torch.Tensor, dict[str, Any]]:
+        state = state or {}
+        h = self.attn_norm(x)
+        a, cache = self.attn(h, rope, head_scale, state.get("kv"))
+        new_state: dict[str, Any] = {"kv": cache}
+        if self.memory is not None:
+            m, new_state["memory"] = self.memory(h, state.get("memory"))
+            if self.gate is not None:
+                g = torch.sigmoid(self.gate(h))
+                self._gate_mean = g.detach().float().mean()
+                a = g * a + (1.0 - g) * m.to(a.dtype)
+            else:
+                a = a + m.to(a.dtype)
+        x = x + self.drop(a)
+        x = x + self.ffn(self.ffn_norm(x))
+        return x, new_state
+
+
+class TransformerBackbone(Backbone):
+    """Token ids (B, T) -> logits (B, T, V); decoder (causal) or encoder, with optional memory blocks."""
+
+    def __init__(self, cfg: BackboneConfig):
+        super().__init__()
+        self.cfg = cfg
+        self.vocab_size, self.d_model = cfg.vocab_size, cfg.d_model
+        self.n_layers, self.n_heads = cfg.n_layers, cfg.n_heads
+        memory_layers = set(cfg.memory_layer_indices())
+        self.embed = nn.Embedding(cfg.vocab_size, cfg.d_model)
+        self.rope = RotaryEmbedding(cfg.head_dim, cfg.max_seq_len, cfg.rope_base)
+        self.blocks = nn.ModuleList(Block(cfg, i in memory_layers) for i in range(cfg.n_layers))
+        self.norm = nn.RMSNorm(cfg.d_model, eps=cfg.norm_eps)
+        self.head = nn.Linear(cfg.d_model, cfg.vocab_size, bias=False)
+        self.halting = HaltingHead(cfg.d_model) if cfg.act else None
+        self.drop = nn.Dropout(cfg.dropout)
+        self.apply(self._init_weights)
+        if cfg.tie_embeddings:
+            self.head.weight = self.embed.weight
+        self._last_metrics: dict[str, torch.Tensor] = {}
+
+    @staticmethod
+    def _init_weights(module: nn.Module) -> None:
+        if isinstance(module, nn.Linear | nn.Embedding) and not getattr(module, "_keep_init", False):
+            nn.init.normal_(module.weight, std=0.02)
+            if getattr(module, "bias", None) is not None:
+                nn.init.zeros_(module.bias)
+
+    @property
+    def passes(self) -> int:
+        """Applications of the block stack per forward: recursion * micro_steps."""
+        return self.cfg.recursion * self.cfg.micro_steps
+
+    def output_logits(self, hidden: torch.Tensor) -> torch.Tensor:
+        return self.head(self.norm(hidden))
+
+    def init_state(self, batch_size: int, device: torch.device | str) -> Any:
+        if not self.cfg.causal or self.cfg.memory is None:
+            return None
+        layers = []
+        for _ in range(self.passes):
+            for block in self.blocks:
+                entry: dict[str, Any] = {}
+                if block.memory is not None:
+                    entry["memory"] = block.memory.init_state(batch_size, device)
+                layers.append(entry)
+        return {"pos": 0, "layers": layers}
+
+    def set_plasticity(self, alpha: float) -> None:
+        """Set the Hebbian plasticity coefficient on every Hebbian memory (no-op without one)."""
+        for module in self.modules():
+            if module is not self and hasattr(module, "set_plasticity"):
+                module.set_plasticity(alpha)
+
+    def _check_inputs(self, tokens: torch.Tensor, state: Any, head_scale: torch.Tensor | None) -> None:
+        if tokens.dim() != 2 or tokens.dtype not in (torch.int64, torch.int32):
+            raise ValueError(
+                f"tokens must be an integer tensor of shape (batch, time), got {tuple(tokens.shape)} "
+                f"{tokens.dtype}; convert with tokens.long()."
+            )
+        if state is not None and not self.cfg.causal:
+            raise ValueError("The encoder (causal=False) sees the whole sequence at once; pass state=None.")
+        if state is not None and (
+            not isinstance(state, dict)
+            or len(state.get("layers", ())) not in (0, self.passes * self.n_layers)
+        ):
+            raise ValueError(
+                "state must be the .state of a previous forward of this backbone (or init_state(...)); "
+                "it does not match this model's passes * n_layers."
+            )
+        if head_scale is not None and tuple(head_scale.shape) != (self.n_layers, self.n_heads):
+            raise ValueError(
+                f"head_scale must have shape (n_layers, n_heads) = {(self.n_layers, self.n_heads)}, "
+                f"got {tuple(head_scale.shape)}."
+            )
+
+    def forward(
+        self,
+        tokens: torch.Tensor,
+        state: Any = None,
+        *,
+        head_scale: torch.Tensor | None = None,
+        return_layers: bool = False,
+    ) -> BackboneOutput:
+        self._check_inputs(tokens, state, head_scale)
+        cfg = self.cfg
+        pos = state["pos"] if state is not None else 0
+        old_layers = state["layers"] if state is not None and state.get("layers") else None
+        rope = self.rope(pos, tokens.shape[1])
+        x0 = self.drop(self.embed(tokens))
+        h = x0
+        new_layers: list[dict[str, Any]] = []
+        step_hiddens: list[torch.Tensor] = []
+        layer_hiddens: list[torch.Tensor] = []
+        for pass_index in range(self.passes):
+            if pass_index > 0:
+                h = h + x0  # input injection: every refinement pass sees the tokens again (TRM)
+            layer_hiddens = []
+            for i, block in enumerate(self.blocks):
+                slot = pass_index * self.n_layers + i
+                scale = head_scale[i] if head_scale is not None else None
+                h, block_state = block(h, rope, scale, old_layers[slot] if old_layers else None)
+                new_layers.append(block_state)
+                layer_hiddens.append(h)
+            if (pass_index + 1) % cfg.micro_steps == 0:
+                step_hiddens.append(h)
+
+        metrics: dict[str, torch.Tensor] = {}
+        aux_loss = None
+        final = step_hiddens[-1]
+        if self.halting is not None:
+            probs = [self.halting(s) for s in step_hiddens]
+            result = act_combine(step_hiddens, probs, cfg.act_threshold)
+            final = result.hidden
+            ponder = result.ponder_cost.mean()
+            aux_loss = cfg.ponder_weight * ponder
+            metrics["act/ponder_cost"] = ponder.detach()
+            metrics["act/steps_mean"] = result.steps.detach().mean()
+            metrics["act/steps_max"] = result.steps.detach().amax()
+        deep_logits = None
+        if cfg.deep_supervision and cfg.recursion > 1:
+            deep_logits = tuple(self.output_logits(s) for s in step_hiddens)
+        metrics.update(self._memory_metrics())
+        self._last_metrics = metrics
+        out_state = {"pos": pos + tokens.shape[1], "layers": new_layers} if cfg.causal else None
+        return BackboneOutput(
+            logits=self.output_logits(final),
+            hidden=final,
+            layer_hiddens=tuple(layer_hiddens) if return_layers else None,
+            state=out_state,
+            aux_loss=aux_loss,
+            deep_logits=deep_logits,
+        )
+
+    def _memory_metrics(self) -> dict[str, torch.Tensor]:
+        sums: dict[str, list[torch.Tensor]] = {}
+        for block in self.blocks:
+            if block.memory is not None:
+                for key, value in block.memory.metrics().items():
+                    sums.setdefault(f"{self.cfg.memory}/{key}", []).append(value)
+            if block._gate_mean is not None:
+                sums.setdefault("titans/gate_attention", []).append(block._gate_mean)
+        return {key: torch.stack(values).mean() for key, values in sums.items()}
+
+    def metrics(self) -> dict[str, float]:
+        """Scalars from the last forward; converting to floats syncs, so call this at logging time only."""
+        return {key: float(value) for key, value in self._last_metrics.items()}
