@@ -11,7 +11,7 @@ import torch
 
 from envs.common.spaces import sequence_space
 from envs.common.vector import TorchVectorEnv
-from tests.agents.tiny_backbone import EchoTask
+from tests.agents.fixtures import EchoTask
 
 
 class EchoVectorEnv(TorchVectorEnv):

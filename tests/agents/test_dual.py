@@ -6,7 +6,7 @@ import torch
 from agents.dual import DualAgent, InterleaveSchedule, RLConfig, SupervisedConfig
 from agents.engine import InferenceEngine
 from tests.agents.echo_env import EchoVectorEnv
-from tests.agents.tiny_backbone import EchoTask, make_backbone
+from tests.agents.fixtures import EchoTask, make_backbone
 
 
 def _agent(seed=0, algorithm="reinforce", schedule=None, sup=None, **engine_kwargs):

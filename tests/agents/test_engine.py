@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from agents.engine import InferenceEngine, context_presence, decode_logits, sample_actions
-from tests.agents.tiny_backbone import make_backbone
+from tests.agents.fixtures import make_backbone
 
 VOCAB = 12
 ACTIONS = list(range(2, 12))
