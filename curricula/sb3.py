@@ -1,0 +1,126 @@
+"""Curricula for Stable-Baselines3: a ``VecEnvWrapper`` that sets levels and a callback that logs them.
+
+``CurriculumVecEnv`` wraps any SB3 ``VecEnv`` of a MindGym task: a ``DummyVecEnv``/``SubprocVecEnv`` of
+single envs or ``envs.common.sb3.SB3VecEnvAdapter`` over a native vector env. At each episode end it
+reads ``infos[i]["is_success"]`` (or ``"success"``) and ``infos[i]["level"]``, updates the schedule and
+sends the sub-env's next level with ``env_method("set_level", level, indices=...)``. SB3 resets a
+finished sub-env inside the same step, so the new level applies from the episode after that one.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from typing import Any
+
+import numpy as np
+import torch
+from stable_baselines3.common.callbacks import BaseCallback
+from stable_baselines3.common.vec_env import VecEnv, VecEnvWrapper
+from stable_baselines3.common.vec_env.base_vec_env import VecEnvObs, VecEnvStepReturn
+
+from curricula.core import Curriculum
+from curricula.reporting import record_sb3
+from curricula.schedules import Schedule
+from envs.common.task import Task
+
+
+class CurriculumVecEnv(VecEnvWrapper):
+    """Per-sub-env levels from ``schedule`` for an SB3 ``VecEnv``; statistics on the host (SB3 is NumPy)."""
+
+    def __init__(self, venv: VecEnv, schedule: Schedule, seed: int | None = None):
+        super().__init__(venv)
+        task = venv.get_attr("task", indices=[0])[0]
+        if not isinstance(task, Task):
+            raise TypeError(
+                f"CurriculumVecEnv needs sub-envs with a MindGym Task at .task, got {type(task).__name__}."
+            )
+        self.level_names = task.ladder.names
+        self.curriculum = Curriculum(schedule, self.num_envs, "cpu", seed, self.level_names)
+        self.schedule = self.curriculum.schedule
+        self._send(np.arange(self.num_envs))
+
+    def reset(self) -> VecEnvObs:
+        return self.venv.reset()
+
+    def step_wait(self) -> VecEnvStepReturn:
+        obs, rewards, dones, infos = self.venv.step_wait()
+        finished = np.flatnonzero(dones)
+        levels = np.zeros(self.num_envs, dtype=np.int64)
+        success = np.zeros(self.num_envs, dtype=bool)
+        for i in finished:
+            levels[i], success[i] = self._outcome(int(i), infos[i])
+        self.curriculum.tick(self.num_envs)
+        self.curriculum.record(
+            torch.from_numpy(levels), torch.from_numpy(success), torch.from_numpy(dones.astype(bool))
+        )
+        if finished.size:
+            self._send(finished)
+        return obs, rewards, dones, infos
+
+    def _outcome(self, i: int, info: dict[str, Any]) -> tuple[int, bool]:
+        success = info.get("is_success", info.get("success"))
+        if success is None or "level" not in info:
+            raise KeyError(
+                f"Sub-env {i} ended an episode without 'is_success'/'success' and 'level' in its info; "
+                "MindGym envs report both at episode end."
+            )
+        level = info["level"]
+        index = self.level_names.index(str(level)) if isinstance(level, str | np.str_) else int(level)
+        return index, bool(success)
+
+    def _send(self, ids: np.ndarray) -> None:
+        """One ``env_method("set_level")`` call per distinct level among the sub-envs ``ids``."""
+        groups: dict[int, list[int]] = defaultdict(list)
+        for i, level in zip(ids.tolist(), self.curriculum.env_levels[ids].tolist()):
+            groups[level].append(i)
+        for level, indices in groups.items():
+            self.venv.env_method("set_level", level, indices=indices)
+
+    def summary(self) -> dict[str, Any]:
+        return self.curriculum.summary()
+
+    def log(self, writer: Any = None, step: int | None = None) -> dict[str, Any]:
+        """Write TensorBoard scalars/histogram to ``writer`` (if any); return the summary."""
+        return self.curriculum.log(writer, step)
+
+    def state_dict(self) -> dict[str, Any]:
+        return self.curriculum.state_dict()
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.curriculum.load_state_dict(state)
+        self._send(np.arange(self.num_envs))
+
+
+def find_curriculum(env: Any) -> Curriculum:
+    """The Curriculum of the first curriculum wrapper in a chain of SB3 VecEnv wrappers."""
+    current = env
+    while current is not None:
+        if isinstance(getattr(current, "curriculum", None), Curriculum):
+            return current.curriculum
+        current = getattr(current, "venv", None)
+    raise ValueError(
+        f"No curriculum wrapper found in {type(env).__name__}; wrap the VecEnv with "
+        "curricula.CurriculumVecEnv(venv, schedule) before creating the model."
+    )
+
+
+class CurriculumCallback(BaseCallback):
+    """Every ``log_every`` steps: scalars and level histogram to SB3's logger; level-change log lines."""
+
+    def __init__(self, log_every: int = 1000, verbose: int = 0):
+        super().__init__(verbose)
+        if not isinstance(log_every, int) or log_every < 1:
+            raise ValueError(f"log_every must be a positive int (environment steps), got {log_every!r}.")
+        self.log_every = log_every
+        self._last = 0
+
+    def _on_training_start(self) -> None:
+        self.curriculum = find_curriculum(self.training_env)
+
+    def _on_step(self) -> bool:
+        if self.num_timesteps - self._last >= self.log_every:
+            self._last = self.num_timesteps
+            summary = self.curriculum.summary()
+            self.curriculum.report_level_change(self.num_timesteps, summary)
+            record_sb3(self.logger, summary)
+        return True
