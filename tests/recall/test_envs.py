@@ -1,0 +1,220 @@
+"""Single and vector recall envs: checkers, oracle play, agreement, per-sub-env levels, SB3 and make_vec."""
+
+import gymnasium as gym
+import numpy as np
+import pytest
+import torch
+from gymnasium.utils.env_checker import check_env
+from stable_baselines3.common.env_checker import check_env as sb3_check_env
+
+import envs  # noqa: F401  (registers mindgym/*)
+from envs.common.sb3 import SB3VecEnvAdapter
+from envs.recall.copy_task import CopyLevel
+from envs.recall.env import RecallEnv
+from envs.recall.vector import RecallVectorEnv
+from tests.recall.oracle_agent import FAMILIES, oracle_action, small_levels
+
+ENV_IDS = {
+    "copy": "Copy",
+    "repeat_copy": "RepeatCopy",
+    "associative": "AssociativeRecall",
+    "needle": "Needle",
+}
+
+
+@pytest.mark.parametrize("mode", ["sequence", "stream"])
+@pytest.mark.parametrize("family", FAMILIES)
+def test_both_env_checkers_pass(family, mode):
+    env = gym.make(f"mindgym/{ENV_IDS[family]}-v0", mode=mode, levels=small_levels(family), level=1)
+    check_env(env.unwrapped, skip_render_check=True)
+    sb3_check_env(RecallEnv(family, mode=mode, levels=small_levels(family), level=1), warn=False)
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_oracle_agent_gets_return_one_and_exact_match(family):
+    env = RecallEnv(family, levels=small_levels(family))
+    for level in range(2):
+        env.set_level(level)
+        obs, info = env.reset(seed=level)
+        assert info["level"] == level and info["accuracy"] == 0.0 and not info["success"]
+        total, done = 0.0, False
+        while not done:
+            action = oracle_action(env.task, obs["tokens"], obs["length"][0])
+            obs, reward, done, truncated, info = env.step(action)
+            total += reward
+            assert not truncated
+        assert total == pytest.approx(1.0) and info["success"] and info["accuracy"] == 1.0
+
+
+def test_wrong_answers_score_the_fraction_right():
+    env = RecallEnv("copy", levels=[CopyLevel("c", length=4, vocab=2)])
+    obs, _ = env.reset(seed=0)
+    total, info, step = 0.0, {}, 0
+    done = False
+    while not done:
+        right = oracle_action(env.task, obs["tokens"], obs["length"][0])
+        obs, reward, done, _, info = env.step(right if step % 2 == 0 else 1 - right)
+        total, step = total + reward, step + 1
+    assert total == pytest.approx(0.5) and info["accuracy"] == 0.5 and not info["success"]
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_stream_mode_scores_only_answer_steps(family):
+    env = RecallEnv(family, mode="stream", levels=small_levels(family), level=1)
+    env.reset(seed=2)
+    target, answers = env._target, set(env._answers[:-1])
+    total, steps, done = 0.0, 0, False
+    while not done:
+        # Writing the true next token is the perfect stream policy; off-answer actions are ignored.
+        next_token = int(target[steps + 1])
+        action = env.task.action_token_ids.index(next_token) if steps + 1 in answers else 0
+        obs, reward, done, _, info = env.step(action)
+        assert obs == target[steps + 1]
+        steps += 1
+    assert steps == len(target) - 1 and info["success"]
+
+
+@pytest.mark.parametrize("mode", ["sequence", "stream"])
+@pytest.mark.parametrize("family", FAMILIES)
+def test_vector_and_single_envs_agree(family, mode):
+    levels = small_levels(family)
+    vec = RecallVectorEnv(1, family, mode=mode, device="cpu", levels=levels, level=1)
+    single = RecallEnv(family, mode=mode, levels=levels, level=1)
+    rng = np.random.default_rng(0)
+    for episode in range(3):
+        obs_v, _ = vec.reset(seed=episode)
+        obs_s, _ = single.reset(seed=episode)
+        done = False
+        while not done:
+            action = int(rng.integers(single.action_space.n)) if rng.random() < 0.5 else 0
+            if mode == "sequence" and rng.random() < 0.5:
+                action = oracle_action(single.task, obs_s["tokens"], obs_s["length"][0])
+            obs_v, rew_v, term_v, trunc_v, info_v = vec.step(torch.tensor([action]))
+            obs_s, rew_s, done, trunc_s, info_s = single.step(action)
+            if mode == "sequence":
+                assert np.array_equal(obs_v["tokens"][0].numpy(), obs_s["tokens"])
+                assert int(obs_v["length"][0, 0]) == int(obs_s["length"][0])
+            else:
+                assert int(obs_v[0]) == int(obs_s)
+            assert float(rew_v[0]) == pytest.approx(rew_s)
+            assert bool(term_v[0]) == done and not bool(trunc_v[0]) and not trunc_s
+            assert bool(info_v["success"][0]) == info_s["success"]
+            assert float(info_v["accuracy"][0]) == pytest.approx(info_s["accuracy"])
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_vector_oracle_play_with_per_env_levels(family):
+    num = 6
+    vec = RecallVectorEnv(num, family, device="cpu", levels=small_levels(family), seed=0)
+    vec.set_level(torch.tensor([0, 1] * (num // 2)))
+    obs, info = vec.reset()
+    assert torch.equal(info["level"], torch.tensor([0, 1] * (num // 2)))
+    assert obs["tokens"].shape == (num, vec.task.max_length)
+    returns = torch.zeros(num)
+    finished = torch.zeros(num, dtype=torch.bool)
+    successes = torch.zeros(num, dtype=torch.bool)
+    for _ in range(vec.task.max_answers):
+        actions = torch.tensor(
+            [
+                0 if finished[i] else oracle_action(vec.task, obs["tokens"][i], obs["length"][i, 0])
+                for i in range(num)
+            ]
+        )
+        obs, reward, terminated, truncated, info = vec.step(actions)
+        returns += reward * ~finished
+        successes |= info["success"] & terminated
+        finished |= terminated
+        assert not truncated.any()
+    assert finished.all() and successes.all()
+    assert torch.allclose(returns, torch.ones(num))
+
+
+def test_vector_env_autoresets_and_keeps_levels():
+    vec = RecallVectorEnv(4, "copy", mode="stream", device="cpu", seed=0)
+    vec.set_level(2, env_ids=[1, 3])
+    vec.reset()
+    assert vec.get_level().tolist() == [0, 2, 0, 2]
+    terminated_seen = torch.zeros(4, dtype=torch.long)
+    for _ in range(40):
+        _, reward, terminated, _, _ = vec.step(torch.zeros(4, dtype=torch.long))
+        terminated_seen += terminated.long()
+        assert ((reward >= 0) & (reward <= 1)).all()
+    # Level 0 episodes take 2 steps, level 2 (length 4) take 8; next-step autoreset adds one step each.
+    assert terminated_seen.tolist() == [13, 4, 13, 4]
+
+
+def test_make_vec_and_sb3_adapter():
+    vec = gym.make_vec(
+        "mindgym/AssociativeRecall-v0",
+        num_envs=3,
+        vectorization_mode="vector_entry_point",
+        mode="stream",
+        device="cpu",
+        seed=1,
+    )
+    assert isinstance(vec, RecallVectorEnv) and vec.task.family.name == "associative"
+    adapter = SB3VecEnvAdapter(vec)
+    obs = adapter.reset()
+    assert obs.shape == (3,)
+    dones = 0
+    for _ in range(10):
+        obs, reward, done, infos = adapter.step(np.zeros(3, dtype=np.int64))
+        for i in np.flatnonzero(done):
+            assert "terminal_observation" in infos[i] and "is_success" in infos[i]
+            dones += 1
+    assert dones > 0
+
+
+def test_numpy_output_and_set_attr_level():
+    vec = RecallVectorEnv(2, "repeat_copy", device="cpu", numpy=True, seed=0)
+    vec.set_attr("level", "len2-v4-x2")
+    obs, info = vec.reset()
+    assert isinstance(obs["tokens"], np.ndarray) and info["level"].tolist() == [1, 1]
+    assert obs["length"][:, 0].tolist() == [4, 4]
+
+
+@pytest.mark.parametrize(
+    ("make", "match"),
+    [
+        (lambda: RecallEnv("copy", mode="chunks"), "Unknown recall mode"),
+        (lambda: RecallEnv("copy", render_mode="human"), "render_mode"),
+        (lambda: RecallEnv("copy").reset(options={"level": 2}), "set_level"),
+        (
+            lambda: RecallVectorEnv(2, "copy", device="cpu").set_level(
+                {"name": "huge", "length": 999, "vocab": 2}
+            ),
+            "levels=",
+        ),
+        (lambda: RecallVectorEnv(2, "copy", device="cpu").step(torch.tensor([0.5, 1.0])), "integer"),
+        (lambda: RecallVectorEnv(2, "copy", device="cpu").step(np.array([0, 64])), r"\[0, 63\]"),
+    ],
+)
+def test_bad_env_input_raises_value_error(make, match):
+    with pytest.raises(ValueError, match=match):
+        make()
+
+
+def test_single_env_rejects_bad_actions():
+    env = RecallEnv("copy")
+    env.reset(seed=0)
+    for action in (64, -1, 1.0, "a"):
+        with pytest.raises(ValueError, match=r"\[0, 63\]"):
+            env.step(action)
+
+
+def test_ansi_render_shows_the_prompt():
+    env = RecallEnv("needle", levels=small_levels("needle"), render_mode="ansi")
+    env.reset(seed=0)
+    assert "The secret number is" in env.render() and "Question" in env.render()
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("family", FAMILIES)
+def test_vector_env_runs_on_cuda_and_matches_cpu_shapes(family):
+    vec = RecallVectorEnv(64, family, mode="sequence", device="cuda", levels=small_levels(family), seed=0)
+    vec.set_level(torch.arange(64, device="cuda") % 2)
+    obs, _ = vec.reset()
+    for _ in range(20):
+        obs, reward, terminated, _, info = vec.step(torch.zeros(64, dtype=torch.long, device="cuda"))
+    assert obs["tokens"].device.type == "cuda" and info["success"].device.type == "cuda"
+    assert ((reward >= 0) & (reward <= 1)).all()
