@@ -70,8 +70,9 @@ def test_stream_mode_scores_only_answer_steps(family):
         action = env.task.action_token_ids.index(next_token) if steps + 1 in answers else 0
         obs, reward, done, _, info = env.step(action)
         assert obs == target[steps + 1]
-        steps += 1
-    assert steps == len(target) - 1 and info["success"]
+        assert reward == (pytest.approx(1 / len(answers)) if steps + 1 in answers else 0.0)
+        total, steps = total + reward, steps + 1
+    assert steps == len(target) - 1 and info["success"] and total == pytest.approx(1.0)
 
 
 @pytest.mark.parametrize("mode", ["sequence", "stream"])
@@ -159,6 +160,7 @@ def test_make_vec_and_sb3_adapter():
     dones = 0
     for _ in range(10):
         obs, reward, done, infos = adapter.step(np.zeros(3, dtype=np.int64))
+        assert obs.shape == (3,) and reward.shape == (3,)
         for i in np.flatnonzero(done):
             assert "terminal_observation" in infos[i] and "is_success" in infos[i]
             dones += 1
@@ -215,6 +217,6 @@ def test_vector_env_runs_on_cuda_and_matches_cpu_shapes(family):
     vec.set_level(torch.arange(64, device="cuda") % 2)
     obs, _ = vec.reset()
     for _ in range(20):
-        obs, reward, terminated, _, info = vec.step(torch.zeros(64, dtype=torch.long, device="cuda"))
+        obs, reward, _, _, info = vec.step(torch.zeros(64, dtype=torch.long, device="cuda"))
     assert obs["tokens"].device.type == "cuda" and info["success"].device.type == "cuda"
     assert ((reward >= 0) & (reward <= 1)).all()
