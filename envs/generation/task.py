@@ -1,0 +1,159 @@
+"""TextQualityTask: levels, prompts from the corpus, the reference scorer and the next-byte sampler.
+
+A level sets how many bytes of prompt the agent sees and how many it must write. The default ladder makes
+the continuation longer and the prompt shorter (less context, more room to loop). The supervised sampler
+draws windows of ``prompt_length + continuation_length`` bytes (at most ``window``) from the training split
+with next-byte targets: the same layout the env shows, so a model trained on it can act in the env.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from envs.common.device import resolve_device
+from envs.common.task import LevelLike, SupervisedBatch, Task
+from envs.generation.corpus import SPLITS, Corpus, default_corpus
+from envs.generation.ngram import NGramScorer
+from envs.generation.reward import RewardConfig
+from envs.generation.scorer import DEFAULT_ORDER, reference_bits_per_byte, reference_scorer
+from envs.generation.tokens import NUM_BYTES, VOCAB_SIZE, corpus_bytes
+
+
+@dataclass(frozen=True)
+class TextLevel:
+    """A difficulty: bytes of prompt shown and bytes to write."""
+
+    name: str
+    prompt_length: int
+    continuation_length: int
+
+    def __post_init__(self) -> None:
+        for field_name in ("prompt_length", "continuation_length"):
+            value = getattr(self, field_name)
+            if not isinstance(value, int) or value < 1:
+                raise ValueError(f"TextLevel.{field_name} must be a positive int, got {value!r}.")
+
+
+DEFAULT_LEVELS = (
+    TextLevel("p64-c16", 64, 16),
+    TextLevel("p64-c32", 64, 32),
+    TextLevel("p64-c64", 64, 64),
+    TextLevel("p32-c128", 32, 128),
+    TextLevel("p16-c256", 16, 256),
+)
+
+
+class TextQualityTask(Task[TextLevel]):
+    """Write a continuation of a corpus prompt that an independent n-gram judge rates well.
+
+    ``corpus``: a Corpus (default: the embedded one). ``window``: observation length in bytes.
+    ``order``: n-gram order of the reference scorer. ``reward_weights`` and the other reward arguments
+    build a :class:`RewardConfig`. ``prompt_split``: the split prompts come from (use 'validation' or
+    'test' to evaluate on text the scorer and the backbone never trained on).
+    """
+
+    level_cls = TextLevel
+
+    def __init__(
+        self,
+        levels: Sequence[TextLevel | Mapping] | None = None,
+        level: LevelLike = 0,
+        corpus: Corpus | None = None,
+        *,
+        window: int = 256,
+        order: int = DEFAULT_ORDER,
+        reward_weights: Mapping[str, float] | None = None,
+        diversity_n: int = 2,
+        repetition_n: int = 4,
+        success_fraction: float = 0.75,
+        eos_byte: int | None = 0,
+        prompt_split: str = "train",
+        cache_dir: str | Path | None = None,
+    ):
+        super().__init__(levels, level)
+        if not isinstance(window, int) or window < order:
+            raise ValueError(f"window must be an int >= the n-gram order ({order}), got {window!r}.")
+        if prompt_split not in SPLITS:
+            raise ValueError(f"Unknown prompt_split {prompt_split!r}; use one of {list(SPLITS)}.")
+        self.corpus = corpus if corpus is not None else default_corpus()
+        self.window = window
+        self.order = order
+        self.prompt_split = prompt_split
+        self.cache_dir = cache_dir
+        weights = dict(reward_weights) if reward_weights is not None else {}
+        self.reward_config = RewardConfig(
+            weights=weights,
+            diversity_n=diversity_n,
+            repetition_n=repetition_n,
+            success_fraction=success_fraction,
+            eos_byte=eos_byte,
+        )
+        self._bytes: dict[tuple[str, torch.device], torch.Tensor] = {}
+        self._scorer: NGramScorer | None = None
+        longest = max(lv.prompt_length + lv.continuation_length for lv in self.ladder)
+        for split in ("train", prompt_split):
+            if self.corpus.num_bytes(split) <= longest:
+                raise ValueError(
+                    f"The {split!r} split of corpus {self.corpus.name!r} has {self.corpus.num_bytes(split)} "
+                    f"bytes, fewer than the longest level needs ({longest}); use a larger corpus."
+                )
+
+    @classmethod
+    def default_levels(cls) -> Sequence[TextLevel]:
+        return DEFAULT_LEVELS
+
+    @property
+    def vocab_size(self) -> int:
+        return VOCAB_SIZE
+
+    @property
+    def action_token_ids(self) -> list[int]:
+        return list(range(NUM_BYTES))
+
+    @property
+    def scorer(self) -> NGramScorer:
+        """The reference scorer fitted on the training split (from the on-disk cache when present)."""
+        if self._scorer is None:
+            self._scorer = reference_scorer(self.corpus, self.order, self.cache_dir)
+        return self._scorer
+
+    @property
+    def reference_bits(self) -> float:
+        """The scorer's bits per byte on the corpus's validation text (fluency 1 means this good)."""
+        return reference_bits_per_byte(self.scorer, self.corpus, "validation")
+
+    def split_bytes(self, split: str, device: str | torch.device | None = None) -> torch.Tensor:
+        """A corpus split as a uint8 tensor on ``device`` (cached per device)."""
+        device = resolve_device(device or "cpu")
+        if (split, device) not in self._bytes:
+            self._bytes[(split, device)] = corpus_bytes(self.corpus.text(split), device)
+        return self._bytes[(split, device)]
+
+    def sequence_length(self, level: LevelLike | None = None) -> int:
+        """Tokens in a supervised window at ``level``: prompt plus continuation, capped at ``window``."""
+        lv = self.level if level is None else self.ladder[self.ladder.index(level)]
+        return min(self.window, lv.prompt_length + lv.continuation_length)
+
+    def sample_batch(
+        self,
+        batch_size: int,
+        device: str | torch.device | None = None,
+        generator: torch.Generator | None = None,
+        level: LevelLike | None = None,
+    ) -> SupervisedBatch:
+        """Random training-split windows with next-byte targets (every position counts in the loss)."""
+        if not isinstance(batch_size, int) or batch_size < 1:
+            raise ValueError(f"batch_size must be a positive int, got {batch_size!r}.")
+        draw_on = generator.device if generator is not None else torch.device("cpu")
+        device = resolve_device(device or draw_on)
+        length = self.sequence_length(level)
+        data = self.split_bytes("train", device)
+        starts = torch.randint(0, len(data) - length, (batch_size,), device=draw_on, generator=generator)
+        starts = starts.to(device)
+        windows = data[starts[:, None] + torch.arange(length + 1, device=device)].long()
+        tokens, targets = windows[:, :-1], windows[:, 1:]
+        return SupervisedBatch(tokens, targets, torch.ones_like(targets, dtype=torch.bool))
