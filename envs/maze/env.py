@@ -1,0 +1,216 @@
+"""MazeEnv: one maze as a Gymnasium env, in plain NumPy/Python so a single env steps fast on a CPU.
+
+Actions: Discrete(4) = up, right, down, left. Reward: +1 on reaching the goal, ``-step_cost`` every step,
+``-wall_penalty`` for bumping into a wall (the agent stays). Terminated at the goal; truncated after
+``ceil(step_limit_factor * optimal_length)`` steps. Mazes come from a per-level pool generated in batches
+(regenerated when used up, so every episode gets a fresh maze) or from ``maze=`` (text or array).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, ClassVar
+
+import gymnasium as gym
+import numpy as np
+import torch
+
+from envs.common.task import LevelLike
+from envs.maze import tokens as tok
+from envs.maze.grid import optimal_action_bits
+from envs.maze.layout import layout_level
+from envs.maze.levels import MazeLevel
+from envs.maze.render import ansi_text, rgb_frame, wall_image
+from envs.maze.spaces import MazeObsSpec, step_limit
+from envs.maze.task import MazeTask
+
+BIT_MASKS = np.array([[(b >> a) & 1 for a in range(4)] for b in range(32)], dtype=bool)
+RENDER_MODES = ("rgb_array", "ansi")
+
+
+class _LevelPool:
+    """A batch of mazes of one level as NumPy arrays, handed out one per episode."""
+
+    def __init__(self, task: MazeTask, level_index: int, size: int, seed: int, tokens: bool):
+        generator = torch.Generator().manual_seed(seed)
+        mazes = task.generate(size, generator, level=level_index)
+        self.height, self.width = mazes.height, mazes.width
+        self.passages = mazes.passages.numpy()
+        self.optimal_bits = optimal_action_bits(mazes.passages, mazes.dist, mazes.height, mazes.width).numpy()
+        self.start, self.goal = mazes.start.tolist(), mazes.goal.tolist()
+        self.optimal = mazes.optimal_length.tolist()
+        self.images = wall_image(mazes.passages, mazes.height, mazes.width).numpy()
+        self.prefix = tok.encode_prefix(mazes).numpy() if tokens else None
+        self.next = 0
+
+    def exhausted(self) -> bool:
+        return self.next >= len(self.start)
+
+
+class MazeEnv(gym.Env):
+    """Find the shortest way to the goal. See envs.maze.spaces for the three observation modes."""
+
+    metadata: ClassVar[dict[str, Any]] = {"render_modes": list(RENDER_MODES), "render_fps": 8}
+
+    def __init__(
+        self,
+        obs_mode: str = "grid",
+        level: LevelLike = 0,
+        levels: Sequence[MazeLevel] | None = None,
+        render_mode: str | None = None,
+        maze: str | Sequence[str] | np.ndarray | None = None,
+        step_cost: float = 0.01,
+        wall_penalty: float = 0.05,
+        step_limit_factor: float = 3.0,
+        view_size: int = 5,
+        pool_size: int = 64,
+        horizons: int = 1,
+    ):
+        if render_mode is not None and render_mode not in RENDER_MODES:
+            raise ValueError(f"Unknown render_mode {render_mode!r}; use None or one of {list(RENDER_MODES)}.")
+        if not isinstance(pool_size, int) or pool_size < 1:
+            raise ValueError(f"pool_size must be a positive int, got {pool_size!r}.")
+        self.task = MazeTask(levels, horizons=horizons)
+        self.task.set_level(layout_level(maze) if maze is not None else level)
+        self.obs_mode = obs_mode
+        self.obs_spec = MazeObsSpec.for_levels(list(self.task.ladder), obs_mode, step_limit_factor, view_size)
+        self.observation_space = self.obs_spec.space()
+        self.action_space = gym.spaces.Discrete(4)
+        self.render_mode = render_mode
+        self.step_cost, self.wall_penalty = float(step_cost), float(wall_penalty)
+        self.step_limit_factor = float(step_limit_factor)
+        self.pool_size = pool_size
+        self._pools: dict[int, _LevelPool] = {}
+        self._pos: int | None = None
+
+    # ----------------------------------------------------------------- levels
+    @property
+    def level(self) -> MazeLevel:
+        return self.task.level
+
+    def set_level(self, level: LevelLike) -> None:
+        """Use ``level`` (index, name, MazeLevel or mapping) from the next reset on."""
+        index = self.task.ladder.index(level)
+        if not self.obs_spec.fits(self.task.ladder[index], self.step_limit_factor):
+            raise ValueError(
+                f"Level {self.task.ladder[index].name!r} is larger than this env's observations allow; "
+                "pass it in levels= when making the env."
+            )
+        self.task.level_index = index
+
+    # ----------------------------------------------------------------- Gymnasium API
+    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[Any, dict]:
+        super().reset(seed=seed)
+        if options:
+            raise ValueError(
+                f"Unknown reset option(s) {sorted(options)}; MazeEnv takes none. "
+                "Change difficulty with env.unwrapped.set_level(...)."
+            )
+        if seed is not None:
+            self._pools.clear()
+        index = self.task.level_index
+        pool = self._pools.get(index)
+        if pool is None or pool.exhausted():
+            seed_ = int(self.np_random.integers(2**62))
+            pool = self._pools[index] = _LevelPool(
+                self.task, index, self.pool_size, seed_, self.obs_mode == "tokens"
+            )
+        k, pool.next = pool.next, pool.next + 1
+        self._level_index, self._w = index, pool.width
+        self._passages = pool.passages[k].tolist()
+        self._optimal_bits = pool.optimal_bits[k]
+        self._image = pool.images[k]
+        self._pos, self._goal = pool.start[k], pool.goal[k]
+        self._optimal = pool.optimal[k]
+        self._limit = step_limit(self._optimal, self.step_limit_factor)
+        self._t = 0
+        self._delta = (-self._w, 1, self._w, -1)
+        self._start_observation(pool.prefix[k] if pool.prefix is not None else None)
+        return self._observation(), self._info()
+
+    def step(self, action: Any) -> tuple[Any, float, bool, bool, dict]:
+        if not self.action_space.contains(action) or isinstance(action, bool | np.bool_):
+            raise ValueError(
+                f"Invalid action {action!r}: use an int in [0, 3] (0 up, 1 right, 2 down, 3 left)."
+            )
+        if self._pos is None:
+            raise RuntimeError("Call reset() before step().")
+        a = int(action)
+        old = self._pos
+        legal = (self._passages[old] >> a) & 1
+        if legal:
+            self._pos = old + self._delta[a]
+        self._t += 1
+        reached = self._pos == self._goal
+        reward = 1.0 * reached - self.step_cost - (0.0 if legal else self.wall_penalty)
+        truncated = not reached and self._t >= self._limit
+        self._advance_observation(old, a)
+        return self._observation(), reward, reached, truncated, self._info()
+
+    def action_masks(self) -> np.ndarray:
+        """Legal moves at the agent's cell, (4,) bool (for MaskablePPO)."""
+        return BIT_MASKS[self._passages[self._pos] & 15].copy()
+
+    def render(self) -> np.ndarray | str | None:
+        if self.render_mode is None or self._pos is None:
+            return None
+        agent, goal = self._pixel(self._pos), self._pixel(self._goal)
+        if self.render_mode == "ansi":
+            return ansi_text(self._image, agent, goal)
+        return rgb_frame(self._image, agent, goal)
+
+    # ----------------------------------------------------------------- observations and info
+    def _pixel(self, cell: int) -> tuple[int, int]:
+        r, c = divmod(cell, self._w)
+        return 2 * r + 1, 2 * c + 1
+
+    def _start_observation(self, prefix: np.ndarray | None) -> None:
+        if self.obs_mode == "tokens":
+            self._tokens = np.full(self.obs_spec.max_len, tok.PAD, dtype=np.int64)
+            self._tokens[: len(prefix)] = prefix
+            self._length = len(prefix)
+            return
+        hp, wp = self.obs_spec.pixels
+        walls = np.full((hp, wp), 255, dtype=np.uint8)
+        walls[: self._image.shape[0], : self._image.shape[1]] = self._image * np.uint8(255)
+        if self.obs_mode == "grid":
+            self._grid = np.zeros((3, hp, wp), dtype=np.uint8)
+            self._grid[0] = walls
+            self._grid[1][self._pixel(self._pos)] = 255
+            self._grid[2][self._pixel(self._goal)] = 255
+        else:
+            b = self.obs_spec.view_size // 2
+            self._ego_walls = np.pad(walls, b, constant_values=255)
+
+    def _advance_observation(self, old: int, action: int) -> None:
+        if self.obs_mode == "tokens":
+            self._tokens[self._length] = tok.MOVE0 + action
+            self._length += 1
+        elif self.obs_mode == "grid":
+            self._grid[1][self._pixel(old)] = 0
+            self._grid[1][self._pixel(self._pos)] = 255
+
+    def _observation(self) -> Any:
+        if self.obs_mode == "tokens":
+            return {"tokens": self._tokens.copy(), "length": np.array([self._length], dtype=np.int64)}
+        if self.obs_mode == "grid":
+            return self._grid.copy()
+        k = self.obs_spec.view_size
+        (py, px), (gy, gx) = self._pixel(self._pos), self._pixel(self._goal)
+        obs = np.zeros((2, k, k), dtype=np.uint8)
+        obs[0] = self._ego_walls[py : py + k, px : px + k]
+        dy, dx = gy - py + k // 2, gx - px + k // 2
+        if 0 <= dy < k and 0 <= dx < k:
+            obs[1, dy, dx] = 255
+        return obs
+
+    def _info(self) -> dict[str, Any]:
+        success = self._pos == self._goal
+        return {
+            "success": success,
+            "level": self._level_index,
+            "optimal_length": self._optimal,
+            "solved_optimally": success and self._t == self._optimal,
+            "optimal_actions": BIT_MASKS[self._optimal_bits[self._pos]].copy(),
+            "steps": self._t,
+        }

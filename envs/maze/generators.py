@@ -1,0 +1,234 @@
+"""Maze generators: whole batches of mazes at one level, on any torch device.
+
+``dfs`` (recursive backtracker) and ``prim`` run all mazes of a batch in lockstep with tensor ops, so a
+batch of thousands costs about as much as one; ``wilson`` (uniform spanning tree, loop-erased random
+walks) and ``division`` (recursive division) carve one maze at a time with NumPy; ``open`` grids put wall
+cells at random and keep only starts that connect to the goal. Every generator draws from the given
+``torch.Generator``, so a seed fixes the mazes.
+
+The goal is the root of each carved tree (a uniformly random cell), so the tree depth is the distance to
+the goal; the start is drawn uniformly among cells at least ``level.min_path`` moves away.
+"""
+
+from __future__ import annotations
+
+import collections
+from functools import lru_cache
+
+import numpy as np
+import torch
+
+from envs.maze.grid import COL_STEP, ROW_STEP, MazeBatch, bfs_distances, neighbours
+from envs.maze.levels import GENERATORS, MazeLevel
+
+_BITS = (1, 2, 4, 8)
+_MAX_RETRIES = 100
+
+
+def generate_mazes(
+    level: MazeLevel,
+    n: int,
+    generator: torch.Generator | None = None,
+    device: str | torch.device | None = None,
+) -> MazeBatch:
+    """``n`` mazes of ``level`` (generated on the generator's device, returned on ``device``)."""
+    if not isinstance(level, MazeLevel):
+        raise TypeError(f"generate_mazes needs a MazeLevel, got {type(level).__name__}.")
+    if n < 1:
+        raise ValueError(f"generate_mazes needs n >= 1, got {n}.")
+    if generator is None:
+        generator = torch.Generator(device=device or "cpu")
+        generator.seed()
+    if level.generator == "layout":
+        one = _parsed(level.layout)
+        batch = MazeBatch.cat([one] * n)
+    else:
+        parts, have = [], 0
+        for _ in range(_MAX_RETRIES):
+            mazes = _with_start(level, *_carve(level, n - have, generator), generator)
+            parts.append(mazes)
+            have += len(mazes)
+            if have == n:
+                break
+        else:
+            raise ValueError(
+                f"Level {level.name!r}: could not find start cells {level.min_path}+ moves from the goal "
+                f"after {_MAX_RETRIES} tries; lower min_path or wall_density."
+            )
+        batch = MazeBatch.cat(parts) if len(parts) > 1 else parts[0]
+    return batch.to(device) if device is not None else batch
+
+
+@lru_cache(maxsize=256)
+def _parsed(layout: str) -> MazeBatch:
+    from envs.maze.layout import parse_layout
+
+    return parse_layout(layout)
+
+
+def _carve(level: MazeLevel, n: int, gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """passages (n, cells), goal (n,), dist (n, cells) for a batch of ``n`` mazes."""
+    h, w = level.height, level.width
+    if level.generator == "dfs":
+        return _dfs(n, h, w, gen)
+    if level.generator == "prim":
+        return _prim(n, h, w, gen)
+    if level.generator == "open":
+        return _open(n, h, w, level.wall_density, gen)
+    if level.generator in ("wilson", "division"):
+        rng = np.random.default_rng(int(torch.randint(2**62, (1,), generator=gen, device=gen.device)))
+        carve = _wilson if level.generator == "wilson" else _division
+        passages = torch.from_numpy(np.stack([carve(h, w, rng) for _ in range(n)])).to(gen.device)
+        goal = torch.randint(h * w, (n,), generator=gen, device=gen.device)
+        return passages, goal, bfs_distances(passages, goal, h, w)
+    raise ValueError(f"Unknown generator {level.generator!r}; use one of {list(GENERATORS)}.")
+
+
+def _with_start(
+    level: MazeLevel, passages: torch.Tensor, goal: torch.Tensor, dist: torch.Tensor, gen: torch.Generator
+) -> MazeBatch:
+    """Draw a start per maze among cells >= min_path from the goal; drop mazes that have none."""
+    allowed = dist >= level.min_path
+    score = torch.rand(dist.shape, generator=gen, device=dist.device).masked_fill(~allowed, -1.0)
+    start = score.argmax(dim=1)
+    keep = allowed.any(dim=1)
+    mazes = MazeBatch(level.height, level.width, passages, start, goal, dist)
+    return mazes if bool(keep.all()) else mazes.select(keep)
+
+
+def _bits(device: torch.device) -> torch.Tensor:
+    return torch.tensor(_BITS, dtype=torch.uint8, device=device)
+
+
+def _dfs(n: int, h: int, w: int, gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Recursive backtracker, every maze of the batch one stack operation per sweep."""
+    dev, cells = gen.device, h * w
+    nbr, valid = neighbours(h, w, dev)
+    bits, rows = _bits(dev), torch.arange(n, device=dev)
+    passages = torch.zeros(n, cells, dtype=torch.uint8, device=dev)
+    visited = torch.zeros(n, cells, dtype=torch.bool, device=dev)
+    depth = torch.zeros(n, cells, dtype=torch.int32, device=dev)
+    stack = torch.zeros(n, cells, dtype=torch.long, device=dev)
+    root = torch.randint(cells, (n,), generator=gen, device=dev)
+    stack[:, 0] = root
+    visited[rows, root] = True
+    sp = torch.ones(n, dtype=torch.long, device=dev)
+    for sweep in range(2 * cells):
+        top = stack[rows, (sp - 1).clamp(min=0)]
+        cand = nbr[top]
+        ok = valid[top] & ~visited.gather(1, cand) & (sp > 0)[:, None]
+        a = torch.rand(n, 4, generator=gen, device=dev).masked_fill(~ok, -1.0).argmax(dim=1)
+        go = ok.any(dim=1)
+        nxt = cand[rows, a]
+        passages[rows, top] |= torch.where(go, bits[a], 0)
+        passages[rows, nxt] |= torch.where(go, bits[(a + 2) % 4], 0)
+        visited[rows, nxt] |= go
+        depth[rows, nxt] = torch.where(go, sp.to(torch.int32), depth[rows, nxt])
+        slot = sp.clamp(max=cells - 1)
+        stack[rows, slot] = torch.where(go, nxt, stack[rows, slot])
+        sp = torch.where(go, sp + 1, sp - 1).clamp(min=0)
+        if sweep % 16 == 15 and bool(visited.all()):
+            break
+    return passages, root, depth
+
+
+def _prim(n: int, h: int, w: int, gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Randomised Prim: add a random frontier cell to the tree through a random tree neighbour."""
+    dev, cells = gen.device, h * w
+    nbr, valid = neighbours(h, w, dev)
+    bits, rows = _bits(dev), torch.arange(n, device=dev)
+    passages = torch.zeros(n, cells, dtype=torch.uint8, device=dev)
+    visited = torch.zeros(n, cells, dtype=torch.bool, device=dev)
+    depth = torch.zeros(n, cells, dtype=torch.int32, device=dev)
+    root = torch.randint(cells, (n,), generator=gen, device=dev)
+    visited[rows, root] = True
+    flat_nbr = nbr.reshape(1, -1).expand(n, -1)
+    for _ in range(cells - 1):
+        tree_nbr = visited.gather(1, flat_nbr).view(n, cells, 4) & valid
+        frontier = ~visited & tree_nbr.any(dim=2)
+        f = torch.rand(n, cells, generator=gen, device=dev).masked_fill(~frontier, -1.0).argmax(dim=1)
+        a = torch.rand(n, 4, generator=gen, device=dev).masked_fill(~tree_nbr[rows, f], -1.0).argmax(dim=1)
+        parent = nbr[f, a]
+        passages[rows, f] |= bits[a]
+        passages[rows, parent] |= bits[(a + 2) % 4]
+        visited[rows, f] = True
+        depth[rows, f] = depth[rows, parent] + 1
+    return passages, root, depth
+
+
+def _open(
+    n: int, h: int, w: int, density: float, gen: torch.Generator
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Open grid: each cell is a wall with probability ``density``; every open neighbour pair connects."""
+    dev, cells = gen.device, h * w
+    nbr, valid = neighbours(h, w, dev)
+    blocked = torch.rand(n, cells, generator=gen, device=dev) < density
+    goal = torch.rand(n, cells, generator=gen, device=dev).masked_fill(blocked, -1.0).argmax(dim=1)
+    blocked[torch.arange(n, device=dev), goal] = False
+    nbr_open = ~blocked.gather(1, nbr.reshape(1, -1).expand(n, -1)).view(n, cells, 4) & valid
+    legal = nbr_open & ~blocked[:, :, None]
+    passages = (legal.to(torch.uint8) * _bits(dev)).sum(dim=2, dtype=torch.uint8)
+    passages = torch.where(blocked, 16, passages).to(torch.uint8)
+    return passages, goal, bfs_distances(passages, goal, h, w)
+
+
+def _wilson(h: int, w: int, rng: np.random.Generator) -> np.ndarray:
+    """Wilson's algorithm: a uniform spanning tree from loop-erased random walks."""
+    cells = h * w
+    passages = np.zeros(cells, dtype=np.uint8)
+    in_tree = np.zeros(cells, dtype=bool)
+    in_tree[rng.integers(cells)] = True
+    steps = rng.integers(0, 4, size=cells * 64).tolist()
+    k = 0
+    for cell in rng.permutation(cells).tolist():
+        exit_dir: dict[int, int] = {}
+        cur = cell
+        while not in_tree[cur]:
+            if k == len(steps):
+                steps, k = rng.integers(0, 4, size=cells * 64).tolist(), 0
+            a = steps[k]
+            k += 1
+            r, c = divmod(cur, w)
+            nr, nc = r + ROW_STEP[a], c + COL_STEP[a]
+            if 0 <= nr < h and 0 <= nc < w:
+                exit_dir[cur] = a
+                cur = nr * w + nc
+        cur = cell
+        while not in_tree[cur]:
+            a = exit_dir[cur]
+            nxt = cur + ROW_STEP[a] * w + COL_STEP[a]
+            passages[cur] |= _BITS[a]
+            passages[nxt] |= _BITS[(a + 2) % 4]
+            in_tree[cur] = True
+            cur = nxt
+    return passages
+
+
+def _division(h: int, w: int, rng: np.random.Generator) -> np.ndarray:
+    """Recursive division: split each open chamber by a wall with one gap until chambers are 1 cell wide."""
+    grid = np.zeros((h, w), dtype=np.uint8)
+    grid[1:, :] |= 1
+    grid[:, :-1] |= 2
+    grid[:-1, :] |= 4
+    grid[:, 1:] |= 8
+    chambers = collections.deque([(0, 0, h, w)])
+    while chambers:
+        r0, c0, ch, cw = chambers.pop()
+        if ch < 2 or cw < 2:
+            continue
+        horizontal = ch > cw or (ch == cw and rng.random() < 0.5)
+        if horizontal:
+            k = int(rng.integers(1, ch))
+            gap = c0 + int(rng.integers(cw))
+            cols = [c for c in range(c0, c0 + cw) if c != gap]
+            grid[r0 + k - 1, cols] &= ~np.uint8(4)
+            grid[r0 + k, cols] &= ~np.uint8(1)
+            chambers.extend([(r0, c0, k, cw), (r0 + k, c0, ch - k, cw)])
+        else:
+            k = int(rng.integers(1, cw))
+            gap = r0 + int(rng.integers(ch))
+            rows = [r for r in range(r0, r0 + ch) if r != gap]
+            grid[rows, c0 + k - 1] &= ~np.uint8(2)
+            grid[rows, c0 + k] &= ~np.uint8(8)
+            chambers.extend([(r0, c0, ch, k), (r0, c0 + k, ch, cw - k)])
+    return grid.reshape(-1)

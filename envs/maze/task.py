@@ -1,0 +1,98 @@
+"""MazeTask: the maze family's levels, generator, oracle and supervised sampler in one object."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+
+from envs.common.task import LevelLike, SupervisedBatch, Task
+from envs.maze import tokens as tok
+from envs.maze.generators import generate_mazes
+from envs.maze.grid import MazeBatch
+from envs.maze.layout import parse_layout
+from envs.maze.levels import MazeLevel, default_levels
+
+
+class MazeTask(Task[MazeLevel]):
+    """Shortest-path navigation in mazes; ``horizons`` sets K of the multi-horizon targets (1 = next move)."""
+
+    level_cls = MazeLevel
+
+    def __init__(self, levels: Sequence[MazeLevel] | None = None, level: LevelLike = 0, horizons: int = 1):
+        super().__init__(levels, level)
+        if not isinstance(horizons, int) or horizons < 1:
+            raise ValueError(f"horizons must be an int >= 1, got {horizons!r}.")
+        self.horizons = horizons
+
+    @classmethod
+    def default_levels(cls) -> list[MazeLevel]:
+        return default_levels()
+
+    @property
+    def vocab_size(self) -> int:
+        return tok.VOCAB_SIZE
+
+    @property
+    def action_token_ids(self) -> list[int]:
+        return list(tok.ACTION_TOKEN_IDS)
+
+    def resolve(self, level: LevelLike | None = None) -> MazeLevel:
+        """The level object for ``level`` (default: the current level)."""
+        return self.level if level is None else self.ladder[self.ladder.index(level)]
+
+    def generate(
+        self,
+        n: int,
+        generator: torch.Generator | None = None,
+        device: str | torch.device | None = None,
+        level: LevelLike | None = None,
+    ) -> MazeBatch:
+        """``n`` fresh mazes (with start, goal and distances) at ``level``."""
+        return generate_mazes(self.resolve(level), n, generator, device)
+
+    def sample_batch(
+        self,
+        batch_size: int,
+        device: str | torch.device | None = None,
+        generator: torch.Generator | None = None,
+        level: LevelLike | None = None,
+    ) -> SupervisedBatch:
+        """Fresh mazes at ``level`` encoded as token sequences with oracle targets (see envs.maze.tokens).
+
+        T = h*w + 5 + (longest path in the batch) + 1; targets are (B, T) for horizons=1, else (B, T, K)
+        with ``targets[..., 0]`` the next move.
+        """
+        if not isinstance(batch_size, int) or batch_size < 1:
+            raise ValueError(f"batch_size must be a positive int, got {batch_size!r}.")
+        mazes = self.generate(batch_size, generator, None, level)
+        batch = tok.supervised_batch(mazes, self.horizons)
+        return batch.to(device) if device is not None else batch
+
+    def batch_from_mazes(self, mazes: MazeBatch) -> SupervisedBatch:
+        """Encode given mazes (e.g. a dataset) the same way sample_batch does."""
+        return tok.supervised_batch(mazes, self.horizons)
+
+    def batch_from_layouts(
+        self, layouts: Sequence[str | Sequence[str] | np.ndarray], device: str | torch.device | None = None
+    ) -> SupervisedBatch:
+        """A supervised batch from mazes given as text or arrays (any mix of sizes, right-padded)."""
+        if len(layouts) == 0:
+            raise ValueError("batch_from_layouts needs at least one layout.")
+        batches = [tok.supervised_batch(parse_layout(layout), self.horizons) for layout in layouts]
+        width = max(b.tokens.shape[1] for b in batches)
+
+        def pad(t: torch.Tensor, value: int | bool) -> torch.Tensor:
+            extra = width - t.shape[1]
+            if extra == 0:
+                return t
+            filler = torch.full((t.shape[0], extra, *t.shape[2:]), value, dtype=t.dtype, device=t.device)
+            return torch.cat([t, filler], dim=1)
+
+        batch = SupervisedBatch(
+            torch.cat([pad(b.tokens, tok.PAD) for b in batches]),
+            torch.cat([pad(b.targets, tok.PAD) for b in batches]),
+            torch.cat([pad(b.loss_mask, False) for b in batches]),
+        )
+        return batch.to(device) if device is not None else batch
