@@ -55,8 +55,9 @@ class FrontierSchedule(Schedule):
         self, stats: SuccessStats, levels: torch.Tensor, success: torch.Tensor, done: torch.Tensor
     ) -> None:
         frontier = self.frontier
-        enough = stats.counts()[frontier] >= self.min_episodes
-        rate = stats.rates()[frontier]
+        at = frontier.reshape(1)  # index_select, not indexing: a device op, never a host read
+        enough = (stats.counts().index_select(0, at) >= self.min_episodes).reshape(())
+        rate = stats.rates().index_select(0, at).reshape(())
         up = enough & (rate >= self.threshold) & (frontier < self.num_levels - 1)
         moved = frontier + up.long()
         if self.floor is not None:

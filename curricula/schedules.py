@@ -295,7 +295,7 @@ class StagedSchedule(Schedule):
         return self._one_hot(self.level())
 
     def level(self) -> torch.Tensor:
-        return self._levels[self.stage]
+        return self._levels.index_select(0, self.stage.reshape(1)).reshape(())
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
         super().load_state_dict(state)

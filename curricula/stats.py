@@ -44,9 +44,10 @@ class SuccessStats:
         onehot = F.one_hot(rows, trash + 1)
         rank = (onehot.cumsum(0) * onehot).sum(1) - 1  # order of each episode among its level's this step
         per_level = onehot.sum(0)
-        kept = rank >= per_level[rows] - self.window  # more than `window` at once: keep the newest
-        slot = (self.count[rows] + rank) % self.window
-        self.results.index_put_((torch.where(kept, rows, trash), slot), success.to(self.results.dtype))
+        kept = rank >= per_level.index_select(0, rows) - self.window  # more than `window` at once: newest
+        slot = (self.count.index_select(0, rows) + rank) % self.window
+        flat = torch.where(kept, rows, trash) * self.window + slot
+        self.results.view(-1).scatter_(0, flat, success.to(self.results.dtype))
         self.count += per_level
         self.episodes += per_level
         self.successes += (onehot * success.long().unsqueeze(1)).sum(0)

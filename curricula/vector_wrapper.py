@@ -6,9 +6,9 @@ go to the env with ``env.set_level(LongTensor)``, which applies at each sub-env'
 next-step autoreset, the very next episode; with same-step autoreset, which has already reset the
 sub-env, the episode after it). Counters reach the host only in :meth:`summary` and :meth:`log`.
 
-A Gymnasium vector env of MindGym single envs works on the host: ``SyncVectorEnv`` sub-envs get their
-level through ``sub_env.unwrapped.set_level`` (only those whose episode ended); other vector envs (e.g.
-``AsyncVectorEnv``) through ``set_attr("level", [...])``, which reaches each sub-env's settable ``level``.
+A Gymnasium ``SyncVectorEnv`` of MindGym single envs works on the host: each sub-env whose episode
+ended gets its next level through ``sub_env.unwrapped.set_level``. ``AsyncVectorEnv`` is refused: its
+``call`` sends the same arguments to every sub-env, so it cannot give sub-envs different levels.
 """
 
 from __future__ import annotations
@@ -42,6 +42,12 @@ class CurriculumVectorWrapper(gym.vector.VectorWrapper):
         super().__init__(env)
         base = env.unwrapped
         self.native = isinstance(base, TorchVectorEnv)
+        if not self.native and not isinstance(base, SyncVectorEnv):
+            raise TypeError(
+                f"CurriculumVectorWrapper cannot give sub-envs of {type(base).__name__} different levels; "
+                "use MindGym's native vector env (gymnasium.make_vec(..., vectorization_mode="
+                "'vector_entry_point')) or gymnasium.vector.SyncVectorEnv."
+            )
         task = base.task if self.native else _sub_env_task(base)
         device = base.device if self.native else torch.device("cpu")
         self.curriculum = Curriculum(schedule, env.num_envs, device, seed, task.ladder.names)
@@ -129,19 +135,8 @@ class CurriculumVectorWrapper(gym.vector.VectorWrapper):
             base.set_level(levels)
             return
         ids = range(self.num_envs) if done is None else np.flatnonzero(done.numpy())
-        if len(ids) == 0:
-            return
-        if isinstance(base, SyncVectorEnv):
-            for i in ids:
-                base.envs[int(i)].unwrapped.set_level(int(levels[i]))
-        else:
-            try:
-                self.env.set_attr("level", [self._ladder_names[i] for i in levels.tolist()])
-            except AttributeError as err:
-                raise TypeError(
-                    f"{type(base).__name__} sub-envs need a settable 'level' attribute for the curriculum; "
-                    "use gymnasium.vector.SyncVectorEnv or MindGym's native vector env."
-                ) from err
+        for i in ids:
+            base.envs[int(i)].unwrapped.set_level(int(levels[i]))
 
     def _tensor(self, value: Any) -> torch.Tensor:
         return torch.as_tensor(value, device=self.device)

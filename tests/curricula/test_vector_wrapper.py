@@ -1,0 +1,125 @@
+"""The vector wrapper on MindGym's native vector env (statistics on its device, no per-step host sync) and
+on a Gymnasium SyncVectorEnv of single maze envs."""
+
+import gymnasium as gym
+import numpy as np
+import pytest
+import torch
+
+from curricula import AdaptiveSchedule, CurriculumVectorWrapper, StagedSchedule
+from envs.maze.env import MazeEnv
+from envs.maze.levels import MazeLevel
+from tests.common.counter_env import CounterVectorEnv
+from tests.curricula.host_sync import HostSyncError, forbid_host_sync
+
+TINY_MAZES = [MazeLevel("2x2", 2, 2), MazeLevel("2x3", 2, 3), MazeLevel("3x3", 3, 3)]
+
+
+def run(env, action, steps):
+    """Step with a constant action; return (level, success) of every episode that ended."""
+    ended = []
+    actions = torch.full((env.num_envs,), action, device=env.unwrapped.device)
+    for _ in range(steps):
+        _, _, term, trunc, info = env.step(actions)
+        src = info.get("final_info", info)
+        done = term | trunc
+        ended += list(zip(src["level"][done].tolist(), src["success"][done].tolist()))
+    return ended
+
+
+@pytest.mark.parametrize("mode", ["next_step", "same_step"])
+def test_adaptive_climbs_through_set_level_and_counts_every_episode(mode):
+    base = CounterVectorEnv(num_envs=4, autoreset_mode=mode)
+    schedule = AdaptiveSchedule(3, threshold=0.75, min_episodes=4, replay=0.0, window=4)
+    env = CurriculumVectorWrapper(base, schedule, seed=0)
+    env.reset(seed=0)
+    ended = run(env, 1, 60)  # counting up always succeeds
+    assert int(schedule.level()) == 2  # climbed both levels and stopped at the last
+    assert {level for level, _ in ended} == {0, 1, 2} and all(ok for _, ok in ended)
+    assert sum(env.summary()["episodes"]) == len(ended)
+    assert base.level_ids.tolist() == [2, 2, 2, 2]  # every sub-env now plays the frontier
+    assert torch.equal(base.next_level_ids, env.levels)  # the wrapper's choice reached the env's set_level
+
+
+def test_failures_keep_the_level_and_the_floor_steps_back():
+    schedule = AdaptiveSchedule(
+        3, threshold=0.8, min_episodes=4, floor=0.25, start_level=1, replay=0.0, window=4
+    )
+    env = CurriculumVectorWrapper(CounterVectorEnv(num_envs=2), schedule, seed=0)
+    env.reset(seed=0)
+    ended = run(env, 0, 40)  # never counting: every episode truncates unsolved
+    assert ended and not any(ok for _, ok in ended)
+    assert int(schedule.level()) == 0 and int(schedule.changes) == 1
+
+
+def test_statistics_stay_on_the_env_device_without_host_sync_in_step():
+    env = CurriculumVectorWrapper(CounterVectorEnv(num_envs=8), AdaptiveSchedule(3, min_episodes=3), seed=0)
+    env.reset(seed=0)
+    actions = torch.ones(8, dtype=torch.long)
+    with forbid_host_sync():
+        for _ in range(30):
+            env.step(actions)
+    stats = env.curriculum.stats
+    for tensor in (stats.results, stats.count, env.levels, env.schedule.frontier):
+        assert tensor.device == env.unwrapped.device
+    assert sum(env.summary()["episodes"]) > 0
+
+
+def test_the_host_sync_guard_catches_a_host_read():
+    with forbid_host_sync(), pytest.raises(HostSyncError, match="item"):
+        torch.ones(2).sum().item()
+    with forbid_host_sync(), pytest.raises(HostSyncError, match="__bool__"):
+        bool(torch.ones(1))
+    assert torch.ones(1).item() == 1.0  # restored afterwards
+
+
+@pytest.mark.gpu
+def test_gpu_step_has_no_host_sync():
+    env = CurriculumVectorWrapper(
+        CounterVectorEnv(num_envs=64, device="cuda"), AdaptiveSchedule(3, min_episodes=8)
+    )
+    env.reset(seed=0)
+    actions = torch.ones(64, dtype=torch.long, device="cuda")
+    env.step(actions)  # warm-up (lazy CUDA init may sync)
+    torch.cuda.synchronize()
+    torch.cuda.set_sync_debug_mode("error")
+    try:
+        for _ in range(50):
+            env.step(actions)
+    finally:
+        torch.cuda.set_sync_debug_mode("default")
+    assert env.curriculum.stats.count.device.type == "cuda"
+    assert int(env.schedule.level()) == 2
+
+
+def test_sync_vector_env_of_single_envs_gets_levels_through_unwrapped_set_level():
+    fns = [lambda: MazeEnv(obs_mode="egocentric", levels=TINY_MAZES, pool_size=8) for _ in range(3)]
+    vec = gym.vector.SyncVectorEnv(fns)
+    schedule = StagedSchedule(3, [{"until": 6, "level": 0}, {"level": 2}])
+    env = CurriculumVectorWrapper(vec, schedule, seed=0)
+    env.reset(seed=0)
+    rng = np.random.default_rng(0)
+    levels_seen = []
+    for _ in range(120):
+        _, _, term, trunc, info = env.step(rng.integers(0, 4, size=3))
+        done = term | trunc
+        levels_seen += info["level"][done].tolist()
+    assert levels_seen[0] == 0 and levels_seen[-1] == 2 and set(levels_seen) == {0, 2}
+    assert [sub.unwrapped.task.level_index for sub in vec.envs] == [2, 2, 2]
+    assert sum(env.summary()["episodes"]) == len(levels_seen)
+
+
+def test_async_vector_env_and_single_envs_are_refused_with_the_fix():
+    with pytest.raises(TypeError, match=r"wrap a single env with curricula\.CurriculumWrapper"):
+        CurriculumVectorWrapper(MazeEnv(levels=TINY_MAZES), AdaptiveSchedule(3))
+
+    class FakeAsync(gym.vector.VectorEnv):
+        num_envs = 2
+
+    with pytest.raises(TypeError, match="SyncVectorEnv"):
+        CurriculumVectorWrapper(FakeAsync(), AdaptiveSchedule(3))
+
+
+def test_schedule_over_the_wrong_ladder_is_refused():
+    with pytest.raises(ValueError, match="num_levels=3"):
+        CurriculumVectorWrapper(CounterVectorEnv(num_envs=2), AdaptiveSchedule(5))
