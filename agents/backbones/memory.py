@@ -10,7 +10,9 @@ from __future__ import annotations
 from torch import nn
 
 from agents.backbones.config import BackboneConfig
+from agents.backbones.external import ExternalMemory
 from agents.backbones.hebbian import HebbianMemory
+from agents.backbones.titans import NeuralMemory
 
 
 def build_memory(cfg: BackboneConfig) -> nn.Module:
@@ -18,4 +20,18 @@ def build_memory(cfg: BackboneConfig) -> nn.Module:
     heads = cfg.memory_heads or cfg.n_heads
     if cfg.memory == "hebbian":
         return HebbianMemory(cfg.d_model, heads, cfg.memory_chunk, cfg.plasticity, cfg.hebbian_decay_init)
+    if cfg.memory == "external":
+        width = cfg.memory_slot_width or cfg.head_dim
+        return ExternalMemory(
+            cfg.d_model,
+            cfg.memory_slots,
+            width,
+            cfg.memory_read_heads,
+            cfg.memory_write_heads,
+            cfg.memory_chunk,
+        )
+    if cfg.memory == "titans":
+        return NeuralMemory(
+            cfg.d_model, heads, cfg.neural_memory_expansion, cfg.memory_chunk, cfg.neural_memory_lr
+        )
     raise ValueError(f"No memory module named {cfg.memory!r}; use 'hebbian', 'external' or 'titans'.")

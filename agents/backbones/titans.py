@@ -1,0 +1,169 @@
+"""NeuralMemory: Titans-style long-term memory, a small MLP per head trained at test time.
+
+The memory M(k) = silu(k W1) W2 learns the association k_t -> v_t online. Its "surprise" is the gradient
+of the associative loss ||M(k_t) - v_t||^2; with data-dependent learning rate theta_t, momentum eta_t and
+forgetting alpha_t (Behrouz et al. 2024):
+
+    S_t = eta_t * S_{t-1} - theta_t * grad_t,      W_t = (1 - alpha_t) * W_{t-1} + S_t.
+
+As in the paper's parallel training form, the gradients inside a chunk are taken at the weights of the
+chunk's start (mini-batch gradient descent), which makes the chunk's whole update a few matmuls with
+decay coefficients from a masked (C x C) matrix of log-space products (no division, no overflow); only
+the chunks run one after another. Tokens read the memory with the weights of their chunk's start. The
+block combines memory and attention through a learned gate (MAG); see transformer.Block.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from agents.backbones.chunking import prepend_pending
+
+
+def silu_grad(h: torch.Tensor) -> torch.Tensor:
+    """d silu(h) / dh."""
+    s = torch.sigmoid(h)
+    return s * (1.0 + h * (1.0 - s))
+
+
+def memory_mlp(x: torch.Tensor, w1: torch.Tensor, w2: torch.Tensor) -> torch.Tensor:
+    """The memory's forward: (B, H, T, d) -> (B, H, T, d) through weights (B, H, d, m) and (B, H, m, d)."""
+    return F.silu(x @ w1) @ w2
+
+
+def update_coefficients(
+    lr: torch.Tensor, log_momentum: torch.Tensor, log_keep: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Coefficients of one chunk's closed-form update from per-token theta, log eta, log(1 - alpha) (B,H,C).
+
+    With gradients g_s all taken at the chunk-start weights W_0 (momentum S_0), the chunk-end values are
+      W_C = keep * W_0 + carry * S_0 - sum_s c_s g_s,     S_C = mom * S_0 - sum_s d_s g_s.
+    Returns (c, d, keep, carry, mom), c and d (B,H,C), the rest (B,H).
+    """
+    le, la = log_momentum.cumsum(-1), log_keep.cumsum(-1)  # inclusive cumulative logs
+    la_end, le_end = la[..., -1:], le[..., -1:]
+    size = lr.shape[-1]
+    later = torch.ones(size, size, dtype=torch.bool, device=lr.device).triu()  # [s, t]: t >= s
+    # E[s, t] = prod_{t<u<=C}(1 - alpha_u) * prod_{s<u<=t} eta_u, every exponent <= 0.
+    exponent = (la_end - la + le)[..., None, :] - le[..., :, None]
+    e = exponent.masked_fill(~later, float("-inf")).exp()
+    c = lr * e.sum(-1)
+    d = lr * (le_end - le).exp()
+    carry = (la_end - la + le).exp().sum(-1)
+    return c, d, la_end[..., 0].exp(), carry, le_end[..., 0].exp()
+
+
+class NeuralMemory(nn.Module):
+    """Multi-head neural long-term memory; output (B, T, D), state = weights, momenta and pending inputs."""
+
+    def __init__(self, d_model: int, n_heads: int, expansion: int, chunk: int, max_lr: float) -> None:
+        super().__init__()
+        self.n_heads, self.head_dim, self.chunk, self.max_lr = n_heads, d_model // n_heads, chunk, max_lr
+        hidden = expansion * self.head_dim
+        self.qkv = nn.Linear(d_model, 3 * d_model, bias=False)
+        self.gates = nn.Linear(d_model, 3 * n_heads)  # learning rate, momentum, forgetting per head
+        self.gates._keep_init = True
+        nn.init.normal_(self.gates.weight, std=0.02)
+        with torch.no_grad():  # start with theta ~ 0.12 * max_lr, eta ~ 0.88, alpha ~ 0.02
+            self.gates.bias.copy_(torch.tensor([-2.0, 2.0, -4.0]).repeat_interleave(n_heads))
+        self.w1 = nn.Parameter(torch.randn(n_heads, self.head_dim, hidden) / self.head_dim**0.5)
+        self.w2 = nn.Parameter(torch.randn(n_heads, hidden, self.head_dim) / hidden**0.5)
+        self.out_norm = nn.RMSNorm(self.head_dim)
+        self.out = nn.Linear(d_model, d_model, bias=False)
+        self._stats: dict[str, torch.Tensor] = {}
+
+    def init_state(self, batch_size: int, device: torch.device | str) -> dict[str, torch.Tensor]:
+        return self._fresh(batch_size, torch.device(device))
+
+    def _fresh(self, b: int, device: torch.device) -> dict[str, torch.Tensor]:
+        w1 = self.w1.float().to(device).expand(b, -1, -1, -1)
+        w2 = self.w2.float().to(device).expand(b, -1, -1, -1)
+        pending = torch.zeros(b, 0, self.qkv.in_features, device=device)
+        return {
+            "w1": w1,
+            "w2": w2,
+            "s1": torch.zeros_like(w1),
+            "s2": torch.zeros_like(w2),
+            "pending": pending,
+        }
+
+    def _project(self, xf: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        b, length, _ = xf.shape
+        q, k, v = self.qkv(xf).view(b, length, 3, self.n_heads, self.head_dim).permute(2, 0, 3, 1, 4)
+        q, k = F.normalize(q, dim=-1), F.normalize(k, dim=-1)
+        lr, mom, forget = self.gates(xf).view(b, length, 3, self.n_heads).permute(2, 0, 3, 1)
+        return q, k, v, self.max_lr * torch.sigmoid(lr), F.logsigmoid(mom), F.logsigmoid(-forget)
+
+    def forward(
+        self, x: torch.Tensor, state: dict[str, Any] | None = None
+    ) -> tuple[torch.Tensor, dict[str, Any]]:
+        b, t, d = x.shape
+        with torch.autocast(device_type=x.device.type, enabled=False):
+            state = state if state is not None else self._fresh(b, x.device)
+            xf, n_pending = prepend_pending(x, state["pending"])
+            q, k, v, lr, log_mom, log_keep = self._project(xf)
+            w1, w2, s1, s2 = (state[key].float() for key in ("w1", "w2", "s1", "s2"))
+            reads, c = [], self.chunk
+            n_full = xf.shape[1] // c
+            for i in range(n_full):
+                part = slice(i * c, (i + 1) * c)
+                read, w1, w2, s1, s2 = self.chunk_step(
+                    q[:, :, part],
+                    k[:, :, part],
+                    v[:, :, part],
+                    lr[..., part],
+                    log_mom[..., part],
+                    log_keep[..., part],
+                    w1,
+                    w2,
+                    s1,
+                    s2,
+                )
+                reads.append(read)
+            if xf.shape[1] > n_full * c:  # the unfinished chunk reads, and waits to be written
+                reads.append(memory_mlp(q[:, :, n_full * c :], w1, w2))
+            out = torch.cat(reads, dim=2)[:, :, n_pending:]
+            out = self.out(self.out_norm(out).transpose(1, 2).reshape(b, t, d))
+            new_state = {"w1": w1, "w2": w2, "s1": s1, "s2": s2, "pending": xf[:, n_full * c :]}
+        self._stats = {
+            "lr_mean": lr.detach().mean(),
+            "forget_mean": 1.0 - log_keep.detach().exp().mean(),
+            "weight_norm": w1.detach().norm(dim=(-2, -1)).mean(),
+        }
+        return out, new_state
+
+    @staticmethod
+    def chunk_step(
+        q: torch.Tensor,
+        k: torch.Tensor,
+        v: torch.Tensor,
+        lr: torch.Tensor,
+        log_mom: torch.Tensor,
+        log_keep: torch.Tensor,
+        w1: torch.Tensor,
+        w2: torch.Tensor,
+        s1: torch.Tensor,
+        s2: torch.Tensor,
+    ) -> tuple[torch.Tensor, ...]:
+        """Read the chunk with its start weights, then apply its surprise update in closed form."""
+        c = q.shape[2]
+        h = torch.cat((q, k), dim=2) @ w1  # one matmul for the reads and the gradients
+        a = F.silu(h)
+        y = a @ w2
+        read, y_k, a_k, h_k = y[:, :, :c], y[:, :, c:], a[:, :, c:], h[:, :, c:]
+        err = 2.0 * (y_k - v)  # d loss / d y for loss ||y - v||^2
+        delta = (err @ w2.transpose(-1, -2)) * silu_grad(h_k)  # d loss / d (k W1)
+        coef, mcoef, keep, carry, mom = update_coefficients(lr, log_mom, log_keep)
+        kt, at = k.transpose(-1, -2), a_k.transpose(-1, -2)
+        new_w1 = keep[..., None, None] * w1 + carry[..., None, None] * s1 - kt @ (coef[..., None] * delta)
+        new_w2 = keep[..., None, None] * w2 + carry[..., None, None] * s2 - at @ (coef[..., None] * err)
+        new_s1 = mom[..., None, None] * s1 - kt @ (mcoef[..., None] * delta)
+        new_s2 = mom[..., None, None] * s2 - at @ (mcoef[..., None] * err)
+        return read, new_w1, new_w2, new_s1, new_s2
+
+    def metrics(self) -> dict[str, torch.Tensor]:
+        return self._stats
