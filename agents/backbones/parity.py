@@ -52,8 +52,8 @@ def match_parameters(cfg: BackboneConfig, target: int, tolerance: float = 0.10) 
     got = count_parameters(best)
     if abs(got - target) > tolerance * target:
         raise ValueError(
-            f"No width for n_layers={cfg.n_layers}, n_heads={cfg.n_heads} reaches {target:,} parameters within "
-            f"{tolerance:.0%} (closest: d_model={best.d_model} with {got:,}); change n_layers or n_heads, "
-            "or vocab_size, which dominates small models."
+            f"No width for n_layers={cfg.n_layers}, n_heads={cfg.n_heads} reaches {target:,} parameters "
+            f"within {tolerance:.0%} (closest: d_model={best.d_model} with {got:,}); "
+            "change n_layers or n_heads, or vocab_size, which dominates small models."
         )
     return best
