@@ -1,0 +1,59 @@
+"""What every training runner's ``main`` does around the loop: preset check, devices, DDP, seeds, run folder.
+
+A runner module is three lines of glue: ``@hydra.main`` -> :func:`execute` with its runner name and the
+function that builds its :class:`runners.loop.Experiment`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import torch
+from hydra.core.hydra_config import HydraConfig
+from omegaconf import DictConfig
+
+from envs.common import derive_seed, seed_everything
+from runners.ddp import DistInfo, broadcast_object, setup_distributed, teardown_distributed
+from runners.loop import Experiment, RunPaths, train
+
+
+def check_preset(cfg: DictConfig, runner: str) -> None:
+    """A preset made for another runner fails here with the command that runs it."""
+    made_for = cfg.preset.runner
+    if made_for is not None and made_for != runner:
+        raise ValueError(
+            f"preset={cfg.preset.name} is made for runners.{made_for}, not runners.{runner}; run "
+            f"`python -m runners.{made_for} preset={cfg.preset.name}`."
+        )
+
+
+def rank_seed(cfg: DictConfig, dist: DistInfo) -> int:
+    """The seed of this rank: the run seed on rank 0, a derived independent one on the others."""
+    return int(cfg.seed) if dist.rank == 0 else derive_seed(int(cfg.seed), f"rank{dist.rank}") % (2**31)
+
+
+def hydra_run_dir() -> Path:
+    """The output folder Hydra made for this run (or this multirun job)."""
+    return Path(HydraConfig.get().runtime.output_dir)
+
+
+def execute(
+    cfg: DictConfig,
+    runner: str,
+    build: Callable[[DictConfig, DistInfo], Experiment],
+    run_dir: str | Path | None = None,
+) -> dict[str, Any]:
+    """Check, set up, build the experiment, train it and return its report (rank 0's folder is the run's)."""
+    check_preset(cfg, runner)
+    dist = setup_distributed(cfg.hardware.ddp, cfg.hardware.device, cfg.hardware.backend)
+    try:
+        if cfg.hardware.num_threads > 0:
+            torch.set_num_threads(int(cfg.hardware.num_threads))
+        seed_everything(rank_seed(cfg, dist), deterministic=cfg.deterministic)
+        root = Path(broadcast_object(str(run_dir if run_dir is not None else hydra_run_dir()), dist))
+        experiment = build(cfg, dist)
+        return train(experiment, cfg, RunPaths(root), dist)
+    finally:
+        teardown_distributed()

@@ -1,0 +1,138 @@
+"""DistributedDataParallel set-up for the runners, driven by torchrun's environment variables.
+
+``torchrun --nproc_per_node=N -m runners.maze hardware=ddp`` starts N processes; each calls
+:func:`setup_distributed`, which joins the process group (``nccl`` on CUDA, ``gloo`` on CPU), pins the
+process to its local GPU and tells the runner its rank. Each rank builds its own envs with its own seed;
+only rank 0 logs and writes checkpoints. Without torchrun the same code runs as a single process.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+import torch
+import torch.distributed as dist
+from torch import nn
+
+from envs.common import resolve_device
+
+BACKENDS = ("auto", "gloo", "nccl")
+
+
+@dataclass(frozen=True)
+class DistInfo:
+    """Where this process sits in the job: its rank, the world size and the device it trains on."""
+
+    rank: int = 0
+    local_rank: int = 0
+    world_size: int = 1
+    device: torch.device = torch.device("cpu")
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+    @property
+    def distributed(self) -> bool:
+        return self.world_size > 1
+
+
+def launched_by_torchrun() -> bool:
+    return "RANK" in os.environ and "WORLD_SIZE" in os.environ
+
+
+def setup_distributed(ddp: bool, device: str = "auto", backend: str = "auto") -> DistInfo:
+    """Join the process group when ``ddp`` is set (under torchrun), else describe a single process.
+
+    ``device="auto"`` picks this rank's local GPU, or the CPU; ``backend="auto"`` picks nccl on CUDA and
+    gloo on CPU.
+    """
+    if backend not in BACKENDS:
+        raise ValueError(f"Unknown DDP backend {backend!r}; use one of {list(BACKENDS)}.")
+    if not ddp:
+        return DistInfo(device=resolve_device(device))
+    if not launched_by_torchrun():
+        raise ValueError(
+            "hardware.ddp=true needs the RANK/WORLD_SIZE variables torchrun sets; launch with "
+            "`torchrun --nproc_per_node=N -m runners.<task> hardware=ddp` or drop hardware=ddp."
+        )
+    rank, world = int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"])
+    local_rank = int(os.environ.get("LOCAL_RANK", rank))
+    resolved = resolve_device(device)
+    if resolved.type == "cuda":
+        resolved = torch.device("cuda", local_rank % torch.cuda.device_count())
+        torch.cuda.set_device(resolved)
+    if backend == "auto":
+        backend = "nccl" if resolved.type == "cuda" else "gloo"
+    if not dist.is_initialized():
+        dist.init_process_group(backend=backend, rank=rank, world_size=world)
+    return DistInfo(rank=rank, local_rank=local_rank, world_size=world, device=resolved)
+
+
+def teardown_distributed() -> None:
+    """Leave the process group (safe to call when none was joined)."""
+    if dist.is_available() and dist.is_initialized():
+        dist.destroy_process_group()
+
+
+class DistributedModule(nn.parallel.DistributedDataParallel):
+    """DistributedDataParallel that still looks like the module it wraps.
+
+    The agent code reads attributes of its backbone and engine (``n_layers``, ``output_logits``,
+    ``metrics()``) and stores their ``state_dict``; this wrapper forwards those to the wrapped module, keeps
+    state dicts free of the ``module.`` prefix, and runs the module directly when no gradient can flow
+    into its parameters (rollouts under ``no_grad``, a frozen backbone during an engine update), so DDP's
+    gradient all-reduce runs exactly for the updates that train this module.
+    """
+
+    def __getattr__(self, name: str):
+        try:
+            return super().__getattr__(name)
+        except AttributeError:
+            return getattr(self.module, name)
+
+    def forward(self, *args, **kwargs):
+        if torch.is_grad_enabled() and any(p.requires_grad for p in self.module.parameters()):
+            return super().forward(*args, **kwargs)
+        return self.module(*args, **kwargs)
+
+    def state_dict(self, *args, **kwargs):
+        return self.module.state_dict(*args, **kwargs)
+
+    def load_state_dict(self, state_dict, strict: bool = True, assign: bool = False):
+        return self.module.load_state_dict(state_dict, strict=strict, assign=assign)
+
+
+def wrap_model(model: nn.Module, info: DistInfo) -> nn.Module:
+    """Move ``model`` to this rank's device and wrap it for DDP when running distributed."""
+    model = model.to(info.device)
+    if not info.distributed:
+        return model
+    device_ids = [info.device.index] if info.device.type == "cuda" else None
+    return DistributedModule(model, device_ids=device_ids, find_unused_parameters=True)
+
+
+def unwrap_model(model: nn.Module) -> nn.Module:
+    """The plain module inside a DDP wrapper."""
+    return model.module if isinstance(model, nn.parallel.DistributedDataParallel) else model
+
+
+def broadcast_object(value: object, info: DistInfo) -> object:
+    """Rank 0's ``value`` on every rank (e.g. the run folder, so all ranks agree on it)."""
+    if not info.distributed:
+        return value
+    box = [value]
+    dist.broadcast_object_list(box, src=0)
+    return box[0]
+
+
+def all_reduce_mean(values: dict[str, torch.Tensor], info: DistInfo) -> dict[str, torch.Tensor]:
+    """Average a dict of scalar tensors over ranks (eval metrics each rank measured on its own envs)."""
+    if not info.distributed or not values:
+        return values
+    names = sorted(values)
+    stacked = torch.stack([values[n].detach().float().reshape(()) for n in names]).to(info.device)
+    dist.all_reduce(stacked, op=dist.ReduceOp.SUM)
+    stacked /= info.world_size
+    return dict(zip(names, stacked.unbind(0), strict=True))

@@ -1,0 +1,105 @@
+"""Evaluate saved checkpoints and write ``report.json`` plus PNG plots, several runs side by side.
+
+    python -m runners.evaluate checkpoint=outputs/2026-11-23/04-30-00/checkpoints/latest.pt
+    python -m runners.evaluate 'checkpoint=[outputs/runA,outputs/runB]' 'labels=[hebbian,plain]'
+
+A checkpoint (or a run folder, meaning its ``checkpoints/latest.pt``) carries the config it was trained
+with, so the evaluation rebuilds the same task and model, loads the weights and runs the family's full
+evaluation: maze exact-path accuracy by size and generator, recall accuracy heatmaps, generation reward
+and bits per character. Everything lands in this command's Hydra output folder.
+"""
+
+from __future__ import annotations
+
+import importlib
+from pathlib import Path
+from typing import Any
+
+import hydra
+from omegaconf import DictConfig, ListConfig, OmegaConf
+
+from agents.training.checkpoint import load_checkpoint
+from envs.common import resolve_device, seed_everything
+from runners.app import hydra_run_dir
+from runners.checkpoints import resolve_resume
+from runners.config import register_configs
+from runners.ddp import DistInfo
+from runners.report import write_report
+
+RUNNERS = ("maze", "recall", "generation")
+
+
+def checkpoint_paths(spec: Any) -> list[Path]:
+    """``checkpoint=`` as a list of checkpoint files (a run folder means its latest.pt)."""
+    items = list(spec) if isinstance(spec, ListConfig | list | tuple) else [spec]
+    if not items or any(not isinstance(i, str) or not i for i in items):
+        raise ValueError(
+            f"checkpoint={spec!r}: pass a checkpoint file or run folder, or a list: 'checkpoint=[A,B]'."
+        )
+    return [resolve_resume(item, ".") for item in items]  # type: ignore[misc]
+
+
+def run_labels(paths: list[Path], labels: list[str] | None) -> list[str]:
+    """Names for the runs in plots: ``labels=`` when given, else each run folder's name."""
+    if labels is not None:
+        if len(labels) != len(paths):
+            raise ValueError(f"labels has {len(labels)} names for {len(paths)} checkpoints; give one each.")
+        return list(labels)
+    names = []
+    for path in paths:
+        run = path.parent.parent if path.parent.name == "checkpoints" else path.parent
+        name = f"{run.parent.name}/{run.name}" if run.parent.name else run.name
+        name = f"{name}:{path.stem}"
+        names.append(name if name not in names else f"{name}#{len(names)}")
+    return names
+
+
+def evaluate_checkpoint(path: Path, device: str, episodes: int) -> tuple[str, dict[str, Any]]:
+    """Rebuild the experiment a checkpoint came from, load it, run its full evaluation; (runner, results)."""
+    state = load_checkpoint(path)
+    runner = state.get("runner")
+    if runner not in RUNNERS:
+        raise ValueError(
+            f"{path} is not a MindGym runner checkpoint (runner={runner!r}; expected {RUNNERS})."
+        )
+    cfg = OmegaConf.create(state["config"])
+    cfg.hardware.device, cfg.hardware.ddp, cfg.resume = device, False, False
+    module = importlib.import_module(f"runners.{runner}")
+    experiment = module.build_experiment(cfg, DistInfo(device=resolve_device(device)))
+    experiment.load_state_dict(state["experiment"])
+    results = experiment.full_evaluation(episodes=episodes or None)
+    results["step"] = int(state["step"])
+    results["checkpoint"] = str(path)
+    return runner, results
+
+
+def evaluate(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
+    """Evaluate every checkpoint ``cfg.checkpoint`` names and write the combined report into ``out_dir``."""
+    seed_everything(int(cfg.seed))
+    paths = checkpoint_paths(cfg.checkpoint)
+    labels = run_labels(paths, list(cfg.labels) if cfg.labels is not None else None)
+    runs: dict[str, dict[str, Any]] = {}
+    runners: dict[str, str] = {}
+    for label, path in zip(labels, paths, strict=True):
+        runners[label], runs[label] = evaluate_checkpoint(path, cfg.device, int(cfg.episodes))
+    plots: list[str] = []
+    for runner in sorted(set(runners.values())):
+        module = importlib.import_module(f"runners.{runner}")
+        same = {label: runs[label] for label in runs if runners[label] == runner}
+        plots += [str(p.relative_to(out_dir)) for p in module.comparison_plots(same, out_dir / "plots")]
+    report = {"runs": runs, "runners": runners, "plots": plots}
+    write_report(report, out_dir / "report.json")
+    print(f"Wrote {out_dir / 'report.json'} and {len(plots)} plot(s) for {len(runs)} run(s).")
+    return report
+
+
+register_configs()
+
+
+@hydra.main(version_base="1.3", config_path="conf", config_name="evaluate")
+def main(cfg: DictConfig) -> None:
+    evaluate(cfg, hydra_run_dir())
+
+
+if __name__ == "__main__":
+    main()

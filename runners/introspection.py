@@ -1,0 +1,101 @@
+"""Looking inside a backbone at eval time: attention maps and memory read/write weights as images.
+
+Attention maps are captured with forward hooks on the backbone's ``SelfAttention`` modules: the hook sees
+the block's input and rotary tables and recomputes that call's attention probabilities (the fused
+``scaled_dot_product_attention`` kernel never materialises them). Memory modules that keep their last
+read / write weights (attributes ``last_read_weights`` / ``last_write_weights``) are drawn as well.
+Everything runs on one sample under ``no_grad`` and only when an evaluation asks for it.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+import torch
+
+from agents.backbones.layers import SelfAttention, apply_rotary
+from runners.ddp import unwrap_model
+from runners.logging import RunLogger
+
+MEMORY_WEIGHTS = ("last_read_weights", "last_write_weights")
+
+
+@torch.no_grad()
+def attention_maps(backbone: torch.nn.Module, tokens: torch.Tensor) -> list[torch.Tensor]:
+    """Attention probabilities (heads, T, T) of every attention call for the first row of ``tokens``."""
+    maps: list[torch.Tensor] = []
+
+    def hook(module: SelfAttention, args: tuple, output: Any) -> None:
+        x, rope = args[0], args[1]
+        b, t, _ = x.shape
+        q, k, _ = module.qkv(x[:1]).view(1, t, 3, module.n_heads, module.head_dim).permute(2, 0, 3, 1, 4)
+        q, k = apply_rotary(q, *rope), apply_rotary(k, *rope)
+        scores = (q.float() @ k.float().transpose(-1, -2)) / math.sqrt(module.head_dim)
+        if module.causal:
+            mask = torch.ones(t, t, dtype=torch.bool, device=x.device).tril()
+            scores = scores.masked_fill(~mask, float("-inf"))
+        maps.append(scores.softmax(dim=-1)[0].cpu())
+
+    model = unwrap_model(backbone)
+    handles = [m.register_forward_hook(hook) for m in model.modules() if isinstance(m, SelfAttention)]
+    was_training = model.training
+    try:
+        model.eval()
+        model(tokens[:1])
+    finally:
+        for handle in handles:
+            handle.remove()
+        model.train(was_training)
+    return maps
+
+
+def memory_weights(backbone: torch.nn.Module) -> dict[str, torch.Tensor]:
+    """The last read / write weight matrices memory modules kept from the previous forward, by name."""
+    found: dict[str, torch.Tensor] = {}
+    for name, module in unwrap_model(backbone).named_modules():
+        for attr in MEMORY_WEIGHTS:
+            value = getattr(module, attr, None)
+            if isinstance(value, torch.Tensor) and value.ndim >= 2:
+                matrix = value.detach().float()
+                while matrix.ndim > 2:
+                    matrix = matrix[0]
+                found[f"{name}.{attr.removeprefix('last_')}"] = matrix.cpu()
+    return found
+
+
+def heads_figure(maps: torch.Tensor, title: str) -> Any:
+    """One panel per head of a (heads, T, T) attention map."""
+    heads = maps.shape[0]
+    cols = min(heads, 4)
+    rows = math.ceil(heads / cols)
+    figure, axes = plt.subplots(rows, cols, figsize=(2.6 * cols, 2.4 * rows), squeeze=False)
+    for h, ax in enumerate(axes.flat):
+        ax.axis("off")
+        if h < heads:
+            ax.imshow(maps[h].numpy(), cmap="magma", vmin=0.0, vmax=1.0, aspect="auto")
+            ax.set_title(f"head {h}", fontsize=8)
+    figure.suptitle(title, fontsize=9)
+    figure.tight_layout()
+    return figure
+
+
+def log_model_internals(backbone: torch.nn.Module, tokens: torch.Tensor, logger: RunLogger, step: int) -> int:
+    """Draw attention maps (one image per attention call) and memory weights; returns how many images."""
+    if not logger.enabled:
+        return 0
+    maps = attention_maps(backbone, tokens)
+    for i, layer_maps in enumerate(maps):
+        logger.figure(f"inspect/attention/call{i}", heads_figure(layer_maps, f"attention, call {i}"), step)
+    weights = memory_weights(backbone)
+    for name, matrix in weights.items():
+        figure, ax = plt.subplots(figsize=(4, 3))
+        ax.imshow(matrix.numpy(), cmap="viridis", aspect="auto")
+        ax.set_title(name, fontsize=8)
+        figure.tight_layout()
+        logger.figure(f"inspect/memory/{name}", figure, step)
+    return len(maps) + len(weights)

@@ -1,0 +1,273 @@
+"""The shared training loop every runner drives: steps, logging, evaluation, checkpoints, resume, report.
+
+A runner builds an :class:`Experiment` (its task, model, curriculum and evaluation) from the config and
+hands it to :func:`train`. The loop owns everything that is the same for all tasks: the progress bar with
+live loss, level and throughput; TensorBoard scalars averaged over ``trainer.log_every`` steps (metrics
+stay tensors on the device between log points, so the hot loop never waits on the host); evaluation every
+``trainer.eval_every`` steps; ``latest.pt`` every ``trainer.checkpoint_every`` steps and the best
+checkpoint per curriculum level after each evaluation; resuming from a checkpoint; a final
+``report.json`` with plots; and a clean checkpoint on Ctrl-C.
+"""
+
+from __future__ import annotations
+
+import time
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from omegaconf import DictConfig, OmegaConf
+from tqdm.auto import tqdm
+
+from envs.common import rng_state, set_rng_state
+from runners.checkpoints import CheckpointManager, load_resume_state
+from runners.ddp import DistInfo
+from runners.logging import RunLogger, to_float
+from runners.report import plot_history, write_report
+
+
+@dataclass
+class StepOutput:
+    """What one training step reports: scalar metrics (tensors are fine) and the work it did."""
+
+    metrics: dict[str, Any]
+    tokens: int = 0
+    env_steps: int = 0
+
+
+@dataclass
+class EvalResult:
+    """One evaluation: scalars for ``eval/``, success per level, and the score that ranks checkpoints.
+
+    ``score`` measures the model at curriculum level ``level`` (the level before the evaluation's episodes
+    moved the curriculum); the best checkpoint of that level is kept by it.
+    """
+
+    metrics: dict[str, float]
+    level: int
+    score: float
+    level_success: dict[int, float] = field(default_factory=dict)
+    env_steps: int = 0
+
+
+class Experiment(ABC):
+    """A runner's task-specific half of the loop (see runners/maze.py for an example)."""
+
+    runner: str
+
+    @abstractmethod
+    def train_step(self, step: int) -> StepOutput:
+        """One optimisation step (supervised, and RL when due)."""
+
+    @abstractmethod
+    def evaluate(self, step: int, logger: RunLogger) -> EvalResult:
+        """Measure the model; may log images and text through ``logger``."""
+
+    @property
+    @abstractmethod
+    def level(self) -> int:
+        """The curriculum's current level index (a host int the curriculum keeps)."""
+
+    @abstractmethod
+    def state_dict(self) -> dict[str, Any]:
+        """Everything to resume: model, optimiser, scheduler, curriculum, generators."""
+
+    @abstractmethod
+    def load_state_dict(self, state: dict[str, Any]) -> None: ...
+
+    def summary(self) -> dict[str, Any]:
+        """Task-specific entries for report.json (e.g. accuracy by maze size)."""
+        return {}
+
+    def plots(self, out_dir: Path, history: list[dict[str, Any]]) -> list[Path]:
+        """Task-specific PNG plots written into ``out_dir``."""
+        return []
+
+    def hparam_metrics(self, history: list[dict[str, Any]]) -> dict[str, float]:
+        """The final metrics shown next to the hyper-parameters in TensorBoard."""
+        return {f"hparam/{k}": v for k, v in (history[-1] if history else {}).items() if k != "step"}
+
+
+@dataclass
+class RunPaths:
+    """Where a run writes: the Hydra output folder and its tb/, checkpoints/ and report files."""
+
+    root: Path
+
+    @property
+    def tb(self) -> Path:
+        return self.root / "tb"
+
+    @property
+    def checkpoints(self) -> Path:
+        return self.root / "checkpoints"
+
+    @property
+    def report(self) -> Path:
+        return self.root / "report.json"
+
+    @property
+    def plots(self) -> Path:
+        return self.root / "plots"
+
+
+def checkpoint_state(experiment: Experiment, cfg: DictConfig, step: int, history: list) -> dict[str, Any]:
+    """The dict a checkpoint holds: plain data only, so it loads with ``weights_only=True``."""
+    return {
+        "runner": experiment.runner,
+        "step": step,
+        "config": OmegaConf.to_container(cfg, resolve=True),
+        "experiment": experiment.state_dict(),
+        "history": history,
+        "rng": rng_state(),
+    }
+
+
+class _Meter:
+    """Sums metric tensors between log points without syncing; converts to floats when read.
+
+    Each metric is averaged over the steps that reported it (some, like backbone memory metrics, are only
+    collected on logging steps).
+    """
+
+    def __init__(self) -> None:
+        self.sums: dict[str, Any] = {}
+        self.counts: dict[str, int] = {}
+        self.tokens = 0
+        self.env_steps = 0
+        self.start = time.perf_counter()
+
+    def add(self, out: StepOutput) -> None:
+        for name, value in out.metrics.items():
+            value = value.detach() if isinstance(value, torch.Tensor) else value
+            self.sums[name] = self.sums[name] + value if name in self.sums else value
+            self.counts[name] = self.counts.get(name, 0) + 1
+        self.tokens += out.tokens
+        self.env_steps += out.env_steps
+
+    def read(self, device: torch.device) -> dict[str, float]:
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        elapsed = max(time.perf_counter() - self.start, 1e-9)
+        values = {name: to_float(v) / self.counts[name] for name, v in self.sums.items()}
+        values["tokens_per_s"] = self.tokens / elapsed
+        if self.env_steps:
+            values["env_steps_per_s"] = self.env_steps / elapsed
+        if device.type == "cuda":
+            values["gpu_memory_gb"] = torch.cuda.max_memory_allocated(device) / 2**30
+        self.__init__()
+        return values
+
+
+def train(experiment: Experiment, cfg: DictConfig, paths: RunPaths, dist: DistInfo) -> dict[str, Any]:
+    """Run (or resume) training to ``cfg.trainer.steps`` and write the report; returns the report dict."""
+    trainer = cfg.trainer
+    checkpoints = CheckpointManager(paths.checkpoints, enabled=dist.is_main)
+    logger = RunLogger(paths.tb, enabled=dist.is_main)
+    history: list[dict[str, Any]] = []
+    start = 0
+    resumed = load_resume_state(cfg.resume, paths.root)
+    if resumed is not None:
+        if resumed.get("runner") != experiment.runner:
+            raise ValueError(
+                f"resume={cfg.resume!r} is a {resumed.get('runner')!r} checkpoint; resume it with "
+                f"`python -m runners.{resumed.get('runner')}`, not runners.{experiment.runner}."
+            )
+        experiment.load_state_dict(resumed["experiment"])
+        set_rng_state(resumed["rng"])
+        start, history = int(resumed["step"]), list(resumed.get("history", []))
+    meter = _Meter()
+    bar = tqdm(
+        total=trainer.steps,
+        initial=start,
+        disable=not dist.is_main or not trainer.progress_bar,
+        desc=cfg.name,
+    )
+    step = start
+    try:
+        while step < trainer.steps:
+            meter.add(experiment.train_step(step))
+            step += 1
+            bar.update(1)
+            if step % trainer.log_every == 0 or step == trainer.steps:
+                values = logger.scalars("train", meter.read(dist.device), step)
+                logger.scalars("curriculum", {"level": experiment.level}, step)
+                bar.set_postfix(
+                    loss=f"{values.get('loss', float('nan')):.3f}",
+                    level=experiment.level,
+                    tok_s=f"{values['tokens_per_s']:.0f}",
+                    refresh=False,
+                )
+            if step % trainer.eval_every == 0 or step == trainer.steps:
+                record = _evaluate(experiment, logger, checkpoints, cfg, step, history)
+                bar.set_postfix_str(f"eval score {record['score']:.3f} level {experiment.level}")
+                meter.start = time.perf_counter()  # throughput counts training time only
+            if step % trainer.checkpoint_every == 0 or step == trainer.steps:
+                checkpoints.save_latest(checkpoint_state(experiment, cfg, step, history))
+    except KeyboardInterrupt:
+        bar.close()
+        checkpoints.save_latest(checkpoint_state(experiment, cfg, step, history))
+        logger.close()
+        print(f"\nInterrupted at step {step}; saved {checkpoints.latest_path} (resume with resume=true).")
+        raise
+    bar.close()
+    report = finish(experiment, cfg, paths, history, logger, dist)
+    logger.close()
+    return report
+
+
+def _evaluate(
+    experiment: Experiment,
+    logger: RunLogger,
+    checkpoints: CheckpointManager,
+    cfg: DictConfig,
+    step: int,
+    history: list[dict[str, Any]],
+) -> dict[str, Any]:
+    """Evaluate, log, record in ``history`` and keep the best checkpoint of the level just evaluated."""
+    start = time.perf_counter()
+    result = experiment.evaluate(step, logger)
+    elapsed = max(time.perf_counter() - start, 1e-9)
+    metrics = dict(result.metrics)
+    if result.env_steps:
+        metrics["env_steps_per_s"] = result.env_steps / elapsed
+    logger.scalars("eval", metrics, step)
+    logger.scalars("curriculum", {f"success_level{k}": v for k, v in result.level_success.items()}, step)
+    record = {"step": step, "level": result.level, "score": result.score, **metrics}
+    record.update({f"success_level{k}": v for k, v in result.level_success.items()})
+    history.append(record)
+    checkpoints.update_best(result.level, result.score, checkpoint_state(experiment, cfg, step, history))
+    logger.flush()
+    return record
+
+
+def finish(
+    experiment: Experiment,
+    cfg: DictConfig,
+    paths: RunPaths,
+    history: list[dict[str, Any]],
+    logger: RunLogger,
+    dist: DistInfo,
+) -> dict[str, Any]:
+    """Write report.json and plots (rank 0) and the hyper-parameters with the final metrics."""
+    report = {
+        "runner": experiment.runner,
+        "steps": int(cfg.trainer.steps),
+        "final": history[-1] if history else {},
+        "history": history,
+        "best_checkpoints": {
+            str(k): v for k, v in CheckpointManager(paths.checkpoints).best_scores().items()
+        },
+        **experiment.summary(),
+        "config": OmegaConf.to_container(cfg, resolve=True),
+    }
+    if dist.is_main:
+        keys = sorted({k for h in history for k in h if k not in ("step",)})
+        plots = [plot_history(history, keys, paths.plots / "eval_history.png", f"{cfg.name}: evaluation")]
+        plots += experiment.plots(paths.plots, history)
+        report["plots"] = [str(p.relative_to(paths.root)) for p in plots]
+        write_report(report, paths.report)
+        logger.hparams(OmegaConf.to_container(cfg, resolve=True), experiment.hparam_metrics(history))
+    return report

@@ -1,0 +1,262 @@
+"""Train a backbone (and its inference engine) on mazes: ``python -m runners.maze``.
+
+The default is a small CPU run (3x3 to 6x6 mazes, a 2-layer transformer) that finishes in a few minutes
+and shows the loss falling and the exact-path rate rising. The backbone learns the oracle's shortest
+paths from ``MazeTask`` batches drawn at the curriculum's levels; every ``trainer.eval_every`` steps the
+model walks fresh mazes greedily in ``MazeVectorEnv`` (token observations, logits read at ``length - 1``
+over the four move tokens) and the exact-path rate per level moves the curriculum.
+
+    python -m runners.maze trainer.steps=2000 backbone=hebbian curriculum=mixture
+    python -m runners.maze preset=poh_maze hardware=gpu
+    torchrun --nproc_per_node=2 -m runners.maze hardware=ddp
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import hydra
+import matplotlib.pyplot as plt
+import numpy as np
+import torch
+from omegaconf import DictConfig, OmegaConf
+
+from envs.common import make_generator
+from envs.maze import MazeLevel, MazeTask, default_levels
+from envs.maze import tokens as tok
+from envs.maze.render import cell_pixel, wall_image
+from envs.maze.vector import MazeVectorEnv
+from runners.app import execute
+from runners.config import register_configs
+from runners.ddp import DistInfo, all_reduce_mean
+from runners.experiment import AgentExperiment
+from runners.introspection import log_model_internals
+from runners.logging import RunLogger
+from runners.loop import EvalResult
+from runners.report import plot_bars
+
+RUNNER = "maze"
+
+
+def maze_levels(spec: list[Any] | None) -> list[MazeLevel] | None:
+    """Levels from config: names of default levels (``"8x8"``) or field mappings; None = default ladder."""
+    if spec is None:
+        return None
+    defaults = {level.name: level for level in default_levels()}
+    levels = []
+    for item in spec:
+        if isinstance(item, str):
+            if item not in defaults:
+                raise ValueError(
+                    f"task.levels names unknown maze level {item!r}; use one of {sorted(defaults)} or a "
+                    "mapping such as {name: 4x4, height: 4, width: 4, generator: prim}."
+                )
+            levels.append(defaults[item])
+        else:
+            levels.append(MazeLevel(**dict(item)))
+    return levels
+
+
+def rollout_figure(tokens: np.ndarray, level: MazeLevel, success: bool, optimal: bool) -> Any:
+    """A maze with the walked path, decoded from its token observation (prefix + moves)."""
+    h, w = level.height, level.width
+    cells = h * w
+    passages = torch.as_tensor(tokens[:cells] - tok.CELL0).clamp(0, 16).to(torch.uint8)[None]
+    walls = wall_image(passages, h, w)[0].numpy()
+    start = (int(tokens[cells]) - tok.ROW0) * w + int(tokens[cells + 1]) - tok.COL0
+    goal = (int(tokens[cells + 2]) - tok.ROW0) * w + int(tokens[cells + 3]) - tok.COL0
+    moves = [int(t) - tok.MOVE0 for t in tokens[cells + tok.PREFIX_EXTRA :] if tok.MOVE0 <= t < tok.MOVE0 + 4]
+    steps = {0: (-1, 0), 1: (0, 1), 2: (1, 0), 3: (0, -1)}
+    r, c = divmod(start, w)
+    path = [cell_pixel(start, w)]
+    for move in moves:
+        nr, nc = r + steps[move][0], c + steps[move][1]
+        between = (r + nr + 1, c + nc + 1)
+        if 0 <= nr < h and 0 <= nc < w and not walls[between]:
+            r, c = nr, nc
+        path.append(cell_pixel(r * w + c, w))
+    figure, ax = plt.subplots(figsize=(3, 3))
+    ax.imshow(walls, cmap="gray_r", vmin=0, vmax=1.6)
+    ys, xs = zip(*path, strict=True)
+    ax.plot(xs, ys, color="tab:red", linewidth=2)
+    ax.scatter(*cell_pixel(goal, w)[::-1], color="tab:green", s=60, zorder=3)
+    ax.scatter(*cell_pixel(start, w)[::-1], color="tab:blue", s=40, zorder=3)
+    verdict = "optimal" if optimal else ("solved" if success else "failed")
+    ax.set_title(f"{level.name}: {len(moves)} moves, {verdict}", fontsize=8)
+    ax.axis("off")
+    return figure
+
+
+class MazeExperiment(AgentExperiment):
+    """Maze-specific half: the vector env, greedy exact-path evaluation, rollout images and report."""
+
+    runner = RUNNER
+
+    def __init__(self, cfg: DictConfig, dist: DistInfo):
+        levels = maze_levels(OmegaConf.to_container(cfg.task.levels) if cfg.task.levels is not None else None)
+        task = MazeTask(levels, level=int(cfg.task.start_level), horizons=int(cfg.task.horizons))
+        super().__init__(cfg, dist, task)
+        self.eval_generator_seed = self.seed + 7
+        self.last_eval: dict[str, float] = {}
+
+    def make_vector_env(
+        self, num_envs: int, seed: int, levels: list[MazeLevel] | None = None
+    ) -> MazeVectorEnv:
+        return MazeVectorEnv(
+            num_envs=num_envs,
+            device=self.device,
+            obs_mode="tokens",
+            levels=levels or list(self.task.ladder),
+            seed=seed,
+            horizons=self.task.horizons,
+            step_limit_factor=float(self.cfg.task.step_limit_factor),
+        )
+
+    @torch.no_grad()
+    def greedy_rollouts(self, env: MazeVectorEnv, level: int, seed: int) -> dict[str, torch.Tensor]:
+        """Every sub-env walks one fresh maze at ``level`` greedily; outcomes of that first episode."""
+        env.set_level(level)
+        obs, _ = env.reset(seed=seed)
+        backbone = self.agent.backbone
+        backbone.eval()
+        actions_ids = torch.as_tensor(self.task.action_token_ids, device=self.device)
+        rows = torch.arange(env.num_envs, device=self.device)
+        finished = torch.zeros(env.num_envs, dtype=torch.bool, device=self.device)
+        success = torch.zeros_like(finished)
+        optimal = torch.zeros_like(finished)
+        final_tokens = obs["tokens"].clone()
+        steps = 0
+        while not bool(finished.all()):
+            length = obs["length"].reshape(-1)
+            width = int(length.max())
+            logits = backbone(obs["tokens"][:, :width]).logits[rows, length - 1][:, actions_ids].float()
+            if self.cfg.task.mask_invalid:
+                logits = logits.masked_fill(~env.action_masks(), float("-inf"))
+            obs, _, terminated, truncated, info = env.step(logits.argmax(-1))
+            steps += 1
+            done = (terminated | truncated) & ~finished
+            success |= done & info["success"]
+            optimal |= done & info["solved_optimally"]
+            final_tokens = torch.where(done[:, None], obs["tokens"], final_tokens)
+            finished |= done
+        return {
+            "success": success,
+            "optimal": optimal,
+            "tokens": final_tokens,
+            "env_steps": steps * env.num_envs,
+        }
+
+    def evaluation_levels(self) -> list[int]:
+        if self.cfg.task.eval_levels is not None:
+            return [self.task.ladder.index(int(i)) for i in self.cfg.task.eval_levels]
+        return list(range(min(self.level + 2, self.task.num_levels)))
+
+    def evaluate(self, step: int, logger: RunLogger) -> EvalResult:
+        level_before = self.level
+        env = self.make_vector_env(int(self.cfg.task.eval_episodes), self.eval_generator_seed + step)
+        metrics: dict[str, float] = {}
+        per_level: dict[int, float] = {}
+        env_steps = 0
+        for index in self.evaluation_levels():
+            out = self.greedy_rollouts(env, index, self.eval_generator_seed + step + index)
+            env_steps += out["env_steps"]
+            rates = all_reduce_mean(
+                {"exact": out["optimal"].float().mean(), "success": out["success"].float().mean()}, self.dist
+            )
+            name = self.task.ladder[index].name
+            metrics[f"exact_path/{name}"] = float(rates["exact"])
+            metrics[f"success/{name}"] = float(rates["success"])
+            per_level[index] = float(rates["exact"])
+            levels = torch.full_like(out["optimal"], index, dtype=torch.long)
+            self.record_episodes(levels, out["optimal"])
+            if index == level_before:
+                self.log_rollouts(out, index, logger, step)
+        metrics["exact_path"] = per_level[level_before] if level_before in per_level else 0.0
+        metrics["exact_path_mean"] = sum(per_level.values()) / max(len(per_level), 1)
+        if self.cfg.trainer.inspect:
+            sample = self.task.sample_batch(
+                1, self.device, make_generator(step, "inspect", "cpu"), level_before
+            )
+            log_model_internals(self.agent.backbone, sample.tokens, logger, step)
+        self.log_curriculum(logger, step)
+        self.last_eval = {self.task.ladder[k].name: v for k, v in per_level.items()}
+        return EvalResult(metrics, level_before, metrics["exact_path"], per_level, env_steps)
+
+    def log_rollouts(self, out: dict[str, torch.Tensor], level: int, logger: RunLogger, step: int) -> None:
+        count = min(int(self.cfg.task.render_rollouts), out["tokens"].shape[0])
+        tokens = out["tokens"][:count].cpu().numpy()
+        for i in range(count):
+            figure = rollout_figure(
+                tokens[i], self.task.ladder[level], bool(out["success"][i]), bool(out["optimal"][i])
+            )
+            logger.figure(f"rollouts/{i}", figure, step)
+
+    def full_evaluation(self, episodes: int | None = None) -> dict[str, Any]:
+        """Exact-path and success rate for every training level and the same sizes from other generators."""
+        episodes = episodes or int(self.cfg.task.eval_episodes)
+        levels = list(self.task.ladder)
+        for generator in self.cfg.task.eval_generators:
+            levels += [
+                MazeLevel(
+                    f"{lv.name}-{generator}", lv.height, lv.width, generator=generator, min_path=lv.min_path
+                )
+                for lv in self.task.ladder
+                if lv.generator != generator and lv.generator != "layout"
+            ]
+        env = self.make_vector_env(episodes, self.eval_generator_seed, levels)
+        results: dict[str, Any] = {"exact_path": {}, "success": {}, "generator": {}, "size": {}}
+        for index, level in enumerate(env.task.ladder):
+            out = self.greedy_rollouts(env, index, self.eval_generator_seed + index)
+            results["exact_path"][level.name] = float(out["optimal"].float().mean())
+            results["success"][level.name] = float(out["success"].float().mean())
+            results["generator"][level.name] = level.generator
+            results["size"][level.name] = f"{level.height}x{level.width}"
+        return results
+
+    def summary(self) -> dict[str, Any]:
+        return {"exact_path_by_level": self.last_eval, "curriculum": self.curriculum.summary()}
+
+    def plots(self, out_dir: Path, history: list[dict[str, Any]]) -> list[Path]:
+        if not self.last_eval:
+            return []
+        return [
+            plot_bars(
+                {"final": self.last_eval},
+                out_dir / "exact_path_by_level.png",
+                "maze exact-path",
+                "exact-path rate",
+            )
+        ]
+
+
+def comparison_plots(runs: dict[str, dict[str, Any]], out_dir: Path) -> list[Path]:
+    """Exact-path accuracy by maze size, one bar per run and one figure per generator."""
+    plots = []
+    generators = sorted({g for r in runs.values() for g in r["generator"].values()})
+    for generator in generators:
+        groups = {
+            label: {
+                r["size"][name]: v for name, v in r["exact_path"].items() if r["generator"][name] == generator
+            }
+            for label, r in runs.items()
+        }
+        path = out_dir / f"maze_exact_path_{generator}.png"
+        plots.append(plot_bars(groups, path, f"exact-path accuracy by size ({generator})", "exact-path rate"))
+    return plots
+
+
+def build_experiment(cfg: DictConfig, dist: DistInfo) -> MazeExperiment:
+    return MazeExperiment(cfg, dist)
+
+
+register_configs()
+
+
+@hydra.main(version_base="1.3", config_path="conf", config_name="maze")
+def main(cfg: DictConfig) -> None:
+    execute(cfg, RUNNER, build_experiment)
+
+
+if __name__ == "__main__":
+    main()
