@@ -111,7 +111,7 @@ class TrainerConfig:
 
 @dataclass
 class HardwareConfig:
-    """Where and how to run: device, DDP (under torchrun), CPU threads (bf16 autocast: trainer.supervised.bf16)."""
+    """Where to run: device, DDP under torchrun, CPU threads (bf16 autocast is trainer.supervised.bf16)."""
 
     device: str = "cpu"
     ddp: bool = False

@@ -32,7 +32,7 @@ def attention_maps(backbone: torch.nn.Module, tokens: torch.Tensor) -> list[torc
 
     def hook(module: SelfAttention, args: tuple, output: Any) -> None:
         x, rope = args[0], args[1]
-        b, t, _ = x.shape
+        t = x.shape[1]
         q, k, _ = module.qkv(x[:1]).view(1, t, 3, module.n_heads, module.head_dim).permute(2, 0, 3, 1, 4)
         q, k = apply_rotary(q, *rope), apply_rotary(k, *rope)
         scores = (q.float() @ k.float().transpose(-1, -2)) / math.sqrt(module.head_dim)

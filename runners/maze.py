@@ -172,7 +172,7 @@ class MazeExperiment(AgentExperiment):
             self.record_episodes(levels, out["optimal"])
             if index == level_before:
                 self.log_rollouts(out, index, logger, step)
-        metrics["exact_path"] = per_level[level_before] if level_before in per_level else 0.0
+        metrics["exact_path"] = per_level.get(level_before, 0.0)
         metrics["exact_path_mean"] = sum(per_level.values()) / max(len(per_level), 1)
         if self.cfg.trainer.inspect:
             sample = self.task.sample_batch(
