@@ -121,6 +121,45 @@ def frozen(module: nn.Module) -> Iterator[None]:
         module.train(was_training)
 
 
+@torch.no_grad()
+def evaluate_policy(
+    backbone: Backbone,
+    engine: InferenceEngine,
+    env: Any,
+    seed: int,
+    steps: int,
+    generator: torch.Generator | None = None,
+) -> dict[str, float]:
+    """Run ``engine`` over ``backbone`` in ``env`` for ``steps`` steps from ``reset(seed=seed)``.
+
+    Returns the mean over finished episodes of every per-env info value at the step that ended them
+    (``score``, ``success``, ``seq_rep_4``, ...) and ``episodes``, the number of finished episodes.
+    """
+    was_training = backbone.training
+    backbone.eval()
+    obs, _ = env.reset(seed=seed)
+    device = engine.action_token_ids.device
+    sums: dict[str, torch.Tensor] = {}
+    episodes = torch.zeros((), device=device)
+    needs_reset = torch.zeros(env.num_envs, dtype=torch.bool, device=device)
+    for _ in range(steps):
+        tokens = torch.as_tensor(obs["tokens"]).to(device, torch.long)
+        length = torch.as_tensor(obs["length"]).to(device, torch.long)
+        dist, _ = engine(backbone, tokens, length)
+        obs, _, terminated, truncated, info = env.step(sample_actions(dist, generator))
+        ended = torch.as_tensor(terminated, device=device) | torch.as_tensor(truncated, device=device)
+        ended = ended & ~needs_reset
+        for key, value in info.items():
+            value = torch.as_tensor(value, device=device)
+            if value.shape == ended.shape and not key.startswith("_"):
+                sums[key] = sums.get(key, 0.0) + (value.float() * ended).sum()
+        episodes = episodes + ended.sum()
+        needs_reset = ended
+    backbone.train(was_training)
+    count = float(episodes)
+    return {"episodes": count, **{k: float(v) / max(count, 1.0) for k, v in sums.items()}}
+
+
 class DualAgent:
     """Backbone + inference engine with their own optimisers, schedules, RNG streams and step counters."""
 
@@ -290,6 +329,14 @@ class DualAgent:
         )
         self.last_metrics.update(metrics)
         return metrics
+
+    def evaluate(self, env: Any, seed: int, steps: int | None = None) -> dict[str, float]:
+        """Mean final info values (score, success, ...) of the episodes that end within ``steps`` from a
+        reset with ``seed``; samples with the engine's own stream, and leaves training state untouched."""
+        generator = make_generator(seed, "agent/evaluate", self.device)
+        return evaluate_policy(
+            self.backbone, self.engine, env, seed, steps or self.rl_config.rollout_steps, generator
+        )
 
     # ------------------------------------------------------------------ interleaving
     def train_step(self, env: Any = None) -> dict[str, torch.Tensor]:

@@ -20,8 +20,10 @@ its logit - the shift-invariant form of CTRL's penalty. A conditioned engine add
 the (mixed) hidden state and predicts per-step offsets to temperature and top-p, as adaptive-decoding work
 does.
 
-Defaults are plain decoding: temperature 1, top-p 0.99, penalty 1.01, last layer weighted 0.9 and every
-head at 1. Set ``mix_layers=False`` / ``scale_heads=False`` to use the backbone's own logits exactly.
+Defaults are (close to) plain decoding: temperature 1, top-p 0.99, penalty 1.05 (1 + softplus never reaches
+1, and a start at 1.05 keeps its gradient useful; any requested penalty below 1.05 starts there), the last
+layer weighted 0.9 and every head at 1. ``mix_layers=False`` / ``scale_heads=False`` use the backbone's
+own logits exactly.
 """
 
 from __future__ import annotations
@@ -147,7 +149,7 @@ class InferenceEngine(nn.Module):
             layer_init[-1] = math.log(last_layer_weight * (n_layers - 1) / (1.0 - last_layer_weight))
         self.raw_temperature = nn.Parameter(torch.tensor(inverse_softplus(temperature - min_temperature)))
         self.raw_top_p = nn.Parameter(torch.logit(torch.tensor(float(top_p))))
-        self.raw_penalty = nn.Parameter(torch.tensor(inverse_softplus(max(repetition_penalty - 1.0, 1e-2))))
+        self.raw_penalty = nn.Parameter(torch.tensor(inverse_softplus(max(repetition_penalty - 1.0, 0.05))))
         self.raw_layer_weights = nn.Parameter(layer_init)
         self.raw_head_weights = nn.Parameter(torch.zeros(n_layers, n_heads))
         for name in ("raw_temperature", "raw_top_p", "raw_penalty", "raw_layer_weights", "raw_head_weights"):
