@@ -2,15 +2,15 @@
 
 Every n-gram of up to 7 bytes packs exactly into an int64 (oldest byte most significant), so each order's
 table is a sorted key tensor and lookups are ``torch.searchsorted`` — no hashing, no collisions, any
-device. The model is stored as, per order n >= 2,
+device. With counts c (raw at the highest order, continuation counts below; Chen & Goodman 1998),
 
     alpha_n(h, w) = max(c(h, w) - D_n(c), 0) / c(h)         for every seen n-gram (h, w)
     gamma_n(h)    = (D1 N1(h) + D2 N2(h) + D3 N3+(h)) / c(h)   for every seen context h
 
-so that ``P_n(w | h) = alpha_n(h, w) + gamma_n(h) * P_{n-1}(w | h')`` with alpha = 0 for an unseen n-gram
-and gamma = 1 for an unseen context. The highest order uses raw counts, lower orders continuation counts
-(Chen & Goodman 1998); order 1 interpolates with the uniform distribution over 256 bytes, so every byte
-has non-zero probability.
+and ``P_n(w | h) = alpha_n(h, w) + gamma_n(h) * P_{n-1}(w | h')``, with alpha = 0 for an unseen n-gram and
+gamma = 1 for an unseen context. Order 1 interpolates with the uniform distribution over 256 bytes, so
+every byte has non-zero probability. A context of order n+1 is an n-gram, so the table of order n stores
+both alpha_n of each n-gram and gamma_{n+1} of the n-gram as a context: one search per order and position.
 """
 
 from __future__ import annotations
@@ -22,29 +22,32 @@ from envs.generation.tokens import NUM_BYTES, PAD_ID
 
 MAX_ORDER = 7
 MIN_ORDER = 2
+_STATE_KEYS = ("order", "unigram", "byte_gamma", "keys", "alpha", "gamma_next")
 
 
 class NGramScorer:
-    """A fitted byte n-gram model: bits of any byte sequence, next-byte distributions, all in torch."""
+    """A fitted byte n-gram model: bits of any byte sequence, next-byte distributions, all in torch.
+
+    ``unigram`` (256,) and ``byte_gamma`` (256,) (gamma_2 of each single-byte context) are dense; for
+    each order n = 2..order, ``keys[n-2]`` (sorted int64 n-grams) carry ``alpha[n-2]`` and
+    ``gamma_next[n-2]`` (gamma_{n+1} of the n-gram as a context; 1 where it never is one).
+    """
 
     def __init__(
         self,
         order: int,
         unigram: torch.Tensor,
-        ngram_keys: list[torch.Tensor],
-        ngram_alpha: list[torch.Tensor],
-        context_keys: list[torch.Tensor],
-        context_gamma: list[torch.Tensor],
+        byte_gamma: torch.Tensor,
+        keys: list[torch.Tensor],
+        alpha: list[torch.Tensor],
+        gamma_next: list[torch.Tensor],
     ):
         _check_order(order)
-        if not len(ngram_keys) == len(ngram_alpha) == len(context_keys) == len(context_gamma) == order - 1:
-            raise ValueError(
-                f"An order-{order} scorer needs {order - 1} tables per kind (orders 2..{order})."
-            )
+        if not len(keys) == len(alpha) == len(gamma_next) == order - 1:
+            raise ValueError(f"An order-{order} scorer needs {order - 1} tables (orders 2..{order}).")
         self.order = order
-        self.unigram = unigram
-        self.ngram_keys, self.ngram_alpha = ngram_keys, ngram_alpha
-        self.context_keys, self.context_gamma = context_keys, context_gamma
+        self.unigram, self.byte_gamma = unigram, byte_gamma
+        self.keys, self.alpha, self.gamma_next = keys, alpha, gamma_next
 
     # ----------------------------------------------------------------- fitting and state
     @classmethod
@@ -57,71 +60,64 @@ class NGramScorer:
                 f"The training text has {x.numel()} bytes, too few for an order-{order} n-gram model; "
                 "use a larger corpus or a lower order."
             )
-        keys = [x]
+        grams = x
         for n in range(2, order + 1):
-            keys.append(keys[-1][:-1] * NUM_BYTES + x[n - 1 :])
+            grams = grams[:-1] * NUM_BYTES + x[n - 1 :]
         # Highest order: raw counts; lower orders: number of distinct left extensions (continuation counts).
-        uniq, counts = torch.unique(keys[order - 1], return_counts=True)
-        tables: list[tuple[torch.Tensor, torch.Tensor]] = [(uniq, counts)]
+        tables: list[tuple[torch.Tensor, torch.Tensor]] = [torch.unique(grams, return_counts=True)]
         for n in range(order - 1, 0, -1):
-            suffix = tables[-1][0] % (NUM_BYTES**n)
-            tables.append(torch.unique(suffix, return_counts=True))
+            tables.append(torch.unique(tables[-1][0] % (NUM_BYTES**n), return_counts=True))
         tables.reverse()  # tables[n - 1] holds order n
-        unigram_keys, unigram_counts = tables[0]
-        discount = _discounts(unigram_counts, order=1, max_order=order)[unigram_counts.clamp(max=3)]
-        total = unigram_counts.sum().double()
+        byte_keys, byte_counts = tables[0]
+        discount = _discounts(byte_counts, order=1, max_order=order)[byte_counts.clamp(max=3)]
+        total = byte_counts.sum().double()
         unigram = torch.full((NUM_BYTES,), float(discount.sum() / total) / NUM_BYTES, dtype=torch.float64)
-        unigram[unigram_keys] += (unigram_counts.double() - discount) / total
-        ngram_keys, ngram_alpha, context_keys, context_gamma = [], [], [], []
+        unigram[byte_keys] += (byte_counts.double() - discount) / total
+        alphas, contexts = [], []  # per order n >= 2: (n-grams, alpha), (contexts, gamma)
         for n in range(2, order + 1):
-            grams, counts = tables[n - 1]
-            d = _discounts(counts, order=n, max_order=order)
-            contexts, inverse = torch.unique_consecutive(grams // NUM_BYTES, return_inverse=True)
-            cls_index = counts.clamp(max=3)
-            total = torch.zeros(len(contexts), dtype=torch.float64).index_add_(0, inverse, counts.double())
-            mass = torch.zeros(len(contexts), dtype=torch.float64).index_add_(0, inverse, d[cls_index])
-            ngram_keys.append(grams)
-            ngram_alpha.append(((counts.double() - d[cls_index]) / total[inverse]).float())
-            context_keys.append(contexts)
-            context_gamma.append((mass / total).float())
-        return cls(order, unigram.float(), ngram_keys, ngram_alpha, context_keys, context_gamma)
+            ngrams, counts = tables[n - 1]
+            d = _discounts(counts, order=n, max_order=order)[counts.clamp(max=3)]
+            context, inverse = torch.unique_consecutive(ngrams // NUM_BYTES, return_inverse=True)
+            total = torch.zeros(len(context), dtype=torch.float64).index_add_(0, inverse, counts.double())
+            mass = torch.zeros(len(context), dtype=torch.float64).index_add_(0, inverse, d)
+            alphas.append((ngrams, ((counts.double() - d) / total[inverse]).float()))
+            contexts.append((context, (mass / total).float()))
+        byte_gamma = torch.ones(NUM_BYTES)
+        byte_gamma[contexts[0][0]] = contexts[0][1]
+        keys, alpha, gamma_next = [], [], []
+        for i, (ngrams, values) in enumerate(alphas):
+            next_context, next_gamma = contexts[i + 1] if i + 1 < len(contexts) else (ngrams[:0], values[:0])
+            merged = torch.unique(torch.cat([ngrams, next_context]))
+            keys.append(merged)
+            alpha.append(torch.zeros(len(merged)).index_put_((torch.searchsorted(merged, ngrams),), values))
+            gamma_next.append(
+                torch.ones(len(merged)).index_put_((torch.searchsorted(merged, next_context),), next_gamma)
+            )
+        return cls(order, unigram.float(), byte_gamma, keys, alpha, gamma_next)
 
     def state_dict(self) -> dict:
         """Plain tensors and ints, loadable with ``torch.load(weights_only=True)``."""
-        return {
-            "order": self.order,
-            "unigram": self.unigram.cpu(),
-            "ngram_keys": [t.cpu() for t in self.ngram_keys],
-            "ngram_alpha": [t.cpu() for t in self.ngram_alpha],
-            "context_keys": [t.cpu() for t in self.context_keys],
-            "context_gamma": [t.cpu() for t in self.context_gamma],
-        }
+        state = {"order": self.order, "unigram": self.unigram.cpu(), "byte_gamma": self.byte_gamma.cpu()}
+        state.update(
+            {name: [t.cpu() for t in getattr(self, name)] for name in ("keys", "alpha", "gamma_next")}
+        )
+        return state
 
     @classmethod
     def from_state_dict(cls, state: dict) -> NGramScorer:
-        return cls(
-            int(state["order"]),
-            state["unigram"],
-            list(state["ngram_keys"]),
-            list(state["ngram_alpha"]),
-            list(state["context_keys"]),
-            list(state["context_gamma"]),
-        )
+        missing = [key for key in _STATE_KEYS if key not in state]
+        if missing:
+            raise ValueError(f"Not an NGramScorer state: missing {missing}.")
+        lists = (list(state[name]) for name in ("keys", "alpha", "gamma_next"))
+        return cls(int(state["order"]), state["unigram"], state["byte_gamma"], *lists)
 
     def to(self, device: str | torch.device) -> NGramScorer:
         """A copy whose tables live on ``device`` (this one is returned if they already do)."""
         device = torch.device(device)
         if self.unigram.device == device:
             return self
-        move = lambda ts: [t.to(device) for t in ts]  # noqa: E731
-        return NGramScorer(
-            self.order,
-            self.unigram.to(device),
-            move(self.ngram_keys),
-            move(self.ngram_alpha),
-            move(self.context_keys),
-            move(self.context_gamma),
-        )
+        lists = ([t.to(device) for t in getattr(self, name)] for name in ("keys", "alpha", "gamma_next"))
+        return NGramScorer(self.order, self.unigram.to(device), self.byte_gamma.to(device), *lists)
 
     @property
     def device(self) -> torch.device:
@@ -129,7 +125,7 @@ class NGramScorer:
 
     @property
     def num_ngrams(self) -> int:
-        return sum(len(k) for k in self.ngram_keys) + NUM_BYTES
+        return sum(len(k) for k in self.keys) + NUM_BYTES
 
     # ----------------------------------------------------------------- scoring
     def token_bits(
@@ -144,25 +140,28 @@ class NGramScorer:
         if tokens.dim() != 2:
             raise ValueError(f"tokens must have shape (B, T), got {tuple(tokens.shape)}.")
         tokens = tokens.to(self.device, torch.long)
-        length = tokens.shape[1]
-        positions = torch.arange(length, device=self.device)
+        positions = torch.arange(tokens.shape[1], device=self.device)
         start = torch.as_tensor(start, device=self.device).reshape(-1, 1)
         valid = (tokens >= 0) & (tokens < NUM_BYTES) & (positions >= start)
         # run[t] = number of consecutive valid positions ending at t (how far back context may reach).
-        last_invalid = torch.where(valid, -1, positions).cummax(dim=1).values
-        run = positions - last_invalid
+        run = positions - torch.where(valid, -1, positions).cummax(dim=1).values
         x = tokens.clamp(0, NUM_BYTES - 1)
-        keys = x
-        pick = (lambda t: t[:, -1]) if last_only else (lambda t: t)
-        prob = self.unigram[pick(x)]
+        # last_only: the last position and the one before it (whose n-grams are the last one's contexts)
+        cols = slice(-2, None) if last_only else slice(None)
+        run, x_cols = run[:, cols], x[:, cols]
+        prob, gamma_next = self.unigram[x_cols], self.byte_gamma[x_cols]
+        grams = x
         for n in range(2, self.order + 1):
-            context = F.pad(keys[:, :-1], (1, 0))  # the (n-1)-gram ending at t-1
-            keys = context * NUM_BYTES + x
-            alpha = _lookup(self.ngram_keys[n - 2], self.ngram_alpha[n - 2], pick(keys), 0.0)
-            gamma = _lookup(self.context_keys[n - 2], self.context_gamma[n - 2], pick(context), 1.0)
-            prob = torch.where(pick(run) >= n, alpha + gamma * prob, prob)
-        bits = -torch.log2(prob)
-        return torch.where(pick(valid), bits, torch.zeros((), device=self.device))
+            grams = F.pad(grams[:, :-1], (1, 0)) * NUM_BYTES + x  # the n-gram ending at each position
+            query = grams[:, cols].contiguous()
+            index = torch.searchsorted(self.keys[n - 2], query).clamp(max=len(self.keys[n - 2]) - 1)
+            found = self.keys[n - 2][index] == query
+            alpha = torch.where(found, self.alpha[n - 2][index], 0.0)
+            gamma = F.pad(gamma_next[:, :-1], (1, 0), value=1.0)  # the context ends one position earlier
+            prob = torch.where(run >= n, alpha + gamma * prob, prob)
+            gamma_next = torch.where(found, self.gamma_next[n - 2][index], 1.0)
+        bits = torch.where(valid[:, cols], -torch.log2(prob), 0.0)
+        return bits[:, -1] if last_only else bits
 
     def bits_per_byte(self, texts: str | bytes | list[str | bytes] | torch.Tensor) -> torch.Tensor:
         """Mean bits per byte of a text (0-d), a list of texts or a right-padded (B, T) batch ((B,))."""
@@ -190,13 +189,6 @@ class NGramScorer:
         rows = torch.cat([ctx.repeat_interleave(NUM_BYTES, dim=0), candidates[:, None]], dim=1)
         probs = torch.exp2(-self.token_bits(rows, last_only=True)).reshape(batch, NUM_BYTES)
         return probs[0] if single else probs
-
-
-def _lookup(keys: torch.Tensor, values: torch.Tensor, query: torch.Tensor, default: float) -> torch.Tensor:
-    """values[i] where keys[i] == query, else ``default`` (keys sorted ascending)."""
-    query = query.contiguous()
-    index = torch.searchsorted(keys, query).clamp(max=len(keys) - 1)
-    return torch.where(keys[index] == query, values[index], torch.full((), default, device=values.device))
 
 
 def _discounts(counts: torch.Tensor, order: int, max_order: int) -> torch.Tensor:

@@ -17,7 +17,7 @@ from envs.generation.corpus import Corpus, default_corpus
 from envs.generation.ngram import NGramScorer
 
 DEFAULT_ORDER = 6
-CACHE_VERSION = 1
+CACHE_VERSION = 2
 _MEMO: dict[tuple[str, int], NGramScorer] = {}
 _REFERENCE_BITS: weakref.WeakKeyDictionary[NGramScorer, dict[str, float]] = weakref.WeakKeyDictionary()
 

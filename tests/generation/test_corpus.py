@@ -66,3 +66,16 @@ def test_datasets_like_objects_keep_their_own_splits_or_get_split():
     assert len(corpus.train + corpus.validation + corpus.test) == 6
     with pytest.raises(ValueError, match="text_field"):
         corpus_from_hf(flat)
+
+
+def test_hugging_face_loader_reads_a_local_text_file_offline(tmp_path):
+    pytest.importorskip("datasets")
+    data = tmp_path / "stories.txt"
+    data.write_text("".join(f"Once upon a time there was story number {i}.\n" for i in range(30)))
+    corpus = load_corpus(
+        hf_dataset="text", data_files={"train": str(data)}, cache_dir=str(tmp_path / "hf-cache")
+    )
+    assert corpus.name == "hf:text"
+    documents = corpus.train + corpus.validation + corpus.test
+    assert len(documents) == 30 and all(d.startswith("Once upon a time") for d in documents)
+    assert corpus.validation and corpus.test

@@ -1,0 +1,120 @@
+"""The generation envs: both checkers, make/make_vec, the observation window, levels, single == vector."""
+
+import gymnasium as gym
+import numpy as np
+import pytest
+import torch
+from gymnasium.utils.env_checker import check_env
+from stable_baselines3.common.env_checker import check_env as sb3_check_env
+
+import envs  # noqa: F401  (registers the env ids)
+from envs.common.sb3 import SB3VecEnvAdapter
+from envs.generation.env import TextQualityEnv
+from envs.generation.tokens import PAD_ID, decode
+from envs.generation.vector import TextQualityVectorEnv
+
+ENV_ID = "mindgym/TextQuality-v0"
+
+
+@pytest.mark.parametrize("dense", [False, True])
+def test_single_env_passes_both_checkers(dense):
+    env = gym.make(ENV_ID, dense=dense, level="p64-c16")
+    check_env(env.unwrapped, skip_render_check=True)
+    sb3_check_env(env.unwrapped, warn=False)
+
+
+def test_episode_info_and_render():
+    env = gym.make(ENV_ID, render_mode="ansi", level="p64-c16")
+    obs, info = env.reset(seed=0)
+    assert obs["length"][0] == 64 and (obs["tokens"][64:] == PAD_ID).all()
+    for _ in range(16):
+        obs, reward, terminated, truncated, info = env.step(ord("x"))
+    assert terminated and not truncated and obs["length"][0] == 80
+    assert {"fluency", "diversity", "repetition", "length", "seq_rep_4", "success", "level"} <= set(info)
+    assert info["success"] is False and info["level"] == 0 and reward == pytest.approx(info["score"])
+    assert env.render().endswith("|" + "x" * 16)
+
+
+def test_single_and_vector_envs_agree():
+    single = TextQualityEnv(level="p64-c16", dense=True)
+    vector = gym.make_vec(
+        ENV_ID,
+        num_envs=1,
+        vectorization_mode="vector_entry_point",
+        device="cpu",
+        level="p64-c16",
+        dense=True,
+        numpy=True,
+    )
+    obs_s, _ = single.reset(seed=11)
+    obs_v, _ = vector.reset(seed=11)
+    np.testing.assert_array_equal(obs_s["tokens"], obs_v["tokens"][0])
+    for byte in b"the cat sat":
+        obs_s, r_s, *_ = single.step(byte)
+        obs_v, r_v, *_ = vector.step(np.array([byte]))
+        assert r_s == pytest.approx(float(r_v[0]))
+    np.testing.assert_array_equal(obs_s["tokens"], obs_v["tokens"][0])
+
+
+def test_window_keeps_the_most_recent_bytes():
+    env = TextQualityVectorEnv(
+        2, "cpu", level={"name": "long", "prompt_length": 300, "continuation_length": 8}, window=64, seed=0
+    )
+    obs, _ = env.reset(seed=0)
+    assert (obs["length"] == 64).all() and (obs["tokens"] != PAD_ID).all()
+    first = obs["tokens"].clone()
+    obs, *_ = env.step(torch.tensor([ord("Q"), ord("Z")]))
+    assert (obs["length"] == 64).all()
+    assert torch.equal(obs["tokens"][:, :-1], first[:, 1:]) and obs["tokens"][:, -1].tolist() == [81, 90]
+    assert decode(obs["tokens"][0]).endswith("Q")
+
+
+def test_per_env_levels_and_custom_levels():
+    env = TextQualityVectorEnv(4, "cpu", seed=0)
+    env.set_level("p32-c128", env_ids=[1, 3])
+    obs, _ = env.reset(seed=0)
+    assert obs["length"][:, 0].tolist() == [64, 32, 64, 32]
+    env.set_level({"name": "huge", "prompt_length": 8, "continuation_length": 400})
+    env.reset(seed=1)
+    for _ in range(300):
+        _, _, terminated, _, info = env.step(torch.randint(97, 123, (4,)))
+        assert not terminated.any()
+    assert (info["bytes_written"] == 300).all() and (info["level"] == env.task.ladder.index("huge")).all()
+
+
+def test_bad_actions_and_options_raise():
+    env = TextQualityVectorEnv(2, "cpu", seed=0)
+    env.reset()
+    with pytest.raises(ValueError, match="lie in"):
+        env.step(np.array([3, 256]))
+    with pytest.raises(ValueError, match="shape"):
+        env.step(np.array([3]))
+    with pytest.raises(ValueError, match="prompt_split"):
+        TextQualityVectorEnv(2, "cpu", prompt_split="dev")
+    with pytest.raises(ValueError, match="reset option"):
+        TextQualityEnv().reset(options={"level": 2})
+
+
+def test_sb3_adapter_runs_the_vector_env():
+    adapter = SB3VecEnvAdapter(TextQualityVectorEnv(3, "cpu", level="p64-c16", seed=0))
+    obs = adapter.reset()
+    assert obs["tokens"].shape == (3, 256)
+    for _ in range(16):
+        obs, _, dones, infos = adapter.step(np.full(3, ord("a")))
+    assert dones.all() and "fluency" in infos[0]
+
+
+@pytest.mark.gpu
+def test_vector_env_steps_on_cuda_without_host_sync():
+    env = TextQualityVectorEnv(64, "cuda", level="p64-c16", seed=0, dense=True)
+    env.reset(seed=0)
+    actions = torch.randint(32, 127, (20, 64), device="cuda")
+    torch.cuda.synchronize()
+    torch.cuda.set_sync_debug_mode("error")
+    try:
+        for t in range(20):
+            obs, reward, _, _, info = env.step(actions[t])
+    finally:
+        torch.cuda.set_sync_debug_mode(0)
+    assert obs["tokens"].device.type == "cuda" and reward.device.type == "cuda"
+    assert torch.isfinite(reward).all() and info["success"].dtype == torch.bool

@@ -1,0 +1,80 @@
+"""The reference n-gram scorer: a proper distribution, a sensible judge, an atomic weights_only cache."""
+
+import pytest
+import torch
+
+from agents.training.checkpoint import load_checkpoint
+from envs.generation import scorer as scorer_module
+from envs.generation.corpus import default_corpus
+from envs.generation.ngram import NGramScorer
+from envs.generation.scorer import reference_bits_per_byte, reference_scorer, scorer_cache_path
+from envs.generation.tokens import PAD_ID, encode
+
+
+@pytest.fixture(scope="module")
+def scorer():
+    return NGramScorer.fit(default_corpus().text("train"), order=6)
+
+
+@pytest.mark.parametrize(
+    "context", ["", "T", "The quick brown fox jumps over the ", "\x00\x01zq#~", "def f(x):\n"]
+)
+def test_next_byte_probabilities_sum_to_one(scorer, context):
+    probs = scorer.next_byte_probs(context)
+    assert probs.shape == (256,)
+    assert (probs > 0).all()
+    assert abs(float(probs.double().sum()) - 1.0) < 1e-4
+
+
+def test_token_bits_agree_with_next_byte_probs_and_ignore_padding(scorer):
+    text = encode("The return statement leaves the current function call.")
+    bits = scorer.token_bits(text[None])[0]
+    for t in (1, 7, 30, len(text) - 1):
+        probs = scorer.next_byte_probs(text[:t])
+        assert torch.isclose(bits[t], -torch.log2(probs[text[t]]), atol=1e-4)
+    padded = torch.cat([text, torch.full((9,), PAD_ID)])[None]
+    padded_bits = scorer.token_bits(padded)[0]
+    assert torch.allclose(padded_bits[: len(text)], bits) and (padded_bits[len(text) :] == 0).all()
+    late = scorer.token_bits(text[None], start=10)[0]
+    assert (late[:10] == 0).all() and torch.isclose(
+        late[10], -torch.log2(scorer.next_byte_probs(b"")[text[10]])
+    )
+    assert torch.allclose(scorer.token_bits(text[None], last_only=True), bits[-1:])
+
+
+def test_scorer_ranks_real_above_shuffled_above_random(scorer):
+    held_out = encode(default_corpus().text("validation"))
+    generator = torch.Generator().manual_seed(0)
+    starts = torch.randint(0, len(held_out) - 256, (64,), generator=generator)
+    real = held_out[starts[:, None] + torch.arange(256)]
+    shuffled = real[:, torch.randperm(256, generator=generator)]
+    random = torch.randint(0, 256, (64, 256), generator=generator)
+    real_bpb, shuffled_bpb, random_bpb = (scorer.bits_per_byte(x) for x in (real, shuffled, random))
+    assert (real_bpb < shuffled_bpb).all() and (shuffled_bpb < random_bpb).all()
+    assert float(real_bpb.mean()) < 3.0 < float(shuffled_bpb.mean()) < 8.0 < float(random_bpb.mean())
+
+
+def test_bad_orders_and_tiny_corpora_raise():
+    with pytest.raises(ValueError, match="order"):
+        NGramScorer.fit("some text " * 100, order=8)
+    with pytest.raises(ValueError, match="too few"):
+        NGramScorer.fit("tiny", order=5)
+    with pytest.raises(ValueError, match="too small or too repetitive"):
+        NGramScorer.fit("abcdefgh" * 200, order=5)
+
+
+def test_scorer_cache_is_written_reloaded_and_repaired(tmp_path, monkeypatch):
+    corpus = default_corpus()
+    monkeypatch.setattr(scorer_module, "_MEMO", {})
+    fitted = reference_scorer(corpus, order=4, cache_dir=tmp_path)
+    path = scorer_cache_path(corpus, 4, tmp_path)
+    assert path.is_file() and path.parent.parent == tmp_path
+    assert load_checkpoint(path)["order"] == 4
+    monkeypatch.setattr(scorer_module, "_MEMO", {})
+    loaded = reference_scorer(corpus, order=4, cache_dir=tmp_path)
+    assert loaded is not fitted and all(torch.equal(a, b) for a, b in zip(loaded.alpha, fitted.alpha))
+    path.write_bytes(b"not a checkpoint")
+    monkeypatch.setattr(scorer_module, "_MEMO", {})
+    repaired = reference_scorer(corpus, order=4, cache_dir=tmp_path)
+    assert torch.equal(repaired.unigram, fitted.unigram) and load_checkpoint(path)["order"] == 4
+    assert 1.0 < reference_bits_per_byte(repaired, corpus) < 3.0

@@ -1,0 +1,100 @@
+"""The reward: components ordered as a user expects, repetition punished monotonically, dense == sparse."""
+
+import pytest
+import torch
+
+from envs.generation.corpus import default_corpus
+from envs.generation.reward import RewardConfig, score_continuations
+from envs.generation.scorer import reference_bits_per_byte, reference_scorer
+from envs.generation.tokens import encode
+from envs.generation.vector import TextQualityVectorEnv
+
+
+@pytest.fixture(scope="module")
+def held_out():
+    text = encode(default_corpus().text("validation"))
+    starts = torch.randint(0, len(text) - 192, (32,), generator=torch.Generator().manual_seed(1))
+    windows = text[starts[:, None] + torch.arange(192)]
+    return windows[:, :64], windows[:, 64:]
+
+
+def _score(prompts, continuations, **config):
+    scorer = reference_scorer()
+    return score_continuations(
+        scorer, reference_bits_per_byte(scorer), prompts, continuations, RewardConfig(**config)
+    )
+
+
+def test_more_repetition_gives_lower_reward(held_out):
+    prompts, real = held_out
+    half_repeated = torch.cat([real[:, :64], real[:, :64]], dim=1)
+    loop = real[:, :8].repeat(1, 16)
+    scores = [_score(prompts, text) for text in (real, half_repeated, loop)]
+    seq_rep = [s["seq_rep_4"] for s in scores]
+    assert (seq_rep[0] < seq_rep[1]).all() and (seq_rep[1] < seq_rep[2]).all()
+    assert (scores[0]["score"] > scores[1]["score"]).all() and (scores[1]["score"] > scores[2]["score"]).all()
+    # a larger repetition weight widens the gap between repetitive and real text
+    gaps = [
+        (
+            _score(prompts, real, weights=w)["score"] - _score(prompts, half_repeated, weights=w)["score"]
+        ).mean()
+        for w in ({"repetition": 0.5}, {"repetition": 1.0}, {"repetition": 4.0})
+    ]
+    assert gaps[0] < gaps[1] < gaps[2]
+
+
+def test_components_rank_real_text_above_noise_and_mark_success(held_out):
+    prompts, real = held_out
+    noise = torch.randint(0, 256, real.shape, generator=torch.Generator().manual_seed(2))
+    real_score, noise_score = _score(prompts, real), _score(prompts, noise)
+    assert real_score["fluency"].mean() > 0.8 and (noise_score["fluency"] < 0).all()
+    assert (real_score["score"] > noise_score["score"]).all()
+    config = RewardConfig()
+    success = real_score["score"] >= config.success_fraction * config.max_score
+    assert success.float().mean() > 0.5 and not (noise_score["score"] >= 0.75 * config.max_score).any()
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"weights": {"fluency": 0, "diversity": 0, "repetition": 0, "length": 0}}, "constant"),
+        ({"weights": {"fluency": 0, "diversity": 0, "repetition": 0}, "eos_byte": None}, "constant"),
+        ({"weights": {"fluency": -1}}, "finite and >= 0"),
+        ({"weights": {"style": 1}}, "Unknown reward component"),
+        ({"repetition_n": 9}, "repetition_n"),
+        ({"success_fraction": 0}, "success_fraction"),
+        ({"eos_byte": 300}, "eos_byte"),
+    ],
+)
+def test_bad_reward_configs_raise(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        RewardConfig(**kwargs)
+
+
+def test_dense_rewards_sum_to_the_sparse_reward():
+    actions = torch.randint(32, 127, (20, 8), generator=torch.Generator().manual_seed(3))
+    actions[:, 5] = ord("e")  # some repetition
+    returns = []
+    for dense in (False, True):
+        env = TextQualityVectorEnv(8, "cpu", level="p64-c16", seed=5, dense=dense)
+        env.reset(seed=5)
+        total = torch.zeros(8)
+        for t in range(16):
+            _, reward, terminated, _, info = env.step(actions[t])
+            total += reward
+        assert terminated.all()
+        returns.append((total, info["score"]))
+    (sparse_total, sparse_score), (dense_total, dense_score) = returns
+    assert torch.allclose(sparse_total, sparse_score) and torch.allclose(dense_total, dense_score, atol=1e-5)
+    assert torch.allclose(sparse_total, dense_total, atol=1e-5)
+
+
+def test_end_of_text_byte_stops_early_with_partial_length():
+    env = TextQualityVectorEnv(2, "cpu", level="p64-c32", seed=0)
+    env.reset(seed=0)
+    for _ in range(4):
+        env.step(torch.tensor([ord("a"), ord("b")]))
+    _, reward, terminated, _, info = env.step(torch.tensor([0, ord("c")]))
+    assert terminated.tolist() == [True, False]
+    assert info["length"][0] == pytest.approx(4 / 32) and info["bytes_written"].tolist() == [4, 5]
+    assert reward[0] == pytest.approx(float(info["score"][0])) and reward[1] == 0
