@@ -89,6 +89,8 @@ class SB3VecEnvAdapter(VecEnv):
         if method_name == "set_level":
             self.env.set_level(*args, env_ids=None if indices is None else selected, **kwargs)
             return [None] * len(selected)
+        if method_name == "action_masks":  # sb3-contrib stacks one mask per sub-env
+            return list(self.action_masks()[np.asarray(selected)])
         result = getattr(self.env, method_name)(*args, **kwargs)
         return [result] * len(selected)
 

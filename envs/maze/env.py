@@ -17,7 +17,7 @@ import torch
 
 from envs.common.task import LevelLike
 from envs.maze import tokens as tok
-from envs.maze.grid import optimal_action_bits
+from envs.maze.grid import MazeBatch, optimal_action_bits
 from envs.maze.layout import layout_level
 from envs.maze.levels import MazeLevel
 from envs.maze.render import ansi_text, rgb_frame, wall_image
@@ -35,6 +35,7 @@ class _LevelPool:
         generator = torch.Generator().manual_seed(seed)
         mazes = task.generate(size, generator, level=level_index)
         self.height, self.width = mazes.height, mazes.width
+        self.mazes = mazes
         self.passages = mazes.passages.numpy()
         self.optimal_bits = optimal_action_bits(mazes.passages, mazes.dist, mazes.height, mazes.width).numpy()
         self.start, self.goal = mazes.start.tolist(), mazes.goal.tolist()
@@ -116,6 +117,7 @@ class MazeEnv(gym.Env):
                 self.task, index, self.pool_size, seed_, self.obs_mode == "tokens"
             )
         k, pool.next = pool.next, pool.next + 1
+        self._maze = pool.mazes.select(torch.tensor([k]))
         self._level_index, self._w = index, pool.width
         self._passages = pool.passages[k].tolist()
         self._optimal_bits = pool.optimal_bits[k]
@@ -146,6 +148,12 @@ class MazeEnv(gym.Env):
         truncated = not reached and self._t >= self._limit
         self._advance_observation(old, a)
         return self._observation(), reward, reached, truncated, self._info()
+
+    def current_maze(self) -> MazeBatch:
+        """The current episode's maze (a MazeBatch of one), e.g. to encode it with MazeTask.batch_from_mazes."""
+        if self._pos is None:
+            raise RuntimeError("Call reset() before current_maze().")
+        return self._maze
 
     def action_masks(self) -> np.ndarray:
         """Legal moves at the agent's cell, (4,) bool (for MaskablePPO)."""
