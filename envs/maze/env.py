@@ -150,7 +150,7 @@ class MazeEnv(gym.Env):
         return self._observation(), reward, reached, truncated, self._info()
 
     def current_maze(self) -> MazeBatch:
-        """The current episode's maze (a MazeBatch of one), e.g. to encode it with MazeTask.batch_from_mazes."""
+        """The current episode's maze (a MazeBatch of one), e.g. for MazeTask.batch_from_mazes."""
         if self._pos is None:
             raise RuntimeError("Call reset() before current_maze().")
         return self._maze

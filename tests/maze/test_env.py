@@ -33,7 +33,7 @@ class _nothing:
 
 def test_rewards_termination_and_wall_penalty():
     env = MazeEnv(maze=CORRIDOR, step_cost=0.01, wall_penalty=0.1)
-    obs, info = env.reset(seed=0)
+    _, info = env.reset(seed=0)
     assert info["optimal_length"] == 2 and not info["success"]
     assert env.action_masks().tolist() == [False, True, False, False]
     _, reward, terminated, truncated, info = env.step(0)  # bump into the wall above

@@ -75,7 +75,7 @@ def test_same_step_autoreset_reports_final_observations():
     for _ in range(60):
         masks = vec.action_masks()
         actions = torch.multinomial(masks.float(), 1, generator=torch.Generator().manual_seed(3)).squeeze(1)
-        obs, _, terminated, truncated, info = vec.step(actions)
+        _, _, terminated, truncated, info = vec.step(actions)
         done = terminated | truncated
         if done.any():
             seen_done = True
