@@ -6,6 +6,9 @@ Each component scores the continuation written so far (the prompt is context, ne
                 reference scorer (given the prompt), b_ref = the scorer's bits per byte on the corpus's own
                 held-out text. 1 = as predictable as real held-out text, 0 = as uniform random bytes.
     diversity   distinct-n within the text (n = ``diversity_n``, default 2): unique n-grams / n-grams.
+    batch_diversity  distinct-n across the batch (n = ``repetition_n``): the fraction of the text's n-grams
+                that no other text in the batch (the vector env's other sub-envs, as they stand) contains.
+                Computed only when its weight is > 0 (default 0); a single env is a batch of one.
     repetition  -seq-rep-n (n = ``repetition_n``, default 4): minus the fraction of the text's n-grams
                 that already occurred earlier in it (Welleck et al. 2019). 0 = no repetition, -1 = a loop.
     length      bytes written / the level's continuation length (below 1 only if the agent stopped with
@@ -14,7 +17,7 @@ Each component scores the continuation written so far (the prompt is context, ne
 The episode score is ``S = sum_k weight_k * component_k`` of the whole continuation. The sparse reward
 pays S at the end of the episode; the dense reward pays ``S(prefix_t) - S(prefix_{t-1})`` for each byte,
 so both give the same undiscounted return. An episode is a success when S reaches ``success_fraction`` of
-the best possible score (sum of the fluency, diversity and length weights).
+the best possible score (sum of the fluency, diversity, batch_diversity and length weights).
 """
 
 from __future__ import annotations
@@ -26,10 +29,17 @@ from dataclasses import dataclass, field
 import torch
 
 from envs.generation.ngram import NGramScorer
+from envs.generation.ngram_tracking import BatchNGramCounts, NGramRepeats
 from envs.generation.tokens import NUM_BYTES
 
-COMPONENTS = ("fluency", "diversity", "repetition", "length")
-DEFAULT_WEIGHTS: Mapping[str, float] = {"fluency": 1.0, "diversity": 0.5, "repetition": 1.0, "length": 0.5}
+COMPONENTS = ("fluency", "diversity", "batch_diversity", "repetition", "length")
+DEFAULT_WEIGHTS: Mapping[str, float] = {
+    "fluency": 1.0,
+    "diversity": 0.5,
+    "batch_diversity": 0.0,
+    "repetition": 1.0,
+    "length": 0.5,
+}
 UNIFORM_BITS = 8.0
 
 
@@ -79,42 +89,7 @@ class RewardConfig:
     @property
     def max_score(self) -> float:
         """The best possible episode score (repetition's best is 0)."""
-        return sum(self.weights[k] for k in ("fluency", "diversity", "length"))
-
-
-class NGramRepeats:
-    """Per-row record of a growing text's n-grams: how many there are and how many repeat an earlier one."""
-
-    def __init__(self, n: int, num_rows: int, capacity: int, device: torch.device):
-        self.n = n
-        self.keys = torch.zeros(num_rows, max(capacity - n + 1, 1), dtype=torch.long, device=device)
-        self.repeats = torch.zeros(num_rows, dtype=torch.long, device=device)
-        self.columns = torch.arange(self.keys.shape[1], device=device)
-
-    def reset(self, mask: torch.Tensor) -> None:
-        self.repeats = self.repeats.masked_fill(mask, 0)
-
-    def grow(self, capacity: int) -> None:
-        """Make room for texts of up to ``capacity`` bytes (keeps what is recorded)."""
-        extra = capacity - self.n + 1 - self.keys.shape[1]
-        if extra > 0:
-            self.keys = torch.nn.functional.pad(self.keys, (0, extra))
-            self.columns = torch.arange(self.keys.shape[1], device=self.keys.device)
-
-    def add(self, recent: torch.Tensor, count: torch.Tensor, active: torch.Tensor) -> None:
-        """Record the n-gram ending at the newest byte. ``recent`` packs the last bytes (newest lowest),
-        ``count`` is the number of bytes written including it; rows where ``active`` is False are unchanged.
-        """
-        key = recent % (NUM_BYTES**self.n)
-        index = (count - self.n).clamp(0, self.keys.shape[1] - 1)  # index of the new n-gram
-        valid = active & (count >= self.n)
-        seen = ((self.keys == key[:, None]) & (self.columns < index[:, None])).any(dim=1)
-        self.repeats = self.repeats + (valid & seen).long()
-        old = self.keys.gather(1, index[:, None]).squeeze(1)
-        self.keys.scatter_(1, index[:, None], torch.where(valid, key, old)[:, None])
-
-    def num_ngrams(self, count: torch.Tensor) -> torch.Tensor:
-        return (count - self.n + 1).clamp(min=0)
+        return sum(self.weights[k] for k in COMPONENTS if k != "repetition")
 
 
 class TextScore:
@@ -143,7 +118,9 @@ class TextScore:
         self.bits_sum = torch.zeros(num_rows, device=device)
         self.recent = torch.zeros(num_rows, dtype=torch.long, device=device)
         self.diversity = NGramRepeats(config.diversity_n, num_rows, capacity, device)
-        self.repetition = NGramRepeats(config.repetition_n, num_rows, capacity, device)
+        self.track_batch = config.weights["batch_diversity"] > 0
+        self.repetition = NGramRepeats(config.repetition_n, num_rows, capacity, device, self.track_batch)
+        self.batch = BatchNGramCounts(device) if self.track_batch else None
         self.target = torch.ones(num_rows, dtype=torch.long, device=device)
         self.last_bits = torch.zeros(num_rows, device=device)
 
@@ -152,6 +129,8 @@ class TextScore:
     ):
         """Start rows in ``mask`` with the last ``tail_len`` bytes of their prompt (right-aligned in
         ``prompt_tail`` (B, order-1)) as context and ``target`` bytes to write."""
+        if self.batch is not None:
+            self.batch.remove(self.repetition.keys, self.repetition.recorded(self.count) & mask[:, None])
         m = mask[:, None]
         self.history = torch.where(m, prompt_tail, self.history)
         self.history_len = torch.where(mask, tail_len, self.history_len)
@@ -180,7 +159,9 @@ class TextScore:
         older = NUM_BYTES ** (max(self.config.diversity_n, self.config.repetition_n) - 1)
         self.recent = torch.where(active, (self.recent % older) * NUM_BYTES + byte, self.recent)
         self.diversity.add(self.recent, self.count, active)
-        self.repetition.add(self.recent, self.count, active)
+        key = self.repetition.add(self.recent, self.count, active)
+        if self.batch is not None:
+            self.batch.add(key, active & (self.count >= self.repetition.n))
 
     def components(self) -> dict[str, torch.Tensor]:
         """Each component of the text written so far (all 0 for an empty text), plus raw metrics."""
@@ -195,7 +176,7 @@ class TextScore:
         rep_total = self.repetition.num_ngrams(self.count).clamp(min=1).float()
         seq_rep = self.repetition.repeats / rep_total
         zero = torch.zeros((), device=self.device)
-        return {
+        components = {
             "fluency": torch.where(written, fluency, zero),
             "diversity": torch.where(written, distinct, zero),
             "repetition": -seq_rep,
@@ -203,10 +184,15 @@ class TextScore:
             "bits_per_byte": torch.where(written, bits_per_byte, zero),
             f"seq_rep_{self.config.repetition_n}": seq_rep,
         }
+        if self.batch is not None:
+            unique = self.batch.unique_fraction(self.repetition, self.count)
+            components["batch_diversity"] = torch.where(written, unique, zero)
+        return components
 
     def score(self, components: Mapping[str, torch.Tensor]) -> torch.Tensor:
-        """The weighted sum S of the components."""
-        return sum(self.config.weights[k] * components[k] for k in COMPONENTS)
+        """The weighted sum S of the components (batch_diversity counts only when it is tracked)."""
+        names = [k for k in COMPONENTS if k in components]
+        return sum(self.config.weights[k] * components[k] for k in names)
 
 
 def score_continuations(

@@ -106,7 +106,9 @@ def test_sb3_adapter_runs_the_vector_env():
 
 @pytest.mark.gpu
 def test_vector_env_steps_on_cuda_without_host_sync():
-    env = TextQualityVectorEnv(64, "cuda", level="p64-c16", seed=0, dense=True)
+    env = TextQualityVectorEnv(
+        64, "cuda", level="p64-c16", seed=0, dense=True, reward_weights={"batch_diversity": 0.5}
+    )
     env.reset(seed=0)
     actions = torch.randint(32, 127, (20, 64), device="cuda")
     torch.cuda.synchronize()

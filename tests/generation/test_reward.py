@@ -98,3 +98,19 @@ def test_end_of_text_byte_stops_early_with_partial_length():
     assert terminated.tolist() == [True, False]
     assert info["length"][0] == pytest.approx(4 / 32) and info["bytes_written"].tolist() == [4, 5]
     assert reward[0] == pytest.approx(float(info["score"][0])) and reward[1] == 0
+
+
+def test_batch_diversity_counts_ngrams_no_other_sub_env_holds():
+    env = TextQualityVectorEnv(4, "cpu", level="p64-c32", seed=0, reward_weights={"batch_diversity": 1.0})
+    env.reset(seed=0)
+    texts = [b"abcdefghijkl", b"abcdefghijkl", b"mnopqrstuvwx", b"ABCDEFGHIJKL"]
+    for t in range(9):
+        _, _, _, _, info = env.step(torch.tensor([text[t] for text in texts]))
+    assert info["batch_diversity"].tolist() == [0.0, 0.0, 1.0, 1.0]
+    _, _, terminated, _, info = env.step(torch.tensor([0, *(text[9] for text in texts[1:])]))
+    assert terminated.tolist() == [True, False, False, False]
+    assert float(info["batch_diversity"][1]) == pytest.approx(1 / 7)  # only its new 4-gram "ghij" is its own
+    # the next step starts a new episode in sub-env 0, whose n-grams leave the batch table
+    _, _, _, _, info = env.step(torch.tensor([ord("z"), *(text[10] for text in texts[1:])]))
+    assert info["batch_diversity"].tolist() == [0.0, 1.0, 1.0, 1.0] and info["bytes_written"][0] == 0
+    assert "batch_diversity" not in TextQualityVectorEnv(1, "cpu").reset()[1]
