@@ -85,11 +85,12 @@ class RecallEnv(gym.Env):
             self._generator.manual_seed(int(self.np_random.integers(2**63)))
         self._seeded = True
         level = torch.tensor([self.task.level_index])
-        episode = self.task.generate(level, self._generator)
+        current = self.task.level
+        episode = self.task.generate(level, self._generator, current.sequence_length, current.num_answers)
         self._length = int(episode.length[0])
         self._num_answers = int(episode.num_answers[0])
         self._target = episode.tokens[0, : self._length].numpy()
-        self._answers = episode.answer_pos[0, : self._num_answers].tolist() + [self._length]
+        self._answers = [*episode.answer_pos[0, : self._num_answers].tolist(), self._length]
         self._written = self._target.copy()
         self._is_answer = np.zeros(self._length, dtype=bool)
         self._is_answer[self._answers[:-1]] = True

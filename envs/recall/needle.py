@@ -1,6 +1,7 @@
 """Needle in a haystack (passkey retrieval), byte level: generator and oracle.
 
-    <filler .. "The secret number is 1453." .. filler>  "\nQuestion: what is the secret number?\nAnswer: "  1 4 5 3
+    <filler .. "The secret number is 1453." .. filler>
+    "\nQuestion: what is the secret number?\nAnswer: "  1 4 5 3
 
 The haystack is ``context_bytes`` bytes of filler with the needle sentence written over it so that the
 sentence starts at byte ``round(depth * (context_bytes - len(needle)))``: depth 0 puts it first, depth 1

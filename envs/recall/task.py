@@ -90,15 +90,20 @@ class RecallTask(Task):
 
     # ------------------------------------------------------------------ generation
     def generate(
-        self, level_ids: torch.Tensor, generator: torch.Generator | None = None, width: int | None = None
+        self,
+        level_ids: torch.Tensor,
+        generator: torch.Generator | None = None,
+        width: int | None = None,
+        answers: int | None = None,
     ) -> EpisodeBatch:
-        """Episodes at per-row ladder indices ``level_ids`` (on their device), padded to ``width``.
-
-        The default width is the task's ``max_length``, so per-row levels of different lengths batch.
+        """Episodes at per-row ladder indices ``level_ids`` (on their device), padded to ``width`` tokens
+        and ``answers`` answer slots (defaults: the task's ``max_length`` and ``max_answers``, so any mix
+        of levels batches). The random draws depend on both, so equal seeds and sizes give equal episodes.
         """
         params = self.param_table(level_ids.device)[level_ids]
         width = self.max_length if width is None else width
-        return self.family.generate(params, width, self.max_answers, generator, list(self.ladder))
+        answers = self.max_answers if answers is None else answers
+        return self.family.generate(params, width, answers, generator, list(self.ladder))
 
     def sample_batch(
         self,

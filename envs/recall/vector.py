@@ -1,10 +1,11 @@
 """RecallVectorEnv: a batch of recall episodes stepped together in torch, on any device.
 
-The same episodes, rewards and infos as :class:`envs.recall.env.RecallEnv` (a one-env batch on the CPU
-seeded alike draws the same episode), with per-sub-env levels: every sub-env's sequence is padded to the
-ladder's longest, and ``set_level`` (an index, a name, a level, or a LongTensor of ladder indices from a
-curriculum) applies at each sub-env's next reset. ``step`` has no host sync and no loop over sub-envs;
-autoresets regenerate the whole batch and keep the rows being reset, which keeps the step branch-free.
+The same episodes, rewards and infos as :class:`envs.recall.env.RecallEnv` (a one-env batch at one level on
+the CPU, seeded alike, draws the same episode), with per-sub-env levels: observations are padded to the
+ladder's longest sequence, and ``set_level`` (an index, a name, a level, or a LongTensor of ladder indices
+from a curriculum) applies at each sub-env's next reset. ``step`` has no host sync and no loop over
+sub-envs: an autoreset regenerates the whole batch (only as wide as the longest level set so far) and keeps
+the rows being reset, which keeps the step branch-free.
 
     vec = gymnasium.make_vec("mindgym/Copy-v0", num_envs=512, vectorization_mode="vector_entry_point",
                              mode="stream", device="cuda")
@@ -48,10 +49,11 @@ class RecallVectorEnv(TorchVectorEnv):
         width, answers = task.max_length, task.max_answers
         self._columns = torch.arange(width, device=self.device)
         self._rows = torch.arange(num_envs, device=self.device)
+        self._answer_slots = torch.arange(answers, device=self.device)
+        self._width, self._answers = task.level.sequence_length, task.level.num_answers
         self.target = torch.full((num_envs, width), PAD, dtype=torch.long, device=self.device)
-        self.written = self.target.clone()
-        self.is_answer = torch.zeros(num_envs, width, dtype=torch.bool, device=self.device)
         self.answer_pos = torch.full((num_envs, answers), width, dtype=torch.long, device=self.device)
+        self.written = torch.full((num_envs, answers), PAD, dtype=torch.long, device=self.device)
         self.num_answers = torch.ones(num_envs, dtype=torch.long, device=self.device)
         self.length = torch.ones(num_envs, dtype=torch.long, device=self.device)
         self.answered = torch.zeros(num_envs, dtype=torch.long, device=self.device)
@@ -59,19 +61,29 @@ class RecallVectorEnv(TorchVectorEnv):
         self.t = torch.zeros(num_envs, dtype=torch.long, device=self.device)
 
     def set_level(self, level: LevelLike | torch.Tensor, env_ids: Any = None) -> None:
-        """Level of all sub-envs or of ``env_ids`` from their next reset; a custom level must fit the spaces."""
+        """Level of all sub-envs (or ``env_ids``) from their next reset; a custom level must fit.
+
+        Episodes are generated only as wide as the longest level set so far; a LongTensor of levels on an
+        accelerator is not inspected (that would sync), so it widens generation to the ladder's longest.
+        """
         if not isinstance(level, torch.Tensor):
             level = self.task.resolve_level(level)
+            chosen = [self.task.ladder[level]]
+        elif level.device.type == "cpu" and level.numel():
+            chosen = [self.task.ladder[i] for i in set(level.tolist()) if 0 <= i < self.task.num_levels]
+        else:
+            chosen = list(self.task.ladder)
         super().set_level(level, env_ids)
+        self._width = max(self._width, *(lv.sequence_length for lv in chosen))
+        self._answers = max(self._answers, *(lv.num_answers for lv in chosen))
 
     # ------------------------------------------------------------------ TorchVectorEnv hooks
     def _reset_envs(self, mask: torch.Tensor) -> None:
-        fresh = self.task.generate(self.level_ids, self.generator)
+        width, answers = self._width, self._answers
+        fresh = self.task.generate(self.level_ids, self.generator, width=width, answers=answers)
         keep = mask.unsqueeze(1)
-        self.target = torch.where(keep, fresh.tokens, self.target)
-        self.written = torch.where(keep, fresh.tokens, self.written)
-        self.is_answer = torch.where(keep, fresh.answer_mask(), self.is_answer)
-        self.answer_pos = torch.where(keep, fresh.answer_pos, self.answer_pos)
+        self.target[:, :width] = torch.where(keep, fresh.tokens, self.target[:, :width])
+        self.answer_pos[:, :answers] = torch.where(keep, fresh.answer_pos, self.answer_pos[:, :answers])
         self.num_answers = torch.where(mask, fresh.num_answers, self.num_answers)
         self.length = torch.where(mask, fresh.length, self.length)
         self.answered = self.answered.masked_fill(mask, 0)
@@ -82,14 +94,16 @@ class RecallVectorEnv(TorchVectorEnv):
         self, actions: torch.Tensor, active: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         token = self.action_tokens[actions]
+        next_answer = self._current_answer()
+        due = active & (self.answered < self.num_answers)
         if self.mode == "sequence":
-            position = self._current_answer()
-            due = active & (self.answered < self.num_answers)
+            position = next_answer
         else:
             position = (self.t + 1).clamp(max=self.target.shape[1] - 1)
-            due = active & self.is_answer[self._rows, position]
+            due = due & (position == next_answer)
         correct = due & (token == self.target[self._rows, position])
-        self.written[self._rows, position] = torch.where(due, token, self.written[self._rows, position])
+        slot = self.answered.clamp(max=self.written.shape[1] - 1)
+        self.written[self._rows, slot] = torch.where(due, token, self.written[self._rows, slot])
         self.answered = self.answered + due.long()
         self.correct = self.correct + correct.long()
         self.t = self.t + active.long()
@@ -102,9 +116,20 @@ class RecallVectorEnv(TorchVectorEnv):
 
     def _observe(self) -> dict[str, torch.Tensor] | torch.Tensor:
         if self.mode == "stream":
-            return self.written[self._rows, self.t.clamp(max=self.target.shape[1] - 1)]
+            t = self.t.clamp(max=self.target.shape[1] - 1)
+            last = (self.answered - 1).clamp(min=0)
+            just_answered = (self.answered > 0) & (self.answer_pos[self._rows, last] == t)
+            return torch.where(just_answered, self.written[self._rows, last], self.target[self._rows, t])
+        width = self._width
         shown = torch.where(self.answered < self.num_answers, self._current_answer(), self.length)
-        tokens = torch.where(self._columns < shown.unsqueeze(1), self.written, PAD)
+        tokens = torch.full_like(self.target, PAD)
+        tokens[:, :width] = torch.where(
+            self._columns[:width] < shown.unsqueeze(1), self.target[:, :width], PAD
+        )
+        # The agent's own answers replace the true ones; unwritten slots rewrite column 0 with itself.
+        written = self._answer_slots < self.answered.unsqueeze(1)
+        index = torch.where(written, self.answer_pos, 0)
+        tokens.scatter_(1, index, torch.where(written, self.written, tokens[:, :1]))
         return {"tokens": tokens, "length": shown.unsqueeze(1)}
 
     def _info(self) -> dict[str, torch.Tensor]:
