@@ -45,22 +45,28 @@ class RecallTaskConfig:
     family: str = "copy"
     levels: list[Any] | None = None
     start_level: int = 0
-    mode: str = "sequence"
     eval_batch: int = 64
     eval_levels: list[int] | None = None
 
 
 @dataclass
 class GenerationTaskConfig:
-    """Generation task: corpus, context length, reward weights and sampling for text samples."""
+    """Text-quality task: corpus ("builtin" or a file / folder path), levels, window and reward.
+
+    ``reward_weights`` may name any of fluency, diversity, batch_diversity, repetition and length;
+    ``eval_bytes`` of the validation split are scored for bits per character; ``eval_envs``
+    continuations of validation prompts are written per level at each evaluation.
+    """
 
     corpus: str = "builtin"
     levels: list[Any] | None = None
     start_level: int = 0
-    eval_batches: int = 4
-    rollout_envs: int = 16
-    sample_chars: int = 200
-    task_kwargs: dict[str, Any] = field(default_factory=dict)
+    window: int = 256
+    order: int = 6
+    dense: bool = True
+    reward_weights: dict[str, float] = field(default_factory=dict)
+    eval_bytes: int = 16384
+    eval_envs: int = 32
 
 
 @dataclass

@@ -86,8 +86,9 @@ class Experiment(ABC):
         return []
 
     def hparam_metrics(self, history: list[dict[str, Any]]) -> dict[str, float]:
-        """The final metrics shown next to the hyper-parameters in TensorBoard."""
-        return {f"hparam/{k}": v for k, v in (history[-1] if history else {}).items() if k != "step"}
+        """The final headline metrics (top-level names, not per-level ones) shown next to the hyper-parameters."""
+        final = history[-1] if history else {}
+        return {f"hparam/{k}": v for k, v in final.items() if k != "step" and "/" not in k and "level" not in k}
 
 
 @dataclass

@@ -1,0 +1,197 @@
+"""Train a byte-level backbone on text and its inference engine on the text-quality reward.
+
+``python -m runners.generation`` (default: a small CPU run on the embedded corpus, a few minutes): the
+backbone learns next-byte prediction from ``TextQualityTask`` windows (bits per character falls) and, after
+a supervised warm-up, the engine's decoding knobs (temperature, top-p, repetition penalty, layer and head
+weights) learn by REINFORCE from ``TextQualityVectorEnv``'s reward (fluency under an independent n-gram
+judge, diversity, repetition, length). Evaluation measures bits per character on the validation split
+and the reward of engine-decoded continuations of validation prompts, logs each reward component and a
+few generated samples as text, and moves the curriculum (longer continuations, shorter prompts).
+
+    python -m runners.generation task.corpus=/path/to/texts
+    python -m runners.generation preset=echo hardware=gpu
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import hydra
+import torch
+from omegaconf import DictConfig, OmegaConf
+
+from envs.generation import COMPONENTS, TextQualityTask, bits_per_char, decode, load_corpus
+from envs.generation.vector import TextQualityVectorEnv
+from runners.app import execute
+from runners.config import register_configs
+from runners.ddp import DistInfo, all_reduce_mean
+from runners.experiment import AgentExperiment
+from runners.introspection import log_model_internals
+from runners.logging import RunLogger
+from runners.loop import EvalResult
+from runners.report import plot_bars
+
+RUNNER = "generation"
+
+
+def build_task(cfg: DictConfig, split: str = "train") -> TextQualityTask:
+    """The task from config: corpus ("builtin" or a path), levels, window and reward options."""
+    corpus = load_corpus(None if cfg.task.corpus == "builtin" else str(cfg.task.corpus))
+    levels = OmegaConf.to_container(cfg.task.levels) if cfg.task.levels is not None else None
+    return TextQualityTask(
+        levels,
+        int(cfg.task.start_level),
+        corpus,
+        window=int(cfg.task.window),
+        order=int(cfg.task.order),
+        reward_weights=OmegaConf.to_container(cfg.task.reward_weights),
+        prompt_split=split,
+    )
+
+
+class GenerationExperiment(AgentExperiment):
+    """Generation-specific half: the text env, bits per character, reward components and samples."""
+
+    runner = RUNNER
+
+    def __init__(self, cfg: DictConfig, dist: DistInfo):
+        super().__init__(cfg, dist, build_task(cfg))
+        self.eval_task = build_task(cfg, split="validation")
+        self.last_eval: dict[str, float] = {}
+
+    def make_vector_env(
+        self, num_envs: int, seed: int, task: TextQualityTask | None = None
+    ) -> TextQualityVectorEnv:
+        return TextQualityVectorEnv(
+            num_envs, self.device, seed=seed, dense=bool(self.cfg.task.dense), task=task or self.task
+        )
+
+    @torch.no_grad()
+    def generate(self, env: TextQualityVectorEnv, level: int, seed: int) -> dict[str, Any]:
+        """Every sub-env writes one continuation with the engine's policy; its final score and components."""
+        env.set_level(level)
+        obs, _ = env.reset(seed=seed)
+        prompts = [decode(obs["tokens"][i, : int(obs["length"][i])]) for i in range(min(3, env.num_envs))]
+        finished = torch.zeros(env.num_envs, dtype=torch.bool, device=self.device)
+        final: dict[str, torch.Tensor] = {}
+        texts = obs["tokens"].clone()
+        lengths = obs["length"].clone()
+        steps = 0
+        while not bool(finished.all()):
+            actions = self.agent.act(obs)
+            obs, _, terminated, truncated, info = env.step(actions)
+            steps += 1
+            done = (terminated | truncated) & ~finished
+            for name in (*[c for c in COMPONENTS if c in info], "score", "success"):
+                value = info[name].float()
+                final[name] = torch.where(done, value, final.get(name, torch.zeros_like(value)))
+            texts = torch.where(done[:, None], obs["tokens"], texts)
+            lengths = torch.where(done[:, None], obs["length"], lengths)
+            finished |= done
+        samples = [
+            (prompts[i], decode(texts[i, : int(lengths[i])])[len(prompts[i]) :]) for i in range(len(prompts))
+        ]
+        return {"final": final, "samples": samples, "env_steps": steps * env.num_envs}
+
+    def evaluation_levels(self) -> list[int]:
+        return list(range(min(self.level + 2, self.task.num_levels)))
+
+    def evaluate(self, step: int, logger: RunLogger) -> EvalResult:
+        level_before = self.level
+        backbone = self.agent.backbone
+        bpc = bits_per_char(
+            backbone,
+            self.task.corpus,
+            "validation",
+            context=int(self.cfg.task.window),
+            max_bytes=int(self.cfg.task.eval_bytes),
+            device=self.device,
+        )
+        metrics: dict[str, float] = {
+            "bits_per_char": bpc,
+            "reference_bits_per_char": self.task.reference_bits,
+        }
+        env = self.make_vector_env(int(self.cfg.task.eval_envs), self.seed + step, self.eval_task)
+        per_level: dict[int, float] = {}
+        env_steps = 0
+        for index in self.evaluation_levels():
+            out = self.generate(env, index, self.seed + step + index)
+            env_steps += out["env_steps"]
+            means = all_reduce_mean({k: v.mean() for k, v in out["final"].items()}, self.dist)
+            name = self.task.ladder[index].name
+            for key, value in means.items():
+                metrics[f"{'reward' if key == 'score' else key}/{name}"] = float(value)
+            per_level[index] = float(means["success"])
+            self.record_episodes(
+                torch.full_like(out["final"]["success"], index, dtype=torch.long),
+                out["final"]["success"].bool(),
+            )
+            if index == level_before:
+                metrics["reward"] = float(means["score"])
+                metrics.update({f"reward_{k}": float(means[k]) for k in COMPONENTS if k in means})
+                text = "\n\n".join(f"**prompt:** {p!r}\n\n**continuation:** {c!r}" for p, c in out["samples"])
+                logger.text("samples", text, step)
+        metrics.update({k: v for k, v in self.agent.engine.metrics().items()})
+        if self.cfg.trainer.inspect:
+            sample = self.task.sample_batch(1, self.device, None, level_before)
+            log_model_internals(backbone, sample.tokens, logger, step)
+        self.log_curriculum(logger, step)
+        self.last_eval = {"bits_per_char": bpc, "reward": metrics.get("reward", 0.0)}
+        return EvalResult(metrics, level_before, metrics.get("reward", 0.0), per_level, env_steps)
+
+    def full_evaluation(self, episodes: int | None = None) -> dict[str, Any]:
+        """Bits per character on validation and test, reward and its components on every level."""
+        backbone = self.agent.backbone
+        results: dict[str, Any] = {
+            split: bits_per_char(
+                backbone,
+                self.task.corpus,
+                split,
+                context=int(self.cfg.task.window),
+                max_bytes=int(self.cfg.task.eval_bytes),
+                device=self.device,
+            )
+            for split in ("validation", "test")
+        }
+        results = {"bits_per_char": results, "reward": {}, "components": {}, "samples": {}}
+        env = self.make_vector_env(episodes or int(self.cfg.task.eval_envs), self.seed, self.eval_task)
+        for index, level in enumerate(self.task.ladder):
+            out = self.generate(env, index, self.seed + index)
+            results["reward"][level.name] = float(out["final"]["score"].mean())
+            results["components"][level.name] = {
+                k: float(v.mean()) for k, v in out["final"].items() if k in COMPONENTS
+            }
+            results["samples"][level.name] = out["samples"]
+        return results
+
+    def summary(self) -> dict[str, Any]:
+        return {"final_eval": self.last_eval, "curriculum": self.curriculum.summary()}
+
+
+def comparison_plots(runs: dict[str, dict[str, Any]], out_dir: Path) -> list[Path]:
+    """Reward by level and bits per character, one bar per run."""
+    rewards = {label: r["reward"] for label, r in runs.items()}
+    bpc = {label: r["bits_per_char"] for label, r in runs.items()}
+    return [
+        plot_bars(rewards, out_dir / "generation_reward.png", "reward by level", "reward", ylim=None),
+        plot_bars(
+            bpc, out_dir / "generation_bits_per_char.png", "bits per character", "bits/char", ylim=None
+        ),
+    ]
+
+
+def build_experiment(cfg: DictConfig, dist: DistInfo) -> GenerationExperiment:
+    return GenerationExperiment(cfg, dist)
+
+
+register_configs()
+
+
+@hydra.main(version_base="1.3", config_path="conf", config_name="generation")
+def main(cfg: DictConfig) -> None:
+    execute(cfg, RUNNER, build_experiment)
+
+
+if __name__ == "__main__":
+    main()
