@@ -86,9 +86,10 @@ class Experiment(ABC):
         return []
 
     def hparam_metrics(self, history: list[dict[str, Any]]) -> dict[str, float]:
-        """The final headline metrics (top-level names, not per-level ones) shown next to the hyper-parameters."""
+        """The final headline metrics (not the per-level ones) shown next to the hyper-parameters."""
         final = history[-1] if history else {}
-        return {f"hparam/{k}": v for k, v in final.items() if k != "step" and "/" not in k and "level" not in k}
+        headline = {k: v for k, v in final.items() if k != "step" and "/" not in k and "level" not in k}
+        return {f"hparam/{k}": v for k, v in headline.items()}
 
 
 @dataclass
