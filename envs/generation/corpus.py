@@ -122,7 +122,7 @@ def documents_from_path(path: str | Path, suffixes: Sequence[str] = DEFAULT_SUFF
             )
         return [_read_text(p) for p in files]
     if path.is_file():
-        return _read_text(path).split(DOCUMENT_SEPARATOR)
+        return _read_text(path).replace("\r\n", "\n").split(DOCUMENT_SEPARATOR)
     raise ValueError(f"Corpus path {path} does not exist; pass an existing text file or folder, or None.")
 
 
