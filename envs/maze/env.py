@@ -64,7 +64,7 @@ class MazeEnv(gym.Env):
         wall_penalty: float = 0.05,
         step_limit_factor: float = 3.0,
         view_size: int = 5,
-        pool_size: int = 64,
+        pool_size: int = 256,
         horizons: int = 1,
     ):
         if render_mode is not None and render_mode not in RENDER_MODES:
@@ -127,11 +127,17 @@ class MazeEnv(gym.Env):
         self._limit = step_limit(self._optimal, self.step_limit_factor)
         self._t = 0
         self._delta = (-self._w, 1, self._w, -1)
+        wp = self.obs_spec.pixels[1]
+        self._flat_pixel = [
+            (2 * (c // self._w) + 1) * wp + 2 * (c % self._w) + 1 for c in range(pool.height * self._w)
+        ]
         self._start_observation(pool.prefix[k] if pool.prefix is not None else None)
         return self._observation(), self._info()
 
     def step(self, action: Any) -> tuple[Any, float, bool, bool, dict]:
-        if not self.action_space.contains(action) or isinstance(action, bool | np.bool_):
+        if not (type(action) is int and 0 <= action < 4) and (
+            not self.action_space.contains(action) or isinstance(action, bool | np.bool_)
+        ):
             raise ValueError(
                 f"Invalid action {action!r}: use an int in [0, 3] (0 up, 1 right, 2 down, 3 left)."
             )
@@ -184,7 +190,8 @@ class MazeEnv(gym.Env):
         if self.obs_mode == "grid":
             self._grid = np.zeros((3, hp, wp), dtype=np.uint8)
             self._grid[0] = walls
-            self._grid[1][self._pixel(self._pos)] = 255
+            self._agent_plane = self._grid[1].reshape(-1)
+            self._agent_plane[self._flat_pixel[self._pos]] = 255
             self._grid[2][self._pixel(self._goal)] = 255
         else:
             b = self.obs_spec.view_size // 2
@@ -195,8 +202,8 @@ class MazeEnv(gym.Env):
             self._tokens[self._length] = tok.MOVE0 + action
             self._length += 1
         elif self.obs_mode == "grid":
-            self._grid[1][self._pixel(old)] = 0
-            self._grid[1][self._pixel(self._pos)] = 255
+            self._agent_plane[self._flat_pixel[old]] = 0
+            self._agent_plane[self._flat_pixel[self._pos]] = 255
 
     def _observation(self) -> Any:
         if self.obs_mode == "tokens":

@@ -46,9 +46,11 @@ class MazePool:
         self.border = spec.view_size // 2 if spec.mode == "egocentric" else 0
         hp, wp = spec.pixels
         self.image_shape = (hp + 2 * self.border, wp + 2 * self.border)
+        # grid: (walls, agent (left empty), goal) planes; egocentric: walls with a border of wall.
+        planes = {"grid": (3,), "egocentric": (), "tokens": None}[spec.mode]
         self.image = (
-            torch.full((rows, *self.image_shape), 255, dtype=torch.uint8, device=device)
-            if spec.mode != "tokens"
+            torch.full((rows, *planes, *self.image_shape), 255, dtype=torch.uint8, device=device)
+            if planes is not None
             else None
         )
         self.prefix_width = max(tok.prefix_length(level) for level in task.ladder)
@@ -63,6 +65,11 @@ class MazePool:
         """Regenerate every level's mazes with ``generator`` (on its device)."""
         for index, level in enumerate(self.task.ladder):
             self.put(index, generate_mazes(level, self.size, generator, self.device))
+
+    @property
+    def table(self) -> torch.Tensor:
+        """(rows, 4) int64: start, goal, step limit and optimal length of each maze (one gather a reset)."""
+        return self._table
 
     def put(self, level_index: int, mazes: MazeBatch) -> None:
         """Store ``size`` mazes (of that level's size) as the pool of ``level_index``."""
@@ -85,10 +92,19 @@ class MazePool:
         if self.image is not None:
             b = self.border
             walls = wall_image(mazes.passages, h, w).to(torch.uint8) * 255
-            self.image[rows] = 255
-            self.image[rows, b : b + 2 * h + 1, b : b + 2 * w + 1] = walls
+            if self.spec.mode == "grid":
+                image = self.image[rows]
+                image[:, 0] = 255
+                image[:, 0, : 2 * h + 1, : 2 * w + 1] = walls
+                image[:, 1:] = 0
+                gy, gx = 2 * (self.goal[rows] // width) + 1, 2 * (self.goal[rows] % width) + 1
+                image[torch.arange(self.size, device=self.device), 2, gy, gx] = 255
+            else:
+                self.image[rows] = 255
+                self.image[rows, b : b + 2 * h + 1, b : b + 2 * w + 1] = walls
         if self.prefix is not None:
             prefix = tok.encode_prefix(mazes)
             self.prefix[rows] = tok.PAD
             self.prefix[rows, : prefix.shape[1]] = prefix.to(torch.int16)
             self.prefix_len[rows] = prefix.shape[1]
+        self._table = torch.stack([self.start, self.goal, self.limit, self.optimal], dim=1)

@@ -1,10 +1,10 @@
 """MazeVectorEnv: ``num_envs`` mazes stepped together with tensor ops on any torch device.
 
-All state (maze id, agent cell, goal, step count, token buffer) lives on the device. A reset draws each
-sub-env's maze from a device-resident :class:`~envs.maze.pool.MazePool` (one random index per sub-env at
-its level), so ``step`` never waits on the host. Transitions, rewards, observations and infos equal
-MazeEnv's for the same maze and actions. Sub-envs may run different levels; observations are padded to
-the ladder's largest size.
+All state (maze id, agent cell, step count, episode constants, token buffer) lives on the device. A reset
+draws each sub-env's maze from a device-resident :class:`~envs.maze.pool.MazePool` (a hashed random index
+per sub-env at its level), so ``step`` never waits on the host. Transitions, rewards, observations and
+infos equal MazeEnv's for the same maze and actions. Sub-envs may run different levels; observations are
+padded to the ladder's largest size. ``compile=True`` fuses the step functions with ``torch.compile``.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from gymnasium.vector import AutoresetMode
 
 from envs.common.task import LevelLike
 from envs.common.vector import Observation, TorchVectorEnv
+from envs.maze import kernels
 from envs.maze import tokens as tok
 from envs.maze.grid import action_bits
 from envs.maze.layout import layout_level
@@ -26,6 +27,15 @@ from envs.maze.levels import MazeLevel
 from envs.maze.pool import MazePool
 from envs.maze.spaces import MazeObsSpec
 from envs.maze.task import MazeTask
+
+_KERNELS = (
+    "transition",
+    "start_episodes",
+    "grid_observation",
+    "egocentric_observation",
+    "token_observation",
+    "step_info",
+)
 
 
 class MazeVectorEnv(TorchVectorEnv):
@@ -50,6 +60,7 @@ class MazeVectorEnv(TorchVectorEnv):
         view_size: int = 5,
         pool_size: int = 512,
         horizons: int = 1,
+        compile: bool = False,
         render_mode: str | None = None,
     ):
         if render_mode is not None:
@@ -67,24 +78,20 @@ class MazeVectorEnv(TorchVectorEnv):
         self.step_cost, self.wall_penalty = float(step_cost), float(wall_penalty)
         self.pool = MazePool(task, spec, pool_size, self.step_limit_factor, self.device)
         self.pool.refill(self.generator)
-        dev, n, width = self.device, num_envs, spec.width
-        self._delta = torch.tensor([-width, 1, width, -1], device=dev)
+        self._k = {
+            name: torch.compile(getattr(kernels, name), dynamic=False) if compile else getattr(kernels, name)
+            for name in _KERNELS
+        }
+        dev, n = self.device, num_envs
+        self._delta = torch.tensor([-spec.width, 1, spec.width, -1], device=dev)
+        self._seed = torch.randint(2**31, (), generator=self.generator, device=dev)
+        self._counter = torch.zeros((), dtype=torch.long, device=dev)
         self._maze = torch.zeros(n, dtype=torch.long, device=dev)
         self._pos = torch.zeros(n, dtype=torch.long, device=dev)
-        self._goal = torch.zeros(n, dtype=torch.long, device=dev)
         self._t = torch.zeros(n, dtype=torch.long, device=dev)
-        self._limit = torch.ones(n, dtype=torch.long, device=dev)
-        self._optimal = torch.ones(n, dtype=torch.long, device=dev)
-        if obs_mode == "tokens":
-            self._tokens = torch.full((n, spec.max_len), tok.PAD, dtype=torch.long, device=dev)
-            self._length = torch.ones(n, dtype=torch.long, device=dev)
-        hp, wp = self.pool.image_shape
-        self._pixels = torch.arange(hp * wp, device=dev)
-        b = self.pool.border
-        k = spec.view_size
-        dy, dx = torch.meshgrid(torch.arange(-b, b + 1), torch.arange(-b, b + 1), indexing="ij")
-        self._window = (dy * wp + dx).reshape(-1).to(dev)
-        self._window_cells = torch.arange(k * k, device=dev)
+        self._episode = torch.ones(n, 4, dtype=torch.long, device=dev)  # start, goal, limit, optimal
+        if obs_mode == "tokens":  # the moves so far; the prefix comes from the pool
+            self._moves = torch.zeros(n, spec.max_len, dtype=torch.uint8, device=dev)
 
     # ----------------------------------------------------------------- levels and pool
     def set_level(self, level: LevelLike | torch.Tensor, env_ids: Any = None) -> None:
@@ -107,87 +114,88 @@ class MazeVectorEnv(TorchVectorEnv):
         if seed is not None:
             self.generator.manual_seed(int(seed))
             self.pool.refill(self.generator)
+            self._seed = torch.randint(2**31, (), generator=self.generator, device=self.device)
+            self._counter.zero_()
         return super().reset(seed=seed, options=options)
 
     def action_masks(self) -> Any:
         """Legal moves of every sub-env, (num_envs, 4) bool (for MaskablePPO)."""
-        return self._output(action_bits(self._cell_passages()))
+        return self._output(action_bits(self.pool.passages.view(-1)[self._cell_base() + self._pos]))
 
     # ----------------------------------------------------------------- TorchVectorEnv hooks
-    def _cell_passages(self) -> torch.Tensor:
-        return self.pool.passages.view(-1)[self._maze * self.pool.cells + self._pos]
+    def _cell_base(self) -> torch.Tensor:
+        return self._maze * self.pool.cells
 
     def _reset_envs(self, mask: torch.Tensor) -> None:
-        draw = torch.randint(self.pool.size, (self.num_envs,), generator=self.generator, device=self.device)
-        self._maze = torch.where(mask, self.level_ids * self.pool.size + draw, self._maze)
-        pool = self.pool
-        self._pos = torch.where(mask, pool.start[self._maze], self._pos)
-        self._goal = torch.where(mask, pool.goal[self._maze], self._goal)
-        self._limit = torch.where(mask, pool.limit[self._maze], self._limit)
-        self._optimal = torch.where(mask, pool.optimal[self._maze], self._optimal)
-        self._t = self._t.masked_fill(mask, 0)
-        if self.obs_mode == "tokens":
-            width = pool.prefix_width
-            rows = mask[:, None]
-            self._tokens[:, :width] = torch.where(
-                rows, pool.prefix[self._maze].long(), self._tokens[:, :width]
-            )
-            self._tokens[:, width:].masked_fill_(rows, tok.PAD)
-            self._length = torch.where(mask, pool.prefix_len[self._maze], self._length)
+        draw = kernels.hash_draw(self._seed, self._counter, self.num_envs, self.pool.size)
+        self._counter.add_(1)
+        self._maze, self._pos, self._t, self._episode = self._k["start_episodes"](
+            mask,
+            self.level_ids,
+            draw,
+            self._maze,
+            self._pos,
+            self._t,
+            self._episode,
+            self.pool.table,
+            self.pool.size,
+        )
 
     def _step_envs(
         self, actions: torch.Tensor, active: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        legal = ((self._cell_passages().long() >> actions) & 1).bool()
-        self._pos = torch.where(legal & active, self._pos + self._delta[actions], self._pos)
-        self._t = self._t + active.long()
-        reached = self._pos == self._goal
-        terminated = reached & active
-        truncated = active & ~reached & (self._t >= self._limit)
-        reward = (
-            terminated.float()
-            - self.step_cost * active.float()
-            - self.wall_penalty * (active & ~legal).float()
-        )
         if self.obs_mode == "tokens":
-            at = self._length.clamp(max=self.obs_spec.max_len - 1)[:, None]
-            move = torch.where(active[:, None], tok.MOVE0 + actions[:, None], self._tokens.gather(1, at))
-            self._tokens.scatter_(1, at, move)
-            self._length = self._length + active.long()
+            kernels.write_moves(self._moves, self._t, actions, active)
+        self._pos, self._t, reward, terminated, truncated = self._k["transition"](
+            self.pool.passages.view(-1),
+            self._cell_base(),
+            self._pos,
+            self._episode[:, 1],
+            self._t,
+            self._episode[:, 2],
+            actions,
+            active,
+            self._delta,
+            self.step_cost,
+            self.wall_penalty,
+        )
         return reward, terminated, truncated
 
-    def _pixel(self, cell: torch.Tensor) -> torch.Tensor:
-        """Flat index of a padded cell's pixel in the pool image (with its border)."""
-        width, b = self.obs_spec.width, self.pool.border
-        return (2 * (cell // width) + 1 + b) * self.pool.image_shape[1] + 2 * (cell % width) + 1 + b
-
     def _observe(self) -> Observation:
+        spec = self.obs_spec
         if self.obs_mode == "tokens":
-            return {"tokens": self._tokens.clone(), "length": self._length[:, None].clone()}
-        agent, goal = self._pixel(self._pos), self._pixel(self._goal)
+            tokens, length = self._k["token_observation"](
+                self.pool.prefix,
+                self.pool.prefix_len,
+                self._maze,
+                self._moves,
+                self._t,
+                spec.max_len,
+                tok.MOVE0,
+                tok.PAD,
+            )
+            return {"tokens": tokens, "length": length}
         if self.obs_mode == "grid":
-            hp, wp = self.pool.image_shape
-            walls = self.pool.image[self._maze]
-            marks = torch.stack([self._pixels == agent[:, None], self._pixels == goal[:, None]], dim=1)
-            marks = marks.view(self.num_envs, 2, hp, wp).to(torch.uint8) * 255
-            return torch.cat([walls[:, None], marks], dim=1)
-        size = self.pool.image_shape[0] * self.pool.image_shape[1]
-        walls = self.pool.image.view(-1)[(self._maze * size + agent)[:, None] + self._window]
-        k, b, wp = self.obs_spec.view_size, self.pool.border, self.pool.image_shape[1]
-        dy, dx = goal // wp - agent // wp + b, goal % wp - agent % wp + b
-        inside = (dy >= 0) & (dy < k) & (dx >= 0) & (dx < k)
-        goal_at = torch.where(inside, dy * k + dx, -1)
-        goal_mark = (self._window_cells == goal_at[:, None]).to(torch.uint8) * 255
-        return torch.stack([walls, goal_mark], dim=1).view(self.num_envs, 2, k, k)
+            return self._k["grid_observation"](self.pool.image, self._maze, self._pos, spec.width)
+        return self._k["egocentric_observation"](
+            self.pool.image, self._maze, self._pos, self._episode[:, 1], spec.width, spec.view_size
+        )
 
     def _info(self) -> dict[str, torch.Tensor]:
-        success = self._pos == self._goal
-        best = self.pool.optimal_bits.view(-1)[self._maze * self.pool.cells + self._pos]
+        optimal = self._episode[:, 3]
+        success, solved, best = self._k["step_info"](
+            self.pool.optimal_bits.view(-1),
+            self._cell_base(),
+            self._pos,
+            self._episode[:, 1],
+            self._t,
+            optimal,
+        )
         return {
             "success": success,
             "level": self.level_ids,
-            "optimal_length": self._optimal,
-            "solved_optimally": success & (self._t == self._optimal),
-            "optimal_actions": action_bits(best),
+            "optimal_length": optimal,
+            "solved_optimally": solved,
+            "optimal_actions": best,
             "steps": self._t,
         }

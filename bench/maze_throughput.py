@@ -1,0 +1,114 @@
+"""Maze throughput: single-env steps/s beside MiniGrid-Empty-8x8 (CPU), and the native vector env's
+steps/s at several batch sizes with full observations and automatic resets (CPU or GPU).
+
+    python -m bench.maze_throughput --device cpu
+    python -m bench.maze_throughput --device cuda --compile both
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import gymnasium as gym
+import numpy as np
+import torch
+
+import envs  # noqa: F401  (registers mindgym/Maze-v0)
+from bench.harness import Benchmark, cuda_sync_for
+from envs.common.device import resolve_device
+from envs.maze import MazeLevel
+from envs.maze.vector import MazeVectorEnv
+
+
+def single_env_steps_per_s(env: gym.Env, steps: int, seed: int = 0) -> float:
+    """Random-action steps/s of one Gymnasium env (made with gym.make, so wrappers included)."""
+    actions = np.random.default_rng(seed).integers(0, 4, size=steps).tolist()
+    env.reset(seed=seed)
+    start = time.perf_counter()
+    for a in actions:
+        _, _, terminated, truncated, _ = env.step(a)
+        if terminated or truncated:
+            env.reset()
+    return steps / (time.perf_counter() - start)
+
+
+def vector_steps_per_s(
+    bench: Benchmark, num_envs: int, obs_mode: str, level: MazeLevel, device: torch.device, compile: bool
+) -> float:
+    """Random-action steps/s (sub-env steps) of MazeVectorEnv with autoreset and full observations."""
+    env = MazeVectorEnv(
+        num_envs, device=device, obs_mode=obs_mode, levels=[level], seed=0, pool_size=1024, compile=compile
+    )
+    env.reset(seed=0)
+    chunk = max(2, min(32, 2**22 // num_envs)) if device.type == "cuda" else max(1, min(8, 2**16 // num_envs))
+    gen = torch.Generator(device=device).manual_seed(0)
+    actions = torch.randint(4, (chunk, num_envs), generator=gen, device=device)
+
+    def run() -> None:
+        for k in range(chunk):
+            env.step(actions[k])
+
+    timing = bench.time(run, warmup=2, repeats=5, sync=cuda_sync_for(device))
+    return chunk * num_envs / timing.median
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto")
+    parser.add_argument("--sizes", type=int, nargs="+", default=[1024, 16384, 131072], help="num_envs values")
+    parser.add_argument("--maze", type=int, default=12, help="vector-env maze size (cells per side)")
+    parser.add_argument("--modes", nargs="+", default=["grid", "egocentric", "tokens"])
+    parser.add_argument("--compile", choices=["off", "on", "both"], default="off")
+    parser.add_argument("--single-steps", type=int, default=20000, help="0 skips the single-env comparison")
+    parser.add_argument(
+        "--no-record", action="store_true", help="print only; do not append to docs/benchmarks.md"
+    )
+    args = parser.parse_args()
+    device = resolve_device(args.device)
+    bench = Benchmark("maze throughput", device=device)
+
+    if args.single_steps:
+        level = MazeLevel("8x8", 8, 8)
+        for obs_mode in ("grid", "egocentric"):
+            env = gym.make("mindgym/Maze-v0", obs_mode=obs_mode, levels=[level])
+            sps = single_env_steps_per_s(env, args.single_steps)
+            bench.add(
+                env="mindgym/Maze-v0 8x8 (single, cpu)", obs=obs_mode, envs=1, compile="-", steps_per_s=sps
+            )
+        try:
+            import minigrid  # noqa: F401  (registers MiniGrid envs)
+
+            env = gym.make("MiniGrid-Empty-8x8-v0")
+            sps = single_env_steps_per_s(env, args.single_steps)
+            bench.add(
+                env="MiniGrid-Empty-8x8-v0 (single, cpu)", obs="image", envs=1, compile="-", steps_per_s=sps
+            )
+        except ImportError:
+            print("minigrid is not installed: pip install minigrid (skipping the comparison)")
+
+    level = MazeLevel(f"{args.maze}x{args.maze}", args.maze, args.maze)
+    compiles = {"off": [False], "on": [True], "both": [False, True]}[args.compile]
+    for obs_mode in args.modes:
+        for compile in compiles:
+            for n in args.sizes:
+                try:
+                    sps = vector_steps_per_s(bench, n, obs_mode, level, device, compile)
+                except torch.OutOfMemoryError:
+                    print(f"out of memory at {n} envs ({obs_mode}); skipped")
+                    continue
+                bench.add(
+                    env=f"MazeVectorEnv {level.name} ({device.type})",
+                    obs=obs_mode,
+                    envs=n,
+                    compile="yes" if compile else "no",
+                    steps_per_s=sps,
+                )
+                print(f"{obs_mode:>10} compile={compile!s:5} envs={n:>7}: {sps:.3e} steps/s", flush=True)
+    bench.report(record=not args.no_record)
+
+
+if __name__ == "__main__":
+    main()
