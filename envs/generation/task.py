@@ -154,6 +154,7 @@ class TextQualityTask(Task[TextLevel]):
         data = self.split_bytes("train", device)
         starts = torch.randint(0, len(data) - length, (batch_size,), device=draw_on, generator=generator)
         starts = starts.to(device)
-        windows = data[starts[:, None] + torch.arange(length + 1, device=device)].long()
+        index = starts[:, None] + torch.arange(length + 1, device=device)
+        windows = data.index_select(0, index.flatten()).view(batch_size, length + 1).long()
         tokens, targets = windows[:, :-1], windows[:, 1:]
         return SupervisedBatch(tokens, targets, torch.ones_like(targets, dtype=torch.bool))

@@ -125,14 +125,14 @@ class TextQualityVectorEnv(TorchVectorEnv):
         offset = torch.randint(0, high, (self.num_envs,), device=self.device, generator=self.generator)
         visible = prompt_len.clamp(max=self.window)
         first = offset + prompt_len - visible  # keep the most recent bytes of a long prompt
-        prompt = self.text[(first[:, None] + self._columns).clamp(max=len(self.text) - 1)].long()
+        prompt = self._gather_text((first[:, None] + self._columns).clamp(max=len(self.text) - 1))
         prompt = torch.where(self._columns < visible[:, None], prompt, PAD_ID)
         self.tokens = torch.where(mask[:, None], prompt, self.tokens)
         self.length = torch.where(mask, visible, self.length)
         context = self._tail_columns.numel()
         tail_len = prompt_len.clamp(max=context)
         tail_index = (offset + prompt_len - context)[:, None] + self._tail_columns
-        tail = self.text[tail_index.clamp(min=0)].long()
+        tail = self._gather_text(tail_index.clamp(min=0))
         tail = torch.where(self._tail_columns >= context - tail_len[:, None], tail, 0)
         self.score.reset(mask, tail, tail_len, self.target_lengths[self.level_ids])
         self.prev_score = self.prev_score.masked_fill(mask, 0.0)
@@ -166,6 +166,10 @@ class TextQualityVectorEnv(TorchVectorEnv):
             terminated & (score >= self.config.success_fraction * self.config.max_score)
         )
         return reward, terminated, torch.zeros_like(terminated)
+
+    def _gather_text(self, index: torch.Tensor) -> torch.Tensor:
+        """Corpus bytes at ``index`` (any shape) as int64 token ids."""
+        return self.text.index_select(0, index.flatten()).view(index.shape).long()
 
     def _observe(self) -> dict[str, torch.Tensor]:
         return {"tokens": self.tokens, "length": self.length[:, None]}

@@ -120,3 +120,42 @@ def test_vector_env_steps_on_cuda_without_host_sync():
         torch.cuda.set_sync_debug_mode(0)
     assert obs["tokens"].device.type == "cuda" and reward.device.type == "cuda"
     assert torch.isfinite(reward).all() and info["success"].dtype == torch.bool
+
+
+def _seq_rep(text: bytes, n: int) -> float:
+    grams = [text[i : i + n] for i in range(len(text) - n + 1)]
+    return sum(g in grams[:i] for i, g in enumerate(grams)) / len(grams)
+
+
+def test_step_by_step_reward_matches_whole_text_scoring():
+    env = TextQualityVectorEnv(3, "cpu", level="p64-c32", seed=4, reward_weights={"diversity": 0.3})
+    obs, _ = env.reset(seed=4)
+    prompts = obs["tokens"][:, :64].clone()
+    written = torch.tensor(
+        [
+            list(b"the the the the the the the the "),
+            list(b"Return the value of x, or raise "),
+            list(b"zq#~" * 8),
+        ]
+    )
+    for t in range(32):
+        obs, _, terminated, _, info = env.step(written[:, t])
+    assert terminated.all()
+    scorer = env.task.scorer
+    full_bits = scorer.token_bits(torch.cat([prompts, written], dim=1))[:, 64:]
+    assert torch.allclose(info["bits_per_byte"], full_bits.mean(dim=1), atol=1e-4)
+    for row in range(3):
+        text = bytes(written[row].tolist())
+        assert float(info["seq_rep_4"][row]) == pytest.approx(_seq_rep(text, 4))
+        assert float(info["diversity"][row]) == pytest.approx(1 - _seq_rep(text, 2))
+    assert info["score"][1] > info["score"][0] and info["score"][1] > info["score"][2]
+
+
+def test_reset_with_a_seed_is_reproducible():
+    env = TextQualityVectorEnv(4, "cpu", seed=0)
+    first, _ = env.reset(seed=123)
+    env.step(torch.full((4,), 97))
+    again, _ = env.reset(seed=123)
+    assert torch.equal(first["tokens"], again["tokens"])
+    other, _ = env.reset(seed=124)
+    assert not torch.equal(first["tokens"], other["tokens"])

@@ -13,8 +13,8 @@ from envs.generation.vector import TextQualityVectorEnv
 @pytest.fixture(scope="module")
 def held_out():
     text = encode(default_corpus().text("validation"))
-    starts = torch.randint(0, len(text) - 192, (32,), generator=torch.Generator().manual_seed(1))
-    windows = text[starts[:, None] + torch.arange(192)]
+    starts = torch.randint(0, len(text) - 128, (32,), generator=torch.Generator().manual_seed(1))
+    windows = text[starts[:, None] + torch.arange(128)]
     return windows[:, :64], windows[:, 64:]
 
 
@@ -27,20 +27,19 @@ def _score(prompts, continuations, **config):
 
 def test_more_repetition_gives_lower_reward(held_out):
     prompts, real = held_out
-    half_repeated = torch.cat([real[:, :64], real[:, :64]], dim=1)
-    loop = real[:, :8].repeat(1, 16)
-    scores = [_score(prompts, text) for text in (real, half_repeated, loop)]
-    seq_rep = [s["seq_rep_4"] for s in scores]
+    half_repeated = torch.cat([real[:, :32], real[:, :32]], dim=1)
+    loop = real[:, :8].repeat(1, 8)
+    n = len(real)
+    scores = _score(prompts.repeat(3, 1), torch.cat([real, half_repeated, loop]))
+    seq_rep, score = scores["seq_rep_4"].split(n), scores["score"].split(n)
     assert (seq_rep[0] < seq_rep[1]).all() and (seq_rep[1] < seq_rep[2]).all()
-    assert (scores[0]["score"] > scores[1]["score"]).all() and (scores[1]["score"] > scores[2]["score"]).all()
+    assert (score[0] > score[1]).all() and (score[1] > score[2]).all()
     # a larger repetition weight widens the gap between repetitive and real text
-    gaps = [
-        (
-            _score(prompts, real, weights=w)["score"] - _score(prompts, half_repeated, weights=w)["score"]
-        ).mean()
-        for w in ({"repetition": 0.5}, {"repetition": 1.0}, {"repetition": 4.0})
-    ]
-    assert gaps[0] < gaps[1] < gaps[2]
+    gaps = []
+    for weight in (0.5, 1.0, 4.0):
+        both = _score(prompts.repeat(2, 1), torch.cat([real, half_repeated]), weights={"repetition": weight})
+        gaps.append(float((both["score"][:n] - both["score"][n:]).mean()))
+    assert 0 < gaps[0] < gaps[1] < gaps[2]
 
 
 def test_components_rank_real_text_above_noise_and_mark_success(held_out):
