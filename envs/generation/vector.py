@@ -78,7 +78,8 @@ class TextQualityVectorEnv(TorchVectorEnv):
             device,
             autoreset_mode,
             numpy,
-            seed,
+            # without a seed, draw one from the OS, leaving torch's global generator as it was
+            seed if seed is not None else torch.Generator().seed() % (2**63),
         )
         self.dense = bool(dense)
         self.window = task.window

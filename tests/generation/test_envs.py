@@ -159,3 +159,12 @@ def test_reset_with_a_seed_is_reproducible():
     assert torch.equal(first["tokens"], again["tokens"])
     other, _ = env.reset(seed=124)
     assert not torch.equal(first["tokens"], other["tokens"])
+
+
+def test_making_an_env_leaves_torch_global_generator_alone():
+    torch.manual_seed(0)
+    expected = torch.rand(3)
+    torch.manual_seed(0)
+    gym.make(ENV_ID)
+    TextQualityVectorEnv(2, "cpu")
+    assert torch.equal(torch.rand(3), expected)
