@@ -22,14 +22,15 @@ from envs.generation.tokens import encode
 from envs.generation.vector import TextQualityVectorEnv
 
 
-def scorer_seconds(texts: int, length: int, order: int) -> float:
-    """Median seconds to score ``texts`` held-out texts of ``length`` bytes on the CPU."""
-    scorer = reference_scorer(order=order)
+def scorer_seconds(texts: int, length: int, order: int, device: torch.device) -> float:
+    """Median seconds to score ``texts`` held-out texts of ``length`` bytes on ``device``."""
+    scorer = reference_scorer(order=order).to(device)
     held_out = encode(default_corpus().text("validation"))
     generator = torch.Generator().manual_seed(0)
     starts = torch.randint(0, len(held_out) - length, (texts,), generator=generator)
-    batch = held_out[starts[:, None] + torch.arange(length)]
-    return Benchmark.time(lambda: scorer.token_bits(batch), warmup=1, repeats=5).median
+    batch = held_out[starts[:, None] + torch.arange(length)].to(device)
+    sync = cuda_sync_for(device)
+    return Benchmark.time(lambda: scorer.token_bits(batch), warmup=1, repeats=5, sync=sync).median
 
 
 def vector_env_steps_per_s(num_envs: int, device: torch.device, steps: int, level: str) -> float:
@@ -65,13 +66,20 @@ def main() -> None:
     device = resolve_device(args.device)
     bench = Benchmark("generation throughput", device=device)
 
-    seconds = scorer_seconds(1000, 256, args.order)
+    seconds = scorer_seconds(1000, 256, args.order, torch.device("cpu"))
     bench.add(
-        what=f"n-gram scorer (order {args.order}), 1,000 texts x 256 bytes, cpu",
+        what=f"n-gram scorer (order {args.order}), 1,000 texts x 256 bytes, cpu, {args.threads} thread(s)",
         seconds=seconds,
         bytes_per_s=1000 * 256 / seconds,
         target="< 1 s: " + ("met" if seconds < 1.0 else "MISSED"),
     )
+    if device.type != "cpu":
+        seconds = scorer_seconds(1000, 256, args.order, device)
+        bench.add(
+            what=f"n-gram scorer (order {args.order}), 1,000 texts x 256 bytes, {device}",
+            seconds=seconds,
+            bytes_per_s=1000 * 256 / seconds,
+        )
     for num_envs in args.batch_sizes:
         rate = vector_env_steps_per_s(num_envs, device, args.vector_steps, args.level)
         bench.add(what=f"TextQualityVectorEnv, {num_envs} envs, {device}", steps_per_s=rate)
