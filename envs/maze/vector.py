@@ -78,10 +78,7 @@ class MazeVectorEnv(TorchVectorEnv):
         self.step_cost, self.wall_penalty = float(step_cost), float(wall_penalty)
         self.pool = MazePool(task, spec, pool_size, self.step_limit_factor, self.device)
         self.pool.refill(self.generator)
-        self._k = {
-            name: torch.compile(getattr(kernels, name), dynamic=False) if compile else getattr(kernels, name)
-            for name in _KERNELS
-        }
+        self._k = {name: getattr(kernels, name) for name in _KERNELS}
         dev, n = self.device, num_envs
         self._delta = torch.tensor([-spec.width, 1, spec.width, -1], device=dev)
         self._seed = torch.randint(2**31, (), generator=self.generator, device=dev)
@@ -92,6 +89,8 @@ class MazeVectorEnv(TorchVectorEnv):
         self._episode = torch.ones(n, 4, dtype=torch.long, device=dev)  # start, goal, limit, optimal
         if obs_mode == "tokens":  # the moves so far; the prefix comes from the pool
             self._moves = torch.zeros(n, spec.max_len, dtype=torch.uint8, device=dev)
+        if compile:  # fuse the whole step (transition, autoreset, info, observation) into a few kernels
+            self.step = torch.compile(self.step, dynamic=False)
 
     # ----------------------------------------------------------------- levels and pool
     def set_level(self, level: LevelLike | torch.Tensor, env_ids: Any = None) -> None:
