@@ -211,12 +211,21 @@ def test_ansi_render_shows_the_prompt():
 
 
 @pytest.mark.gpu
+@pytest.mark.parametrize("mode", ["sequence", "stream"])
 @pytest.mark.parametrize("family", FAMILIES)
-def test_vector_env_runs_on_cuda_and_matches_cpu_shapes(family):
-    vec = RecallVectorEnv(64, family, mode="sequence", device="cuda", levels=small_levels(family), seed=0)
+def test_vector_env_steps_on_cuda_without_host_sync(family, mode):
+    vec = RecallVectorEnv(64, family, mode=mode, device="cuda", levels=small_levels(family), seed=0)
     vec.set_level(torch.arange(64, device="cuda") % 2)
     obs, _ = vec.reset()
-    for _ in range(20):
-        obs, reward, _, _, info = vec.step(torch.zeros(64, dtype=torch.long, device="cuda"))
-    assert obs["tokens"].device.type == "cuda" and info["success"].device.type == "cuda"
+    actions = torch.zeros(64, dtype=torch.long, device="cuda")
+    vec.step(actions)  # first step builds cached device constants
+    torch.cuda.synchronize()
+    torch.cuda.set_sync_debug_mode("error")  # any host sync inside step raises
+    try:
+        for _ in range(20):
+            obs, reward, _, _, info = vec.step(actions)
+    finally:
+        torch.cuda.set_sync_debug_mode("default")
+    assert (obs["tokens"] if mode == "sequence" else obs).device.type == "cuda"
+    assert info["success"].device.type == "cuda"
     assert ((reward >= 0) & (reward <= 1)).all()
