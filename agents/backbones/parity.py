@@ -25,12 +25,17 @@ def count_parameters(cfg: BackboneConfig) -> int:
     return sum(p.numel() for p in model.parameters())
 
 
-def match_parameters(cfg: BackboneConfig, target: int, tolerance: float = 0.10) -> BackboneConfig:
+def match_parameters(
+    cfg: BackboneConfig, target: int, tolerance: float = 0.10, head_multiple: int = 2
+) -> BackboneConfig:
     """A copy of ``cfg`` whose d_model brings the parameter count closest to ``target``; depth, heads and
-    every other field stay. Raises ValueError when no width lands within ``tolerance`` of the target."""
+    every other field stay. The head width stays a multiple of ``head_multiple`` (2 for rotary; 8 keeps
+    GPU attention kernels on their fast path). Raises ValueError when no width lands within ``tolerance``."""
     if target <= 0:
         raise ValueError(f"target parameter count must be positive, got {target}.")
-    step = 2 * cfg.n_heads
+    if head_multiple < 2 or head_multiple % 2:
+        raise ValueError(f"head_multiple must be an even int >= 2 (rotary pairs), got {head_multiple}.")
+    step = head_multiple * cfg.n_heads
     if cfg.memory_heads:
         step = math.lcm(step, cfg.memory_heads)
 
