@@ -91,6 +91,7 @@ class TextQualityVectorEnv(TorchVectorEnv):
         self.length = torch.ones(num_envs, dtype=torch.long, device=self.device)
         self.prev_score = torch.zeros(num_envs, device=self.device)
         self.success = torch.zeros(num_envs, dtype=torch.bool, device=self.device)
+        self._components: dict[str, torch.Tensor] | None = None  # of the last step, until a reset
         self._refresh_level_tables()
         self.score = TextScore(
             task.scorer, task.reference_bits, self.config, num_envs, self._capacity, self.device
@@ -138,6 +139,7 @@ class TextQualityVectorEnv(TorchVectorEnv):
         self.score.reset(mask, tail, tail_len, self.target_lengths[self.level_ids])
         self.prev_score = self.prev_score.masked_fill(mask, 0.0)
         self.success = self.success & ~mask
+        self._components = None
 
     def _step_envs(
         self, actions: torch.Tensor, active: torch.Tensor
@@ -157,7 +159,8 @@ class TextQualityVectorEnv(TorchVectorEnv):
         self.length = torch.where(write & ~full, self.length + 1, self.length)
 
         terminated = active & (stop | (self.score.count >= self.score.target))
-        score = self.score.score(self.score.components())
+        self._components = self.score.components()
+        score = self.score.score(self._components)
         if self.dense:
             reward = torch.where(active, score - self.prev_score, 0.0)
         else:
@@ -176,7 +179,7 @@ class TextQualityVectorEnv(TorchVectorEnv):
         return {"tokens": self.tokens, "length": self.length[:, None]}
 
     def _info(self) -> dict[str, torch.Tensor]:
-        components = self.score.components()
+        components = self._components if self._components is not None else self.score.components()
         return {
             **components,
             "score": self.score.score(components),
