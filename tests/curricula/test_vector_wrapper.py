@@ -9,6 +9,7 @@ import torch
 from curricula import AdaptiveSchedule, CurriculumVectorWrapper, StagedSchedule
 from envs.maze.env import MazeEnv
 from envs.maze.levels import MazeLevel
+from envs.maze.vector import MazeVectorEnv
 from tests.common.counter_env import CounterVectorEnv
 from tests.curricula.host_sync import HostSyncError, forbid_host_sync
 
@@ -123,3 +124,17 @@ def test_async_vector_env_and_single_envs_are_refused_with_the_fix():
 def test_schedule_over_the_wrong_ladder_is_refused():
     with pytest.raises(ValueError, match="num_levels=3"):
         CurriculumVectorWrapper(CounterVectorEnv(num_envs=2), AdaptiveSchedule(5))
+
+
+def test_native_maze_vector_env_climbs_with_an_oracle_policy_without_host_sync():
+    base = MazeVectorEnv(
+        num_envs=8, device="cpu", obs_mode="egocentric", levels=TINY_MAZES, pool_size=16, seed=0
+    )
+    env = CurriculumVectorWrapper(base, AdaptiveSchedule(3, threshold=0.9, min_episodes=8, window=8), seed=0)
+    _, info = env.reset(seed=0)
+    with forbid_host_sync():
+        for _ in range(60):
+            _, _, _, _, info = env.step(info["optimal_actions"].long().argmax(1))
+    summary = env.summary()
+    assert summary["level"] == 2 and summary["success_rate"][:2] == [1.0, 1.0]
+    assert summary["episodes"][2] > 0
