@@ -136,3 +136,12 @@ def all_reduce_mean(values: dict[str, torch.Tensor], info: DistInfo) -> dict[str
     dist.all_reduce(stacked, op=dist.ReduceOp.SUM)
     stacked /= info.world_size
     return dict(zip(names, stacked.unbind(0), strict=True))
+
+
+def any_rank(flag: bool, info: DistInfo) -> bool:
+    """True on every rank when ``flag`` is True on at least one (e.g. a Ctrl-C that reached one rank)."""
+    if not info.distributed:
+        return flag
+    value = torch.tensor([float(flag)], device=info.device)
+    dist.all_reduce(value, op=dist.ReduceOp.MAX)
+    return bool(value.item() > 0)

@@ -20,10 +20,10 @@ from omegaconf import DictConfig, OmegaConf
 from agents.backbones import build_backbone
 from agents.dual import DualAgent
 from agents.engine import InferenceEngine
-from curricula import Curriculum, CurriculumSampler, CurriculumVectorWrapper, build_schedule
+from curricula import Curriculum, CurriculumSampler, CurriculumVectorWrapper, apply_knobs, build_schedule
 from envs.common import Task
 from runners.app import rank_seed
-from runners.ddp import DistInfo, wrap_model
+from runners.ddp import DistInfo, unwrap_model, wrap_model
 from runners.logging import RunLogger
 from runners.loop import Experiment, StepOutput
 
@@ -73,7 +73,10 @@ class AgentExperiment(Experiment):
         self.device = dist.device
         self.seed = rank_seed(cfg, dist)
         self.agent = build_agent(cfg, task, dist)
-        schedule = build_schedule(cfg.curriculum.name, task.num_levels, **cfg.curriculum.params)
+        params = OmegaConf.to_container(cfg.curriculum.params, resolve=True)
+        if cfg.curriculum.name == "staged":
+            params["on_stage"] = self.apply_knobs
+        schedule = build_schedule(cfg.curriculum.name, task.num_levels, **params)
         self.curriculum = Curriculum(schedule, 1, self.device, self.seed, task.ladder.names)
         self.sampler = CurriculumSampler(
             task, self.curriculum.schedule, self.seed, advance=True, refresh_every=int(cfg.trainer.log_every)
@@ -103,6 +106,10 @@ class AgentExperiment(Experiment):
         self.curriculum.stats.record(levels, success, torch.ones_like(success, dtype=torch.bool))
         self.curriculum.schedule.update(self.curriculum.stats, levels, success, torch.ones_like(success))
         self.refresh_curriculum()
+
+    def apply_knobs(self, knobs: dict[str, float]) -> None:
+        """A staged curriculum's knobs (e.g. ``{"plasticity": 0.5}``) go to the backbone's setters."""
+        apply_knobs(unwrap_model(self.agent.backbone), knobs)
 
     def log_curriculum(self, logger: RunLogger, step: int) -> dict[str, Any]:
         """The curriculum's own TensorBoard scalars and level histogram (curricula.reporting)."""

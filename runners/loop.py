@@ -11,6 +11,8 @@ checkpoint per curriculum level after each evaluation; resuming from a checkpoin
 
 from __future__ import annotations
 
+import signal
+import threading
 import time
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
@@ -23,7 +25,7 @@ from tqdm.auto import tqdm
 
 from envs.common import rng_state, set_rng_state
 from runners.checkpoints import CheckpointManager, load_resume_state
-from runners.ddp import DistInfo
+from runners.ddp import DistInfo, any_rank
 from runners.logging import RunLogger, to_float
 from runners.report import plot_history, write_report
 
@@ -127,6 +129,34 @@ def checkpoint_state(experiment: Experiment, cfg: DictConfig, step: int, history
     }
 
 
+class StopOnInterrupt:
+    """The first Ctrl-C (SIGINT) asks the loop to stop after the current step and save ``latest.pt``.
+
+    Stopping at a step boundary keeps the checkpoint exact (resume continues as if never stopped); a second
+    Ctrl-C interrupts at once, leaving the previous checkpoint, which atomic writes keep intact.
+    """
+
+    def __init__(self) -> None:
+        self.requested = False
+        self._previous: Any = None
+
+    def __enter__(self) -> StopOnInterrupt:
+        if threading.current_thread() is threading.main_thread():
+            self._previous = signal.signal(signal.SIGINT, self._handle)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._previous is not None:
+            signal.signal(signal.SIGINT, self._previous)
+
+    def _handle(self, signum: int, frame: Any) -> None:
+        if self.requested:
+            signal.signal(signal.SIGINT, self._previous)
+            raise KeyboardInterrupt
+        self.requested = True
+        print("\nCtrl-C: stopping after this step and saving a checkpoint (press again to stop at once).")
+
+
 class _Meter:
     """Sums metric tensors between log points without syncing; converts to floats when read.
 
@@ -188,36 +218,45 @@ def train(experiment: Experiment, cfg: DictConfig, paths: RunPaths, dist: DistIn
         desc=cfg.name,
     )
     step = start
-    try:
-        while step < trainer.steps:
-            meter.add(experiment.train_step(step))
-            step += 1
-            bar.update(1)
-            if step % trainer.log_every == 0 or step == trainer.steps:
-                values = logger.scalars("train", meter.read(dist.device), step)
-                logger.scalars("curriculum", {"level": experiment.level}, step)
-                bar.set_postfix(
-                    loss=f"{values.get('loss', float('nan')):.3f}",
-                    level=experiment.level,
-                    tok_s=f"{values['tokens_per_s']:.0f}",
-                    refresh=False,
-                )
-            if step % trainer.eval_every == 0 or step == trainer.steps:
-                record = _evaluate(experiment, logger, checkpoints, cfg, step, history)
-                bar.set_postfix_str(f"eval score {record['score']:.3f} level {experiment.level}")
-                meter.start = time.perf_counter()  # throughput counts training time only
-            if step % trainer.checkpoint_every == 0 or step == trainer.steps:
-                checkpoints.save_latest(checkpoint_state(experiment, cfg, step, history))
-    except KeyboardInterrupt:
-        bar.close()
-        checkpoints.save_latest(checkpoint_state(experiment, cfg, step, history))
-        logger.close()
-        print(f"\nInterrupted at step {step}; saved {checkpoints.latest_path} (resume with resume=true).")
-        raise
+    with StopOnInterrupt() as interrupt:
+        try:
+            while step < trainer.steps:
+                meter.add(experiment.train_step(step))
+                step += 1
+                bar.update(1)
+                if step % trainer.log_every == 0 or step == trainer.steps:
+                    values = logger.scalars("train", meter.read(dist.device), step)
+                    logger.scalars("curriculum", {"level": experiment.level}, step)
+                    bar.set_postfix(
+                        loss=f"{values.get('loss', float('nan')):.3f}",
+                        level=experiment.level,
+                        tok_s=f"{values['tokens_per_s']:.0f}",
+                        refresh=False,
+                    )
+                if step % trainer.eval_every == 0 or step == trainer.steps:
+                    record = _evaluate(experiment, logger, checkpoints, cfg, step, history)
+                    bar.set_postfix_str(f"eval score {record['score']:.3f} level {experiment.level}")
+                    meter.start = time.perf_counter()  # throughput counts training time only
+                stop = _should_stop(interrupt, step, cfg, dist)
+                if step % trainer.checkpoint_every == 0 or step == trainer.steps or stop:
+                    checkpoints.save_latest(checkpoint_state(experiment, cfg, step, history))
+                if stop:
+                    print(f"\nStopped at step {step}; saved {checkpoints.latest_path} (resume=true goes on).")
+                    raise KeyboardInterrupt
+        finally:
+            bar.close()
+            logger.flush()
     bar.close()
     report = finish(experiment, cfg, paths, history, logger, dist)
     logger.close()
     return report
+
+
+def _should_stop(interrupt: StopOnInterrupt, step: int, cfg: DictConfig, dist: DistInfo) -> bool:
+    """Stop after a Ctrl-C; under DDP all ranks must stop at the same step, so they agree on log steps."""
+    if not dist.distributed:
+        return interrupt.requested
+    return step % cfg.trainer.log_every == 0 and any_rank(interrupt.requested, dist)
 
 
 def _evaluate(
