@@ -13,6 +13,7 @@ after the level's continuation length or at the end-of-text byte (``eos_byte``, 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any, ClassVar
 
 import gymnasium as gym
@@ -39,7 +40,7 @@ class TextQualityEnv(gym.Env):
         self,
         level: LevelLike = 0,
         levels: Sequence[TextLevel | Mapping] | None = None,
-        corpus: Corpus | None = None,
+        corpus: Corpus | str | Path | None = None,
         render_mode: str | None = None,
         **kwargs: Any,
     ):

@@ -16,7 +16,7 @@ import torch
 
 from envs.common.device import resolve_device
 from envs.common.task import LevelLike, SupervisedBatch, Task
-from envs.generation.corpus import SPLITS, Corpus, default_corpus
+from envs.generation.corpus import SPLITS, Corpus, default_corpus, load_corpus
 from envs.generation.ngram import NGramScorer
 from envs.generation.reward import RewardConfig
 from envs.generation.scorer import DEFAULT_ORDER, reference_bits_per_byte, reference_scorer
@@ -50,7 +50,8 @@ DEFAULT_LEVELS = (
 class TextQualityTask(Task[TextLevel]):
     """Write a continuation of a corpus prompt that an independent n-gram judge rates well.
 
-    ``corpus``: a Corpus (default: the embedded one). ``window``: observation length in bytes.
+    ``corpus``: a Corpus, or a path of a text file or folder for ``load_corpus`` (default: the embedded
+    corpus). ``window``: observation length in bytes.
     ``order``: n-gram order of the reference scorer. ``reward_weights`` and the other reward arguments
     build a :class:`RewardConfig`. ``prompt_split``: the split prompts come from (use 'validation' or
     'test' to evaluate on text the scorer and the backbone never trained on).
@@ -62,7 +63,7 @@ class TextQualityTask(Task[TextLevel]):
         self,
         levels: Sequence[TextLevel | Mapping] | None = None,
         level: LevelLike = 0,
-        corpus: Corpus | None = None,
+        corpus: Corpus | str | Path | None = None,
         *,
         window: int = 256,
         order: int = DEFAULT_ORDER,
@@ -79,6 +80,13 @@ class TextQualityTask(Task[TextLevel]):
             raise ValueError(f"window must be an int >= the n-gram order ({order}), got {window!r}.")
         if prompt_split not in SPLITS:
             raise ValueError(f"Unknown prompt_split {prompt_split!r}; use one of {list(SPLITS)}.")
+        if isinstance(corpus, str | Path):
+            corpus = load_corpus(corpus)
+        elif corpus is not None and not isinstance(corpus, Corpus):
+            raise TypeError(
+                f"corpus must be a Corpus, a path or None, got {type(corpus).__name__}; "
+                "build one with envs.generation.load_corpus(...)."
+            )
         self.corpus = corpus if corpus is not None else default_corpus()
         self.window = window
         self.order = order

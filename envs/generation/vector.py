@@ -43,7 +43,7 @@ class TextQualityVectorEnv(TorchVectorEnv):
         numpy: bool = False,
         seed: int | None = None,
         *,
-        corpus: Corpus | None = None,
+        corpus: Corpus | str | Path | None = None,
         dense: bool = False,
         reward_weights: Mapping[str, float] | None = None,
         window: int = 256,

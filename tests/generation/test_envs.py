@@ -168,3 +168,19 @@ def test_making_an_env_leaves_torch_global_generator_alone():
     gym.make(ENV_ID)
     TextQualityVectorEnv(2, "cpu")
     assert torch.equal(torch.rand(3), expected)
+
+
+def test_env_on_a_local_corpus_folder(tmp_path):
+    from envs.generation.corpus import default_corpus
+
+    for i, document in enumerate(default_corpus().test):
+        (tmp_path / f"doc{i}.txt").write_text(document)
+    env = gym.make(ENV_ID, corpus=str(tmp_path), level="p64-c16", order=5, cache_dir=str(tmp_path / "cache"))
+    obs, _ = env.reset(seed=0)
+    assert env.unwrapped.task.corpus.name == str(tmp_path) and obs["length"][0] == 64
+    for _ in range(16):
+        *_, terminated, _, info = env.step(ord("a"))
+    assert terminated and info["fluency"] <= 1.0
+    assert list((tmp_path / "cache" / "generation").glob("ngram-*-o5-*.pt"))
+    with pytest.raises(TypeError, match="corpus must be"):
+        TextQualityVectorEnv(1, "cpu", corpus=["not", "a", "corpus"])
