@@ -83,6 +83,7 @@ class MazeVectorEnv(TorchVectorEnv):
         self._delta = torch.tensor([-spec.width, 1, spec.width, -1], device=dev)
         self._seed = torch.randint(2**31, (), generator=self.generator, device=dev)
         self._counter = torch.zeros((), dtype=torch.long, device=dev)
+        self._salt = kernels.env_salt(n, dev)
         self._maze = torch.zeros(n, dtype=torch.long, device=dev)
         self._pos = torch.zeros(n, dtype=torch.long, device=dev)
         self._t = torch.zeros(n, dtype=torch.long, device=dev)
@@ -90,6 +91,8 @@ class MazeVectorEnv(TorchVectorEnv):
         if obs_mode == "tokens":  # the moves so far; the prefix comes from the pool
             self._moves = torch.zeros(n, spec.max_len, dtype=torch.uint8, device=dev)
         if compile:  # fuse the whole step (transition, autoreset, info, observation) into a few kernels
+            config = torch._dynamo.config  # each env instance compiles its own step: allow many
+            config.recompile_limit = max(getattr(config, "recompile_limit", 8), 64)
             self.step = torch.compile(self.step, dynamic=False)
 
     # ----------------------------------------------------------------- levels and pool
@@ -126,7 +129,7 @@ class MazeVectorEnv(TorchVectorEnv):
         return self._maze * self.pool.cells
 
     def _reset_envs(self, mask: torch.Tensor) -> None:
-        draw = kernels.hash_draw(self._seed, self._counter, self.num_envs, self.pool.size)
+        draw = kernels.hash_draw(self._seed, self._counter, self._salt, self.pool.size)
         self._counter.add_(1)
         self._maze, self._pos, self._t, self._episode = self._k["start_episodes"](
             mask,
