@@ -68,6 +68,7 @@ class RLConfig:
     warmup_steps: int = 0
     total_steps: int = 10_000
     min_lr_ratio: float = 1.0  # 1.0: constant rate after warm-up
+    condition_lr_scale: float = 0.1  # the conditioned head's rate relative to ``lr``
     rollout_steps: int = 32  # steps per rollout; make it at least the episode length
     gamma: float = 1.0
     normalize_advantages: bool = True
@@ -198,7 +199,7 @@ class DualAgent:
         self.sup_scheduler = warmup_cosine(
             self.sup_optimizer, sup.warmup_steps, sup.total_steps, sup.min_lr_ratio
         )
-        self.rl_optimizer = torch.optim.Adam(engine.parameters(), lr=rlc.lr)
+        self.rl_optimizer = torch.optim.Adam(engine.param_groups(rlc.lr, rlc.condition_lr_scale))
         self.rl_scheduler = warmup_cosine(
             self.rl_optimizer, rlc.warmup_steps, rlc.total_steps, rlc.min_lr_ratio
         )

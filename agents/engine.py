@@ -17,13 +17,13 @@ nucleus cut-off for evaluation and fixed baselines.
 The repetition penalty divides the probability of every action token already present in the observed
 context (prompt and what has been generated so far) by the penalty, i.e. subtracts ``log(penalty)`` from
 its logit - the shift-invariant form of CTRL's penalty. A conditioned engine adds a small head that reads
-the (mixed) hidden state and predicts per-step offsets to temperature and top-p, as adaptive-decoding work
-does.
+the (mixed) hidden state and predicts per-step offsets (bounded by ``condition_range`` through a tanh) to
+the raw temperature and top-p, as adaptive-decoding work does.
 
-Defaults are (close to) plain decoding: temperature 1, top-p 0.99, penalty 1.05 (1 + softplus never reaches
-1, and a start at 1.05 keeps its gradient useful; any requested penalty below 1.05 starts there), the last
-layer weighted 0.9 and every head at 1. ``mix_layers=False`` / ``scale_heads=False`` use the backbone's
-own logits exactly.
+Defaults are (close to) plain decoding: temperature 1, top-p 0.99, penalty 1.05, the last layer weighted
+0.9 and every head at 1. A penalty of exactly 1 (1 + softplus(-30)) is available for fixed decodings but
+has a vanishing gradient, so learned engines start a little above it. ``mix_layers=False`` /
+``scale_heads=False`` use the backbone's own logits exactly.
 """
 
 from __future__ import annotations
@@ -110,9 +110,10 @@ class InferenceEngine(nn.Module):
         conditioned: bool = False,
         d_model: int | None = None,
         condition_hidden: int = 32,
+        condition_range: float = 2.0,
         temperature: float = 1.0,
         top_p: float = 0.99,
-        repetition_penalty: float = 1.0,
+        repetition_penalty: float = 1.05,
         last_layer_weight: float = 0.9,
         min_temperature: float = 0.05,
         top_p_sharpness: float = 0.02,
@@ -142,6 +143,7 @@ class InferenceEngine(nn.Module):
         self.mix_layers = bool(mix_layers and n_layers > 1)
         self.scale_heads = bool(scale_heads)
         self.conditioned = bool(conditioned)
+        self.condition_range = float(condition_range)
         self.register_buffer("action_token_ids", torch.as_tensor(list(action_token_ids), dtype=torch.long))
 
         layer_init = torch.zeros(n_layers)
@@ -149,7 +151,9 @@ class InferenceEngine(nn.Module):
             layer_init[-1] = math.log(last_layer_weight * (n_layers - 1) / (1.0 - last_layer_weight))
         self.raw_temperature = nn.Parameter(torch.tensor(inverse_softplus(temperature - min_temperature)))
         self.raw_top_p = nn.Parameter(torch.logit(torch.tensor(float(top_p))))
-        self.raw_penalty = nn.Parameter(torch.tensor(inverse_softplus(max(repetition_penalty - 1.0, 0.05))))
+        offset = repetition_penalty - 1.0
+        raw_penalty = inverse_softplus(offset) if offset > 1e-9 else -30.0
+        self.raw_penalty = nn.Parameter(torch.tensor(raw_penalty))
         self.raw_layer_weights = nn.Parameter(layer_init)
         self.raw_head_weights = nn.Parameter(torch.zeros(n_layers, n_heads))
         for name in ("raw_temperature", "raw_top_p", "raw_penalty", "raw_layer_weights", "raw_head_weights"):
@@ -253,7 +257,7 @@ class InferenceEngine(nn.Module):
         present = context_presence(tokens, length, self.vocab_size)[:, self.action_token_ids]
         raw_t, raw_p = self.raw_temperature, self.raw_top_p
         if self.conditioned:
-            offsets = self.condition(hidden)
+            offsets = self.condition_range * torch.tanh(self.condition(hidden) / self.condition_range)
             raw_t, raw_p = raw_t + offsets[:, 0], raw_p + offsets[:, 1]
         temperature = self.min_temperature + F.softplus(raw_t)
         top_p = torch.sigmoid(raw_p)
@@ -261,6 +265,15 @@ class InferenceEngine(nn.Module):
         decoded = decode_logits(logits, present, temperature, top_p, self.repetition_penalty(), sharpness)
         self._last = {"temperature": temperature.detach(), "top_p": top_p.detach()}
         return Categorical(logits=decoded)
+
+    def param_groups(self, lr: float, condition_lr_scale: float = 0.1) -> list[dict[str, Any]]:
+        """Optimiser groups: the decoding knobs at ``lr``, the conditioned head at ``lr * condition_lr_scale``
+        (its many weights would otherwise move the per-step offsets far faster than the knobs)."""
+        knobs = [p for name, p in self.named_parameters() if not name.startswith("condition.")]
+        groups = [{"params": knobs, "lr": lr}]
+        if self.conditioned:
+            groups.append({"params": list(self.condition.parameters()), "lr": lr * condition_lr_scale})
+        return groups
 
     def default_pull(self) -> torch.Tensor:
         """Squared distance of the raw parameters (and conditioned offsets' weights) from their defaults."""

@@ -1,16 +1,33 @@
-"""Learning-rate schedules: linear warm-up then cosine decay, built from torch's own schedulers.
+"""Learning-rate schedules: linear warm-up, cosine decay to a floor, then the floor.
 
-Chaining torch's ``LinearLR``, ``CosineAnnealingLR`` and ``ConstantLR`` with ``SequentialLR`` keeps the
-scheduler's state a plain dict (it round-trips through ``torch.load(weights_only=True)``) and its
-behaviour the documented one.
+The schedule is a multiplicative factor in torch's ``LambdaLR``, so every parameter group keeps its own base
+rate (the engine's conditioned head runs at a fraction of the knobs' rate). The factor is a small dataclass,
+so the scheduler's ``state_dict`` is plain data and round-trips through ``torch.load(weights_only=True)``.
 """
 
 from __future__ import annotations
 
-import torch
-from torch.optim.lr_scheduler import ConstantLR, CosineAnnealingLR, LinearLR, LRScheduler, SequentialLR
+import math
+from dataclasses import dataclass
 
-_FOREVER = 2**62
+import torch
+from torch.optim.lr_scheduler import LambdaLR
+
+
+@dataclass
+class WarmupCosineFactor:
+    """Factor of the base rate at step ``step``: (step + 1) / (warmup + 1) during warm-up, then cosine from
+    1 to ``min_ratio`` at ``total_steps``, then ``min_ratio``."""
+
+    warmup_steps: int
+    total_steps: int
+    min_ratio: float
+
+    def __call__(self, step: int) -> float:
+        if step < self.warmup_steps:
+            return (step + 1) / (self.warmup_steps + 1)
+        progress = min(1.0, (step - self.warmup_steps) / (self.total_steps - self.warmup_steps))
+        return self.min_ratio + (1.0 - self.min_ratio) * 0.5 * (1.0 + math.cos(math.pi * progress))
 
 
 def warmup_cosine(
@@ -18,11 +35,9 @@ def warmup_cosine(
     warmup_steps: int,
     total_steps: int,
     min_lr_ratio: float = 0.1,
-) -> LRScheduler:
-    """Ramp the learning rate linearly over ``warmup_steps``, then cosine-decay it to ``min_lr_ratio`` x lr.
-
-    ``total_steps`` counts warm-up; past it the rate stays at the floor. Call ``scheduler.step()`` once per
-    optimiser step.
+) -> LambdaLR:
+    """Ramp each group's rate linearly over ``warmup_steps``, cosine-decay it to ``min_lr_ratio`` x its base
+    rate at ``total_steps`` (warm-up included), and hold it there. Call ``step()`` once per optimiser step.
     """
     if not isinstance(warmup_steps, int) or warmup_steps < 0:
         raise ValueError(f"warmup_steps must be a non-negative int, got {warmup_steps!r}.")
@@ -33,10 +48,4 @@ def warmup_cosine(
         )
     if not 0.0 <= min_lr_ratio <= 1.0:
         raise ValueError(f"min_lr_ratio must lie in [0, 1], got {min_lr_ratio!r}.")
-    base_lr = optimizer.param_groups[0]["lr"]
-    cosine = CosineAnnealingLR(optimizer, T_max=total_steps - warmup_steps, eta_min=min_lr_ratio * base_lr)
-    floor = ConstantLR(optimizer, factor=min_lr_ratio, total_iters=_FOREVER)
-    if warmup_steps == 0:
-        return SequentialLR(optimizer, [cosine, floor], milestones=[total_steps])
-    warmup = LinearLR(optimizer, start_factor=1.0 / (warmup_steps + 1), total_iters=warmup_steps)
-    return SequentialLR(optimizer, [warmup, cosine, floor], milestones=[warmup_steps, total_steps])
+    return LambdaLR(optimizer, WarmupCosineFactor(warmup_steps, total_steps, float(min_lr_ratio)))

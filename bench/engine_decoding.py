@@ -1,0 +1,236 @@
+"""Does a learned inference engine decode better than fixed settings? Reward on held-out generation prompts.
+
+    python -m bench.engine_decoding --device cpu            # small size, a few minutes on a laptop CPU
+    python -m bench.engine_decoding --device cuda --d-model 256 --layers 4 --sup-steps 3000 --rl-steps 300
+
+1. Train a small backbone supervised on the generation task's sampler (or ``--checkpoint`` to load one;
+   a missing checkpoint file is written after training).
+2. Score decodings on held-out ``test``-split prompts with the env's default reward (fluency, diversity,
+   repetition, length), the same prompts and sampling seed for every row:
+   (a) default decoding: temperature 1, top-p 0.9 (exact nucleus), no repetition penalty;
+   (b) the best fixed (temperature, top-p, penalty) of a grid, chosen on ``validation``-split prompts;
+   (c) the learned engine: REINFORCE on ``train``-split prompts from default-like decoding;
+   (d) the conditioned engine: per-step temperature and top-p from the hidden state, trained the same way.
+Targets (issue #7): (c) >= (a) and (d) >= (b).
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import math
+import time
+from pathlib import Path
+
+import torch
+from torch import nn
+from torch.distributions import Categorical
+
+from agents.backbones import BackboneConfig, build_backbone
+from agents.dual import DualAgent, RLConfig, SupervisedConfig, evaluate_policy
+from agents.engine import InferenceEngine, context_presence, decode_logits, sample_actions
+from bench.harness import Benchmark
+from envs.common.device import resolve_device
+from envs.common.seeding import make_generator, seed_everything
+from envs.generation.task import TextLevel
+from envs.generation.vector import TextQualityVectorEnv
+
+GRID = {"temperature": (0.5, 0.7, 0.85, 1.0), "top_p": (0.8, 0.9, 0.999), "penalty": (1.0, 1.2, 1.5)}
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--device", default="auto")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--prompt-length", type=int, default=48)
+    parser.add_argument("--continuation-length", type=int, default=32)
+    parser.add_argument("--d-model", type=int, default=64)
+    parser.add_argument("--layers", type=int, default=2)
+    parser.add_argument("--heads", type=int, default=2)
+    parser.add_argument("--sup-steps", type=int, default=400)
+    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--rl-steps", type=int, default=40)
+    parser.add_argument("--rl-lr", type=float, default=0.05)
+    parser.add_argument("--envs", type=int, default=32, help="sub-envs in RL rollouts")
+    parser.add_argument("--eval-envs", type=int, default=128, help="held-out prompts per evaluation")
+    parser.add_argument("--grid-prompts", type=int, default=32, help="validation prompts per grid setting")
+    parser.add_argument("--checkpoint", type=Path, default=None, help="backbone checkpoint to load or write")
+    parser.add_argument("--no-record", action="store_true", help="print only; do not append to docs/")
+    return parser.parse_args(argv)
+
+
+def make_env(args: argparse.Namespace, split: str, num_envs: int, device: torch.device, dense: bool):
+    level = TextLevel("bench", args.prompt_length, args.continuation_length)
+    return TextQualityVectorEnv(
+        num_envs,
+        device,
+        levels=[level],
+        window=args.prompt_length + args.continuation_length,
+        prompt_split=split,
+        dense=dense,
+        seed=args.seed,
+    )
+
+
+def train_backbone(args: argparse.Namespace, env: TextQualityVectorEnv, device: torch.device):
+    """A small transformer trained on the task's sampler, or loaded from ``--checkpoint``."""
+    config = BackboneConfig(
+        vocab_size=env.task.vocab_size,
+        d_model=args.d_model,
+        n_layers=args.layers,
+        n_heads=args.heads,
+        max_seq_len=env.window,
+    )
+    backbone = build_backbone(config)
+    engine = InferenceEngine.for_backbone(backbone, env.task.action_token_ids)
+    sup = SupervisedConfig(
+        lr=3e-3,
+        warmup_steps=min(50, args.sup_steps // 10),
+        total_steps=args.sup_steps + 1,
+        batch_size=args.batch_size,
+    )
+    agent = DualAgent(backbone, engine, env.task, supervised=sup, seed=args.seed, device=device)
+    if args.checkpoint is not None and args.checkpoint.is_file():
+        agent.load(args.checkpoint)
+        return agent.backbone, "loaded"
+    loss = float("nan")
+    for _ in range(args.sup_steps):
+        loss = agent.supervised_step()["supervised/loss"]
+    if args.checkpoint is not None:
+        agent.save(args.checkpoint)
+    return agent.backbone, f"{float(loss) / math.log(2):.2f} bits/byte train loss"
+
+
+class GridDecoding(nn.Module):
+    """Fixed decodings with one (temperature, top-p, penalty) per row: a whole grid in one batched rollout."""
+
+    def __init__(self, settings: list[tuple[float, float, float]], rows_per_setting: int, env, device):
+        super().__init__()
+        knobs = torch.tensor(settings, device=device).repeat_interleave(rows_per_setting, dim=0)
+        self.temperature, self.top_p, self.penalty = knobs.unbind(dim=1)
+        self.register_buffer("action_token_ids", torch.as_tensor(env.task.action_token_ids, device=device))
+        self.vocab_size = env.task.vocab_size
+
+    def forward(self, backbone, tokens: torch.Tensor, length: torch.Tensor):
+        output = backbone(tokens)
+        logits = output.logits[torch.arange(tokens.shape[0], device=tokens.device), length.view(-1) - 1]
+        present = context_presence(tokens, length, self.vocab_size)[:, self.action_token_ids]
+        logits = logits.float()[:, self.action_token_ids]
+        decoded = decode_logits(logits, present, self.temperature, self.top_p, self.penalty, None)
+        return Categorical(logits=decoded), output
+
+
+def grid_search(args, backbone, device) -> tuple[tuple[float, float, float], float]:
+    """The grid setting with the best mean reward on validation prompts (all settings in one rollout)."""
+    settings = list(itertools.product(*GRID.values()))
+    env = make_env(args, "validation", len(settings) * args.grid_prompts, device, dense=False)
+    decoding = GridDecoding(settings, args.grid_prompts, env, device)
+    steps = env.task.level.continuation_length + 1
+    generator = make_generator(args.seed, "bench/grid", device)
+    final = torch.zeros(env.num_envs, device=device)
+    ended = torch.zeros(env.num_envs, dtype=torch.bool, device=device)
+    with torch.no_grad():
+        obs, _ = env.reset(seed=args.seed + 3)
+        for _ in range(steps):
+            dist, _ = decoding(backbone, obs["tokens"], obs["length"])
+            obs, _, terminated, _, info = env.step(sample_actions(dist, generator))
+            final = torch.where(terminated & ~ended, info["score"], final)  # first episode of each row
+            ended = ended | terminated
+    rewards = final.view(len(settings), args.grid_prompts).mean(dim=1)
+    best = int(rewards.argmax())
+    return settings[best], float(rewards[best])
+
+
+def fixed_engine(backbone, env, temperature: float, top_p: float, penalty: float) -> InferenceEngine:
+    """Plain decoding of the backbone's logits with fixed knobs and the exact nucleus cut-off."""
+    engine = InferenceEngine.for_backbone(
+        backbone,
+        env.task.action_token_ids,
+        temperature=temperature,
+        top_p=top_p,
+        repetition_penalty=penalty,
+        mix_layers=False,
+        scale_heads=False,
+        top_p_mode="hard",
+    )
+    return engine.to(next(backbone.parameters()).device).requires_grad_(False)
+
+
+def score(backbone, engine, env, seed: int) -> dict[str, float]:
+    """Mean final reward components over one episode per sub-env, same prompts and sampling seed each call."""
+    steps = env.task.level.continuation_length + 1
+    generator = make_generator(seed, "bench/sampling", env.device)
+    return evaluate_policy(backbone, engine, env, seed, steps, generator)
+
+
+def train_engine(args, backbone, env, device, conditioned: bool) -> InferenceEngine:
+    """REINFORCE on the engine alone (backbone frozen) from default-like decoding."""
+    engine = InferenceEngine.for_backbone(backbone, env.task.action_token_ids, conditioned=conditioned)
+    rl = RLConfig(lr=args.rl_lr, rollout_steps=env.task.level.continuation_length + 1, entropy_coef=0.0)
+    agent = DualAgent(backbone, engine, env.task, rl=rl, seed=args.seed + 1, device=device)
+    for _ in range(args.rl_steps):
+        agent.rl_step(env)
+    return agent.engine
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+    seed_everything(args.seed)
+    device = resolve_device(args.device)
+    train_env = make_env(args, "train", args.envs, device, dense=True)
+    test_env = make_env(args, "test", args.eval_envs, device, dense=False)
+    bench = Benchmark("engine decoding: reward on held-out generation prompts", device)
+
+    start = time.perf_counter()
+    backbone, note = train_backbone(args, train_env, device)
+    backbone.eval()
+    print(f"backbone: {note} ({time.perf_counter() - start:.0f}s)")
+
+    def add(name: str, engine: InferenceEngine, setting: str) -> dict[str, float]:
+        result = score(backbone, engine, test_env, args.seed + 7)
+        bench.add(
+            decoding=name,
+            setting=setting,
+            reward=result["score"],
+            seq_rep_4=result["seq_rep_4"],
+            distinct_2=result["diversity"],
+            bits_per_byte=result["bits_per_byte"],
+            episodes=int(result["episodes"]),
+        )
+        return result
+
+    default = add("(a) default", fixed_engine(backbone, test_env, 1.0, 0.9, 1.0), "T=1, top-p=0.9")
+
+    start = time.perf_counter()
+    (t, p, r), valid_reward = grid_search(args, backbone, device)
+    elapsed = time.perf_counter() - start
+    print(
+        f"grid search: best T={t}, top-p={p}, penalty={r}: {valid_reward:.3f} on validation ({elapsed:.0f}s)"
+    )
+    best = add(
+        "(b) best fixed (grid)", fixed_engine(backbone, test_env, t, p, r), f"T={t}, top-p={p}, penalty={r}"
+    )
+
+    results = {}
+    for name, conditioned in (("(c) learned engine", False), ("(d) conditioned engine", True)):
+        start = time.perf_counter()
+        engine = train_engine(args, backbone, train_env, device, conditioned)
+        values = engine.metrics()
+        setting = (
+            f"T={values['engine/temperature']:.2f}, top-p={values['engine/top_p']:.3f}, "
+            f"penalty={values['engine/repetition_penalty']:.2f}, "
+            f"last-layer w={values['engine/last_layer_weight']:.2f}"
+        )
+        results[name] = add(name, engine, setting)
+        print(f"{name}: {args.rl_steps} RL steps ({time.perf_counter() - start:.0f}s)")
+
+    bench.report(record=not args.no_record)
+    learned, conditioned = results["(c) learned engine"]["score"], results["(d) conditioned engine"]["score"]
+    print(f"target (c) >= (a): {'met' if learned >= default['score'] else 'MISSED'}")
+    print(f"target (d) >= (b): {'met' if conditioned >= best['score'] else 'MISSED'}")
+
+
+if __name__ == "__main__":
+    main()
