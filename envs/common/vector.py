@@ -80,7 +80,9 @@ class TorchVectorEnv(gym.vector.VectorEnv, ABC):
         self.metadata = dict(type(self).metadata)
         self.set_autoreset_mode(autoreset_mode)
         self.generator = torch.Generator(device=self.device)
-        self.generator.manual_seed(int(seed) if seed is not None else int(torch.seed() % (2**63)))
+        # Without a seed, draw one from torch's global stream: reproducible after seed_everything(),
+        # and unlike torch.seed() it does not reseed the global generator.
+        self.generator.manual_seed(int(seed) if seed is not None else int(torch.randint(0, 2**62, ()).item()))
         self.level_ids = torch.full((num_envs,), task.level_index, dtype=torch.long, device=self.device)
         self.next_level_ids = self.level_ids.clone()
         self._needs_reset = torch.ones(num_envs, dtype=torch.bool, device=self.device)

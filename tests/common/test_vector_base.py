@@ -76,3 +76,12 @@ def test_sb3_adapter_reports_terminal_observation_and_success():
     assert obs[0, 0] == 0.0 and infos[1] == {}
     vec.env_method("set_level", "L3", indices=[0])
     assert vec.env.next_level_ids.tolist() == [1, 0]
+
+
+def test_unseeded_env_is_reproducible_after_seeding_and_leaves_global_rng_alone():
+    torch.manual_seed(5)
+    first = CounterVectorEnv(num_envs=2).generator.initial_seed()
+    after_first = torch.rand(1)
+    torch.manual_seed(5)
+    second = CounterVectorEnv(num_envs=2).generator.initial_seed()
+    assert first == second and torch.equal(after_first, torch.rand(1))
