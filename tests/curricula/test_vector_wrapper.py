@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from curricula import AdaptiveSchedule, CurriculumVectorWrapper, StagedSchedule
+from curricula import AdaptiveSchedule, CurriculumVectorWrapper, StagedSchedule, build_schedule
 from envs.maze.env import MazeEnv
 from envs.maze.levels import MazeLevel
 from envs.maze.vector import MazeVectorEnv
@@ -14,6 +14,16 @@ from tests.common.counter_env import CounterVectorEnv
 from tests.curricula.host_sync import HostSyncError, forbid_host_sync
 
 TINY_MAZES = [MazeLevel("2x2", 2, 2), MazeLevel("2x3", 2, 3), MazeLevel("3x3", 3, 3)]
+
+
+def counter_on(device):
+    return CounterVectorEnv(num_envs=64, device=device)
+
+
+def maze_on(device):
+    return MazeVectorEnv(
+        num_envs=64, device=device, obs_mode="egocentric", levels=TINY_MAZES, pool_size=64, seed=0
+    )
 
 
 def run(env, action, steps):
@@ -53,15 +63,27 @@ def test_failures_keep_the_level_and_the_floor_steps_back():
     assert int(schedule.level()) == 0 and int(schedule.changes) == 1
 
 
-def test_statistics_stay_on_the_env_device_without_host_sync_in_step():
-    env = CurriculumVectorWrapper(CounterVectorEnv(num_envs=8), AdaptiveSchedule(3, min_episodes=3), seed=0)
-    env.reset(seed=0)
-    actions = torch.ones(8, dtype=torch.long)
+def step_schedule(make, schedule, device, steps=50):
+    """Run ``steps`` steps (oracle moves on the maze, counting up on the counter) under ``schedule``."""
+    kwargs = {"stages": [{"until": 20}, {}], "unit": "episodes"} if schedule == "staged" else {}
+    env = CurriculumVectorWrapper(make(device), build_schedule(schedule, 3, **kwargs), seed=0)
+    _, info = env.reset(seed=0)
+    ones = torch.ones(env.num_envs, dtype=torch.long, device=device)
+    oracle = "optimal_actions" in info
+    env.step(ones)  # warm-up
+    return env, lambda info: info["optimal_actions"].long().argmax(1) if oracle else ones, info
+
+
+@pytest.mark.parametrize("make", [counter_on, maze_on])
+@pytest.mark.parametrize("schedule", ["adaptive", "mixture", "learning_progress", "staged"])
+def test_statistics_stay_on_the_env_device_without_host_sync_in_step(make, schedule):
+    env, policy, info = step_schedule(make, schedule, "cpu")
     with forbid_host_sync():
-        for _ in range(30):
-            env.step(actions)
+        for _ in range(40):
+            _, _, _, _, info = env.step(policy(info))
     stats = env.curriculum.stats
-    for tensor in (stats.results, stats.count, env.levels, env.schedule.frontier):
+    schedule_state = [getattr(env.schedule, name) for name in env.schedule._tensor_state]
+    for tensor in (stats.results, stats.count, env.levels, *schedule_state):
         assert tensor.device == env.unwrapped.device
     assert sum(env.summary()["episodes"]) > 0
 
@@ -75,22 +97,19 @@ def test_the_host_sync_guard_catches_a_host_read():
 
 
 @pytest.mark.gpu
-def test_gpu_step_has_no_host_sync():
-    env = CurriculumVectorWrapper(
-        CounterVectorEnv(num_envs=64, device="cuda"), AdaptiveSchedule(3, min_episodes=8)
-    )
-    env.reset(seed=0)
-    actions = torch.ones(64, dtype=torch.long, device="cuda")
-    env.step(actions)  # warm-up (lazy CUDA init may sync)
+@pytest.mark.parametrize("make", [counter_on, maze_on])
+@pytest.mark.parametrize("schedule", ["adaptive", "mixture", "learning_progress", "staged"])
+def test_gpu_step_has_no_host_sync(make, schedule):
+    env, policy, info = step_schedule(make, schedule, "cuda")
     torch.cuda.synchronize()
     torch.cuda.set_sync_debug_mode("error")
     try:
         for _ in range(50):
-            env.step(actions)
+            _, _, _, _, info = env.step(policy(info))
     finally:
         torch.cuda.set_sync_debug_mode("default")
-    assert env.curriculum.stats.count.device.type == "cuda"
-    assert int(env.schedule.level()) == 2
+    assert env.curriculum.stats.count.device.type == "cuda" and env.levels.device.type == "cuda"
+    assert sum(env.summary()["episodes"]) > 0
 
 
 def test_sync_vector_env_of_single_envs_gets_levels_through_unwrapped_set_level():
