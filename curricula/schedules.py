@@ -190,6 +190,8 @@ class StagedSchedule(Schedule):
         self.on_stage = on_stage
         self.stages = [self._parse_stage(i, stage, len(stages)) for i, stage in enumerate(stages)]
         self.bounds = [stage["until"] for stage in self.stages[:-1]]
+        if any(later <= earlier for earlier, later in zip(self.bounds, self.bounds[1:])):
+            raise ValueError(f"Stage boundaries ('until') must increase, got {self.bounds}.")
         self._bounds = torch.tensor(self.bounds, dtype=torch.long)
         self._levels = torch.tensor([stage["level"] for stage in self.stages], dtype=torch.long)
         self.stage = torch.zeros((), dtype=torch.long)
@@ -244,9 +246,6 @@ class StagedSchedule(Schedule):
             )
         if i < n - 1:
             check_count(f"stage {i} 'until'", until, minimum=1)
-            if i > 0 and until <= self._previous_until:
-                raise ValueError(f"Stage boundaries must increase: stage {i} ends at {until}.")
-            self._previous_until = until
         level = stage.get("level", min(i, self.num_levels - 1))
         knobs = dict(stage.get("knobs") or {})
         for key, value in knobs.items():
