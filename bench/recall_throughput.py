@@ -73,10 +73,15 @@ def main() -> None:
     parser.add_argument("--single-steps", type=int, default=20000)
     parser.add_argument("--vector-steps", type=int, default=50)
     parser.add_argument(
+        "--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)"
+    )
+    parser.add_argument(
         "--no-record", action="store_true", help="print only; do not append to docs/benchmarks.md"
     )
     args = parser.parse_args()
     device = resolve_device(args.device)
+    if args.threads is not None:
+        torch.set_num_threads(args.threads)
     torch.manual_seed(0)
 
     single = Benchmark("recall single-env throughput (random actions, with resets)", device="cpu")

@@ -28,6 +28,7 @@ from envs.recall.task import RecallTask
 from envs.recall.tokens import PAD
 
 MODES = ("sequence", "stream")
+EPISODE_BLOCK = 16  # episodes generated per batched call: amortizes torch's per-call overhead
 
 
 def recall_spaces(task: RecallTask, mode: str) -> tuple[gym.Space, gym.spaces.Discrete]:
@@ -65,6 +66,8 @@ class RecallEnv(gym.Env):
         self._generator = torch.Generator()
         self._seeded = False
         self._done = True
+        self._block: list[tuple[np.ndarray, list[int]]] = []
+        self._block_level = -1
 
     def set_level(self, level: LevelLike) -> None:
         """Difficulty for the next episode (index, name, level object or field mapping)."""
@@ -81,16 +84,13 @@ class RecallEnv(gym.Env):
             )
         if seed is not None:
             self._generator.manual_seed(int(seed))
+            self._block = []
         elif not self._seeded:
             self._generator.manual_seed(int(self.np_random.integers(2**63)))
         self._seeded = True
-        level = torch.tensor([self.task.level_index])
-        current = self.task.level
-        episode = self.task.generate(level, self._generator, current.sequence_length, current.num_answers)
-        self._length = int(episode.length[0])
-        self._num_answers = int(episode.num_answers[0])
-        self._target = episode.tokens[0, : self._length].numpy()
-        self._answers = [*episode.answer_pos[0, : self._num_answers].tolist(), self._length]
+        self._target, answers = self._next_episode()
+        self._length, self._num_answers = len(self._target), len(answers)
+        self._answers = [*answers, self._length]
         self._written = self._target.copy()
         self._is_answer = np.zeros(self._length, dtype=bool)
         self._is_answer[self._answers[:-1]] = True
@@ -131,6 +131,26 @@ class RecallEnv(gym.Env):
         return self.task.describe(self._written[:shown].tolist())
 
     # ------------------------------------------------------------------ helpers
+    def _next_episode(self) -> tuple[np.ndarray, list[int]]:
+        """The next episode's tokens and answer positions, from a block generated in one batched call.
+
+        Episode ``i`` after ``reset(seed=s)`` is row ``i`` of the batch that a ``RecallVectorEnv`` with
+        ``EPISODE_BLOCK`` sub-envs at the same level draws on its ``reset(seed=s)``.
+        """
+        if not self._block or self._block_level != self.task.level_index:
+            level = self.task.level
+            ids = torch.full((EPISODE_BLOCK,), self.task.level_index, dtype=torch.long)
+            batch = self.task.generate(ids, self._generator, level.sequence_length, level.num_answers)
+            tokens = batch.tokens.numpy()
+            self._block = [
+                (tokens[i, :length], positions[:count])
+                for i, (length, count, positions) in enumerate(
+                    zip(batch.length.tolist(), batch.num_answers.tolist(), batch.answer_pos.tolist())
+                )
+            ][::-1]
+            self._block_level = self.task.level_index
+        return self._block.pop()
+
     def _write(self, position: int, token: int) -> float:
         correct = token == self._target[position]
         self._written[position] = token
