@@ -167,7 +167,7 @@ class StagedSchedule(Schedule):
     """
 
     name = "staged"
-    _tensor_state = ("_bounds", "_levels", "stage", "episodes")
+    _tensor_state = ("stage", "episodes")
     _STAGE_KEYS = frozenset({"until", "level", "knobs"})
 
     def __init__(
@@ -252,6 +252,11 @@ class StagedSchedule(Schedule):
             if isinstance(value, bool) or not isinstance(value, int | float):
                 raise ValueError(f"Stage {i} knob {key!r} must be a number, got {value!r}.")
         return {"until": until, "level": check_level(f"stage {i}", level, self.num_levels), "knobs": knobs}
+
+    def to(self, device: str | torch.device) -> StagedSchedule:
+        super().to(device)
+        self._bounds, self._levels = self._bounds.to(self.device), self._levels.to(self.device)
+        return self
 
     def stage_at(self, count: int) -> int:
         """Index of the stage in force when ``count`` steps (or episodes) have been completed."""
