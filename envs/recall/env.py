@@ -89,6 +89,7 @@ class RecallEnv(gym.Env):
             self._generator.manual_seed(int(self.np_random.integers(2**63)))
         self._seeded = True
         self._target, answers = self._next_episode()
+        self._level_index = self.task.level_index
         self._length, self._num_answers = len(self._target), len(answers)
         self._answers = [*answers, self._length]
         self._written = self._target.copy()
@@ -167,5 +168,5 @@ class RecallEnv(gym.Env):
         return {
             "success": self._done and self._correct == self._num_answers,
             "accuracy": self._correct / self._num_answers,
-            "level": self.task.level_index,
+            "level": self._level_index,
         }

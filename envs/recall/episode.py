@@ -40,7 +40,9 @@ class EpisodeBatch:
         )
 
 
-def answer_positions(first: torch.Tensor, count: torch.Tensor, stride: int, max_answers: int, width: int):
+def answer_positions(
+    first: torch.Tensor, count: torch.Tensor, stride: int, max_answers: int, width: int
+) -> torch.Tensor:
     """(B, max_answers) positions ``first + stride * i`` for ``i < count``, and ``width`` elsewhere."""
     index = torch.arange(max_answers, device=first.device)
     positions = first.unsqueeze(1) + stride * index

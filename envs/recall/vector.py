@@ -68,14 +68,15 @@ class RecallVectorEnv(TorchVectorEnv):
         """
         if not isinstance(level, torch.Tensor):
             level = self.task.resolve_level(level)
+        super().set_level(level, env_ids)
+        if not isinstance(level, torch.Tensor):
             chosen = [self.task.ladder[level]]
-        elif level.device.type == "cpu" and level.numel():
-            chosen = [self.task.ladder[i] for i in set(level.tolist()) if 0 <= i < self.task.num_levels]
+        elif level.device.type == "cpu":
+            chosen = [self.task.ladder[i] for i in set(level.tolist())]
         else:
             chosen = list(self.task.ladder)
-        super().set_level(level, env_ids)
-        self._width = max(self._width, *(lv.sequence_length for lv in chosen))
-        self._answers = max(self._answers, *(lv.num_answers for lv in chosen))
+        self._width = max([self._width, *(lv.sequence_length for lv in chosen)])
+        self._answers = max([self._answers, *(lv.num_answers for lv in chosen)])
 
     # ------------------------------------------------------------------ TorchVectorEnv hooks
     def _reset_envs(self, mask: torch.Tensor) -> None:

@@ -246,12 +246,23 @@ def test_numpy_output_and_set_attr_level():
             "levels=",
         ),
         (lambda: RecallVectorEnv(2, "copy", device="cpu").step(torch.tensor([0.5, 1.0])), "integer"),
+        (lambda: RecallVectorEnv(2, "copy", device="cpu").set_level(torch.tensor([0, 99])), r"\[0, 8\]"),
         (lambda: RecallVectorEnv(2, "copy", device="cpu").step(np.array([0, 64])), r"\[0, 63\]"),
     ],
 )
 def test_bad_env_input_raises_value_error(make, match):
     with pytest.raises(ValueError, match=match):
         make()
+
+
+def test_set_level_applies_from_the_next_episode():
+    env = RecallEnv("copy", level=2)
+    env.reset(seed=0)
+    env.set_level("len16-v16")
+    _, _, _, _, info = env.step(0)
+    assert info["level"] == 2
+    obs, info = env.reset()
+    assert info["level"] == 4 and obs["length"][0] == 17
 
 
 def test_single_env_rejects_bad_actions():
