@@ -157,3 +157,17 @@ def test_native_maze_vector_env_climbs_with_an_oracle_policy_without_host_sync()
     summary = env.summary()
     assert summary["level"] == 2 and summary["success_rate"][:2] == [1.0, 1.0]
     assert summary["episodes"][2] > 0
+
+
+def test_native_env_with_numpy_output_feeds_the_curriculum_like_tensor_output():
+    summaries = []
+    for numpy_output in (False, True):
+        env = CurriculumVectorWrapper(
+            CounterVectorEnv(num_envs=3, numpy=numpy_output), AdaptiveSchedule(3), seed=0
+        )
+        env.reset(seed=0)
+        for _ in range(9):
+            _, _, terminated, _, _ = env.step(np.ones(3, dtype=np.int64))
+        assert isinstance(terminated, np.ndarray) == numpy_output
+        summaries.append(env.summary())
+    assert summaries[0] == summaries[1] and summaries[1]["episodes"][0] > 0
