@@ -21,9 +21,10 @@ the (mixed) hidden state and predicts per-step offsets (bounded by ``condition_r
 the raw temperature and top-p, as adaptive-decoding work does.
 
 Defaults are (close to) plain decoding: temperature 1, top-p 0.99, penalty 1.05, the last layer weighted
-0.9 and every head at 1. A penalty of exactly 1 (1 + softplus(-30)) is available for fixed decodings but
-has a vanishing gradient, so learned engines start a little above it. ``mix_layers=False`` /
-``scale_heads=False`` use the backbone's own logits exactly.
+0.9 and every head at 1. The penalty starts at 1.05 at the least (a request for less starts there): nearer
+1, softplus's gradient vanishes and the penalty could not be learned. ``mix_layers=False`` /
+``scale_heads=False`` use the backbone's own logits exactly; for exactly fixed decodings (penalty 1
+included) call :func:`decode_logits` directly.
 """
 
 from __future__ import annotations
@@ -151,9 +152,7 @@ class InferenceEngine(nn.Module):
             layer_init[-1] = math.log(last_layer_weight * (n_layers - 1) / (1.0 - last_layer_weight))
         self.raw_temperature = nn.Parameter(torch.tensor(inverse_softplus(temperature - min_temperature)))
         self.raw_top_p = nn.Parameter(torch.logit(torch.tensor(float(top_p))))
-        offset = repetition_penalty - 1.0
-        raw_penalty = inverse_softplus(offset) if offset > 1e-9 else -30.0
-        self.raw_penalty = nn.Parameter(torch.tensor(raw_penalty))
+        self.raw_penalty = nn.Parameter(torch.tensor(inverse_softplus(max(repetition_penalty - 1.0, 0.05))))
         self.raw_layer_weights = nn.Parameter(layer_init)
         self.raw_head_weights = nn.Parameter(torch.zeros(n_layers, n_heads))
         for name in ("raw_temperature", "raw_top_p", "raw_penalty", "raw_layer_weights", "raw_head_weights"):

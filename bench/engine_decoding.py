@@ -35,7 +35,7 @@ from envs.common.seeding import make_generator, seed_everything
 from envs.generation.task import TextLevel
 from envs.generation.vector import TextQualityVectorEnv
 
-GRID = {"temperature": (0.5, 0.7, 0.85, 1.0), "top_p": (0.8, 0.9, 0.999), "penalty": (1.0, 1.2, 1.5)}
+GRID = {"temperature": (0.5, 0.7, 0.85, 1.0), "top_p": (0.8, 0.9, 1.0), "penalty": (1.0, 1.2, 1.5)}
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -103,8 +103,9 @@ def train_backbone(args: argparse.Namespace, env: TextQualityVectorEnv, device: 
     return agent.backbone, f"{float(loss) / math.log(2):.2f} bits/byte train loss"
 
 
-class GridDecoding(nn.Module):
-    """Fixed decodings with one (temperature, top-p, penalty) per row: a whole grid in one batched rollout."""
+class FixedDecoding(nn.Module):
+    """Fixed decodings of the backbone's own logits, exact nucleus cut-off, one (temperature, top-p, penalty)
+    per group of rows: a whole grid runs in one batched rollout."""
 
     def __init__(self, settings: list[tuple[float, float, float]], rows_per_setting: int, env, device):
         super().__init__()
@@ -126,7 +127,7 @@ def grid_search(args, backbone, device) -> tuple[tuple[float, float, float], flo
     """The grid setting with the best mean reward on validation prompts (all settings in one rollout)."""
     settings = list(itertools.product(*GRID.values()))
     env = make_env(args, "validation", len(settings) * args.grid_prompts, device, dense=False)
-    decoding = GridDecoding(settings, args.grid_prompts, env, device)
+    decoding = FixedDecoding(settings, args.grid_prompts, env, device)
     steps = env.task.level.continuation_length + 1
     generator = make_generator(args.seed, "bench/grid", device)
     final = torch.zeros(env.num_envs, device=device)
@@ -141,21 +142,6 @@ def grid_search(args, backbone, device) -> tuple[tuple[float, float, float], flo
     rewards = final.view(len(settings), args.grid_prompts).mean(dim=1)
     best = int(rewards.argmax())
     return settings[best], float(rewards[best])
-
-
-def fixed_engine(backbone, env, temperature: float, top_p: float, penalty: float) -> InferenceEngine:
-    """Plain decoding of the backbone's logits with fixed knobs and the exact nucleus cut-off."""
-    engine = InferenceEngine.for_backbone(
-        backbone,
-        env.task.action_token_ids,
-        temperature=temperature,
-        top_p=top_p,
-        repetition_penalty=penalty,
-        mix_layers=False,
-        scale_heads=False,
-        top_p_mode="hard",
-    )
-    return engine.to(next(backbone.parameters()).device).requires_grad_(False)
 
 
 def score(backbone, engine, env, seed: int) -> dict[str, float]:
@@ -188,7 +174,7 @@ def main(argv: list[str] | None = None) -> None:
     backbone.eval()
     print(f"backbone: {note} ({time.perf_counter() - start:.0f}s)")
 
-    def add(name: str, engine: InferenceEngine, setting: str) -> dict[str, float]:
+    def add(name: str, engine: InferenceEngine | FixedDecoding, setting: str) -> dict[str, float]:
         result = score(backbone, engine, test_env, args.seed + 7)
         bench.add(
             decoding=name,
@@ -201,7 +187,10 @@ def main(argv: list[str] | None = None) -> None:
         )
         return result
 
-    default = add("(a) default", fixed_engine(backbone, test_env, 1.0, 0.9, 1.0), "T=1, top-p=0.9")
+    def fixed(setting: tuple[float, float, float]) -> FixedDecoding:
+        return FixedDecoding([setting], test_env.num_envs, test_env, device)
+
+    default = add("(a) default", fixed((1.0, 0.9, 1.0)), "T=1, top-p=0.9")
 
     start = time.perf_counter()
     (t, p, r), valid_reward = grid_search(args, backbone, device)
@@ -209,9 +198,7 @@ def main(argv: list[str] | None = None) -> None:
     print(
         f"grid search: best T={t}, top-p={p}, penalty={r}: {valid_reward:.3f} on validation ({elapsed:.0f}s)"
     )
-    best = add(
-        "(b) best fixed (grid)", fixed_engine(backbone, test_env, t, p, r), f"T={t}, top-p={p}, penalty={r}"
-    )
+    best = add("(b) best fixed (grid)", fixed((t, p, r)), f"T={t}, top-p={p}, penalty={r}")
 
     results = {}
     for name, conditioned in (("(c) learned engine", False), ("(d) conditioned engine", True)):
