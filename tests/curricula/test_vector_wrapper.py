@@ -5,6 +5,7 @@ import gymnasium as gym
 import numpy as np
 import pytest
 import torch
+from gymnasium.vector import AutoresetMode
 
 from curricula import AdaptiveSchedule, CurriculumVectorWrapper, StagedSchedule, build_schedule
 from envs.maze.env import MazeEnv
@@ -112,9 +113,10 @@ def test_gpu_step_has_no_host_sync(make, schedule):
     assert sum(env.summary()["episodes"]) > 0
 
 
-def test_sync_vector_env_of_single_envs_gets_levels_through_unwrapped_set_level():
+@pytest.mark.parametrize("mode", [AutoresetMode.NEXT_STEP, AutoresetMode.SAME_STEP])
+def test_sync_vector_env_of_single_envs_gets_levels_through_unwrapped_set_level(mode):
     fns = [lambda: MazeEnv(obs_mode="egocentric", levels=TINY_MAZES, pool_size=8) for _ in range(3)]
-    vec = gym.vector.SyncVectorEnv(fns)
+    vec = gym.vector.SyncVectorEnv(fns, autoreset_mode=mode)
     schedule = StagedSchedule(3, [{"until": 6, "level": 0}, {"level": 2}])
     env = CurriculumVectorWrapper(vec, schedule, seed=0)
     env.reset(seed=0)
@@ -123,7 +125,7 @@ def test_sync_vector_env_of_single_envs_gets_levels_through_unwrapped_set_level(
     for _ in range(120):
         _, _, term, trunc, info = env.step(rng.integers(0, 4, size=3))
         done = term | trunc
-        levels_seen += info["level"][done].tolist()
+        levels_seen += info.get("final_info", info)["level"][done].tolist()
     assert levels_seen[0] == 0 and levels_seen[-1] == 2 and set(levels_seen) == {0, 2}
     assert [sub.unwrapped.task.level_index for sub in vec.envs] == [2, 2, 2]
     assert sum(env.summary()["episodes"]) == len(levels_seen)
