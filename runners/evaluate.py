@@ -22,7 +22,7 @@ from agents.training.checkpoint import load_checkpoint
 from envs.common import resolve_device, seed_everything
 from runners.app import hydra_run_dir
 from runners.checkpoints import resolve_resume
-from runners.config import register_configs
+from runners.config import SCHEMAS, register_configs
 from runners.ddp import DistInfo
 from runners.report import write_report
 
@@ -62,7 +62,7 @@ def evaluate_checkpoint(path: Path, device: str, episodes: int) -> tuple[str, di
         raise ValueError(
             f"{path} is not a MindGym runner checkpoint (runner={runner!r}; expected {RUNNERS})."
         )
-    cfg = OmegaConf.create(state["config"])
+    cfg = OmegaConf.merge(OmegaConf.structured(SCHEMAS[f"{runner}_schema"]), state["config"])
     cfg.hardware.device, cfg.hardware.ddp, cfg.resume = device, False, False
     module = importlib.import_module(f"runners.{runner}")
     experiment = module.build_experiment(cfg, DistInfo(device=resolve_device(device)))

@@ -1,0 +1,77 @@
+"""The command lines users type: a run's Hydra folder, a multirun sweep, a bad key, and evaluate."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from omegaconf import OmegaConf
+
+from runners import maze
+from runners.app import execute
+from runners.evaluate import evaluate
+from tests.runners.helpers import TINY, compose_config
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def cli(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, *args], cwd=ROOT, capture_output=True, text=True, timeout=300, check=False
+    )
+
+
+def test_multirun_sweep_writes_one_complete_folder_per_job(tmp_path):
+    result = cli(
+        "-m",
+        "runners.maze",
+        "-m",
+        "backbone=transformer,hebbian",
+        *TINY["maze"],
+        "trainer.steps=2",
+        "backbone.memory_chunk=8",
+        "hardware.num_threads=1",
+        f"hydra.sweep.dir={tmp_path}",
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    for job in ("0", "1"):
+        folder = tmp_path / job
+        assert (folder / ".hydra" / "config.yaml").is_file()
+        assert (folder / "report.json").is_file() and (folder / "checkpoints" / "latest.pt").is_file()
+        assert any((folder / "tb").iterdir())
+    memory = OmegaConf.load(tmp_path / "1" / ".hydra" / "config.yaml").backbone.memory
+    assert memory == "hebbian"
+
+
+def test_unknown_key_on_the_command_line_fails_before_any_work(tmp_path):
+    result = cli("-m", "runners.recall", "trainer.stepz=5", f"hydra.run.dir={tmp_path}")
+    assert result.returncode != 0
+    assert "Key 'stepz' not in 'TrainerConfig'" in result.stderr
+    assert not (tmp_path / "tb").exists()
+
+
+def test_evaluate_puts_two_runs_side_by_side(tmp_path):
+    for name, seed in (("a", 0), ("b", 1)):
+        cfg = compose_config("maze", ["trainer.steps=2", f"seed={seed}"])
+        execute(cfg, "maze", maze.build_experiment, run_dir=tmp_path / name)
+    eval_cfg = OmegaConf.create(
+        {
+            "checkpoint": [str(tmp_path / "a"), str(tmp_path / "b" / "checkpoints" / "latest.pt")],
+            "labels": ["a", "b"],
+            "device": "cpu",
+            "seed": 0,
+            "episodes": 4,
+        }
+    )
+    report = evaluate(eval_cfg, tmp_path / "eval")
+
+    on_disk = json.loads((tmp_path / "eval" / "report.json").read_text())
+    assert set(on_disk["runs"]) == {"a", "b"} and on_disk["runners"] == {"a": "maze", "b": "maze"}
+    run_a = report["runs"]["a"]
+    assert set(run_a["exact_path"]) >= {"3x3", "4x4", "3x3-prim", "4x4-prim"}
+    assert run_a["generator"]["3x3-prim"] == "prim" and run_a["step"] == 2
+    assert all(0.0 <= v <= 1.0 for v in run_a["exact_path"].values())
+    assert {Path(p).name for p in on_disk["plots"]} == {"maze_exact_path_dfs.png", "maze_exact_path_prim.png"}
+    assert all((tmp_path / "eval" / p).is_file() for p in on_disk["plots"])
