@@ -1,11 +1,13 @@
 """Backbone training throughput: tokens/s, model FLOPs utilisation and peak memory per backbone.
 
 One optimiser step (forward, next-token loss, backward, AdamW) on random tokens, bf16 autocast and
-torch.compile on the GPU. Every memory backbone is resized with ``match_parameters`` to the plain
-transformer's parameter count (depth kept, width shrunk), so the comparison is at equal size.
+torch.compile (forward + loss as one graph; per block for the chunk-looped external and Titans memories,
+whose whole-model graphs take minutes to compile), TF32 for the float32 memory recurrences. Every memory
+backbone is resized with ``match_parameters`` to the plain transformer's parameter count (depth kept,
+width shrunk, head width a multiple of 8), so the comparison is at equal size.
 
     python -m bench.backbone_throughput --device cuda                    # ~25M params, seq 1K and 4K
-    python -m bench.backbone_throughput --device cpu --d-model 64 --n-layers 2 --n-heads 2 \
+    python -m bench.backbone_throughput --device cpu --d-model 128 --n-layers 2 --n-heads 2 \
         --seq-lens 128 --tokens-per-step 512 --compile none --no-record # a quick smoke run
 
 MFU counts 6 * parameters + 6 * n_layers * seq_len * d_model FLOPs per token (causal attention, forward
@@ -62,20 +64,25 @@ def flops_per_token(cfg: BackboneConfig, n_params: int, seq_len: int) -> float:
     return 6.0 * n_params + 6.0 * cfg.n_layers * seq_len * cfg.d_model
 
 
-def compile_model(model: torch.nn.Module, how: str) -> None:
-    """Compile every block (identical blocks share one compiled graph) or the whole model, in place."""
+LOOPED_MEMORIES = ("external", "titans")  # one Python iteration per chunk: whole-graph compiles take minutes
+
+
+def compile_mode(kind: str, requested: str) -> str:
+    """``auto``: the whole forward + loss for loop-free backbones, each block for the chunk-looped ones."""
+    if requested != "auto":
+        return requested
+    return "blocks" if kind in LOOPED_MEMORIES else "loss"
+
+
+def measure(cfg: BackboneConfig, args: argparse.Namespace, device: torch.device, seq_len: int, how: str):
+    """(tokens/s, seconds to the first finished step incl. compilation, peak GiB) of training ``cfg``.
+    ``how``: "loss" compiles forward + loss as one graph, "blocks" each block (identical blocks share
+    one compiled graph), "none" runs eagerly."""
+    torch.manual_seed(0)
+    model = build_backbone(cfg).to(device)
     if how == "blocks":
         for block in model.blocks:
             block.compile()
-    elif how == "model":
-        model.compile()
-
-
-def measure(kind: str, cfg: BackboneConfig, args: argparse.Namespace, device: torch.device, seq_len: int):
-    """(tokens/s, seconds to the first finished step incl. compilation, peak GiB) of training ``cfg``."""
-    torch.manual_seed(0)
-    model = build_backbone(cfg).to(device)
-    compile_model(model, args.compile)
     opt = build_optimizer(model, "adamw", lr=1e-4)
     batch = max(1, args.tokens_per_step // seq_len)
     tokens = torch.randint(0, cfg.vocab_size, (batch, seq_len + 1), device=device)
@@ -83,11 +90,16 @@ def measure(kind: str, cfg: BackboneConfig, args: argparse.Namespace, device: to
         torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else contextlib.nullcontext()
     )
 
-    def step() -> None:
+    def loss_fn(batch: torch.Tensor) -> torch.Tensor:
         with autocast:
-            logits = model(tokens[:, :-1]).logits
-            loss = F.cross_entropy(logits.flatten(0, 1).float(), tokens[:, 1:].flatten())
-        loss.backward()
+            logits = model(batch[:, :-1]).logits
+            return F.cross_entropy(logits.flatten(0, 1).float(), batch[:, 1:].flatten())
+
+    if how == "loss":
+        loss_fn = torch.compile(loss_fn)
+
+    def step() -> None:
+        loss_fn(tokens).backward()
         opt.step()
         opt.zero_grad(set_to_none=True)
 
@@ -118,9 +130,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--n-heads", type=int, default=8)
     parser.add_argument("--hebbian-chunk", type=int, default=64)
     parser.add_argument(
-        "--write-chunk", type=int, default=128, help="chunk of the external and Titans memory"
+        "--write-chunk", type=int, default=256, help="chunk of the external and Titans memory"
     )
-    parser.add_argument("--compile", choices=("blocks", "model", "none"), default="blocks")
+    parser.add_argument("--compile", choices=("auto", "loss", "blocks", "none"), default="auto")
+    parser.add_argument("--parity-tolerance", type=float, default=0.15)
     parser.add_argument("--warmup", type=int, default=3)
     parser.add_argument("--steps", type=int, default=10)
     parser.add_argument("--peak-tflops", type=float, default=None, help="bf16 peak, if the GPU is not known")
@@ -146,17 +159,21 @@ def main(argv: list[str] | None = None) -> None:
             try:
                 cfg = backbone_config(kind, args, seq_len)
                 if kind != "transformer":
-                    cfg = match_parameters(cfg, target, head_multiple=8)
+                    cfg = match_parameters(cfg, target, args.parity_tolerance, head_multiple=8)
                 n_params = count_parameters(cfg)
+                how = compile_mode(kind, args.compile)
                 torch._dynamo.reset()
-                tokens_per_s, first_s, peak_gib = measure(kind, cfg, args, device, seq_len)
+                tokens_per_s, first_s, peak_gib = measure(cfg, args, device, seq_len, how)
             except Exception as err:  # one failing row must not lose the others
                 bench.add(**row, note=f"failed: {type(err).__name__}: {str(err).splitlines()[0][:120]}")
                 print(bench.rows[-1], flush=True)
                 continue
             if kind == "transformer":
                 reference = tokens_per_s
-            row.update(d_model=cfg.d_model, params_M=n_params / 1e6, tokens_per_s=tokens_per_s)
+            row.update(
+                d_model=cfg.d_model, params_M=n_params / 1e6, chunk=cfg.memory_chunk if cfg.memory else ""
+            )
+            row.update(compile=how, tokens_per_s=tokens_per_s)
             if peak is not None:
                 row["mfu"] = tokens_per_s * flops_per_token(cfg, n_params, seq_len) / peak
             row["vs_transformer"] = tokens_per_s / reference if reference else float("nan")

@@ -36,7 +36,7 @@ def content_weights(keys: torch.Tensor, strength: torch.Tensor, memory: torch.Te
 def allocation_weights(usage: torch.Tensor) -> torch.Tensor:
     """DNC allocation: a[phi_j] = (1 - u[phi_j]) * prod_{i<j} u[phi_i], phi = rows by ascending usage."""
     usage = _EPS + (1.0 - _EPS) * usage
-    sorted_usage, order = torch.sort(usage, dim=-1)
+    sorted_usage, order = torch.sort(usage, dim=-1, stable=True)  # ties: lowest index first, on every device
     before = torch.cumprod(F.pad(sorted_usage[..., :-1], (1, 0), value=1.0), dim=-1)
     return torch.zeros_like(usage).scatter(-1, order, (1.0 - sorted_usage) * before)
 

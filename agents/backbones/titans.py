@@ -109,19 +109,15 @@ class NeuralMemory(nn.Module):
             w1, w2, s1, s2 = (state[key].float() for key in ("w1", "w2", "s1", "s2"))
             reads, c = [], self.chunk
             n_full = xf.shape[1] // c
+            if n_full:  # everything that does not depend on the memory's weights, for all chunks at once
+                full = n_full * c
+                qc, kc, vc = (z[:, :, :full].unflatten(2, (n_full, c)) for z in (q, k, v))
+                gates = (z[..., :full].unflatten(-1, (n_full, c)) for z in (lr, log_mom, log_keep))
+                coefficients = update_coefficients(*gates)
             for i in range(n_full):
-                part = slice(i * c, (i + 1) * c)
+                chunk_coefficients = tuple(z[:, :, i] for z in coefficients)
                 read, w1, w2, s1, s2 = self.chunk_step(
-                    q[:, :, part],
-                    k[:, :, part],
-                    v[:, :, part],
-                    lr[..., part],
-                    log_mom[..., part],
-                    log_keep[..., part],
-                    w1,
-                    w2,
-                    s1,
-                    s2,
+                    qc[:, :, i], kc[:, :, i], vc[:, :, i], chunk_coefficients, w1, w2, s1, s2
                 )
                 reads.append(read)
             if xf.shape[1] > n_full * c:  # the unfinished chunk reads, and waits to be written
@@ -141,15 +137,14 @@ class NeuralMemory(nn.Module):
         q: torch.Tensor,
         k: torch.Tensor,
         v: torch.Tensor,
-        lr: torch.Tensor,
-        log_mom: torch.Tensor,
-        log_keep: torch.Tensor,
+        coefficients: tuple[torch.Tensor, ...],
         w1: torch.Tensor,
         w2: torch.Tensor,
         s1: torch.Tensor,
         s2: torch.Tensor,
     ) -> tuple[torch.Tensor, ...]:
-        """Read the chunk with its start weights, then apply its surprise update in closed form."""
+        """Read the chunk with its start weights, then apply its surprise update in closed form;
+        ``coefficients`` is ``update_coefficients(lr, log_momentum, log_keep)`` of this chunk."""
         c = q.shape[2]
         h = torch.cat((q, k), dim=2) @ w1  # one matmul for the reads and the gradients
         a = F.silu(h)
@@ -157,12 +152,14 @@ class NeuralMemory(nn.Module):
         read, y_k, a_k, h_k = y[:, :, :c], y[:, :, c:], a[:, :, c:], h[:, :, c:]
         err = 2.0 * (y_k - v)  # d loss / d y for loss ||y - v||^2
         delta = (err @ w2.transpose(-1, -2)) * silu_grad(h_k)  # d loss / d (k W1)
-        coef, mcoef, keep, carry, mom = update_coefficients(lr, log_mom, log_keep)
-        kt, at = k.transpose(-1, -2), a_k.transpose(-1, -2)
-        new_w1 = keep[..., None, None] * w1 + carry[..., None, None] * s1 - kt @ (coef[..., None] * delta)
-        new_w2 = keep[..., None, None] * w2 + carry[..., None, None] * s2 - at @ (coef[..., None] * err)
-        new_s1 = mom[..., None, None] * s1 - kt @ (mcoef[..., None] * delta)
-        new_s2 = mom[..., None, None] * s2 - at @ (mcoef[..., None] * err)
+        coef, mcoef, keep, carry, mom = (z[..., None] for z in coefficients)
+        # One matmul per weight gives both the weight step (coef) and the momentum step (mcoef).
+        g1 = k.transpose(-1, -2) @ torch.cat((coef * delta, mcoef * delta), dim=-1)
+        g2 = a_k.transpose(-1, -2) @ torch.cat((coef * err, mcoef * err), dim=-1)
+        (step1, mstep1), (step2, mstep2) = g1.chunk(2, dim=-1), g2.chunk(2, dim=-1)
+        keep, carry, mom = keep[..., None], carry[..., None], mom[..., None]
+        new_w1, new_w2 = keep * w1 + carry * s1 - step1, keep * w2 + carry * s2 - step2
+        new_s1, new_s2 = mom * s1 - mstep1, mom * s2 - mstep2
         return read, new_w1, new_w2, new_s1, new_s2
 
     def metrics(self) -> dict[str, torch.Tensor]:

@@ -7,7 +7,7 @@ from torch.func import grad
 from agents.backbones import build_backbone
 from agents.backbones.external import allocation_weights
 from agents.backbones.hebbian import HebbianMemory, hebbian_chunked, hebbian_recurrent
-from agents.backbones.titans import NeuralMemory, memory_mlp
+from agents.backbones.titans import NeuralMemory, memory_mlp, update_coefficients
 from tests.backbones.helpers import VOCAB, tiny
 
 
@@ -96,7 +96,7 @@ def test_titans_closed_form_chunk_update_equals_the_token_recurrence():
         torch.randn(b, h, d, m),
         torch.randn(b, h, m, d),
     )
-    fast = NeuralMemory.chunk_step(q, k, v, lr, log_mom, log_keep, *weights)
+    fast = NeuralMemory.chunk_step(q, k, v, update_coefficients(lr, log_mom, log_keep), *weights)
     slow = _titans_reference(q, k, v, lr, log_mom, log_keep, *(w.clone() for w in weights))
     for got, want in zip(fast, slow):
         torch.testing.assert_close(got, want, atol=1e-4, rtol=1e-4)
