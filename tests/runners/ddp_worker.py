@@ -9,7 +9,7 @@ import torch
 
 
 def ddp_worker(rank: int, world_size: int, port: int, run_dir: str) -> None:
-    """Join a gloo group as ``rank``, train the tiny maze config with hardware=ddp, save this rank's models."""
+    """Join a gloo group as ``rank``, train the tiny maze config with hardware=ddp, save the rank's models."""
     os.environ.update(
         RANK=str(rank),
         LOCAL_RANK=str(rank),

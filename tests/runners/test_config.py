@@ -76,7 +76,7 @@ def test_agiformer_runs_the_three_stage_plasticity_curriculum():
 
 def test_preset_for_another_runner_names_the_right_command():
     cfg = compose_config("generation", ["preset=echo"], tiny=False)
-    with pytest.raises(ValueError, match="python -m runners.generation preset=echo"):
+    with pytest.raises(ValueError, match=r"python -m runners\.generation preset=echo"):
         check_preset(cfg, "maze")
 
 

@@ -95,10 +95,10 @@ def _without_timings(history: list[dict]) -> list[dict]:
 
 def test_resume_from_another_runners_checkpoint_names_the_right_command(tmp_path):
     run("recall", tmp_path / "recall", ["trainer.steps=2"])
-    with pytest.raises(ValueError, match="python -m runners.recall"):
+    with pytest.raises(ValueError, match=r"python -m runners\.recall"):
         run("maze", tmp_path / "maze", [f"resume={tmp_path / 'recall'}"])
 
 
 def test_resume_true_without_a_checkpoint_explains_the_fix(tmp_path):
-    with pytest.raises(ValueError, match="hydra.run.dir"):
+    with pytest.raises(ValueError, match=r"hydra\.run\.dir"):
         run("maze", tmp_path, ["resume=true"])
