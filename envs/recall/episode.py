@@ -56,3 +56,8 @@ def uniform_below(
     u = torch.rand(shape, generator=generator, device=device)
     view = bound.view(-1, *([1] * (len(shape) - 1)))
     return torch.minimum((u * view).long(), view - 1)
+
+
+def lookup(table: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
+    """``table[index]`` along dim 0 through ``index_select`` (much faster on CPU than advanced indexing)."""
+    return table.index_select(0, index.reshape(-1)).view(*index.shape, *table.shape[1:])

@@ -21,7 +21,7 @@ from functools import cache
 
 import torch
 
-from envs.recall.episode import EpisodeBatch, answer_positions, uniform_below
+from envs.recall.episode import EpisodeBatch, answer_positions, lookup, uniform_below
 from envs.recall.levels import check_int
 from envs.recall.tokens import NUM_SYMBOLS, PAD
 
@@ -153,13 +153,13 @@ def generate_needle(
 
     j = torch.arange(width, device=device).expand(batch, width)
     alphabet = _constant(RANDOM_ALPHABET, device)
-    filler = alphabet[
-        uniform_below(torch.full_like(context, len(alphabet)), (batch, width), generator, device)
-    ]
+    filler = lookup(
+        alphabet, uniform_below(torch.full_like(context, len(alphabet)), (batch, width), generator, device)
+    )
     if use_corpus:
         corpus = corpus_filler_on(device)
         start = uniform_below((corpus.numel() - context + 1).clamp(min=1), (batch,), generator, device)
-        from_corpus = corpus[(start.unsqueeze(1) + j).clamp(max=corpus.numel() - 1)]
+        from_corpus = lookup(corpus, (start.unsqueeze(1) + j).clamp(max=corpus.numel() - 1))
         filler = torch.where((params[:, 3] == FILLERS.index("corpus")).unsqueeze(1), from_corpus, filler)
 
     inner = j - offset.unsqueeze(1)
@@ -167,14 +167,14 @@ def generate_needle(
     key_index = (inner - len(NEEDLE_PREFIX)).clamp(0, MAX_KEY_DIGITS - 1)
     needle = torch.where(
         inner < len(NEEDLE_PREFIX),
-        prefix[inner.clamp(0, len(NEEDLE_PREFIX) - 1)],
+        lookup(prefix, inner.clamp(0, len(NEEDLE_PREFIX) - 1)),
         torch.where(inner < (nlen - 1).unsqueeze(1), key.gather(1, key_index), suffix[0]),
     )
     in_needle = (inner >= 0) & (inner < nlen.unsqueeze(1))
     tokens = torch.where(in_needle, needle, filler)
     after = j - context.unsqueeze(1)
     question = _constant(QUESTION, device)
-    tokens = torch.where(after >= 0, question[after.clamp(0, len(QUESTION) - 1)], tokens)
+    tokens = torch.where(after >= 0, lookup(question, after.clamp(0, len(QUESTION) - 1)), tokens)
     answer_index = (after - len(QUESTION)).clamp(0, MAX_KEY_DIGITS - 1)
     tokens = torch.where(after >= len(QUESTION), key.gather(1, answer_index), tokens)
     length = context + len(QUESTION) + digits

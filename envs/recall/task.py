@@ -17,7 +17,7 @@ import torch
 
 from envs.common.device import resolve_device
 from envs.common.task import LevelLike, SupervisedBatch, Task
-from envs.recall.episode import EpisodeBatch
+from envs.recall.episode import EpisodeBatch, lookup
 from envs.recall.families import get_family
 from envs.recall.tokens import PAD, VOCAB_SIZE, describe_tokens
 
@@ -100,7 +100,7 @@ class RecallTask(Task):
         and ``answers`` answer slots (defaults: the task's ``max_length`` and ``max_answers``, so any mix
         of levels batches). The random draws depend on both, so equal seeds and sizes give equal episodes.
         """
-        params = self.param_table(level_ids.device)[level_ids]
+        params = lookup(self.param_table(level_ids.device), level_ids)
         width = self.max_length if width is None else width
         answers = self.max_answers if answers is None else answers
         return self.family.generate(params, width, answers, generator, list(self.ladder))
@@ -123,7 +123,7 @@ class RecallTask(Task):
         where = generator.device if generator is not None else torch.device("cpu")
         target = where if device is None else resolve_device(device)
         ids = torch.full((batch_size,), index, dtype=torch.long, device=where)
-        params = self.param_table(where)[ids]
+        params = lookup(self.param_table(where), ids)
         episodes = self.family.generate(
             params, chosen.sequence_length, chosen.num_answers, generator, [chosen]
         )
