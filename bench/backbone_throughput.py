@@ -10,8 +10,9 @@ width shrunk, head width a multiple of 8), so the comparison is at equal size.
     python -m bench.backbone_throughput --device cpu --d-model 128 --n-layers 2 --n-heads 2 \
         --seq-lens 128 --tokens-per-step 512 --compile none --no-record # a quick smoke run
 
-MFU counts 6 * parameters + 6 * n_layers * seq_len * d_model FLOPs per token (causal attention, forward
-and backward), the usual model-FLOPs convention; a memory module's own recurrence FLOPs beyond its
+``mfu`` counts 6 * parameters + 12 * n_layers * seq_len * d_model FLOPs per token (the PaLM / nanoGPT
+model-FLOPs convention, attention over the full T x T); ``mfu_causal`` counts only the causal half of the
+attention that flash kernels actually compute. A memory module's own recurrence FLOPs beyond its
 parameter matmuls are not counted, so compare memory backbones by tokens/s against the transformer.
 """
 
@@ -60,8 +61,11 @@ def backbone_config(kind: str, args: argparse.Namespace, seq_len: int) -> Backbo
     )
 
 
-def flops_per_token(cfg: BackboneConfig, n_params: int, seq_len: int) -> float:
-    return 6.0 * n_params + 6.0 * cfg.n_layers * seq_len * cfg.d_model
+def flops_per_token(cfg: BackboneConfig, n_params: int, seq_len: int, causal_half: bool) -> float:
+    """Training FLOPs per token: 6N for the weights plus attention, 12 * L * T * D in the PaLM / nanoGPT
+    convention, half of that when counting only the causal triangle that flash kernels compute."""
+    attention = 12.0 * cfg.n_layers * seq_len * cfg.d_model
+    return 6.0 * n_params + (attention / 2 if causal_half else attention)
 
 
 LOOPED_MEMORIES = ("external", "titans")  # one Python iteration per chunk: whole-graph compiles take minutes
@@ -175,7 +179,8 @@ def main(argv: list[str] | None = None) -> None:
             )
             row.update(compile=how, tokens_per_s=tokens_per_s)
             if peak is not None:
-                row["mfu"] = tokens_per_s * flops_per_token(cfg, n_params, seq_len) / peak
+                row["mfu"] = tokens_per_s * flops_per_token(cfg, n_params, seq_len, False) / peak
+                row["mfu_causal"] = tokens_per_s * flops_per_token(cfg, n_params, seq_len, True) / peak
             row["vs_transformer"] = tokens_per_s / reference if reference else float("nan")
             row.update(peak_GiB=peak_gib, first_step_s=first_s)
             bench.add(**row)

@@ -73,17 +73,19 @@ class ExternalMemory(nn.Module):
         self, x: torch.Tensor, state: dict[str, Any] | None = None
     ) -> tuple[torch.Tensor, dict[str, Any]]:
         b, t, _ = x.shape
-        with torch.autocast(device_type=x.device.type, enabled=False):
-            if state is None:  # a fresh sequence starts from the learned memory (with gradient)
-                state = self._fresh(self.memory_init.float().expand(b, -1, -1), b, x.device)
-            xf, n_pending = prepend_pending(x, state["pending"])
+        if state is None:  # a fresh sequence starts from the learned memory (with gradient)
+            state = self._fresh(self.memory_init.float().expand(b, -1, -1), b, x.device)
+        xf, n_pending = prepend_pending(x, state["pending"])
+        read_params = self.read(xf).float()  # per-token projections follow the ambient autocast
+        with torch.autocast(device_type=x.device.type, enabled=False):  # the memory itself: float32
             n_full = xf.shape[1] // self.chunk
             memory, usage = state["memory"].float(), state["usage"].float()
             starts: list[torch.Tensor] = []
             if n_full:
                 starts, memory, usage = self._write_chunks(xf[:, : n_full * self.chunk], memory, usage)
-            out = self._read(xf, [*starts, memory])[:, n_pending : n_pending + t]
+            reads = self._read(read_params, [*starts, memory])[:, n_pending : n_pending + t]
             new_state = {"memory": memory, "usage": usage, "pending": xf[:, n_full * self.chunk :]}
+        out = self.read_out(reads)
         self._stats["usage_mean"] = usage.detach().mean()
         self._stats["slots_used"] = (usage.detach() > 0.5).float().mean()
         return out, new_state
@@ -122,16 +124,15 @@ class ExternalMemory(nn.Module):
         self._stats["write_gate"] = write_gate.detach().mean()
         return chunk_memories, memory, usage
 
-    def _read(self, xf: torch.Tensor, memories: list[torch.Tensor]) -> torch.Tensor:
-        """Every token reads the memory as it stood at the start of its chunk (``memories[c]``)."""
-        b, length, _ = xf.shape
-        chunks = pad_to_chunks(xf, self.chunk)  # (B, n_read, C, D)
+    def _read(self, read_params: torch.Tensor, memories: list[torch.Tensor]) -> torch.Tensor:
+        """Every token reads the memory as it stood at the start of its chunk (``memories[c]``);
+        ``read_params`` (B, L, R * (W + 1)) are the tokens' read keys and strengths. -> (B, L, R * W)."""
+        b, length, _ = read_params.shape
+        chunks = pad_to_chunks(read_params, self.chunk)  # (B, n_read, C, R * (W + 1))
         n_read = chunks.shape[1]
         stacked = torch.stack(memories[:n_read], dim=1)  # (B, n_read, N, W)
-        keys, strength = (
-            self.read(chunks)
-            .view(b, n_read, self.chunk, self.read_heads, self.width + 1)
-            .split([self.width, 1], dim=-1)
+        keys, strength = chunks.view(b, n_read, self.chunk, self.read_heads, self.width + 1).split(
+            [self.width, 1], dim=-1
         )
         weights = content_weights(
             keys.flatten(2, 3), 1.0 + F.softplus(strength.flatten(2, 4)), stacked
@@ -139,7 +140,7 @@ class ExternalMemory(nn.Module):
         reads = (weights @ stacked).view(b, n_read * self.chunk, self.read_heads * self.width)
         probs = weights.detach().clamp_min(1e-12)
         self._stats["read_entropy"] = -(probs * probs.log()).sum(-1).mean()
-        return self.read_out(reads[:, :length])
+        return reads[:, :length]
 
     def metrics(self) -> dict[str, torch.Tensor]:
         return self._stats

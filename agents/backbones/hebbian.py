@@ -4,7 +4,8 @@ lambda_t = alpha * sigmoid(w . x_t + b) is a learned, input-dependent decay time
 alpha that a curriculum sets while training (``set_plasticity``). Training uses the chunked parallel form
 (``hebbian_chunked``), which equals the step-by-step recurrence (``hebbian_recurrent``) and never divides
 by a cumulative decay: every decay factor is exp of a masked, non-positive sum of log-decays, so nothing
-overflows for any alpha in (0, 1] at any length. Both run in float32, also under autocast.
+overflows for any alpha in (0, 1] at any length. Both run in float32, also under autocast (the
+projections into and out of the memory follow the ambient autocast).
 """
 
 from __future__ import annotations
@@ -107,16 +108,18 @@ class HebbianMemory(nn.Module):
         self, x: torch.Tensor, state: torch.Tensor | None = None
     ) -> tuple[torch.Tensor, torch.Tensor]:
         b, t, d = x.shape
+        # Projections follow the ambient autocast (bf16 on the GPU); the recurrence runs in float32.
+        qkv = self.qkv(x).float().view(b, t, 3, self.n_heads, self.head_dim).permute(2, 0, 3, 1, 4)
+        decay_logits = self.decay(x).float()
         with torch.autocast(device_type=x.device.type, enabled=False):
-            xf = x.float()
-            q, k, v = self.qkv(xf).view(b, t, 3, self.n_heads, self.head_dim).permute(2, 0, 3, 1, 4)
+            q, k, v = qkv.unbind(0)
             q, k = F.normalize(q, dim=-1), F.normalize(k, dim=-1)
             log_alpha = self.plasticity.float().log().clamp(min=_MIN_LOG_ALPHA)
-            log_decay = (F.logsigmoid(self.decay(xf)) + log_alpha).transpose(1, 2)  # (b,h,t)
+            log_decay = (F.logsigmoid(decay_logits) + log_alpha).transpose(1, 2)  # (b,h,t)
             memory = state if state is not None else self.init_state(b, x.device)
             out, memory = hebbian_chunked(q, k, v, log_decay, memory.float(), self.chunk)
             out = self.out_norm(out).transpose(1, 2).reshape(b, t, d)
-            out = self.out(out)
+        out = self.out(out)
         self._stats = {
             "decay_mean": log_decay.detach().exp().mean(),
             "memory_norm": memory.detach().norm(dim=(-2, -1)).mean(),

@@ -46,14 +46,13 @@ def update_coefficients(
     """
     le, la = log_momentum.cumsum(-1), log_keep.cumsum(-1)  # inclusive cumulative logs
     la_end, le_end = la[..., -1:], le[..., -1:]
-    size = lr.shape[-1]
-    later = torch.ones(size, size, dtype=torch.bool, device=lr.device).triu()  # [s, t]: t >= s
-    # E[s, t] = prod_{t<u<=C}(1 - alpha_u) * prod_{s<u<=t} eta_u, every exponent <= 0.
-    exponent = (la_end - la + le)[..., None, :] - le[..., :, None]
-    e = exponent.masked_fill(~later, float("-inf")).exp()
-    c = lr * e.sum(-1)
+    # c_s = theta_s * sum_{t>=s} exp(base_t - le_s), base_t = la_end - la_t + le_t. A reverse
+    # log-cum-sum-exp gives every s in O(C); each term's exponent is <= 0, so r_s - le_s <= log C.
+    base = la_end - la + le
+    r = torch.logcumsumexp(base.flip(-1), dim=-1).flip(-1)
+    c = lr * (r - le).exp()
     d = lr * (le_end - le).exp()
-    carry = (la_end - la + le).exp().sum(-1)
+    carry = r[..., 0].exp()
     return c, d, la_end[..., 0].exp(), carry, le_end[..., 0].exp()
 
 
@@ -91,21 +90,29 @@ class NeuralMemory(nn.Module):
             "pending": pending,
         }
 
-    def _project(self, xf: torch.Tensor) -> tuple[torch.Tensor, ...]:
+    def _project(self, xf: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Queries, keys, values (3, B, H, L, dh) and gate logits (3, B, H, L), in float32."""
         b, length, _ = xf.shape
-        q, k, v = self.qkv(xf).view(b, length, 3, self.n_heads, self.head_dim).permute(2, 0, 3, 1, 4)
+        qkv = self.qkv(xf).float().view(b, length, 3, self.n_heads, self.head_dim).permute(2, 0, 3, 1, 4)
+        gates = self.gates(xf).float().view(b, length, 3, self.n_heads).permute(2, 0, 3, 1)
+        return qkv, gates
+
+    def _gated(self, qkv: torch.Tensor, gates: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        """Normalised q and k, v, learning rate theta, log momentum, log (1 - forgetting)."""
+        q, k, v = qkv.unbind(0)
+        lr, mom, forget = gates.unbind(0)
         q, k = F.normalize(q, dim=-1), F.normalize(k, dim=-1)
-        lr, mom, forget = self.gates(xf).view(b, length, 3, self.n_heads).permute(2, 0, 3, 1)
         return q, k, v, self.max_lr * torch.sigmoid(lr), F.logsigmoid(mom), F.logsigmoid(-forget)
 
     def forward(
         self, x: torch.Tensor, state: dict[str, Any] | None = None
     ) -> tuple[torch.Tensor, dict[str, Any]]:
         b, t, d = x.shape
+        state = state if state is not None else self._fresh(b, x.device)
+        xf, n_pending = prepend_pending(x, state["pending"])
+        projected = self._project(xf)  # follows the ambient autocast; the memory itself runs in float32
         with torch.autocast(device_type=x.device.type, enabled=False):
-            state = state if state is not None else self._fresh(b, x.device)
-            xf, n_pending = prepend_pending(x, state["pending"])
-            q, k, v, lr, log_mom, log_keep = self._project(xf)
+            q, k, v, lr, log_mom, log_keep = self._gated(*projected)
             w1, w2, s1, s2 = (state[key].float() for key in ("w1", "w2", "s1", "s2"))
             reads, c = [], self.chunk
             n_full = xf.shape[1] // c
@@ -123,8 +130,9 @@ class NeuralMemory(nn.Module):
             if xf.shape[1] > n_full * c:  # the unfinished chunk reads, and waits to be written
                 reads.append(memory_mlp(q[:, :, n_full * c :], w1, w2))
             out = torch.cat(reads, dim=2)[:, :, n_pending:]
-            out = self.out(self.out_norm(out).transpose(1, 2).reshape(b, t, d))
+            out = self.out_norm(out).transpose(1, 2).reshape(b, t, d)
             new_state = {"w1": w1, "w2": w2, "s1": s1, "s2": s2, "pending": xf[:, n_full * c :]}
+        out = self.out(out)
         self._stats = {
             "lr_mean": lr.detach().mean(),
             "forget_mean": 1.0 - log_keep.detach().exp().mean(),
