@@ -21,6 +21,13 @@ from envs.common.device import resolve_device
 from envs.recall.env import RecallEnv
 from envs.recall.vector import RecallVectorEnv
 
+DEFAULT_LEVELS = {
+    "copy": "len32-v16",
+    "repeat_copy": "len8-v16-x6",
+    "associative": "kv8-v64-q8-t64",
+    "needle": "ctx1k",
+}
+
 
 def single_env_steps_per_s(env, steps: int, seed: int = 0) -> float:
     """Steps per second of a Gymnasium env under random actions, resetting whenever an episode ends."""
@@ -69,7 +76,7 @@ def main() -> None:
     parser.add_argument("--device", default="cpu", help="device of the vector env: cpu, cuda, cuda:N, auto")
     parser.add_argument("--batch-sizes", type=int, nargs="+", default=[64, 256, 1024])
     parser.add_argument("--family", default="copy", choices=["copy", "repeat_copy", "associative", "needle"])
-    parser.add_argument("--level", default="len32-v16", help="level name of --family")
+    parser.add_argument("--level", default=None, help="level name of --family (default: a mid-ladder level)")
     parser.add_argument("--single-steps", type=int, default=20000)
     parser.add_argument("--vector-steps", type=int, default=50)
     parser.add_argument(
@@ -80,6 +87,7 @@ def main() -> None:
     )
     args = parser.parse_args()
     device = resolve_device(args.device)
+    args.level = args.level or DEFAULT_LEVELS[args.family]
     if args.threads is not None:
         torch.set_num_threads(args.threads)
     torch.manual_seed(0)

@@ -227,6 +227,15 @@ def test_make_vec_and_sb3_adapter():
     assert dones > 0
 
 
+def test_make_vec_sync_mode_wraps_single_envs():
+    vec = gym.make_vec("mindgym/RepeatCopy-v0", num_envs=2, vectorization_mode="sync", mode="sequence")
+    obs, info = vec.reset(seed=0)
+    assert obs["tokens"].shape == (2, RecallEnv("repeat_copy").task.max_length) and info[
+        "level"
+    ].tolist() == [0, 0]
+    vec.close()
+
+
 def test_numpy_output_and_set_attr_level():
     vec = RecallVectorEnv(2, "repeat_copy", device="cpu", numpy=True, seed=0)
     vec.set_attr("level", "len2-v4-x2")
