@@ -3,9 +3,9 @@
 The same episodes, rewards and infos as :class:`envs.recall.env.RecallEnv` (on the CPU, at one level and
 seeded alike, sub-env ``i`` of a 16-env batch plays the single env's episode ``i``), with per-sub-env
 levels: observations are padded to the ladder's longest sequence, and ``set_level`` (an index, a name, a
-level, or a LongTensor of ladder indices from a curriculum) applies at each sub-env's next reset. ``step`` has no host sync and no loop over
-sub-envs: an autoreset regenerates the whole batch (only as wide as the longest level set so far) and keeps
-the rows being reset, which keeps the step branch-free.
+level, or a LongTensor of ladder indices from a curriculum) applies at each sub-env's next reset.
+``step`` has no host sync and no loop over sub-envs: an autoreset regenerates the whole batch (only as
+wide as the longest level set so far) and keeps the rows being reset, which keeps the step branch-free.
 
     vec = gymnasium.make_vec("mindgym/Copy-v0", num_envs=512, vectorization_mode="vector_entry_point",
                              mode="stream", device="cuda")
