@@ -1,10 +1,11 @@
-"""Looking inside a backbone at eval time: attention maps and memory read/write weights as images.
+"""Looking inside a backbone at eval time: attention maps and memory contents as TensorBoard images.
 
 Attention maps are captured with forward hooks on the backbone's ``SelfAttention`` modules: the hook sees
 the block's input and rotary tables and recomputes that call's attention probabilities (the fused
-``scaled_dot_product_attention`` kernel never materialises them). Memory modules that keep their last
-read / write weights (attributes ``last_read_weights`` / ``last_write_weights``) are drawn as well.
-Everything runs on one sample under ``no_grad`` and only when an evaluation asks for it.
+``scaled_dot_product_attention`` kernel never materialises them). Memory is drawn from the streaming
+state the backbone returns after reading the sample: the external memory's slots and their usage, the
+Hebbian fast-weight matrix, the Titans memory's weights (first head / first row where they have more
+dimensions). Everything runs on one sample under ``no_grad`` and only when an evaluation asks for it.
 """
 
 from __future__ import annotations
@@ -22,12 +23,10 @@ from agents.backbones.layers import SelfAttention, apply_rotary
 from runners.ddp import unwrap_model
 from runners.logging import RunLogger
 
-MEMORY_WEIGHTS = ("last_read_weights", "last_write_weights")
-
 
 @torch.no_grad()
-def attention_maps(backbone: torch.nn.Module, tokens: torch.Tensor) -> list[torch.Tensor]:
-    """Attention probabilities (heads, T, T) of every attention call for the first row of ``tokens``."""
+def inspect_sample(backbone: torch.nn.Module, tokens: torch.Tensor) -> tuple[list[torch.Tensor], dict]:
+    """Attention maps (heads, T, T) of every attention call and the memory state, for ``tokens[:1]``."""
     maps: list[torch.Tensor] = []
 
     def hook(module: SelfAttention, args: tuple, output: Any) -> None:
@@ -46,25 +45,28 @@ def attention_maps(backbone: torch.nn.Module, tokens: torch.Tensor) -> list[torc
     was_training = model.training
     try:
         model.eval()
-        model(tokens[:1])
+        output = model(tokens[:1])
     finally:
         for handle in handles:
             handle.remove()
         model.train(was_training)
-    return maps
+    return maps, memory_matrices(output.state)
 
 
-def memory_weights(backbone: torch.nn.Module) -> dict[str, torch.Tensor]:
-    """The last read / write weight matrices memory modules kept from the previous forward, by name."""
+def memory_matrices(state: Any) -> dict[str, torch.Tensor]:
+    """2-D views of every memory tensor in a backbone's streaming state, named ``block<i>.<part>``."""
     found: dict[str, torch.Tensor] = {}
-    for name, module in unwrap_model(backbone).named_modules():
-        for attr in MEMORY_WEIGHTS:
-            value = getattr(module, attr, None)
-            if isinstance(value, torch.Tensor) and value.ndim >= 2:
-                matrix = value.detach().float()
+    layers = state.get("layers", []) if isinstance(state, dict) else []
+    for i, entry in enumerate(layers):
+        memory = entry.get("memory") if isinstance(entry, dict) else None
+        parts = memory.items() if isinstance(memory, dict) else [("memory", memory)]
+        for part, value in parts:
+            if part != "pending" and isinstance(value, torch.Tensor) and value.ndim >= 2 and value.numel():
+                matrix = value.detach().float()[0]
+                matrix = matrix[None] if matrix.ndim == 1 else matrix
                 while matrix.ndim > 2:
                     matrix = matrix[0]
-                found[f"{name}.{attr.removeprefix('last_')}"] = matrix.cpu()
+                found[f"block{i}.{part}"] = matrix.cpu()
     return found
 
 
@@ -85,17 +87,16 @@ def heads_figure(maps: torch.Tensor, title: str) -> Any:
 
 
 def log_model_internals(backbone: torch.nn.Module, tokens: torch.Tensor, logger: RunLogger, step: int) -> int:
-    """Draw attention maps (one image per attention call) and memory weights; returns how many images."""
+    """Draw attention maps (one image per attention call) and memory contents; returns how many images."""
     if not logger.enabled:
         return 0
-    maps = attention_maps(backbone, tokens)
+    maps, memory = inspect_sample(backbone, tokens)
     for i, layer_maps in enumerate(maps):
         logger.figure(f"inspect/attention/call{i}", heads_figure(layer_maps, f"attention, call {i}"), step)
-    weights = memory_weights(backbone)
-    for name, matrix in weights.items():
+    for name, matrix in memory.items():
         figure, ax = plt.subplots(figsize=(4, 3))
         ax.imshow(matrix.numpy(), cmap="viridis", aspect="auto")
         ax.set_title(name, fontsize=8)
         figure.tight_layout()
         logger.figure(f"inspect/memory/{name}", figure, step)
-    return len(maps) + len(weights)
+    return len(maps) + len(memory)
