@@ -227,6 +227,15 @@ def test_make_vec_and_sb3_adapter():
     assert dones > 0
 
 
+def test_sb3_adapter_in_sequence_mode_returns_dict_observations():
+    adapter = SB3VecEnvAdapter(RecallVectorEnv(2, "copy", device="cpu", seed=0))
+    obs = adapter.reset()
+    assert obs["tokens"].shape == (2, 513) and obs["length"].tolist() == [[2], [2]]
+    _, reward, done, infos = adapter.step(np.zeros(2, dtype=np.int64))
+    assert done.all() and infos[0]["terminal_observation"]["length"][0] == 3
+    assert reward.tolist() == [float(info["is_success"]) for info in infos]
+
+
 def test_make_vec_sync_mode_wraps_single_envs():
     vec = gym.make_vec("mindgym/RepeatCopy-v0", num_envs=2, vectorization_mode="sync", mode="sequence")
     obs, info = vec.reset(seed=0)
