@@ -66,7 +66,10 @@ def main() -> None:
     parser.add_argument(
         "--no-record", action="store_true", help="print only; do not append to docs/benchmarks.md"
     )
+    parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (0 keeps torch's default)")
     args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
     device = resolve_device(args.device)
     bench = Benchmark("maze throughput", device=device)
 

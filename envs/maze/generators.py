@@ -19,6 +19,7 @@ import numpy as np
 import torch
 
 from envs.maze.grid import COL_STEP, ROW_STEP, MazeBatch, bfs_distances, neighbours
+from envs.maze.layout import parse_layout
 from envs.maze.levels import GENERATORS, MazeLevel
 
 _BITS = (1, 2, 4, 8)
@@ -61,8 +62,6 @@ def generate_mazes(
 
 @lru_cache(maxsize=256)
 def _parsed(layout: str) -> MazeBatch:
-    from envs.maze.layout import parse_layout
-
     return parse_layout(layout)
 
 

@@ -16,6 +16,7 @@ import torch
 
 from envs.maze.grid import BLOCKED, MazeBatch, bfs_distances, neighbours
 from envs.maze.levels import MazeLevel
+from envs.maze.render import cell_pixel, wall_image
 
 WALL_CHARS = "#"
 OPEN_CHARS = " ._o"
@@ -98,8 +99,6 @@ def layout_level(layout: str | Sequence[str] | np.ndarray, name: str | None = No
 
 def to_text(mazes: MazeBatch, index: int = 0, agent: int | None = None) -> str:
     """Draw maze ``index`` with thin walls as ``(2h+1) x (2w+1)`` text; ``A`` marks ``agent`` (a cell)."""
-    from envs.maze.render import cell_pixel, wall_image
-
     image = wall_image(mazes.passages[index : index + 1], mazes.height, mazes.width)[0].cpu().numpy()
     chars = np.where(image, "#", " ").astype("<U1")
     for cell, mark in ((int(mazes.start[index]), "S"), (int(mazes.goal[index]), "G"), (agent, "A")):
