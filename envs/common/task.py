@@ -52,7 +52,7 @@ class LevelLadder(Generic[L]):
         self.level_cls = level_cls
         self._levels: list[L] = []
         for level in levels:
-            self._append(self._coerce(level))
+            self._append(self.coerce(level))
 
     def __len__(self) -> int:
         return len(self._levels)
@@ -79,13 +79,14 @@ class LevelLadder(Generic[L]):
             if level not in self.names:
                 raise ValueError(f"Unknown level name {level!r}: {self._accepted()}.")
             return self.names.index(level)
-        candidate = self._coerce(level)
+        candidate = self.coerce(level)
         for i, existing in enumerate(self._levels):
             if existing == candidate:
                 return i
         return self._append(candidate)
 
-    def _coerce(self, level: Any) -> L:
+    def coerce(self, level: Any) -> L:
+        """``level`` as a level object (a mapping of fields is turned into one); not added to the ladder."""
         if isinstance(level, self.level_cls):
             return level
         if isinstance(level, Mapping):

@@ -57,7 +57,7 @@ class RecallTask(Task):
         """Ladder index of ``level``; a custom level is checked against the capacity, then appended."""
         if isinstance(level, int | str):
             return self.ladder.index(level)
-        candidate = level if isinstance(level, self.level_cls) else self.ladder._coerce(level)
+        candidate = level if isinstance(level, self.level_cls) else self.ladder.coerce(level)
         self.check_fits(candidate)
         return self.ladder.index(candidate)
 
