@@ -3,9 +3,10 @@
 Follows Kanitscheider et al. 2021 (https://arxiv.org/abs/2106.14876), as implemented in learning-progress
 curricula such as Syllabus's: per level, a fast and a slow exponential moving average of the success
 rate; learning progress is ``|reweight(fast) - reweight(slow)|``, where the reweighting undoes the lag of
-the slow average near 0 and 1. Levels with positive progress are z-scored, squashed by a sigmoid and
-normalised; levels with none get no mass (all levels get equal mass while no level shows progress).
-An ``explore`` share is spread uniformly so no level is starved. All updates are tensor ops.
+the slow average near 0 and 1. With ``weighting="proportional"`` (default) levels are sampled in
+proportion to their progress; with ``"sigmoid"`` (Syllabus's choice) levels with positive progress are
+z-scored, squashed by a sigmoid and normalised. Either way all levels get equal mass while no level shows
+progress, and an ``explore`` share is spread uniformly so no level is starved. All updates are tensor ops.
 """
 
 from __future__ import annotations
@@ -18,10 +19,11 @@ from curricula.stats import SuccessStats
 
 
 class LearningProgressSchedule(Schedule):
-    """Levels sampled in proportion to (a squashed z-score of) the absolute change of their success rate.
+    """Levels sampled in proportion to the absolute change of their success rate (or its squashed z-score).
 
     ``ema`` is the fast average's step size (the slow one follows the fast one at the same rate);
-    ``p_theta`` the reweighting constant of the paper; ``explore`` the uniform share.
+    ``p_theta`` the reweighting constant of the paper; ``explore`` the uniform share; ``weighting``
+    "proportional" or "sigmoid".
     """
 
     name = "learning_progress"
@@ -33,9 +35,13 @@ class LearningProgressSchedule(Schedule):
         ema: float = 0.1,
         p_theta: float = 0.1,
         explore: float = 0.05,
+        weighting: str = "proportional",
         window: int = 100,
     ):
         super().__init__(num_levels, window)
+        if weighting not in ("proportional", "sigmoid"):
+            raise ValueError(f"weighting must be 'proportional' or 'sigmoid', got {weighting!r}.")
+        self.weighting = weighting
         self.ema = check_fraction("ema", ema)
         if self.ema == 0.0:
             raise ValueError("ema must be in (0, 1]; with 0 the averages never move.")
@@ -64,13 +70,15 @@ class LearningProgressSchedule(Schedule):
     def probabilities(self) -> torch.Tensor:
         lp = self.progress()
         positive = lp > 0
-        any_positive = positive.any()
-        considered = torch.where(any_positive, positive, torch.ones_like(positive)).float()
-        n = considered.sum()
-        mean = (lp * considered).sum() / n
-        std = (((lp - mean) ** 2 * considered).sum() / n).sqrt()
-        z = (lp - mean) / torch.where(std > 0, std, torch.ones_like(std))
-        weights = torch.sigmoid(z) * considered
+        considered = torch.where(positive.any(), positive, torch.ones_like(positive)).float()
+        if self.weighting == "proportional":
+            weights = torch.where(positive.any(), lp, considered)
+        else:
+            n = considered.sum()
+            mean = (lp * considered).sum() / n
+            std = (((lp - mean) ** 2 * considered).sum() / n).sqrt()
+            z = (lp - mean) / torch.where(std > 0, std, torch.ones_like(std))
+            weights = torch.sigmoid(z) * considered
         learned = weights / weights.sum()
         return (1.0 - self.explore) * learned + self.explore / self.num_levels
 

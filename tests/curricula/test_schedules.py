@@ -86,16 +86,23 @@ def test_mixture_is_centred_on_the_frontier():
     )
 
 
-def test_learning_progress_prefers_the_level_whose_success_rate_changes():
-    curriculum = Curriculum(LearningProgressSchedule(3, ema=0.2, explore=0.0), seed=0)
+@pytest.mark.parametrize("weighting", ["proportional", "sigmoid"])
+def test_learning_progress_prefers_the_level_whose_success_rate_changes(weighting):
+    curriculum = Curriculum(LearningProgressSchedule(3, ema=0.2, explore=0.0, weighting=weighting), seed=0)
     for t in range(40):
         feed(curriculum, 0, [True])  # always solved: progress fades
         feed(curriculum, 1, [t % 4 != 0 or t > 20])  # improving
         feed(curriculum, 2, [False])  # never solved: no progress
-    probs = curriculum.schedule.probabilities()
+    schedule = curriculum.schedule
+    probs = schedule.probabilities()
     assert int(probs.argmax()) == 1
     assert float(probs[2]) == 0.0 and float(probs.sum()) == pytest.approx(1.0)
-    assert LearningProgressSchedule(3).probabilities().tolist() == pytest.approx([1 / 3] * 3)
+    if weighting == "proportional":
+        progress = schedule.progress()
+        assert probs.tolist() == pytest.approx((progress / progress.sum()).tolist())
+    assert LearningProgressSchedule(3, weighting=weighting).probabilities().tolist() == pytest.approx(
+        [1 / 3] * 3
+    )
 
 
 def test_staged_sets_the_seed_plasticity_alpha_at_the_right_steps():
@@ -172,6 +179,10 @@ def test_build_schedule_names_and_plain_kwargs():
         (lambda: StagedSchedule.fractions(100, (0.4, 0.2)), "increase strictly"),
         (lambda: FixedSchedule(3, level=-1), "Unknown level -1"),
         (lambda: LearningProgressSchedule(3, ema=0.0), "ema must be in \\(0, 1\\]"),
+        (
+            lambda: LearningProgressSchedule(3, weighting="softmax"),
+            "weighting must be 'proportional' or 'sigmoid'",
+        ),
         (lambda: build_schedule("linear", 3), "Unknown curriculum schedule 'linear'; use one of"),
         (lambda: build_schedule("adaptive", 3, treshold=0.5), "Unknown argument\\(s\\) \\['treshold'\\]"),
         (lambda: Curriculum(AdaptiveSchedule(3), level_names=["a", "b"]), "num_levels=2"),
