@@ -18,7 +18,6 @@ import torch
 from envs.common.task import LevelLike
 from envs.maze import tokens as tok
 from envs.maze.grid import MazeBatch, optimal_action_bits
-from envs.maze.layout import layout_level
 from envs.maze.levels import MazeLevel
 from envs.maze.render import ansi_text, rgb_frame, wall_image
 from envs.maze.spaces import MazeObsSpec, step_limit
@@ -71,8 +70,7 @@ class MazeEnv(gym.Env):
             raise ValueError(f"Unknown render_mode {render_mode!r}; use None or one of {list(RENDER_MODES)}.")
         if not isinstance(pool_size, int) or pool_size < 1:
             raise ValueError(f"pool_size must be a positive int, got {pool_size!r}.")
-        self.task = MazeTask(levels, horizons=horizons)
-        self.task.set_level(layout_level(maze) if maze is not None else level)
+        self.task = MazeTask.for_env(levels, level, maze, horizons)
         self.obs_mode = obs_mode
         self.obs_spec = MazeObsSpec.for_levels(list(self.task.ladder), obs_mode, step_limit_factor, view_size)
         self.observation_space = self.obs_spec.space()

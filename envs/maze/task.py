@@ -11,7 +11,7 @@ from envs.common.task import LevelLike, SupervisedBatch, Task
 from envs.maze import tokens as tok
 from envs.maze.generators import generate_mazes
 from envs.maze.grid import MazeBatch
-from envs.maze.layout import parse_layout
+from envs.maze.layout import layout_level, parse_layout
 from envs.maze.levels import MazeLevel, default_levels
 
 
@@ -25,6 +25,23 @@ class MazeTask(Task[MazeLevel]):
         if not isinstance(horizons, int) or horizons < 1:
             raise ValueError(f"horizons must be an int >= 1, got {horizons!r}.")
         self.horizons = horizons
+
+    @classmethod
+    def for_env(
+        cls,
+        levels: Sequence[MazeLevel] | None,
+        level: LevelLike,
+        maze: str | Sequence[str] | np.ndarray | None,
+        horizons: int = 1,
+    ) -> MazeTask:
+        """The task an env plays: a ``maze`` from outside becomes its level (and, with no ``levels``, the
+        whole ladder, so observations are sized to that maze)."""
+        if maze is None:
+            return cls(levels, level, horizons)
+        fixed = layout_level(maze)
+        task = cls(levels or [fixed], horizons=horizons)
+        task.set_level(fixed)
+        return task
 
     @classmethod
     def default_levels(cls) -> list[MazeLevel]:

@@ -22,7 +22,6 @@ from envs.common.vector import Observation, TorchVectorEnv
 from envs.maze import kernels
 from envs.maze import tokens as tok
 from envs.maze.grid import action_bits
-from envs.maze.layout import layout_level
 from envs.maze.levels import MazeLevel
 from envs.maze.pool import MazePool
 from envs.maze.spaces import MazeObsSpec
@@ -67,8 +66,7 @@ class MazeVectorEnv(TorchVectorEnv):
             raise ValueError(
                 f"MazeVectorEnv does not render (render_mode={render_mode!r}); render a MazeEnv instead."
             )
-        task = MazeTask(levels, horizons=horizons)
-        task.set_level(layout_level(maze) if maze is not None else level)
+        task = MazeTask.for_env(levels, level, maze, horizons)
         spec = MazeObsSpec.for_levels(list(task.ladder), obs_mode, step_limit_factor, view_size)
         super().__init__(
             task, num_envs, spec.space(), gym.spaces.Discrete(4), device, autoreset_mode, numpy, seed

@@ -129,3 +129,10 @@ def test_set_level_through_unwrapped_and_info_level():
     assert info["level"] == 2
     with pytest.raises(ValueError, match="Unknown level"):
         env.unwrapped.set_level("nope")
+
+
+def test_a_maze_from_outside_sizes_the_observations():
+    env = MazeEnv(maze=CORRIDOR)  # 3 x 5 cells, drawn on 7 x 11 pixels
+    obs, info = env.reset(seed=0)
+    assert obs.shape == (3, 7, 11) and info["optimal_length"] == 2
+    assert MazeEnv(maze=CORRIDOR, levels=SMALL).observation_space.shape == (3, 11, 13)
