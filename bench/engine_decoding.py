@@ -9,8 +9,11 @@
    repetition, length), the same prompts and sampling seed for every row:
    (a) default decoding: temperature 1, top-p 0.9 (exact nucleus), no repetition penalty;
    (b) the best fixed (temperature, top-p, penalty) of a grid, chosen on ``validation``-split prompts;
-   (c) the learned engine: REINFORCE on ``train``-split prompts from default-like decoding;
-   (d) the conditioned engine: per-step temperature and top-p from the hidden state, trained the same way.
+   (c) the learned engine: REINFORCE on ``train``-split prompts, starting from (a)'s setting;
+   (d) the conditioned engine: per-step temperature and top-p offsets from the hidden state on top of
+       learned global knobs, trained the same way, starting from (b)'s setting.
+Each engine starts from the fixed decoding it is compared with (penalty at least 1.05, last layer 0.97),
+so the question is whether learning from reward improves on it.
 Targets (issue #7): (c) >= (a) and (d) >= (b).
 """
 
@@ -151,9 +154,18 @@ def score(backbone, engine, env, seed: int) -> dict[str, float]:
     return evaluate_policy(backbone, engine, env, seed, steps, generator)
 
 
-def train_engine(args, backbone, env, device, conditioned: bool) -> InferenceEngine:
-    """REINFORCE on the engine alone (backbone frozen) from default-like decoding."""
-    engine = InferenceEngine.for_backbone(backbone, env.task.action_token_ids, conditioned=conditioned)
+def train_engine(args, backbone, env, device, conditioned: bool, start: tuple[float, float, float]):
+    """REINFORCE on the engine alone (backbone frozen), starting from the fixed setting ``start``."""
+    temperature, top_p, penalty = start
+    engine = InferenceEngine.for_backbone(
+        backbone,
+        env.task.action_token_ids,
+        conditioned=conditioned,
+        temperature=temperature,
+        top_p=min(top_p, 0.99),
+        repetition_penalty=penalty,
+        last_layer_weight=0.97,
+    )
     rl = RLConfig(lr=args.rl_lr, rollout_steps=env.task.level.continuation_length + 1, entropy_coef=0.0)
     agent = DualAgent(backbone, engine, env.task, rl=rl, seed=args.seed + 1, device=device)
     for _ in range(args.rl_steps):
@@ -201,12 +213,16 @@ def main(argv: list[str] | None = None) -> None:
     best = add("(b) best fixed (grid)", fixed((t, p, r)), f"T={t}, top-p={p}, penalty={r}")
 
     results = {}
-    for name, conditioned in (("(c) learned engine", False), ("(d) conditioned engine", True)):
+    runs = (
+        ("(c) learned engine", False, (1.0, 0.9, 1.0), "(a)"),
+        ("(d) conditioned engine", True, (t, p, r), "(b)"),
+    )
+    for name, conditioned, init, init_name in runs:
         start = time.perf_counter()
-        engine = train_engine(args, backbone, train_env, device, conditioned)
+        engine = train_engine(args, backbone, train_env, device, conditioned, init)
         values = engine.metrics()
         setting = (
-            f"T={values['engine/temperature']:.2f}, top-p={values['engine/top_p']:.3f}, "
+            f"from {init_name}: T={values['engine/temperature']:.2f}, top-p={values['engine/top_p']:.3f}, "
             f"penalty={values['engine/repetition_penalty']:.2f}, "
             f"last-layer w={values['engine/last_layer_weight']:.2f}"
         )
