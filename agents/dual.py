@@ -74,6 +74,7 @@ class RLConfig:
     normalize_advantages: bool = True
     entropy_coef: float = 0.0
     default_pull: float = 0.0  # weight of the squared distance of the engine from default decoding
+    minibatch_size: int | None = None  # rows of the rollout per forward/backward; None: all at once
     clip_range: float = 0.2  # PPO
     ppo_epochs: int = 4  # PPO
     grad_clip: float = 1.0
@@ -296,22 +297,16 @@ class DualAgent:
         metrics: dict[str, torch.Tensor] = {}
         with frozen(self.backbone):
             for _ in range(cfg.ppo_epochs if cfg.algorithm == "ppo" else 1):
-                dist, _ = self.engine(self.backbone, tokens, length)
-                log_probs = dist.log_prob(actions)
-                if cfg.algorithm == "ppo":
-                    policy_loss, metrics["rl/clip_fraction"] = ppo_clip_loss(
-                        log_probs, old_log_probs, advantages, valid, cfg.clip_range
-                    )
-                else:
-                    policy_loss = reinforce_loss(log_probs, advantages, valid)
-                entropy = masked_mean(dist.entropy(), valid)
-                loss = policy_loss - cfg.entropy_coef * entropy
-                if cfg.default_pull:
-                    loss = loss + cfg.default_pull * self.engine.default_pull()
                 self.rl_optimizer.zero_grad(set_to_none=True)
-                loss.backward()
+                policy_loss, entropy, clip_fraction = self._accumulate_policy_gradient(
+                    tokens, length, actions, old_log_probs, advantages, valid
+                )
+                if cfg.default_pull:
+                    (cfg.default_pull * self.engine.default_pull()).backward()
                 metrics["rl/grad_norm"] = nn.utils.clip_grad_norm_(self.engine.parameters(), cfg.grad_clip)
                 self.rl_optimizer.step()
+        if cfg.algorithm == "ppo":
+            metrics["rl/clip_fraction"] = clip_fraction
         self.rl_scheduler.step()
         self.counters["rl"] += 1
         episodes = rollout.done & rollout.valid
@@ -330,6 +325,38 @@ class DualAgent:
         )
         self.last_metrics.update(metrics)
         return metrics
+
+    def _accumulate_policy_gradient(
+        self,
+        tokens: torch.Tensor,
+        length: torch.Tensor,
+        actions: torch.Tensor,
+        old_log_probs: torch.Tensor,
+        advantages: torch.Tensor,
+        valid: torch.Tensor,
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Backpropagate the policy loss minus the entropy bonus over minibatches of the rollout (gradients
+        accumulate; each piece is normalised by the whole rollout's valid count, so the sum is the full-batch
+        loss). Returns the detached policy loss, entropy and PPO clip fraction."""
+        cfg = self.rl_config
+        count = valid.sum().clamp_min(1)
+        size = cfg.minibatch_size or len(actions)
+        totals = torch.zeros(3, device=self.device)
+        for start in range(0, len(actions), size):
+            part = slice(start, start + size)
+            dist, _ = self.engine(self.backbone, tokens[part], length[part])
+            log_probs = dist.log_prob(actions[part])
+            if cfg.algorithm == "ppo":
+                policy, clipped = ppo_clip_loss(
+                    log_probs, old_log_probs[part], advantages[part], valid[part], cfg.clip_range, count
+                )
+            else:
+                policy = reinforce_loss(log_probs, advantages[part], valid[part], count)
+                clipped = torch.zeros((), device=self.device)
+            entropy = (dist.entropy() * valid[part]).sum() / count
+            (policy - cfg.entropy_coef * entropy).backward()
+            totals = totals + torch.stack([policy.detach(), entropy.detach(), clipped])
+        return totals[0], totals[1], totals[2]
 
     def evaluate(self, env: Any, seed: int, steps: int | None = None) -> dict[str, float]:
         """Mean final info values (score, success, ...) of the episodes that end within ``steps`` from a

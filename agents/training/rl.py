@@ -73,9 +73,23 @@ def baseline_advantages(returns: torch.Tensor, valid: torch.Tensor, normalize: b
     return advantages
 
 
-def reinforce_loss(log_probs: torch.Tensor, advantages: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
-    """REINFORCE with a baseline: -E[A * log pi(a)] over valid steps."""
-    return -masked_mean(advantages.detach() * log_probs, valid)
+def reinforce_loss(
+    log_probs: torch.Tensor,
+    advantages: torch.Tensor,
+    valid: torch.Tensor,
+    count: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """REINFORCE with a baseline: -E[A * log pi(a)] over valid steps.
+
+    ``count`` replaces the number of valid steps as the divisor (to sum minibatches to a full-batch mean).
+    """
+    return -_weighted_mean(advantages.detach() * log_probs, valid, count)
+
+
+def _weighted_mean(values: torch.Tensor, mask: torch.Tensor, count: torch.Tensor | None) -> torch.Tensor:
+    if count is None:
+        return masked_mean(values, mask)
+    return (values * mask.to(values.dtype)).sum() / count
 
 
 def ppo_clip_loss(
@@ -84,12 +98,14 @@ def ppo_clip_loss(
     advantages: torch.Tensor,
     valid: torch.Tensor,
     clip_range: float,
+    count: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """PPO's clipped surrogate (negated, to minimise) and the fraction of valid steps where the clip bit."""
+    """PPO's clipped surrogate (negated, to minimise) and the fraction of valid steps where the clip bit;
+    ``count`` as in :func:`reinforce_loss`."""
     ratio = (log_probs - old_log_probs.detach()).exp()
     advantages = advantages.detach()
     unclipped = ratio * advantages
     clipped = ratio.clamp(1.0 - clip_range, 1.0 + clip_range) * advantages
-    loss = -masked_mean(torch.minimum(unclipped, clipped), valid)
-    clip_fraction = masked_mean(((ratio - 1.0).abs() > clip_range).float(), valid)
+    loss = -_weighted_mean(torch.minimum(unclipped, clipped), valid, count)
+    clip_fraction = _weighted_mean(((ratio - 1.0).abs() > clip_range).float(), valid, count)
     return loss, clip_fraction.detach()

@@ -122,3 +122,14 @@ def test_bad_configuration_is_named():
     agent = _agent()
     with pytest.raises(ValueError, match="sequence observations"):
         agent.act({"grid": torch.zeros(2, 3)})
+
+
+@pytest.mark.parametrize("algorithm", ["reinforce", "ppo"])
+def test_minibatched_update_equals_the_full_batch_update(algorithm):
+    full, chunked = _agent(algorithm=algorithm), _agent(algorithm=algorithm)
+    chunked.rl_config.minibatch_size = 7
+    a = full.rl_step(EchoVectorEnv(num_envs=6, seed=0))
+    b = chunked.rl_step(EchoVectorEnv(num_envs=6, seed=0))
+    assert torch.allclose(a["rl/loss"], b["rl/loss"], atol=1e-6)
+    for p, q in zip(full.engine.parameters(), chunked.engine.parameters()):
+        assert torch.allclose(p, q, atol=1e-5)
