@@ -18,6 +18,15 @@ from curricula.stats import SuccessStats
 from envs.common.device import resolve_device
 
 
+def seeded_generator(seed: int | None, device: str | torch.device = "cpu") -> torch.Generator:
+    """A generator on ``device`` seeded with ``seed``, or without one with a draw from torch's global stream
+    (reproducible after ``seed_everything``; unlike ``torch.seed()`` it does not reseed the global generator).
+    """
+    generator = torch.Generator(device=resolve_device(device))
+    generator.manual_seed(int(seed) if seed is not None else int(torch.randint(0, 2**62, ()).item()))
+    return generator
+
+
 class Curriculum:
     """A schedule over ``num_envs`` sub-envs on ``device``: which level each sub-env plays next."""
 
@@ -48,8 +57,7 @@ class Curriculum:
             )
         self.level_names = names
         self.stats = SuccessStats(self.num_levels, schedule.window, self.device)
-        self.generator = torch.Generator(device=self.device)
-        self.generator.manual_seed(int(seed) if seed is not None else int(torch.seed() % (2**63)))
+        self.generator = seeded_generator(seed, self.device)
         self.env_levels = self.schedule.sample(num_envs, self.generator)
         self.reported_level = int(self.schedule.level())
 

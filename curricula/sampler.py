@@ -13,6 +13,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
+from curricula.core import seeded_generator
 from curricula.schedules import Schedule
 from envs.common.device import resolve_device
 from envs.common.task import SupervisedBatch, Task
@@ -48,8 +49,7 @@ class CurriculumSampler:
         self.schedule = schedule
         self.advance = bool(advance)
         self.refresh_every = refresh_every
-        self.generator = torch.Generator()
-        self.generator.manual_seed(int(seed) if seed is not None else int(torch.seed() % (2**63)))
+        self.generator = seeded_generator(seed)
         self.pad_id = int(getattr(task, "pad_id", 0))
         self.batches = 0
         self._probabilities: torch.Tensor | None = None

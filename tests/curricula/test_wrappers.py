@@ -106,11 +106,16 @@ def test_sampler_splits_batches_by_the_schedule_and_pads_to_the_longest():
     share = torch.bincount(sampler.last_levels, minlength=3).float() / 200
     assert share.tolist() == pytest.approx([0.25, 0.25, 0.5], abs=0.1)
     assert batch.tokens.shape[0] == 200 and batch.tokens.shape == batch.loss_mask.shape
-    small = task.sample_batch(4, level=0)  # level-0 sequences are shorter: their rows are padded
-    width = small.tokens.shape[1]
-    rows = sampler.last_levels == 0
-    assert batch.tokens.shape[1] > width
-    assert not batch.loss_mask[rows, width:].any() and (batch.tokens[rows, width:] == 0).all()
+    # the same generator reproduces each level's part; shorter parts are right-padded with 0, masked out
+    generator = torch.Generator().manual_seed(0)
+    counts = torch.bincount(sampler.last_levels, minlength=3).tolist()
+    parts = [task.sample_batch(n, generator=generator, level=level) for level, n in enumerate(counts)]
+    assert batch.tokens.shape[1] == max(p.tokens.shape[1] for p in parts) > parts[0].tokens.shape[1]
+    for level, part in enumerate(parts):
+        rows, width = sampler.last_levels == level, part.tokens.shape[1]
+        assert torch.equal(batch.tokens[rows, :width], part.tokens)
+        assert torch.equal(batch.loss_mask[rows, :width], part.loss_mask)
+        assert not batch.loss_mask[rows, width:].any() and (batch.tokens[rows, width:] == 0).all()
 
 
 def test_sampler_can_drive_a_staged_schedule_on_its_own():
