@@ -83,7 +83,8 @@ class MazeTask(Task[MazeLevel]):
         """
         if not isinstance(batch_size, int) or batch_size < 1:
             raise ValueError(f"batch_size must be a positive int, got {batch_size!r}.")
-        mazes = self.generate(batch_size, generator, None, level)
+        # Without a generator the mazes are made on ``device`` itself; with one, on the generator's device.
+        mazes = self.generate(batch_size, generator, device if generator is None else None, level)
         batch = tok.supervised_batch(mazes, self.horizons)
         return batch.to(device) if device is not None else batch
 
