@@ -66,7 +66,7 @@ def evaluate_checkpoint(path: Path, device: str, episodes: int) -> tuple[str, di
     cfg.hardware.device, cfg.hardware.ddp, cfg.resume = device, False, False
     module = importlib.import_module(f"runners.{runner}")
     experiment = module.build_experiment(cfg, DistInfo(device=resolve_device(device)))
-    experiment.load_state_dict(state["experiment"])
+    experiment.load_weights(state["experiment"])
     results = experiment.full_evaluation(episodes=episodes or None)
     results["step"] = int(state["step"])
     results["checkpoint"] = str(path)

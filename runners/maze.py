@@ -13,6 +13,7 @@ over the four move tokens) and the exact-path rate per level moves the curriculu
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from typing import Any
 
@@ -115,37 +116,52 @@ class MazeExperiment(AgentExperiment):
 
     @torch.no_grad()
     def greedy_rollouts(self, env: MazeVectorEnv, level: int, seed: int) -> dict[str, torch.Tensor]:
-        """Every sub-env walks one fresh maze at ``level`` greedily; outcomes of that first episode."""
+        """Every sub-env walks one fresh maze at ``level`` greedily; outcomes of that first episode.
+
+        The model reads the maze once and then only each new move, continuing its streaming state (KV cache
+        and memory), which gives the same logits as re-reading the whole sequence at every step.
+        """
         env.set_level(level)
         obs, _ = env.reset(seed=seed)
         backbone = self.agent.backbone
         backbone.eval()
-        actions_ids = torch.as_tensor(self.task.action_token_ids, device=self.device)
-        rows = torch.arange(env.num_envs, device=self.device)
+        action_ids = torch.as_tensor(self.task.action_token_ids, device=self.device)
         finished = torch.zeros(env.num_envs, dtype=torch.bool, device=self.device)
         success = torch.zeros_like(finished)
         optimal = torch.zeros_like(finished)
         final_tokens = obs["tokens"].clone()
+        prefix = int(obs["length"].max())  # one level: every maze has the same prefix length
+        output = backbone(obs["tokens"][:, :prefix])
         steps = 0
         while not bool(finished.all()):
-            length = obs["length"].reshape(-1)
-            width = int(length.max())
-            logits = backbone(obs["tokens"][:, :width]).logits[rows, length - 1][:, actions_ids].float()
+            logits = output.logits[:, -1, action_ids].float()
             if self.cfg.task.mask_invalid:
                 logits = logits.masked_fill(~env.action_masks(), float("-inf"))
-            obs, _, terminated, truncated, info = env.step(logits.argmax(-1))
+            actions = logits.argmax(-1)
+            obs, _, terminated, truncated, info = env.step(actions)
             steps += 1
             done = (terminated | truncated) & ~finished
             success |= done & info["success"]
             optimal |= done & info["solved_optimally"]
             final_tokens = torch.where(done[:, None], obs["tokens"], final_tokens)
             finished |= done
+            output = self._next_output(backbone, output, obs, action_ids[actions])
         return {
             "success": success,
             "optimal": optimal,
             "tokens": final_tokens,
             "env_steps": steps * env.num_envs,
         }
+
+    @staticmethod
+    def _next_output(backbone: Any, output: Any, obs: dict[str, torch.Tensor], moves: torch.Tensor) -> Any:
+        """The model's output after the move just made: one streamed token, or a full re-read (no state)."""
+        if output.state is not None:
+            return backbone(moves[:, None], state=output.state)
+        length = obs["length"].reshape(-1)
+        full = backbone(obs["tokens"][:, : int(length.max())])
+        rows = torch.arange(length.shape[0], device=length.device)
+        return dataclasses.replace(full, logits=full.logits[rows, length - 1][:, None])
 
     def evaluation_levels(self) -> list[int]:
         if self.cfg.task.eval_levels is not None:
@@ -184,6 +200,8 @@ class MazeExperiment(AgentExperiment):
         return EvalResult(metrics, level_before, metrics["exact_path"], per_level, env_steps)
 
     def log_rollouts(self, out: dict[str, torch.Tensor], level: int, logger: RunLogger, step: int) -> None:
+        if not logger.enabled:
+            return
         count = min(int(self.cfg.task.render_rollouts), out["tokens"].shape[0])
         tokens = out["tokens"][:count].cpu().numpy()
         for i in range(count):
