@@ -5,7 +5,8 @@
     from envs.common.sb3 import SB3VecEnvAdapter
     from envs.recall.vector import RecallVectorEnv
 
-    env = SB3VecEnvAdapter(RecallVectorEnv(num_envs=8, family="copy", device="cpu"))
+    copy8 = [{"name": "copy8", "length": 8, "vocab": 8}]
+    env = SB3VecEnvAdapter(RecallVectorEnv(num_envs=8, family="copy", device="cpu", levels=copy8))
     kwargs = backbone_policy_kwargs({"d_model": 64, "n_layers": 2, "n_heads": 2}, env.observation_space)
     PPO("MultiInputPolicy", env, policy_kwargs=kwargs, n_steps=64).learn(2_000)
 
