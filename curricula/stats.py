@@ -42,7 +42,7 @@ class SuccessStats:
         trash = self.num_levels
         rows = torch.where(done, levels.long(), trash)
         onehot = F.one_hot(rows, trash + 1)
-        rank = (onehot.cumsum(0) * onehot).sum(1) - 1  # order of each episode among its level's this step
+        rank = onehot.cumsum(0).gather(1, rows.unsqueeze(1)).squeeze(1) - 1  # order among its level's
         per_level = onehot.sum(0)
         kept = rank >= per_level.index_select(0, rows) - self.window  # more than `window` at once: newest
         slot = (self.count.index_select(0, rows) + rank) % self.window
@@ -50,7 +50,7 @@ class SuccessStats:
         self.results.view(-1).scatter_(0, flat, success.to(self.results.dtype))
         self.count += per_level
         self.episodes += per_level
-        self.successes += (onehot * success.long().unsqueeze(1)).sum(0)
+        self.successes.scatter_add_(0, rows, success.long())
 
     def rates(self) -> torch.Tensor:
         """Success rate of each level over its window (0 where no episode is recorded), shape (L,)."""
