@@ -37,7 +37,9 @@ def allocation_weights(usage: torch.Tensor) -> torch.Tensor:
     """DNC allocation: a[phi_j] = (1 - u[phi_j]) * prod_{i<j} u[phi_i], phi = rows by ascending usage."""
     usage = _EPS + (1.0 - _EPS) * usage
     sorted_usage, order = torch.sort(usage, dim=-1, stable=True)  # ties: lowest index first, on every device
-    before = torch.cumprod(F.pad(sorted_usage[..., :-1], (1, 0), value=1.0), dim=-1)
+    # prod as exp(cumsum(log)): usage >= eps, and unlike cumprod's backward this never checks for zeros
+    # on the host (a GPU sync per write).
+    before = F.pad(sorted_usage[..., :-1].log().cumsum(-1), (1, 0)).exp()
     return torch.zeros_like(usage).scatter(-1, order, (1.0 - sorted_usage) * before)
 
 
@@ -110,7 +112,8 @@ class ExternalMemory(nn.Module):
         for c in range(chunks.shape[1]):
             chunk_memories.append(memory)
             w_free = content_weights(f_key[:, c], f_strength[:, c], memory)  # (B, R, N)
-            usage = usage * torch.prod(1.0 - free_gate[:, c, :, None] * w_free, dim=1)
+            retention = (1.0 - free_gate[:, c, :, None] * w_free).clamp_min(_EPS).log().sum(1).exp()
+            usage = usage * retention  # prod over free heads, without prod's host-syncing backward
             for j in range(self.write_heads):
                 content = content_weights(w_key[:, c, j : j + 1], w_strength[:, c, j : j + 1], memory)[:, 0]
                 ga = alloc_gate[:, c, j, None]

@@ -8,7 +8,7 @@ forgetting alpha_t (Behrouz et al. 2024):
 
 As in the paper's parallel training form, the gradients inside a chunk are taken at the weights of the
 chunk's start (mini-batch gradient descent), which makes the chunk's whole update a few matmuls with
-decay coefficients from a masked (C x C) matrix of log-space products (no division, no overflow); only
+decay coefficients from log-space cumulative sums (no division by a product, no overflow); only
 the chunks run one after another. Tokens read the memory with the weights of their chunk's start. The
 block combines memory and attention through a learned gate (MAG); see transformer.Block.
 """

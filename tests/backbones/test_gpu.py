@@ -51,3 +51,24 @@ def test_streaming_on_cuda_equals_the_full_sequence(memory):
         first = model(tokens[:, :13])
         second = model(tokens[:, 13:], state=first.state)
     torch.testing.assert_close(torch.cat((first.logits, second.logits), 1), full, atol=1e-4, rtol=1e-3)
+
+
+@pytest.mark.parametrize("memory", KINDS)
+def test_training_step_never_synchronises_with_the_host(memory):
+    torch.manual_seed(0)
+    model = build_backbone(tiny(memory=memory, d_model=64, memory_chunk=16)).cuda()
+    tokens = torch.randint(0, VOCAB, (4, 100), device="cuda")
+
+    def step():
+        with torch.autocast("cuda", dtype=torch.bfloat16):
+            logits = model(tokens[:, :-1]).logits
+            loss = torch.nn.functional.cross_entropy(logits.flatten(0, 1).float(), tokens[:, 1:].flatten())
+        loss.backward()
+
+    step()  # warm-up: library handles and workspaces are created outside the check
+    torch.cuda.synchronize()
+    torch.cuda.set_sync_debug_mode("error")
+    try:
+        step()
+    finally:
+        torch.cuda.set_sync_debug_mode("default")
