@@ -43,8 +43,8 @@ def apply_rotary(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch
 class SelfAttention(nn.Module):
     """Multi-head self-attention with rotary positions, per-head output scaling and an optional KV cache.
 
-    With ``record_max_logit`` set (by the MuGrokfast optimiser's QK-clip), each forward keeps the running
-    maximum attention logit per head in ``max_logit``, computed without gradient.
+    With ``record_max_logit`` set (by the MuGrokfast optimiser's QK-clip), each training forward keeps the
+    running maximum attention logit per head in ``max_logit``, computed without gradient.
     """
 
     def __init__(self, d_model: int, n_heads: int, causal: bool, dropout: float = 0.0):
@@ -79,8 +79,8 @@ class SelfAttention(nn.Module):
         if self.causal and past > 0 and t > 1:
             # Query i sits at absolute position past + i and sees keys 0 .. past + i.
             mask = torch.ones(t, past + t, dtype=torch.bool, device=x.device).tril(diagonal=past)
-        if self.record_max_logit:
-            self._record_max_logit(q, k, mask if mask is not None else is_causal)
+        if self.record_max_logit and self.training:
+            self._record_max_logit(q, k, past)
         y = F.scaled_dot_product_attention(
             q, k, v, attn_mask=mask, is_causal=is_causal, dropout_p=self.dropout if self.training else 0.0
         )
@@ -90,13 +90,19 @@ class SelfAttention(nn.Module):
         return self.out(y), {"k": k, "v": v}
 
     @torch.no_grad()
-    def _record_max_logit(self, q: torch.Tensor, k: torch.Tensor, mask: torch.Tensor | bool) -> None:
-        logits = (q.float() @ k.float().transpose(-1, -2)) / self.head_dim**0.5
-        if mask is True:
-            mask = torch.ones(q.shape[2], k.shape[2], dtype=torch.bool, device=q.device).tril()
-        if isinstance(mask, torch.Tensor):
-            logits = logits.masked_fill(~mask, float("-inf"))
-        self.max_logit.copy_(torch.maximum(self.max_logit, logits.amax(dim=(0, 2, 3))))
+    def _record_max_logit(self, q: torch.Tensor, k: torch.Tensor, past: int, block: int = 256) -> None:
+        """Running max of q.k / sqrt(dh) per head over visible pairs, in query blocks so that memory stays
+        at (B, H, block, T) instead of (B, H, T, T)."""
+        t, total = q.shape[2], k.shape[2]
+        best = torch.full_like(self.max_logit, float("-inf"))
+        keys = torch.arange(total, device=q.device)
+        for start in range(0, t, block):
+            logits = (q[:, :, start : start + block] @ k.transpose(-1, -2)).float() / self.head_dim**0.5
+            if self.causal:
+                rows = torch.arange(start, start + logits.shape[2], device=q.device) + past
+                logits = logits.masked_fill(keys[None, :] > rows[:, None], float("-inf"))
+            best = torch.maximum(best, logits.amax(dim=(0, 2, 3)))
+        self.max_logit.copy_(torch.maximum(self.max_logit, best))
 
 
 class FeedForward(nn.Module):

@@ -123,3 +123,17 @@ def test_config_accepts_hydra_style_memory_layers():
     assert tiny(memory="hebbian", memory_layers="0,1").memory_layer_indices() == (0, 1)
     assert tiny(memory="hebbian", memory_layers="none").memory_layer_indices() == ()
     assert BackboneConfig(memory="none").memory is None
+
+
+def test_hydra_structured_config_builds_a_backbone():
+    from omegaconf import OmegaConf
+
+    conf = OmegaConf.merge(
+        OmegaConf.structured(BackboneConfig),
+        OmegaConf.create(
+            {"vocab_size": VOCAB, "d_model": 32, "n_heads": 4, "memory": "hebbian", "memory_layers": [1]}
+        ),
+    )
+    model = build_backbone(OmegaConf.to_object(conf))
+    assert model.cfg.memory_layer_indices() == (1,)
+    assert model.blocks[0].memory is None and model.blocks[1].memory is not None

@@ -85,3 +85,17 @@ def test_qk_clip_brings_the_largest_attention_logit_back_to_the_bound():
 def test_unknown_optimizer_fails_clearly():
     with pytest.raises(ValueError, match="mugrokfast"):
         build_optimizer(build_backbone(tiny()), "sgd")
+
+
+@pytest.mark.parametrize("past", [0, 3])
+def test_recorded_max_logit_covers_exactly_the_visible_pairs(past):
+    from agents.backbones.layers import SelfAttention
+
+    torch.manual_seed(0)
+    attn = SelfAttention(d_model=16, n_heads=2, causal=True)
+    q, k = torch.randn(2, 2, 9, 8), torch.randn(2, 2, 9 + past, 8)
+    attn._record_max_logit(q, k, past, block=4)
+    logits = q @ k.transpose(-1, -2) / 8**0.5
+    visible = torch.ones(9, 9 + past, dtype=torch.bool).tril(diagonal=past)
+    expected = logits.masked_fill(~visible, float("-inf")).amax(dim=(0, 2, 3))
+    torch.testing.assert_close(attn.max_logit, torch.maximum(expected, torch.zeros(2)))
