@@ -18,20 +18,25 @@ OPTIMIZERS = ("adamw", "mugrokfast")
 
 
 def _split_parameters(model: nn.Module) -> tuple[list[nn.Parameter], list[nn.Parameter]]:
-    """(hidden 2-D weight matrices for Muon, everything else for AdamW); embeddings and the output head
-    go to AdamW as the Muon paper advises, and a parameter shared between modules is listed once."""
-    embedding_like: set[int] = set()
-    for module in model.modules():
-        if isinstance(module, nn.Embedding):
-            embedding_like.add(id(module.weight))
+    """(hidden weight matrices for Muon, everything else for AdamW). Muon takes the weights of the
+    ``nn.Linear`` layers except the output head; embeddings (and a head tied to them), learned memory
+    initialisations, norms and biases go to AdamW, as the Muon authors advise. A shared parameter is
+    listed once."""
     head = getattr(model, "head", None)
+    hidden = {
+        id(m.weight)
+        for m in model.modules()
+        if isinstance(m, nn.Linear) and m is not head and m.weight.ndim == 2
+    }
     if isinstance(head, nn.Linear):
-        embedding_like.add(id(head.weight))
+        hidden.discard(id(head.weight))
+    for module in model.modules():  # a Linear whose weight is tied to an embedding is an embedding
+        if isinstance(module, nn.Embedding):
+            hidden.discard(id(module.weight))
     matrices, others = [], []
     for p in model.parameters():  # parameters() already de-duplicates tied weights
-        if not p.requires_grad:
-            continue
-        (matrices if p.ndim == 2 and id(p) not in embedding_like else others).append(p)
+        if p.requires_grad:
+            (matrices if id(p) in hidden else others).append(p)
     return matrices, others
 
 

@@ -40,12 +40,13 @@ def test_checkpoint_resumes_exactly(name, tmp_path):
 
 
 def test_mugrokfast_routes_hidden_matrices_to_muon_and_the_rest_to_adamw():
-    model = build_backbone(tiny())
+    model = build_backbone(tiny(memory="external"))
     opt = build_optimizer(model, "mugrokfast")
     muon = {id(p) for g in opt.muon.param_groups for p in g["params"]}
     adamw = {id(p) for g in opt.adamw.param_groups for p in g["params"]}
     assert id(model.blocks[0].attn.qkv.weight) in muon and id(model.blocks[0].ffn.down.weight) in muon
     assert id(model.embed.weight) in adamw and id(model.blocks[0].attn_norm.weight) in adamw
+    assert id(model.blocks[0].memory.memory_init) in adamw  # a learned memory, not a hidden layer
     assert muon.isdisjoint(adamw) and len(muon) + len(adamw) == len(list(model.parameters()))
     scheduler = torch.optim.lr_scheduler.LambdaLR(opt, lambda step: 0.5)  # schedulers see every group
     assert all(g["lr"] == pytest.approx(1.5e-4) for g in opt.muon.param_groups + opt.adamw.param_groups)
