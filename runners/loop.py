@@ -89,9 +89,12 @@ class Experiment(ABC):
 
     def hparam_metrics(self, history: list[dict[str, Any]]) -> dict[str, float]:
         """The final headline metrics (not the per-level ones) shown next to the hyper-parameters."""
-        final = history[-1] if history else {}
-        headline = {k: v for k, v in final.items() if k != "step" and "/" not in k and "level" not in k}
-        return {f"hparam/{k}": v for k, v in headline.items()}
+        return {f"hparam/{k}": v for k, v in headline(history[-1] if history else {}).items()}
+
+
+def headline(record: dict[str, Any]) -> dict[str, Any]:
+    """An eval record's headline metrics: not the step, the level or the per-level / per-group ones."""
+    return {k: v for k, v in record.items() if k != "step" and "/" not in k and "level" not in k}
 
 
 @dataclass
@@ -305,7 +308,7 @@ def finish(
         "config": OmegaConf.to_container(cfg, resolve=True),
     }
     if dist.is_main:
-        keys = sorted({k for h in history for k in h if k not in ("step",)})
+        keys = sorted({k for record in history for k in headline(record)})
         plots = [plot_history(history, keys, paths.plots / "eval_history.png", f"{cfg.name}: evaluation")]
         plots += experiment.plots(paths.plots, history)
         report["plots"] = [str(p.relative_to(paths.root)) for p in plots]

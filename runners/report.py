@@ -43,10 +43,6 @@ def write_report(report: Mapping[str, Any], path: str | Path) -> Path:
     return path
 
 
-def read_report(path: str | Path) -> dict[str, Any]:
-    return json.loads(Path(path).read_text())
-
-
 def _save(figure: Any, path: Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     figure.tight_layout()
@@ -58,15 +54,18 @@ def _save(figure: Any, path: Path) -> Path:
 def plot_history(
     history: Sequence[Mapping[str, Any]], keys: Sequence[str], path: str | Path, title: str
 ) -> Path:
-    """Line plot of ``keys`` over ``history[i]["step"]`` (one panel per key that has values)."""
+    """Line plots of ``keys`` over ``history[i]["step"]``, one panel per key that has values (4 a row)."""
     present = [k for k in keys if any(isinstance(h.get(k), int | float) for h in history)]
-    figure, axes = plt.subplots(
-        1, max(len(present), 1), figsize=(4 * max(len(present), 1), 3.2), squeeze=False
-    )
-    for ax, key in zip(axes[0], present):
+    cols = min(max(len(present), 1), 4)
+    rows = max(1, -(-len(present) // cols))
+    figure, axes = plt.subplots(rows, cols, figsize=(3.6 * cols, 2.8 * rows), squeeze=False)
+    for ax in axes.flat:
+        ax.axis("off")
+    for ax, key in zip(axes.flat, present):
         points = [(h["step"], h[key]) for h in history if isinstance(h.get(key), int | float)]
+        ax.axis("on")
         ax.plot([p[0] for p in points], [p[1] for p in points], marker="o", markersize=3)
-        ax.set_title(key)
+        ax.set_title(key, fontsize=9)
         ax.set_xlabel("step")
         ax.grid(alpha=0.3)
     figure.suptitle(title)
@@ -124,20 +123,3 @@ def heatmap_figure(
                 ax.text(j, i, f"{v:.2f}", ha="center", va="center", fontsize=7, color="w" if v < 0.6 else "k")
     figure.colorbar(image, ax=ax)
     return figure
-
-
-def matrix_figure(matrix: Any, title: str, xlabel: str = "key", ylabel: str = "query") -> Any:
-    """A figure of one 2-D weight matrix (attention map, memory read/write weights)."""
-    figure, ax = plt.subplots(figsize=(4, 3.4))
-    image = ax.imshow(matrix, cmap="magma", aspect="auto")
-    ax.set_title(title)
-    ax.set_xlabel(xlabel)
-    ax.set_ylabel(ylabel)
-    figure.colorbar(image, ax=ax)
-    figure.tight_layout()
-    return figure
-
-
-def save_figure(figure: Any, path: str | Path) -> Path:
-    """Write a figure as PNG and close it."""
-    return _save(figure, Path(path))
