@@ -63,6 +63,7 @@ class MazeEnv(gym.Env):
         wall_penalty: float = 0.05,
         step_limit_factor: float = 3.0,
         view_size: int = 5,
+        grid_scale: int = 1,
         pool_size: int = 256,
         horizons: int = 1,
     ):
@@ -72,7 +73,9 @@ class MazeEnv(gym.Env):
             raise ValueError(f"pool_size must be a positive int, got {pool_size!r}.")
         self.task = MazeTask.for_env(levels, level, maze, horizons)
         self.obs_mode = obs_mode
-        self.obs_spec = MazeObsSpec.for_levels(list(self.task.ladder), obs_mode, step_limit_factor, view_size)
+        self.obs_spec = MazeObsSpec.for_levels(
+            list(self.task.ladder), obs_mode, step_limit_factor, view_size, grid_scale
+        )
         self.observation_space = self.obs_spec.space()
         self.action_space = gym.spaces.Discrete(4)
         self.render_mode = render_mode
@@ -207,7 +210,8 @@ class MazeEnv(gym.Env):
         if self.obs_mode == "tokens":
             return {"tokens": self._tokens.copy(), "length": np.array([self._length], dtype=np.int64)}
         if self.obs_mode == "grid":
-            return self._grid.copy()
+            s = self.obs_spec.grid_scale
+            return self._grid.copy() if s == 1 else self._grid.repeat(s, axis=1).repeat(s, axis=2)
         k = self.obs_spec.view_size
         (py, px), (gy, gx) = self._pixel(self._pos), self._pixel(self._goal)
         obs = np.zeros((2, k, k), dtype=np.uint8)

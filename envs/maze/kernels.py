@@ -77,12 +77,17 @@ def pixel_of(cell: torch.Tensor, width: int, border: int, image_width: int) -> t
     return (2 * (cell // width) + 1 + border) * image_width + 2 * (cell % width) + 1 + border
 
 
-def grid_observation(images: torch.Tensor, maze: torch.Tensor, pos: torch.Tensor, width: int) -> torch.Tensor:
-    """(N, 3, H, W) uint8: each sub-env's (walls, empty, goal) pool image with its agent pixel set to 255."""
+def grid_observation(
+    images: torch.Tensor, maze: torch.Tensor, pos: torch.Tensor, width: int, scale: int = 1
+) -> torch.Tensor:
+    """(N, 3, H*s, W*s) uint8: each sub-env's (walls, empty, goal) pool image with its agent pixel set to 255,
+    every pixel repeated ``scale`` times along both axes."""
     obs = images[maze]
     n, _, h, w = obs.shape
     agent = pixel_of(pos, width, 0, w)
     obs.view(n, 3, h * w)[:, 1].scatter_(1, agent[:, None], 255)
+    if scale > 1:
+        obs = obs.repeat_interleave(scale, dim=2).repeat_interleave(scale, dim=3)
     return obs
 
 

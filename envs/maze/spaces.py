@@ -1,9 +1,11 @@
 """Observation layouts shared by MazeEnv and MazeVectorEnv, sized for the largest level of the ladder.
 
 ``grid``: (3, 2H+1, 2W+1) uint8 channels-first image (walls, agent, goal; 0 or 255), H x W the ladder's
-largest size; a smaller maze sits at the top-left and the rest is wall. ``tokens``: the sequence layout of
-envs.common.spaces.sequence_space with the maze token language (envs.maze.tokens); it holds the prefix and
-every move up to the step limit. ``egocentric``: (2, k, k) uint8 (walls, goal) centred on the agent's pixel.
+largest size; a smaller maze sits at the top-left and the rest is wall. ``grid_scale=s`` repeats every
+pixel s x s times (SB3's CnnPolicy/NatureCNN needs at least 36 x 36: s=4 for 5x5 mazes).
+``tokens``: the sequence layout of envs.common.spaces.sequence_space with the maze token language
+(envs.maze.tokens); it holds the prefix and every move up to the step limit.
+``egocentric``: (2, k, k) uint8 (walls, goal) centred on the agent's pixel.
 """
 
 from __future__ import annotations
@@ -35,15 +37,25 @@ class MazeObsSpec:
     width: int
     view_size: int
     max_len: int
+    grid_scale: int = 1
 
     @classmethod
     def for_levels(
-        cls, levels: list[MazeLevel], mode: str, step_limit_factor: float, view_size: int
+        cls,
+        levels: list[MazeLevel],
+        mode: str,
+        step_limit_factor: float,
+        view_size: int,
+        grid_scale: int = 1,
     ) -> MazeObsSpec:
         if mode not in OBS_MODES:
             raise ValueError(f"Unknown obs_mode {mode!r}; use one of {list(OBS_MODES)}.")
         if not isinstance(view_size, int) or view_size < 3 or view_size % 2 == 0:
             raise ValueError(f"view_size must be an odd int >= 3 (pixels), got {view_size!r}.")
+        if not isinstance(grid_scale, int) or grid_scale < 1:
+            raise ValueError(
+                f"grid_scale must be an int >= 1 (screen pixels a maze pixel), got {grid_scale!r}."
+            )
         if not step_limit_factor >= 1.0:
             raise ValueError(
                 f"step_limit_factor must be >= 1 (a multiple of the optimal length), "
@@ -56,6 +68,7 @@ class MazeObsSpec:
             max(lv.width for lv in levels),
             view_size,
             max_len,
+            grid_scale,
         )
 
     @property
@@ -71,5 +84,6 @@ class MazeObsSpec:
         if self.mode == "tokens":
             return sequence_space(self.max_len, tok.VOCAB_SIZE)
         if self.mode == "grid":
-            return gym.spaces.Box(0, 255, (3, *self.pixels), dtype=np.uint8)
+            hp, wp = self.pixels
+            return gym.spaces.Box(0, 255, (3, hp * self.grid_scale, wp * self.grid_scale), dtype=np.uint8)
         return gym.spaces.Box(0, 255, (2, self.view_size, self.view_size), dtype=np.uint8)

@@ -57,6 +57,7 @@ class MazeVectorEnv(TorchVectorEnv):
         wall_penalty: float = 0.05,
         step_limit_factor: float = 3.0,
         view_size: int = 5,
+        grid_scale: int = 1,
         pool_size: int = 512,
         horizons: int = 1,
         compile: bool = False,
@@ -67,7 +68,7 @@ class MazeVectorEnv(TorchVectorEnv):
                 f"MazeVectorEnv does not render (render_mode={render_mode!r}); render a MazeEnv instead."
             )
         task = MazeTask.for_env(levels, level, maze, horizons)
-        spec = MazeObsSpec.for_levels(list(task.ladder), obs_mode, step_limit_factor, view_size)
+        spec = MazeObsSpec.for_levels(list(task.ladder), obs_mode, step_limit_factor, view_size, grid_scale)
         super().__init__(
             task, num_envs, spec.space(), gym.spaces.Discrete(4), device, autoreset_mode, numpy, seed
         )
@@ -176,7 +177,9 @@ class MazeVectorEnv(TorchVectorEnv):
             )
             return {"tokens": tokens, "length": length}
         if self.obs_mode == "grid":
-            return self._k["grid_observation"](self.pool.image, self._maze, self._pos, spec.width)
+            return self._k["grid_observation"](
+                self.pool.image, self._maze, self._pos, spec.width, spec.grid_scale
+            )
         return self._k["egocentric_observation"](
             self.pool.image, self._maze, self._pos, self._episode[:, 1], spec.width, spec.view_size
         )

@@ -13,12 +13,17 @@ from .helpers import SMALL, layout_levels
 INFO_KEYS = ("success", "level", "optimal_length", "solved_optimally", "optimal_actions", "steps")
 
 
-@pytest.mark.parametrize("obs_mode", ["grid", "tokens", "egocentric"])
-def test_vector_transitions_equal_single_env_transitions(obs_mode):
+@pytest.mark.parametrize(
+    "obs_mode, extra",
+    [("grid", {}), ("grid", {"grid_scale": 2}), ("tokens", {}), ("egocentric", {"view_size": 7})],
+)
+def test_vector_transitions_equal_single_env_transitions(obs_mode, extra):
     levels = layout_levels(5)
-    vec = MazeVectorEnv(5, device="cpu", obs_mode=obs_mode, levels=levels, numpy=True, seed=0, pool_size=2)
+    vec = MazeVectorEnv(
+        5, device="cpu", obs_mode=obs_mode, levels=levels, numpy=True, seed=0, pool_size=2, **extra
+    )
     vec.set_level(torch.arange(5))
-    singles = [MazeEnv(obs_mode=obs_mode, levels=levels, level=i) for i in range(5)]
+    singles = [MazeEnv(obs_mode=obs_mode, levels=levels, level=i, **extra) for i in range(5)]
     obs, info = vec.reset(seed=0)
     single = [env.reset(seed=i) for i, env in enumerate(singles)]
     _compare(obs, info, single)
@@ -163,3 +168,17 @@ def test_sb3_adapter_runs_maskable_ppo():
     model = MaskablePPO("MlpPolicy", venv, n_steps=16, batch_size=64, n_epochs=1, seed=0)
     model.learn(128)
     assert model.num_timesteps >= 128
+
+
+def test_scaled_grid_trains_with_sb3_cnn_policy():
+    from stable_baselines3 import PPO
+
+    from envs.common.sb3 import SB3VecEnvAdapter
+
+    env = MazeVectorEnv(
+        4, device="cpu", obs_mode="grid", levels=SMALL[:2], grid_scale=4, seed=10, pool_size=8
+    )
+    assert env.single_observation_space.shape == (3, 44, 44)
+    model = PPO("CnnPolicy", SB3VecEnvAdapter(env), n_steps=8, batch_size=32, n_epochs=1, seed=0)
+    model.learn(32)
+    assert model.num_timesteps >= 32
