@@ -100,35 +100,59 @@ def _bits(device: torch.device) -> torch.Tensor:
 
 
 def _dfs(n: int, h: int, w: int, gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Recursive backtracker, every maze of the batch one stack operation per sweep."""
+    """Recursive backtracker, every maze of the batch one stack operation per sweep.
+
+    Column ``cells`` of the state tensors is a sentinel: off-grid neighbours point at it (always visited)
+    and writes that must not happen go to it, so a sweep needs no masking beyond one ``where``.
+    """
     dev, cells = gen.device, h * w
     nbr, valid = neighbours(h, w, dev)
-    bits, rows = _bits(dev), torch.arange(n, device=dev)
-    passages = torch.zeros(n, cells, dtype=torch.uint8, device=dev)
-    visited = torch.zeros(n, cells, dtype=torch.bool, device=dev)
-    depth = torch.zeros(n, cells, dtype=torch.int32, device=dev)
-    stack = torch.zeros(n, cells, dtype=torch.long, device=dev)
+    nbr = torch.where(valid, nbr, cells)
+    rows = torch.arange(n, device=dev)
+    visited = torch.zeros(n, cells + 1, dtype=torch.bool, device=dev)
+    visited[:, cells] = True
+    depth = torch.zeros(n, cells + 1, dtype=torch.int32, device=dev)
+    parent_dir = torch.full((n, cells + 1), -1, dtype=torch.long, device=dev)  # direction to the parent
+    stack = torch.zeros(n, cells + 1, dtype=torch.long, device=dev)
     root = torch.randint(cells, (n,), generator=gen, device=dev)
     stack[:, 0] = root
     visited[rows, root] = True
     sp = torch.ones(n, dtype=torch.long, device=dev)
+    base = rows * (cells + 1)  # flat row offsets: one-index gathers and puts are the cheapest
+    flat_visited, flat_depth, flat_parent, flat_stack = (
+        t.view(-1) for t in (visited, depth, parent_dir, stack)
+    )
     for sweep in range(2 * cells):
-        top = stack[rows, (sp - 1).clamp(min=0)]
+        top = flat_stack[base + (sp - 1).clamp(min=0)]
         cand = nbr[top]
-        ok = valid[top] & ~visited.gather(1, cand) & (sp > 0)[:, None]
-        a = torch.rand(n, 4, generator=gen, device=dev).masked_fill(~ok, -1.0).argmax(dim=1)
+        ok = ~visited.gather(1, cand) & (sp > 0)[:, None]
+        a = torch.rand(n, 4, generator=gen, device=dev).masked_fill_(~ok, -1.0).argmax(dim=1)
         go = ok.any(dim=1)
-        nxt = cand[rows, a]
-        passages[rows, top] |= torch.where(go, bits[a], 0)
-        passages[rows, nxt] |= torch.where(go, bits[(a + 2) % 4], 0)
-        visited[rows, nxt] |= go
-        depth[rows, nxt] = torch.where(go, sp.to(torch.int32), depth[rows, nxt])
-        slot = sp.clamp(max=cells - 1)
-        stack[rows, slot] = torch.where(go, nxt, stack[rows, slot])
-        sp = torch.where(go, sp + 1, sp - 1).clamp(min=0)
+        target = torch.where(go, cand.gather(1, a[:, None]).squeeze(1), cells)
+        at = base + target
+        flat_visited[at] = True
+        flat_depth[at] = sp.to(torch.int32)
+        flat_parent[at] = (a + 2) % 4
+        flat_stack[base + torch.where(go, sp, cells)] = target
+        sp = (sp + 2 * go.long() - 1).clamp(min=0)
         if sweep % 16 == 15 and bool(visited.all()):
             break
-    return passages, root, depth
+    return _passages_from_parents(parent_dir[:, :cells], nbr), root, depth[:, :cells]
+
+
+def _passages_from_parents(parent_dir: torch.Tensor, nbr: torch.Tensor) -> torch.Tensor:
+    """Passage bytes of a tree given each cell's direction to its parent (-1 at the root).
+
+    A cell's bit towards its parent and its children's bits towards it are different directions, so
+    adding them equals OR-ing them.
+    """
+    bits = torch.tensor(_BITS, dtype=torch.int32, device=parent_dir.device)
+    has = parent_dir >= 0
+    d = parent_dir.clamp(min=0)
+    own = torch.where(has, bits[d], 0)
+    parent = torch.where(has, nbr[torch.arange(parent_dir.shape[1], device=d.device), d], 0)
+    back = torch.where(has, bits[(d + 2) % 4], 0)
+    return own.scatter_add(1, parent, back).to(torch.uint8)
 
 
 def _prim(n: int, h: int, w: int, gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
