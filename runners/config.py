@@ -67,6 +67,7 @@ class GenerationTaskConfig:
     reward_weights: dict[str, float] = field(default_factory=dict)
     eval_bytes: int = 16384
     eval_envs: int = 32
+    eval_levels: list[int] | None = None
 
 
 @dataclass

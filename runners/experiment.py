@@ -23,7 +23,7 @@ from agents.engine import InferenceEngine
 from curricula import Curriculum, CurriculumSampler, CurriculumVectorWrapper, apply_knobs, build_schedule
 from envs.common import Task
 from runners.app import rank_seed
-from runners.ddp import DistInfo, unwrap_model, wrap_model
+from runners.ddp import DistInfo, broadcast_object, unwrap_model, wrap_model
 from runners.logging import RunLogger
 from runners.loop import Experiment, StepOutput
 
@@ -106,6 +106,19 @@ class AgentExperiment(Experiment):
         self.curriculum.stats.record(levels, success, torch.ones_like(success, dtype=torch.bool))
         self.curriculum.schedule.update(self.curriculum.stats, levels, success, torch.ones_like(success))
         self.refresh_curriculum()
+
+    def evaluation_levels(self) -> list[int]:
+        """Ladder indices an evaluation measures: ``task.eval_levels``, else up to one above the current."""
+        if self.cfg.task.eval_levels is not None:
+            return [self.task.ladder.index(int(i)) for i in self.cfg.task.eval_levels]
+        return list(range(min(self.level + 2, self.task.num_levels)))
+
+    def levels_to_evaluate(self) -> tuple[int, list[int]]:
+        """(current level, levels to evaluate) as rank 0 sees them, so every rank runs the same collectives.
+
+        Under DDP each rank's curriculum learns from its own episodes and may drift from the others'.
+        """
+        return broadcast_object((self.level, self.evaluation_levels()), self.dist)
 
     def apply_knobs(self, knobs: dict[str, float]) -> None:
         """A staged curriculum's knobs (e.g. ``{"plasticity": 0.5}``) go to the backbone's setters."""

@@ -94,11 +94,8 @@ class GenerationExperiment(AgentExperiment):
         ]
         return {"final": final, "samples": samples, "env_steps": steps * env.num_envs}
 
-    def evaluation_levels(self) -> list[int]:
-        return list(range(min(self.level + 2, self.task.num_levels)))
-
     def evaluate(self, step: int, logger: RunLogger) -> EvalResult:
-        level_before = self.level
+        level_before, levels = self.levels_to_evaluate()
         backbone = self.agent.backbone
         bpc = bits_per_char(
             backbone,
@@ -115,7 +112,7 @@ class GenerationExperiment(AgentExperiment):
         env = self.make_vector_env(int(self.cfg.task.eval_envs), self.seed + step, self.eval_task)
         per_level: dict[int, float] = {}
         env_steps = 0
-        for index in self.evaluation_levels():
+        for index in levels:
             out = self.generate(env, index, self.seed + step + index)
             env_steps += out["env_steps"]
             means = all_reduce_mean({k: v.mean() for k, v in out["final"].items()}, self.dist)

@@ -163,18 +163,13 @@ class MazeExperiment(AgentExperiment):
         rows = torch.arange(length.shape[0], device=length.device)
         return dataclasses.replace(full, logits=full.logits[rows, length - 1][:, None])
 
-    def evaluation_levels(self) -> list[int]:
-        if self.cfg.task.eval_levels is not None:
-            return [self.task.ladder.index(int(i)) for i in self.cfg.task.eval_levels]
-        return list(range(min(self.level + 2, self.task.num_levels)))
-
     def evaluate(self, step: int, logger: RunLogger) -> EvalResult:
-        level_before = self.level
+        level_before, levels = self.levels_to_evaluate()
         env = self.make_vector_env(int(self.cfg.task.eval_episodes), self.eval_generator_seed + step)
         metrics: dict[str, float] = {}
         per_level: dict[int, float] = {}
         env_steps = 0
-        for index in self.evaluation_levels():
+        for index in levels:
             out = self.greedy_rollouts(env, index, self.eval_generator_seed + step + index)
             env_steps += out["env_steps"]
             rates = all_reduce_mean(

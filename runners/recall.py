@@ -125,12 +125,6 @@ class RecallExperiment(AgentExperiment):
             seed=seed,
         )
 
-    def evaluation_levels(self) -> list[int]:
-        if self.cfg.task.eval_levels is not None:
-            return [self.task.ladder.index(int(i)) for i in self.cfg.task.eval_levels]
-        return list(range(min(self.level + 2, self.task.num_levels)))
-
-    @torch.no_grad()
     def score_level(
         self, index: int, batch_size: int, generator: torch.Generator
     ) -> tuple[float, float, int]:
@@ -142,12 +136,12 @@ class RecallExperiment(AgentExperiment):
         return right / max(total, 1), exact / batch_size, exact
 
     def evaluate(self, step: int, logger: RunLogger) -> EvalResult:
-        level_before = self.level
+        level_before, levels = self.levels_to_evaluate()
         generator = make_generator(self.seed, f"eval/{step}", "cpu")
         batch_size = int(self.cfg.task.eval_batch)
         metrics: dict[str, float] = {}
         per_level: dict[int, float] = {}
-        for index in self.evaluation_levels():
+        for index in levels:
             accuracy, exact_rate, exact = self.score_level(index, batch_size, generator)
             rates = all_reduce_mean(
                 {"accuracy": torch.tensor(accuracy), "exact": torch.tensor(exact_rate)}, self.dist
