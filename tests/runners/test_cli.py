@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import importlib
 import json
 import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from omegaconf import OmegaConf
 
 from runners import maze
 from runners.app import execute
+from runners.ddp import DistInfo
 from runners.evaluate import evaluate
 from tests.runners.helpers import TINY, compose_config
 
@@ -75,3 +78,22 @@ def test_evaluate_puts_two_runs_side_by_side(tmp_path):
     assert all(0.0 <= v <= 1.0 for v in run_a["exact_path"].values())
     assert {Path(p).name for p in on_disk["plots"]} == {"maze_exact_path_dfs.png", "maze_exact_path_prim.png"}
     assert all((tmp_path / "eval" / p).is_file() for p in on_disk["plots"])
+
+
+@pytest.mark.parametrize(
+    ("runner", "keys"),
+    [
+        ("recall", {"accuracy", "exact_match", "grid"}),
+        ("generation", {"bits_per_char", "reward", "components"}),
+    ],
+)
+def test_full_evaluation_and_comparison_plots_of_each_family(runner, keys, tmp_path):
+    module = importlib.import_module(f"runners.{runner}")
+    experiment = module.build_experiment(compose_config(runner), DistInfo())
+    results = experiment.full_evaluation(episodes=4)
+    assert keys <= set(results)
+    first_level = experiment.task.ladder[0].name
+    scores = results["exact_match"] if runner == "recall" else results["reward"]
+    assert first_level in scores
+    paths = module.comparison_plots({"a": results, "b": results}, tmp_path)
+    assert paths and all(path.is_file() for path in paths)
