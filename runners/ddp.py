@@ -104,13 +104,17 @@ class DistributedModule(nn.parallel.DistributedDataParallel):
         return self.module.load_state_dict(state_dict, strict=strict, assign=assign)
 
 
-def wrap_model(model: nn.Module, info: DistInfo) -> nn.Module:
-    """Move ``model`` to this rank's device and wrap it for DDP when running distributed."""
+def wrap_model(model: nn.Module, info: DistInfo, find_unused_parameters: bool = False) -> nn.Module:
+    """Move ``model`` to this rank's device and wrap it for DDP when running distributed.
+
+    ``find_unused_parameters`` is for modules whose configuration may leave parameters out of a forward
+    (the engine without layer mixing or head scaling); every backbone uses all of its parameters.
+    """
     model = model.to(info.device)
     if not info.distributed:
         return model
     device_ids = [info.device.index] if info.device.type == "cuda" else None
-    return DistributedModule(model, device_ids=device_ids, find_unused_parameters=True)
+    return DistributedModule(model, device_ids=device_ids, find_unused_parameters=find_unused_parameters)
 
 
 def unwrap_model(model: nn.Module) -> nn.Module:

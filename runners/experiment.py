@@ -55,7 +55,7 @@ def build_agent(cfg: DictConfig, task: Task, dist: DistInfo) -> DualAgent:
     rl.total_steps = max(int(cfg.trainer.steps), rl.warmup_steps + 1)
     return DualAgent(
         wrap_model(backbone, dist),
-        wrap_model(engine, dist),
+        wrap_model(engine, dist, find_unused_parameters=True),
         task,
         supervised=supervised,
         rl=rl,
