@@ -107,8 +107,8 @@ class DistributedModule(nn.parallel.DistributedDataParallel):
 def wrap_model(model: nn.Module, info: DistInfo, find_unused_parameters: bool = False) -> nn.Module:
     """Move ``model`` to this rank's device and wrap it for DDP when running distributed.
 
-    ``find_unused_parameters`` is for modules whose configuration may leave parameters out of a forward
-    (the engine without layer mixing or head scaling); every backbone uses all of its parameters.
+    ``find_unused_parameters`` is for modules whose configuration may leave parameters out of a forward;
+    every backbone uses all of its parameters.
     """
     model = model.to(info.device)
     if not info.distributed:
@@ -120,6 +120,30 @@ def wrap_model(model: nn.Module, info: DistInfo, find_unused_parameters: bool = 
 def unwrap_model(model: nn.Module) -> nn.Module:
     """The plain module inside a DDP wrapper."""
     return model.module if isinstance(model, nn.parallel.DistributedDataParallel) else model
+
+
+def average_gradients_before_step(optimizer: torch.optim.Optimizer, info: DistInfo) -> None:
+    """Average the gradients of ``optimizer``'s parameters over ranks just before each of its steps.
+
+    For modules trained outside a single DDP forward/backward (the engine: its update accumulates several
+    backward passes and a regulariser), this keeps every rank's copy identical: same averaged gradients,
+    same optimiser state, same step. No-op when not distributed.
+    """
+    if not info.distributed:
+        return
+    params = [p for group in optimizer.param_groups for p in group["params"]]
+
+    def hook(opt: torch.optim.Optimizer, args: tuple, kwargs: dict) -> None:
+        grads = [p.grad if p.grad is not None else torch.zeros_like(p) for p in params]
+        flat = torch.cat([g.reshape(-1) for g in grads])
+        dist.all_reduce(flat, op=dist.ReduceOp.SUM)
+        flat /= info.world_size
+        offset = 0
+        for p, g in zip(params, grads, strict=True):
+            p.grad = flat[offset : offset + g.numel()].view_as(p).clone()
+            offset += g.numel()
+
+    optimizer.register_step_pre_hook(hook)
 
 
 def broadcast_object(value: object, info: DistInfo) -> object:

@@ -23,7 +23,7 @@ from agents.engine import InferenceEngine
 from curricula import Curriculum, CurriculumSampler, CurriculumVectorWrapper, apply_knobs, build_schedule
 from envs.common import Task
 from runners.app import rank_seed
-from runners.ddp import DistInfo, broadcast_object, unwrap_model, wrap_model
+from runners.ddp import DistInfo, average_gradients_before_step, broadcast_object, unwrap_model, wrap_model
 from runners.logging import RunLogger
 from runners.loop import Experiment, StepOutput
 
@@ -43,7 +43,12 @@ ENGINE_KWARGS = (
 
 
 def build_agent(cfg: DictConfig, task: Task, dist: DistInfo) -> DualAgent:
-    """Backbone (with the task's vocabulary), engine and DualAgent as the config describes."""
+    """Backbone (with the task's vocabulary), engine and DualAgent as the config describes.
+
+    Under DDP the backbone is a DistributedDataParallel module (its supervised step is one forward and
+    backward); the engine's update accumulates several backward passes, so instead its gradients are
+    averaged over ranks just before each optimiser step.
+    """
     backbone_cfg = dataclasses.replace(OmegaConf.to_object(cfg.backbone), vocab_size=task.vocab_size)
     backbone = build_backbone(backbone_cfg)
     engine = InferenceEngine.for_backbone(
@@ -53,9 +58,9 @@ def build_agent(cfg: DictConfig, task: Task, dist: DistInfo) -> DualAgent:
     supervised.total_steps = max(int(cfg.trainer.steps), supervised.warmup_steps + 1)
     rl = OmegaConf.to_object(cfg.engine.rl)
     rl.total_steps = max(int(cfg.trainer.steps), rl.warmup_steps + 1)
-    return DualAgent(
+    agent = DualAgent(
         wrap_model(backbone, dist),
-        wrap_model(engine, dist, find_unused_parameters=True),
+        engine.to(dist.device),
         task,
         supervised=supervised,
         rl=rl,
@@ -63,6 +68,11 @@ def build_agent(cfg: DictConfig, task: Task, dist: DistInfo) -> DualAgent:
         seed=rank_seed(cfg, dist),
         device=dist.device,
     )
+    if dist.distributed:  # ranks start from rank 0's engine and average its gradients at every step
+        for tensor in agent.engine.state_dict().values():
+            torch.distributed.broadcast(tensor, src=0)
+        average_gradients_before_step(agent.rl_optimizer, dist)
+    return agent
 
 
 class AgentExperiment(Experiment):

@@ -9,7 +9,8 @@ import torch
 
 
 def ddp_worker(rank: int, world_size: int, port: int, run_dir: str) -> None:
-    """Join a gloo group as ``rank``, train the tiny maze config with hardware=ddp, save the rank's models."""
+    """Join a gloo group as ``rank``, train the tiny maze config (supervised and RL steps) with
+    hardware=ddp, and save the rank's models."""
     os.environ.update(
         RANK=str(rank),
         LOCAL_RANK=str(rank),
@@ -28,7 +29,9 @@ def ddp_worker(rank: int, world_size: int, port: int, run_dir: str) -> None:
         built["rank"] = dist.rank
         return built["experiment"]
 
-    cfg = compose_config("maze", ["hardware=ddp", "hardware.device=cpu", "hardware.num_threads=1"])
+    rl = ["engine=rl", "engine.interleave.warmup_supervised=1", "engine.interleave.supervised_steps=1"]
+    rl += ["engine.rl_envs=4", "engine.rl.rollout_steps=6"]
+    cfg = compose_config("maze", ["hardware=ddp", "hardware.device=cpu", "hardware.num_threads=1", *rl])
     execute(cfg, "maze", build, run_dir=run_dir)
     agent = built["experiment"].agent
     state = {

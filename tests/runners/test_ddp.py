@@ -8,6 +8,7 @@ import pytest
 import torch
 import torch.multiprocessing as mp
 
+from agents.engine import inverse_softplus
 from runners.ddp import DistInfo, setup_distributed
 from tests.runners.ddp_worker import ddp_worker
 
@@ -18,7 +19,7 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def test_two_gloo_processes_train_one_model_and_only_rank0_writes(tmp_path):
+def test_two_gloo_processes_train_one_agent_and_only_rank0_writes(tmp_path):
     run_dir = tmp_path / "run"
     mp.spawn(ddp_worker, args=(2, free_port(), str(run_dir)), nprocs=2, join=True)
 
@@ -28,6 +29,8 @@ def test_two_gloo_processes_train_one_model_and_only_rank0_writes(tmp_path):
     for part in ("backbone", "engine"):
         for name, tensor in rank0[part].items():
             torch.testing.assert_close(rank1[part][name], tensor, msg=f"{part}.{name} differs across ranks")
+    initial = torch.tensor(inverse_softplus(1.0 - 0.05))  # engine.temperature 1, min_temperature 0.05
+    assert not torch.allclose(rank0["engine"]["raw_temperature"], initial)  # RL steps moved the engine
     assert (run_dir / "checkpoints" / "latest.pt").is_file()
     assert (run_dir / "report.json").is_file()
     assert len(list((run_dir / "tb").iterdir())) == 1  # one events file: rank 1 logged nothing
