@@ -1,6 +1,6 @@
 """What every training runner's ``main`` does around the loop: preset check, devices, DDP, seeds, run folder.
 
-A runner module is three lines of glue: ``@hydra.main`` -> :func:`execute` with its runner name and the
+A runner module is three lines of glue: ``@hydra.main`` -> :func:`cli_main` with its runner name and the
 function that builds its :class:`runners.loop.Experiment`.
 """
 
@@ -57,3 +57,12 @@ def execute(
         return train(experiment, cfg, RunPaths(root), dist)
     finally:
         teardown_distributed()
+
+
+def cli_main(cfg: DictConfig, runner: str, build: Callable[[DictConfig, DistInfo], Experiment]) -> None:
+    """What ``python -m runners.<runner>`` runs: :func:`execute`, with Ctrl-C ending the process quietly
+    (exit status 130) once the loop has saved its checkpoint."""
+    try:
+        execute(cfg, runner, build)
+    except KeyboardInterrupt:
+        raise SystemExit(130) from None

@@ -23,7 +23,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from envs.generation import COMPONENTS, TextQualityTask, bits_per_char, decode, load_corpus
 from envs.generation.vector import TextQualityVectorEnv
-from runners.app import execute
+from runners.app import cli_main
 from runners.config import register_configs
 from runners.ddp import DistInfo, all_reduce_mean
 from runners.experiment import AgentExperiment
@@ -187,7 +187,7 @@ register_configs()
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="generation")
 def main(cfg: DictConfig) -> None:
-    execute(cfg, RUNNER, build_experiment)
+    cli_main(cfg, RUNNER, build_experiment)
 
 
 if __name__ == "__main__":

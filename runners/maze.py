@@ -28,7 +28,7 @@ from envs.maze import MazeLevel, MazeTask, default_levels
 from envs.maze import tokens as tok
 from envs.maze.render import cell_pixel, wall_image
 from envs.maze.vector import MazeVectorEnv
-from runners.app import execute
+from runners.app import cli_main
 from runners.config import register_configs
 from runners.ddp import DistInfo, all_reduce_mean
 from runners.experiment import AgentExperiment
@@ -268,7 +268,7 @@ register_configs()
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="maze")
 def main(cfg: DictConfig) -> None:
-    execute(cfg, RUNNER, build_experiment)
+    cli_main(cfg, RUNNER, build_experiment)
 
 
 if __name__ == "__main__":

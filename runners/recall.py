@@ -24,7 +24,7 @@ from envs.recall.evaluate import Grid, GridReport, answer_scores, evaluate_grid,
 from envs.recall.families import get_family
 from envs.recall.task import RecallTask
 from envs.recall.vector import RecallVectorEnv
-from runners.app import execute
+from runners.app import cli_main
 from runners.config import register_configs
 from runners.ddp import DistInfo, all_reduce_mean
 from runners.experiment import AgentExperiment
@@ -239,7 +239,7 @@ register_configs()
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="recall")
 def main(cfg: DictConfig) -> None:
-    execute(cfg, RUNNER, build_experiment)
+    cli_main(cfg, RUNNER, build_experiment)
 
 
 if __name__ == "__main__":
