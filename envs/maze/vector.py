@@ -27,15 +27,6 @@ from envs.maze.pool import MazePool
 from envs.maze.spaces import MazeObsSpec
 from envs.maze.task import MazeTask
 
-_KERNELS = (
-    "transition",
-    "start_episodes",
-    "grid_observation",
-    "egocentric_observation",
-    "token_observation",
-    "step_info",
-)
-
 
 class MazeVectorEnv(TorchVectorEnv):
     """The native batched maze env; see MazeEnv for actions, rewards and observation modes."""
@@ -77,7 +68,6 @@ class MazeVectorEnv(TorchVectorEnv):
         self.step_cost, self.wall_penalty = float(step_cost), float(wall_penalty)
         self.pool = MazePool(task, spec, pool_size, self.step_limit_factor, self.device)
         self.pool.refill(self.generator)
-        self._k = {name: getattr(kernels, name) for name in _KERNELS}
         dev, n = self.device, num_envs
         self._delta = torch.tensor([-spec.width, 1, spec.width, -1], device=dev)
         self._seed = torch.randint(2**31, (), generator=self.generator, device=dev)
@@ -104,20 +94,29 @@ class MazeVectorEnv(TorchVectorEnv):
             )
         super().set_level(level, env_ids)
 
-    def refill_pool(self) -> None:
-        """Regenerate every level's maze pool (call between rollouts for fresh mazes)."""
+    def refill_pool(self) -> tuple[Any, dict[str, Any]]:
+        """Regenerate every level's maze pool for fresh mazes (between rollouts, off the hot path).
+
+        Running episodes would lose their mazes, so every sub-env starts a new episode: this returns the
+        observations and infos of ``reset()``.
+        """
         self.pool.refill(self.generator)
+        return self.reset()
 
     def reset(
         self, *, seed: int | None = None, options: dict[str, Any] | None = None
     ) -> tuple[Any, dict[str, Any]]:
         """As TorchVectorEnv.reset; a seed also regenerates the pool, so the mazes follow from it."""
-        if seed is not None:
-            self.generator.manual_seed(int(seed))
-            self.pool.refill(self.generator)
-            self._seed = torch.randint(2**31, (), generator=self.generator, device=self.device)
-            self._counter.zero_()
-        return super().reset(seed=seed, options=options)
+        if seed is None:
+            return super().reset(options=options)
+        self.generator.manual_seed(int(seed))
+        self.pool.refill(self.generator)
+        self._seed = torch.randint(2**31, (), generator=self.generator, device=self.device)
+        self._counter.zero_()
+        advanced = self.generator.get_state()
+        result = super().reset(seed=seed, options=options)  # reseeds the generator with ``seed`` ...
+        self.generator.set_state(advanced)  # ... so step past the draws above: a later refill is new
+        return result
 
     def action_masks(self) -> Any:
         """Legal moves of every sub-env, (num_envs, 4) bool (for MaskablePPO)."""
@@ -130,7 +129,7 @@ class MazeVectorEnv(TorchVectorEnv):
     def _reset_envs(self, mask: torch.Tensor) -> None:
         draw = kernels.hash_draw(self._seed, self._counter, self._salt, self.pool.size)
         self._counter.add_(1)
-        self._maze, self._pos, self._t, self._episode = self._k["start_episodes"](
+        self._maze, self._pos, self._t, self._episode = kernels.start_episodes(
             mask,
             self.level_ids,
             draw,
@@ -147,7 +146,7 @@ class MazeVectorEnv(TorchVectorEnv):
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         if self.obs_mode == "tokens":
             kernels.write_moves(self._moves, self._t, actions, active)
-        self._pos, self._t, reward, terminated, truncated = self._k["transition"](
+        self._pos, self._t, reward, terminated, truncated = kernels.transition(
             self.pool.passages.view(-1),
             self._cell_base(),
             self._pos,
@@ -165,7 +164,7 @@ class MazeVectorEnv(TorchVectorEnv):
     def _observe(self) -> Observation:
         spec = self.obs_spec
         if self.obs_mode == "tokens":
-            tokens, length = self._k["token_observation"](
+            tokens, length = kernels.token_observation(
                 self.pool.prefix,
                 self.pool.prefix_len,
                 self._maze,
@@ -177,16 +176,16 @@ class MazeVectorEnv(TorchVectorEnv):
             )
             return {"tokens": tokens, "length": length}
         if self.obs_mode == "grid":
-            return self._k["grid_observation"](
+            return kernels.grid_observation(
                 self.pool.image, self._maze, self._pos, spec.width, spec.grid_scale
             )
-        return self._k["egocentric_observation"](
+        return kernels.egocentric_observation(
             self.pool.image, self._maze, self._pos, self._episode[:, 1], spec.width, spec.view_size
         )
 
     def _info(self) -> dict[str, torch.Tensor]:
         optimal = self._episode[:, 3]
-        success, solved, best = self._k["step_info"](
+        success, solved, best = kernels.step_info(
             self.pool.optimal_bits.view(-1),
             self._cell_base(),
             self._pos,

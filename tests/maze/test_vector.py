@@ -151,9 +151,11 @@ def test_seeding_is_deterministic():
 
 def test_refill_pool_gives_new_mazes():
     vec = MazeVectorEnv(4, device="cpu", levels=SMALL, seed=8, pool_size=4)
+    vec.reset(seed=8)
     before = vec.pool.passages.clone()
-    vec.refill_pool()
+    obs, info = vec.refill_pool()
     assert not torch.equal(before, vec.pool.passages)
+    assert (info["steps"] == 0).all() and obs["length"].shape == (4, 1)
 
 
 def test_sb3_adapter_runs_maskable_ppo():
