@@ -90,3 +90,12 @@ def test_every_rank_gets_its_own_seed():
     cfg = compose_config("maze")
     seeds = {rank_seed(cfg, DistInfo(rank=r, world_size=4)) for r in range(4)}
     assert len(seeds) == 4 and rank_seed(cfg, DistInfo()) == cfg.seed
+
+
+@pytest.mark.parametrize("curriculum", ["adaptive", "mixture", "learning_progress", "staged", "none"])
+def test_every_curriculum_option_builds_and_trains_a_step(curriculum):
+    from runners import maze
+
+    experiment = maze.build_experiment(compose_config("maze", [f"curriculum={curriculum}"]), DistInfo())
+    assert experiment.curriculum.schedule.name == curriculum
+    assert float(experiment.train_step(0).metrics["loss"]) > 0
