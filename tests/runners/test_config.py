@@ -99,3 +99,12 @@ def test_every_curriculum_option_builds_and_trains_a_step(curriculum):
     experiment = maze.build_experiment(compose_config("maze", [f"curriculum={curriculum}"]), DistInfo())
     assert experiment.curriculum.schedule.name == curriculum
     assert float(experiment.train_step(0).metrics["loss"]) > 0
+
+
+@pytest.mark.parametrize("backbone", ["transformer", "hebbian", "titans", "external"])
+def test_every_backbone_option_builds_and_trains_a_step(backbone):
+    from runners import recall
+
+    cfg = compose_config("recall", [f"backbone={backbone}", "backbone.d_model=32", "backbone.memory_chunk=8"])
+    experiment = recall.build_experiment(cfg, DistInfo())
+    assert float(experiment.train_step(0).metrics["loss"]) > 0
