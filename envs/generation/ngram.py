@@ -192,17 +192,27 @@ class NGramScorer:
 
 
 def _discounts(counts: torch.Tensor, order: int, max_order: int) -> torch.Tensor:
-    """Modified Kneser-Ney discounts [0, D1, D2, D3+] from an order's count-of-counts."""
+    """Modified Kneser-Ney discounts [0, D1, D2, D3+] from an order's count-of-counts.
+
+    A lower order has few types (order 1: at most 256 bytes), so gaps in its count-of-counts are normal and
+    depend on the corpus (the embedded corpus differs between Python versions): there, undefined estimates
+    fall back to plain absolute discounts. Only a highest order with no singletons or doubletons — a text
+    so repetitive that nothing is ever unseen — is refused.
+    """
     n = [int((counts == k).sum()) for k in (1, 2, 3, 4)]
-    if min(n) == 0:
-        raise ValueError(
-            f"The training text is too small or too repetitive for an order-{max_order} n-gram model: order "
-            f"{order} has count-of-counts n1..n4 = {n}, and Kneser-Ney discounts need all four > 0. "
-            "Use a larger corpus or a lower order."
-        )
+    if n[0] == 0 or n[1] == 0:
+        if order == max_order:
+            raise ValueError(
+                f"The training text is too small or too repetitive for an order-{max_order} n-gram model: "
+                f"order {order} has count-of-counts n1..n4 = {n}, and Kneser-Ney discounts need n1, n2 > 0. "
+                "Use a larger, more varied corpus or a lower order."
+            )
+        return torch.tensor([0.0, 0.5, 1.0, 1.5], dtype=torch.float64)
     y = n[0] / (n[0] + 2 * n[1])
-    d = [1 - 2 * y * n[1] / n[0], 2 - 3 * y * n[2] / n[1], 3 - 4 * y * n[3] / n[2]]
-    d = [min(max(di, 0.05), float(i + 1) - 0.05) for i, di in enumerate(d)]
+    d1 = 1 - 2 * y * n[1] / n[0]
+    d2 = 2 - 3 * y * n[2] / n[1]
+    d3 = 3 - 4 * y * n[3] / n[2] if n[2] > 0 else d2
+    d = [min(max(di, 0.05), float(i + 1) - 0.05) for i, di in enumerate((d1, d2, d3))]
     return torch.tensor([0.0, *d], dtype=torch.float64)
 
 

@@ -6,7 +6,7 @@ import torch
 from agents.training.checkpoint import load_checkpoint
 from envs.generation import scorer as scorer_module
 from envs.generation.corpus import default_corpus
-from envs.generation.ngram import NGramScorer
+from envs.generation.ngram import NGramScorer, _discounts
 from envs.generation.scorer import reference_bits_per_byte, reference_scorer, scorer_cache_path
 from envs.generation.tokens import PAD_ID, encode
 
@@ -61,6 +61,23 @@ def test_bad_orders_and_tiny_corpora_raise():
         NGramScorer.fit("tiny", order=5)
     with pytest.raises(ValueError, match="too small or too repetitive"):
         NGramScorer.fit("abcdefgh" * 200, order=5)
+
+
+def test_sparse_lower_order_count_of_counts_fall_back_to_absolute_discounts():
+    """Python 3.12's embedded corpus gives order 1 the count-of-counts [12, 4, 2, 0]: it must still fit."""
+    counts = torch.tensor([1] * 12 + [2] * 4 + [3] * 2 + [9] * 30)
+    lower = _discounts(counts, order=1, max_order=6)
+    assert (
+        lower.shape == (4,)
+        and bool((lower[1:] > 0).all())
+        and bool((lower[1:] < torch.tensor([1, 2, 3])).all())
+    )
+    no_singletons = torch.tensor([2] * 5 + [5] * 40)
+    assert torch.equal(
+        _discounts(no_singletons, order=1, max_order=6), torch.tensor([0.0, 0.5, 1.0, 1.5]).double()
+    )
+    with pytest.raises(ValueError, match="too small or too repetitive"):
+        _discounts(no_singletons, order=6, max_order=6)
 
 
 def test_scorer_cache_is_written_reloaded_and_repaired(tmp_path, monkeypatch):
