@@ -1,6 +1,6 @@
 """Does a learned inference engine decode better than fixed settings? Reward on held-out generation prompts.
 
-    python -m bench.engine_decoding --device cpu            # small size, a few minutes on a laptop CPU
+    python -m bench.engine_decoding --device cpu --threads 1   # small size: minutes on one CPU thread
     python -m bench.engine_decoding --device cuda --d-model 256 --layers 4 --sup-steps 3000 --rl-steps 300
 
 1. Train a small backbone supervised on the generation task's sampler (or ``--checkpoint`` to load one;
@@ -47,6 +47,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--device", default="auto")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (1 on a shared machine)")
     parser.add_argument("--prompt-length", type=int, default=48)
     parser.add_argument("--continuation-length", type=int, default=32)
     parser.add_argument("--d-model", type=int, default=64)
@@ -176,6 +177,8 @@ def train_engine(args, backbone, env, device, conditioned: bool, start: tuple[fl
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     seed_everything(args.seed)
+    if args.threads:
+        torch.set_num_threads(args.threads)
     device = resolve_device(args.device)
     train_env = make_env(args, "train", args.envs, device, dense=True)
     test_env = make_env(args, "test", args.eval_envs, device, dense=False)
