@@ -14,7 +14,7 @@ import argparse
 
 import torch
 
-from bench.harness import Benchmark, cuda_sync_for
+from bench.harness import Benchmark, cuda_sync_for, vector_steps_per_s
 from envs.common.device import resolve_device
 from envs.generation.corpus import default_corpus
 from envs.generation.scorer import reference_scorer
@@ -39,13 +39,7 @@ def vector_env_steps_per_s(num_envs: int, device: torch.device, steps: int, leve
     env.reset(seed=0)
     generator = torch.Generator(device=device).manual_seed(0)
     actions = torch.randint(32, 127, (steps, num_envs), device=device, generator=generator)
-
-    def run() -> None:
-        for i in range(steps):
-            env.step(actions[i])
-
-    timing = Benchmark.time(run, warmup=1, repeats=3, sync=cuda_sync_for(device))
-    return num_envs * steps / timing.median
+    return vector_steps_per_s(env, actions)
 
 
 def main() -> None:

@@ -76,6 +76,18 @@ def cuda_sync_for(device: str | torch.device) -> Callable[[], None] | None:
     return torch.cuda.synchronize if torch.device(device).type == "cuda" else None
 
 
+def vector_steps_per_s(env: Any, actions: torch.Tensor, warmup: int = 1, repeats: int = 3) -> float:
+    """Sub-env steps per second of a vector env replaying ``actions`` (steps, num_envs) on its device."""
+    steps, num_envs = actions.shape
+
+    def run() -> None:
+        for i in range(steps):
+            env.step(actions[i])
+
+    timing = time_call(run, warmup=warmup, repeats=repeats, sync=cuda_sync_for(actions.device))
+    return num_envs * steps / timing.median
+
+
 class Benchmark:
     """Collects result rows, prints them as a table and records them in docs/benchmarks.md."""
 

@@ -16,7 +16,7 @@ import time
 import numpy as np
 import torch
 
-from bench.harness import Benchmark, cuda_sync_for
+from bench.harness import Benchmark, vector_steps_per_s
 from envs.common.device import resolve_device
 from envs.recall.env import RecallEnv
 from envs.recall.vector import RecallVectorEnv
@@ -60,13 +60,7 @@ def vector_env_steps_per_s(
     actions = torch.randint(
         0, int(env.single_action_space.n), (steps, num_envs), device=device, generator=generator
     )
-
-    def run() -> None:
-        for i in range(steps):
-            env.step(actions[i])
-
-    timing = Benchmark.time(run, warmup=1, repeats=3, sync=cuda_sync_for(device))
-    return num_envs * steps / timing.median
+    return vector_steps_per_s(env, actions)
 
 
 def main() -> None:

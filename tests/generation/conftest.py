@@ -3,7 +3,6 @@
 import socket
 
 import pytest
-import torch
 
 
 @pytest.fixture(autouse=True)
@@ -17,12 +16,3 @@ def _offline_with_temporary_cache(tmp_path_factory, monkeypatch):
 
     monkeypatch.setattr(socket.socket, "connect", refuse)
     monkeypatch.setattr(socket, "create_connection", refuse)
-
-
-@pytest.fixture(autouse=True)
-def _one_torch_thread():
-    """These tests run small batches: one thread avoids thread-pool stalls on a busy shared machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
