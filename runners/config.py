@@ -83,7 +83,7 @@ class EngineConfig:
     condition_hidden: int = 32
     temperature: float = 1.0
     top_p: float = 0.99
-    repetition_penalty: float = 1.0
+    repetition_penalty: float = 1.05  # the engine's floor: nearer 1 its gradient is too small to learn
     last_layer_weight: float = 0.9
     min_temperature: float = 0.05
     top_p_sharpness: float = 0.02
