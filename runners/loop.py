@@ -15,6 +15,7 @@ import signal
 import threading
 import time
 from abc import ABC, abstractmethod
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -314,4 +315,22 @@ def finish(
         report["plots"] = [str(p.relative_to(paths.root)) for p in plots]
         write_report(report, paths.report)
         logger.hparams(OmegaConf.to_container(cfg, resolve=True), experiment.hparam_metrics(history))
+        print(run_summary(report, paths.root))
     return report
+
+
+def run_summary(report: Mapping[str, Any], root: Path) -> str:
+    """A closing line: the best evaluation score reached at each curriculum level, and where the run is.
+
+    The last evaluation alone can mislead: right after the curriculum moves up, it measures the new, harder
+    level.
+    """
+    names = (report.get("curriculum") or {}).get("level_names") or []
+    best = ", ".join(
+        f"{names[int(k)] if int(k) < len(names) else f'level {k}'}: {v:.3f}"
+        for k, v in report.get("best_checkpoints", {}).items()
+    )
+    return (
+        f"Finished {report['steps']} steps. Best evaluation score per curriculum level: {best or 'none'}. "
+        + (f"Run folder: {root} (report.json, plots/, tb/ for tensorboard --logdir, checkpoints/).")
+    )
