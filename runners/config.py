@@ -22,7 +22,7 @@ from agents.dual import InterleaveSchedule, RLConfig, SupervisedConfig
 class MazeTaskConfig:
     """Maze task: the ladder (default-level names or MazeLevel field mappings; None = MazeTask's default).
 
-    ``horizons`` > 1 gives multi-horizon targets (needs a backbone with one output per horizon);
+    ``horizons`` > 1 gives multi-horizon targets (the runner builds the backbone with as many horizons);
     ``mask_invalid`` masks moves into walls when the model acts; ``eval_generators`` adds the same sizes
     from other generators to ``runners.evaluate``.
     """

@@ -49,7 +49,9 @@ def build_agent(cfg: DictConfig, task: Task, dist: DistInfo) -> DualAgent:
     backward); the engine's update accumulates several backward passes, so instead its gradients are
     averaged over ranks just before each optimiser step.
     """
-    backbone_cfg = dataclasses.replace(OmegaConf.to_object(cfg.backbone), vocab_size=task.vocab_size)
+    backbone_cfg = dataclasses.replace(
+        OmegaConf.to_object(cfg.backbone), vocab_size=task.vocab_size, horizons=task.horizons
+    )
     backbone = build_backbone(backbone_cfg)
     engine = InferenceEngine.for_backbone(
         backbone, task.action_token_ids, **{k: cfg.engine[k] for k in ENGINE_KWARGS}

@@ -26,6 +26,8 @@ class BackboneOutput:
     state:         memory / recurrent state to pass to the next call for chunked or streaming use.
     aux_loss:      scalar auxiliary loss to add to the task loss (e.g. ACT ponder cost), or None.
     deep_logits:   logits after each refinement step (deep supervision), or None.
+    horizon_logits: (B, T, K, vocab) for a backbone built with ``horizons=K > 1``: entry k predicts the
+                   token k + 1 steps ahead (entry 0 equals ``logits``); None otherwise.
     """
 
     logits: torch.Tensor
@@ -34,6 +36,7 @@ class BackboneOutput:
     state: Any = None
     aux_loss: torch.Tensor | None = None
     deep_logits: tuple[torch.Tensor, ...] | None = None
+    horizon_logits: torch.Tensor | None = None
 
 
 class Backbone(nn.Module, ABC):

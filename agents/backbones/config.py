@@ -49,11 +49,12 @@ class BackboneConfig:
     recursion: int = 1  # R: the block stack is applied R times with shared weights
     micro_steps: int = 1  # stack applications inside each refinement step
     deep_supervision: bool = False  # return logits after every refinement step
+    horizons: int = 1  # K > 1: also predict the tokens 2..K steps ahead (MLM-U style multi-horizon targets)
 
     def __post_init__(self) -> None:
         positive = ("vocab_size", "d_model", "n_layers", "n_heads", "max_seq_len", "memory_chunk")
         positive += ("memory_slots", "memory_read_heads", "memory_write_heads", "neural_memory_expansion")
-        positive += ("recursion", "micro_steps")
+        positive += ("recursion", "micro_steps", "horizons")
         for name in positive:
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:

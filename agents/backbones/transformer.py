@@ -75,6 +75,10 @@ class TransformerBackbone(Backbone):
         self.norm = nn.RMSNorm(cfg.d_model, eps=cfg.norm_eps)
         self.head = nn.Linear(cfg.d_model, cfg.vocab_size, bias=False)
         self.halting = HaltingHead(cfg.d_model) if cfg.act else None
+        # One learned map a further horizon, read out through the shared (tied) output head.
+        self.horizon_maps = nn.ModuleList(
+            nn.Linear(cfg.d_model, cfg.d_model) for _ in range(cfg.horizons - 1)
+        )
         self.drop = nn.Dropout(cfg.dropout)
         self.apply(self._init_weights)
         if cfg.tie_embeddings:
@@ -185,13 +189,19 @@ class TransformerBackbone(Backbone):
         metrics.update(self._memory_metrics())
         self._last_metrics = metrics
         out_state = {"pos": pos + tokens.shape[1], "layers": new_layers} if cfg.causal else None
+        logits = self.output_logits(final)
+        horizon_logits = None
+        if self.horizon_maps:
+            further = [self.output_logits(final + project(final)) for project in self.horizon_maps]
+            horizon_logits = torch.stack([logits, *further], dim=-2)
         return BackboneOutput(
-            logits=self.output_logits(final),
+            logits=logits,
             hidden=final,
             layer_hiddens=tuple(layer_hiddens) if return_layers else None,
             state=out_state,
             aux_loss=aux_loss,
             deep_logits=deep_logits,
+            horizon_logits=horizon_logits,
         )
 
     def _memory_metrics(self) -> dict[str, torch.Tensor]:

@@ -20,7 +20,7 @@ def masked_cross_entropy(
         raise ValueError(
             f"Logits of shape {tuple(logits.shape)} do not match targets of shape {tuple(targets.shape)}: "
             "a backbone must give one distribution per target (for (B, T, K) multi-horizon targets, "
-            "use a backbone whose logits are (B, T, K, V))."
+            "build it with BackboneConfig(horizons=K))."
         )
     losses = F.cross_entropy(
         logits.float().flatten(0, -2),
@@ -43,21 +43,31 @@ def supervised_loss(
 ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
     """Task loss of a backbone output: final logits, the mean over deep-supervision logits, plus aux loss.
 
-    Returns the scalar to minimise and detached 0-d tensors for logging (no host sync here).
+    Multi-horizon targets (B, T, K) are scored on ``output.horizon_logits`` (a backbone built with
+    ``horizons=K``); deep supervision and accuracy use the next-token horizon. Returns the scalar to
+    minimise and detached 0-d tensors for logging (no host sync here).
     """
-    task_loss = masked_cross_entropy(output.logits, batch.targets, batch.loss_mask, label_smoothing)
+    targets, mask = batch.targets, batch.loss_mask
+    if targets.dim() == 3:
+        if output.horizon_logits is None or output.horizon_logits.shape[-2] != targets.shape[-1]:
+            got = None if output.horizon_logits is None else output.horizon_logits.shape[-2]
+            raise ValueError(
+                f"The batch has {targets.shape[-1]}-horizon targets but the backbone gives {got or 1} "
+                f"horizon(s); build it with BackboneConfig(horizons={targets.shape[-1]})."
+            )
+        task_loss = masked_cross_entropy(output.horizon_logits, targets, mask, label_smoothing)
+        targets, mask = targets[..., 0], mask[..., 0]
+    else:
+        task_loss = masked_cross_entropy(output.logits, targets, mask, label_smoothing)
     loss = task_loss
     if output.deep_logits:
-        deep = [
-            masked_cross_entropy(x, batch.targets, batch.loss_mask, label_smoothing)
-            for x in output.deep_logits
-        ]
+        deep = [masked_cross_entropy(x, targets, mask, label_smoothing) for x in output.deep_logits]
         loss = torch.stack(deep).mean()
     if output.aux_loss is not None:
         loss = loss + output.aux_loss
     metrics = {
         "supervised/loss": loss.detach(),
         "supervised/task_loss": task_loss.detach(),
-        "supervised/accuracy": masked_accuracy(output.logits.detach(), batch.targets, batch.loss_mask),
+        "supervised/accuracy": masked_accuracy(output.logits.detach(), targets, mask),
     }
     return loss, metrics

@@ -119,6 +119,7 @@ class Task(ABC, Generic[L]):
     """Base class of a task family: a level ladder, the current level and a supervised sampler."""
 
     level_cls: type
+    horizons: int = 1  # targets per position: K of (B, T, K) multi-horizon targets (1: (B, T))
 
     def __init__(self, levels: Sequence[L] | None = None, level: LevelLike = 0):
         self.ladder: LevelLadder[L] = LevelLadder(list(levels or self.default_levels()), self.level_cls)
