@@ -1,11 +1,12 @@
-"""Looking inside a backbone at eval time: attention maps and memory contents as TensorBoard images.
+"""Looking inside a backbone at eval time: attention maps, memory contents and addressing as images.
 
 Attention maps are captured with forward hooks on the backbone's ``SelfAttention`` modules: the hook sees
 the block's input and rotary tables and recomputes that call's attention probabilities (the fused
 ``scaled_dot_product_attention`` kernel never materialises them). Memory is drawn from the streaming
 state the backbone returns after reading the sample: the external memory's slots and their usage, the
 Hebbian fast-weight matrix, the Titans memory's weights (first head / first row where they have more
-dimensions). Everything runs on one sample under ``no_grad`` and only when an evaluation asks for it.
+dimensions). The external memory also records its read weights (per token) and write weights (per write)
+while the sample runs. Everything runs on one sample under ``no_grad``, only when an evaluation asks.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import torch
 
+from agents.backbones.external import ExternalMemory
 from agents.backbones.layers import SelfAttention, apply_rotary
 from runners.ddp import unwrap_model
 from runners.logging import RunLogger
@@ -42,15 +44,39 @@ def inspect_sample(backbone: torch.nn.Module, tokens: torch.Tensor) -> tuple[lis
 
     model = unwrap_model(backbone)
     handles = [m.register_forward_hook(hook) for m in model.modules() if isinstance(m, SelfAttention)]
+    external = external_memories(model)
     was_training = model.training
     try:
         model.eval()
+        for memory in external.values():
+            memory.record_addressing = True
         output = model(tokens[:1])
     finally:
         for handle in handles:
             handle.remove()
+        for memory in external.values():
+            memory.record_addressing = False
         model.train(was_training)
-    return maps, memory_matrices(output.state)
+    return maps, {**memory_matrices(output.state), **addressing_matrices(external)}
+
+
+def external_memories(model: torch.nn.Module) -> dict[int, ExternalMemory]:
+    """The DNC-style memories of a backbone's blocks, by block index."""
+    blocks = getattr(model, "blocks", [])
+    return {
+        i: b.memory for i, b in enumerate(blocks) if isinstance(getattr(b, "memory", None), ExternalMemory)
+    }
+
+
+def addressing_matrices(memories: dict[int, ExternalMemory]) -> dict[str, torch.Tensor]:
+    """Read weights (tokens x slots, first read head) and write weights (writes x slots) of the last call."""
+    found: dict[str, torch.Tensor] = {}
+    for i, memory in memories.items():
+        if "read" in memory.addressing:
+            found[f"block{i}.read_weights"] = memory.addressing["read"][0, :, 0].float().cpu()
+        if "write" in memory.addressing:
+            found[f"block{i}.write_weights"] = memory.addressing["write"][0].float().cpu()
+    return found
 
 
 def memory_matrices(state: Any) -> dict[str, torch.Tensor]:

@@ -59,6 +59,11 @@ class ExternalMemory(nn.Module):
         self.free = nn.Linear(d_model, width + 2)  # key, strength, free gate
         self.memory_init = nn.Parameter(torch.randn(slots, width) * 0.5)
         self._stats: dict[str, torch.Tensor] = {}
+        # Introspection (off by default: no extra work in training): when True, each call keeps its
+        # addressing, detached, in ``addressing``: "read" (B, T, read_heads, slots) per token and
+        # "write" (B, chunks * write_heads, slots) per write.
+        self.record_addressing = False
+        self.addressing: dict[str, torch.Tensor] = {}
 
     def init_state(self, batch_size: int, device: torch.device | str) -> dict[str, torch.Tensor]:
         memory = self.memory_init.float().to(device).expand(batch_size, -1, -1)
@@ -78,6 +83,7 @@ class ExternalMemory(nn.Module):
         if state is None:  # a fresh sequence starts from the learned memory (with gradient)
             state = self._fresh(self.memory_init.float().expand(b, -1, -1), b, x.device)
         xf, n_pending = prepend_pending(x, state["pending"])
+        self.addressing = {}
         read_params = self.read(xf).float()  # per-token projections follow the ambient autocast
         with torch.autocast(device_type=x.device.type, enabled=False):  # the memory itself: float32
             n_full = xf.shape[1] // self.chunk
@@ -86,6 +92,8 @@ class ExternalMemory(nn.Module):
             if n_full:
                 starts, memory, usage = self._write_chunks(xf[:, : n_full * self.chunk], memory, usage)
             reads = self._read(read_params, [*starts, memory])[:, n_pending : n_pending + t]
+            if "read" in self.addressing:
+                self.addressing["read"] = self.addressing["read"][:, n_pending : n_pending + t]
             new_state = {"memory": memory, "usage": usage, "pending": xf[:, n_full * self.chunk :]}
         out = self.read_out(reads)
         self._stats["usage_mean"] = usage.detach().mean()
@@ -108,7 +116,7 @@ class ExternalMemory(nn.Module):
         write_gate, alloc_gate = torch.sigmoid(w_rest[..., 1]), torch.sigmoid(w_rest[..., 2])
         f_key, f_rest = self.free(pooled[:, :, self.write_heads :]).split([self.width, 2], dim=-1)
         f_strength, free_gate = 1.0 + F.softplus(f_rest[..., 0]), torch.sigmoid(f_rest[..., 1])
-        chunk_memories = []
+        chunk_memories, writes = [], []
         for c in range(chunks.shape[1]):
             chunk_memories.append(memory)
             w_free = content_weights(f_key[:, c], f_strength[:, c], memory)  # (B, R, N)
@@ -122,9 +130,13 @@ class ExternalMemory(nn.Module):
                     memory * (1.0 - w[:, :, None] * erase[:, c, j, None, :])
                     + w[:, :, None] * w_val[:, c, j, None, :]
                 )
+                if self.record_addressing:
+                    writes.append(w.detach())
                 usage = usage + w - usage * w
         self._stats["alloc_gate"] = alloc_gate.detach().mean()
         self._stats["write_gate"] = write_gate.detach().mean()
+        if writes:
+            self.addressing["write"] = torch.stack(writes, dim=1)
         return chunk_memories, memory, usage
 
     def _read(self, read_params: torch.Tensor, memories: list[torch.Tensor]) -> torch.Tensor:
@@ -143,6 +155,9 @@ class ExternalMemory(nn.Module):
         reads = (weights @ stacked).view(b, n_read * self.chunk, self.read_heads * self.width)
         probs = weights.detach().clamp_min(1e-12)
         self._stats["read_entropy"] = -(probs * probs.log()).sum(-1).mean()
+        if self.record_addressing:
+            per_token = weights.detach().view(b, n_read * self.chunk, self.read_heads, -1)
+            self.addressing["read"] = per_token[:, :length]
         return reads[:, :length]
 
     def metrics(self) -> dict[str, torch.Tensor]:

@@ -29,7 +29,21 @@ def test_memory_contents_and_attention_are_logged_as_images(tmp_path):
     images = set(event_tags(tmp_path)["images"])
     assert {"inspect/attention/call0", "inspect/attention/call1"} <= images
     assert {"inspect/memory/block0.memory", "inspect/memory/block0.usage"} <= images
+    assert {"inspect/memory/block0.read_weights", "inspect/memory/block0.write_weights"} <= images
     assert count == len(images)
+
+
+def test_external_memory_addressing_is_recorded_only_while_inspecting():
+    model = tiny("external")
+    tokens = torch.randint(0, 40, (2, 20))
+    _, memory = inspect_sample(model, tokens)
+    reads, writes = memory["block0.read_weights"], memory["block0.write_weights"]
+    slots = model.cfg.memory_slots
+    assert reads.shape == (20, slots) and writes.shape == (2 * model.cfg.memory_write_heads, slots)
+    torch.testing.assert_close(reads.sum(-1), torch.ones(20))  # each token's read is a distribution
+    assert bool((writes >= 0).all()) and bool((writes.sum(-1) <= 1 + 1e-5).all())
+    model(tokens)
+    assert all(not block.memory.record_addressing and not block.memory.addressing for block in model.blocks)
 
 
 def test_disabled_logger_skips_the_work():
