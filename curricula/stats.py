@@ -36,14 +36,17 @@ class SuccessStats:
         self.episodes = torch.zeros(rows, dtype=torch.long, device=self.device)
         self.successes = torch.zeros(rows, dtype=torch.long, device=self.device)
         self._slots = torch.arange(window, device=self.device)
+        self._rows = torch.arange(rows, device=self.device).unsqueeze(1)
 
     def record(self, levels: torch.Tensor, success: torch.Tensor, done: torch.Tensor) -> None:
         """Add the outcome of every sub-env whose episode ended (``done``) at its ``levels`` entry."""
         trash = self.num_levels
         rows = torch.where(done, levels.long(), trash)
-        onehot = F.one_hot(rows, trash + 1)
-        rank = onehot.cumsum(0).gather(1, rows.unsqueeze(1)).squeeze(1) - 1  # order among its level's
-        per_level = onehot.sum(0)
+        # (levels + 1, N), scanned along the contiguous env axis: CUDA's scan over an outer dimension this
+        # narrow took ~10 ms a step at 65,536 envs on an H100, the inner-dimension scan a few microseconds.
+        running = (rows.unsqueeze(0) == self._rows).long().cumsum(1)
+        rank = running.gather(0, rows.unsqueeze(0)).squeeze(0) - 1  # order among its level's episodes
+        per_level = running[:, -1]
         kept = rank >= per_level.index_select(0, rows) - self.window  # more than `window` at once: newest
         slot = (self.count.index_select(0, rows) + rank) % self.window
         flat = torch.where(kept, rows, trash) * self.window + slot
