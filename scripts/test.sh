@@ -4,5 +4,5 @@
 # Extra arguments go to pytest, e.g. `bash scripts/test.sh -m slow`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-python -m pip install -q torch==2.13.0 -e ".[dev]"
-python -m pytest "$@"
+python3 -m pip install -q torch==2.13.0 -e ".[dev]"
+python3 -m pytest "$@"
