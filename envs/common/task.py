@@ -138,6 +138,10 @@ class Task(ABC, Generic[L]):
     def num_levels(self) -> int:
         return len(self.ladder)
 
+    def resolve(self, level: LevelLike | None = None) -> L:
+        """The level object for ``level`` (default: the current level); a custom level joins the ladder."""
+        return self.level if level is None else self.ladder[self.ladder.index(level)]
+
     def set_level(self, level: LevelLike) -> None:
         """Move the task to ``level`` (index, name, level object or field mapping)."""
         self.level_index = self.ladder.index(level)

@@ -143,7 +143,7 @@ class TextQualityTask(Task[TextLevel]):
 
     def sequence_length(self, level: LevelLike | None = None) -> int:
         """Tokens in a supervised window at ``level``: prompt plus continuation, capped at ``window``."""
-        lv = self.level if level is None else self.ladder[self.ladder.index(level)]
+        lv = self.resolve(level)
         return min(self.window, lv.prompt_length + lv.continuation_length)
 
     def sample_batch(

@@ -55,10 +55,6 @@ class MazeTask(Task[MazeLevel]):
     def action_token_ids(self) -> list[int]:
         return list(tok.ACTION_TOKEN_IDS)
 
-    def resolve(self, level: LevelLike | None = None) -> MazeLevel:
-        """The level object for ``level`` (default: the current level)."""
-        return self.level if level is None else self.ladder[self.ladder.index(level)]
-
     def generate(
         self,
         n: int,
