@@ -135,3 +135,20 @@ class Curriculum:
         self.generator.set_state(state["generator"])
         self.env_levels = state["env_levels"].to(self.device).clone()
         self.reported_level = int(state["reported_level"])
+
+
+class CurriculumReporting:
+    """What every curriculum wrapper exposes of its ``curriculum``: summary, TensorBoard logging, state."""
+
+    curriculum: Curriculum
+
+    def summary(self) -> dict[str, Any]:
+        """Host copy of the schedule and statistics (one sync)."""
+        return self.curriculum.summary()
+
+    def log(self, writer: Any = None, step: int | None = None) -> dict[str, Any]:
+        """Log a level change and write TensorBoard scalars/histogram to ``writer``; return the summary."""
+        return self.curriculum.log(writer, step)
+
+    def state_dict(self) -> dict[str, Any]:
+        return self.curriculum.state_dict()

@@ -12,12 +12,12 @@ from typing import Any
 import gymnasium as gym
 import torch
 
-from curricula.core import Curriculum
+from curricula.core import Curriculum, CurriculumReporting
 from curricula.schedules import Schedule
 from envs.common.task import Task
 
 
-class CurriculumWrapper(gym.Wrapper):
+class CurriculumWrapper(CurriculumReporting, gym.Wrapper):
     """Sets the level of each episode of ``env`` from ``schedule``; logs a line when the level moves.
 
     ``log(writer, step)`` writes the TensorBoard scalars and level histogram; ``state_dict()`` /
@@ -63,16 +63,6 @@ class CurriculumWrapper(gym.Wrapper):
     def next_level(self) -> int:
         """The level the next episode will play."""
         return int(self.curriculum.env_levels[0])
-
-    def summary(self) -> dict[str, Any]:
-        return self.curriculum.summary()
-
-    def log(self, writer: Any = None, step: int | None = None) -> dict[str, Any]:
-        """Write TensorBoard scalars/histogram to ``writer`` (if any); return the summary."""
-        return self.curriculum.log(writer, step)
-
-    def state_dict(self) -> dict[str, Any]:
-        return self.curriculum.state_dict()
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.curriculum.load_state_dict(state)

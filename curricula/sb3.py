@@ -18,13 +18,13 @@ from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.vec_env import VecEnv, VecEnvWrapper
 from stable_baselines3.common.vec_env.base_vec_env import VecEnvObs, VecEnvStepReturn
 
-from curricula.core import Curriculum
+from curricula.core import Curriculum, CurriculumReporting
 from curricula.reporting import record_sb3
 from curricula.schedules import Schedule
 from envs.common.task import Task
 
 
-class CurriculumVecEnv(VecEnvWrapper):
+class CurriculumVecEnv(CurriculumReporting, VecEnvWrapper):
     """Per-sub-env levels from ``schedule`` for an SB3 ``VecEnv``; statistics on the host (SB3 is NumPy)."""
 
     def __init__(self, venv: VecEnv, schedule: Schedule, seed: int | None = None):
@@ -75,16 +75,6 @@ class CurriculumVecEnv(VecEnvWrapper):
             groups[level].append(i)
         for level, indices in groups.items():
             self.venv.env_method("set_level", level, indices=indices)
-
-    def summary(self) -> dict[str, Any]:
-        return self.curriculum.summary()
-
-    def log(self, writer: Any = None, step: int | None = None) -> dict[str, Any]:
-        """Write TensorBoard scalars/histogram to ``writer`` (if any); return the summary."""
-        return self.curriculum.log(writer, step)
-
-    def state_dict(self) -> dict[str, Any]:
-        return self.curriculum.state_dict()
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.curriculum.load_state_dict(state)

@@ -20,13 +20,13 @@ import numpy as np
 import torch
 from gymnasium.vector import AutoresetMode, SyncVectorEnv
 
-from curricula.core import Curriculum
+from curricula.core import Curriculum, CurriculumReporting
 from curricula.schedules import Schedule
 from envs.common.task import Task
 from envs.common.vector import TorchVectorEnv
 
 
-class CurriculumVectorWrapper(gym.vector.VectorWrapper):
+class CurriculumVectorWrapper(CurriculumReporting, gym.vector.VectorWrapper):
     """Choose each sub-env's level from ``schedule`` and learn from how its episodes end.
 
     ``log(writer, step)`` writes TensorBoard scalars (current level, success rate per level, knobs) and a
@@ -73,17 +73,6 @@ class CurriculumVectorWrapper(gym.vector.VectorWrapper):
     def levels(self) -> torch.Tensor:
         """The level each sub-env plays next (on the env's device)."""
         return self.curriculum.env_levels
-
-    def summary(self) -> dict[str, Any]:
-        """Host copy of the schedule and statistics (one sync)."""
-        return self.curriculum.summary()
-
-    def log(self, writer: Any = None, step: int | None = None) -> dict[str, Any]:
-        """Log a level change and write TensorBoard scalars/histogram to ``writer``; return the summary."""
-        return self.curriculum.log(writer, step)
-
-    def state_dict(self) -> dict[str, Any]:
-        return self.curriculum.state_dict()
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Resume the schedule; the restored levels apply at each sub-env's next reset."""
