@@ -2,7 +2,7 @@
 steps/s at several batch sizes with full observations and automatic resets (CPU or GPU).
 
     python -m bench.maze_throughput --device cpu
-    python -m bench.maze_throughput --device cuda --compile both
+    python -m bench.maze_throughput --device cuda --compile both --cuda-graph both
 """
 
 from __future__ import annotations
@@ -34,11 +34,24 @@ def single_env_steps_per_s(env: gym.Env, steps: int, seed: int = 0) -> float:
 
 
 def vector_steps_per_s(
-    bench: Benchmark, num_envs: int, obs_mode: str, level: MazeLevel, device: torch.device, compile: bool
+    bench: Benchmark,
+    num_envs: int,
+    obs_mode: str,
+    level: MazeLevel,
+    device: torch.device,
+    compile: bool,
+    cuda_graph: bool = False,
 ) -> float:
     """Random-action steps/s (sub-env steps) of MazeVectorEnv with autoreset and full observations."""
     env = MazeVectorEnv(
-        num_envs, device=device, obs_mode=obs_mode, levels=[level], seed=0, pool_size=1024, compile=compile
+        num_envs,
+        device=device,
+        obs_mode=obs_mode,
+        levels=[level],
+        seed=0,
+        pool_size=1024,
+        compile=compile,
+        cuda_graph=cuda_graph,
     )
     env.reset(seed=0)
     chunk = max(2, min(32, 2**22 // num_envs)) if device.type == "cuda" else max(1, min(8, 2**16 // num_envs))
@@ -62,6 +75,9 @@ def main() -> None:
     parser.add_argument("--maze", type=int, default=12, help="vector-env maze size (cells per side)")
     parser.add_argument("--modes", nargs="+", default=["grid", "egocentric", "tokens"])
     parser.add_argument("--compile", choices=["off", "on", "both"], default="off")
+    parser.add_argument(
+        "--cuda-graph", choices=["off", "on", "both"], default="off", help="replay each step as a CUDA graph"
+    )
     parser.add_argument("--single-steps", type=int, default=20000, help="0 skips the single-env comparison")
     parser.add_argument(
         "--no-record", action="store_true", help="print only; do not append to docs/benchmarks.md"
@@ -93,12 +109,14 @@ def main() -> None:
             print("minigrid is not installed: pip install minigrid (skipping the comparison)")
 
     level = MazeLevel(f"{args.maze}x{args.maze}", args.maze, args.maze)
-    compiles = {"off": [False], "on": [True], "both": [False, True]}[args.compile]
+    choices = {"off": [False], "on": [True], "both": [False, True]}
+    graphs = choices[args.cuda_graph] if device.type == "cuda" else [False]
+    settings = [(c, g) for c in choices[args.compile] for g in graphs]
     for obs_mode in args.modes:
-        for compile in compiles:
+        for compile, graph in settings:
             for n in args.sizes:
                 try:
-                    sps = vector_steps_per_s(bench, n, obs_mode, level, device, compile)
+                    sps = vector_steps_per_s(bench, n, obs_mode, level, device, compile, graph)
                 except torch.OutOfMemoryError:
                     print(f"out of memory at {n} envs ({obs_mode}); skipped")
                     continue
@@ -107,9 +125,12 @@ def main() -> None:
                     obs=obs_mode,
                     envs=n,
                     compile="yes" if compile else "no",
+                    cuda_graph="yes" if graph else "no",
                     steps_per_s=sps,
                 )
-                print(f"{obs_mode:>10} compile={compile!s:5} envs={n:>7}: {sps:.3e} steps/s", flush=True)
+                print(
+                    f"{obs_mode:>10} compile={compile!s:5} graph={graph!s:5} envs={n:>7}: {sps:.3e} steps/s"
+                )
     bench.report(record=not args.no_record)
 
 

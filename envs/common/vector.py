@@ -25,6 +25,7 @@ from gymnasium.vector import AutoresetMode
 from gymnasium.vector.utils import batch_space
 
 from envs.common.device import resolve_device
+from envs.common.graph import StepGraph
 from envs.common.task import LevelLike, Task
 
 Observation = torch.Tensor | dict[str, torch.Tensor]
@@ -87,6 +88,7 @@ class TorchVectorEnv(gym.vector.VectorEnv, ABC):
         self.next_level_ids = self.level_ids.clone()
         self._needs_reset = torch.ones(num_envs, dtype=torch.bool, device=self.device)
         self._all_envs = torch.ones(num_envs, dtype=torch.bool, device=self.device)
+        self._step_graph: StepGraph | None = None
 
     # ----------------------------------------------------------------- hooks a subclass implements
     @abstractmethod
@@ -134,6 +136,24 @@ class TorchVectorEnv(gym.vector.VectorEnv, ABC):
 
     def step(self, actions: Any) -> tuple[Any, Any, Any, Any, dict[str, Any]]:
         actions = self._prepare_actions(actions)
+        step = self._step_graph if self._step_graph is not None else self._step_tensors
+        return tuple(self._output(value) for value in step(actions))  # type: ignore[return-value]
+
+    def use_cuda_graph(self) -> None:
+        """Replay every later ``step`` as one CUDA graph (recorded at the next step); see envs.common.graph.
+
+        The step's outputs then live in fixed buffers that the following step overwrites: copy what you
+        keep. Needs a CUDA device and tensor (not NumPy) outputs.
+        """
+        if self.device.type != "cuda" or self.numpy:
+            raise ValueError(
+                f"cuda_graph needs device='cuda' and numpy=False (got device={self.device}, "
+                f"numpy={self.numpy}); drop cuda_graph for CPU or NumPy outputs."
+            )
+        self._step_graph = StepGraph(self, self._step_tensors)
+
+    def _step_tensors(self, actions: torch.Tensor) -> tuple[Any, ...]:
+        """The whole step on device tensors: (obs, reward, terminated, truncated, info)."""
         if self.autoreset_mode is AutoresetMode.SAME_STEP:
             reward, terminated, truncated = self._step_envs(actions, self._all_envs)
             done = terminated | truncated
@@ -152,14 +172,7 @@ class TorchVectorEnv(gym.vector.VectorEnv, ABC):
             reward = reward.masked_fill(was_done, 0.0)
             terminated, truncated = terminated & ~was_done, truncated & ~was_done
             info = self._info()
-        obs = self._observe()
-        return (
-            self._output(obs),
-            self._output(reward),
-            self._output(terminated),
-            self._output(truncated),
-            self._output(info),
-        )
+        return self._observe(), reward, terminated, truncated, info
 
     # ----------------------------------------------------------------- levels
     def set_level(self, level: LevelLike | torch.Tensor, env_ids: Any = None) -> None:

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import torch
 
+from envs.maze import grid_triton
+
 _M32 = 0xFFFFFFFF
 
 
@@ -81,11 +83,20 @@ def grid_observation(
     images: torch.Tensor, maze: torch.Tensor, pos: torch.Tensor, width: int, scale: int = 1
 ) -> torch.Tensor:
     """(N, 3, H*s, W*s) uint8: each sub-env's (walls, empty, goal) pool image with its agent pixel set to 255,
-    every pixel repeated ``scale`` times along both axes."""
-    obs = images[maze]
-    n, _, h, w = obs.shape
-    agent = pixel_of(pos, width, 0, w)
-    obs.view(n, 3, h * w)[:, 1].scatter_(1, agent[:, None], 255)
+    every pixel repeated ``scale`` times along both axes.
+
+    One gather and one select, so a compiled step writes each observation byte once (no scatter pass); on
+    CUDA one Triton program per sub-env does both (see envs.maze.grid_triton)."""
+    _, planes, h, w = images.shape
+    agent = pixel_of(pos.int(), width, 0, w)  # int32 index math: cheap on a GPU, unlike int64
+    if grid_triton.available(images):
+        obs = grid_triton.grid_rows(images, maze, agent)
+    else:
+        pixel = torch.arange(h * w, device=maze.device, dtype=torch.int32).view(1, h, w)
+        is_agent = (pixel == agent[:, None, None]).unsqueeze(1) & (
+            torch.arange(planes, device=maze.device) == 1
+        ).view(1, planes, 1, 1)
+        obs = torch.where(is_agent, torch.full((), 255, dtype=images.dtype, device=maze.device), images[maze])
     if scale > 1:
         obs = obs.repeat_interleave(scale, dim=2).repeat_interleave(scale, dim=3)
     return obs
@@ -97,21 +108,26 @@ def egocentric_observation(
     """(N, 2, k, k) uint8: the walls around the agent's pixel and the goal if it lies within the window."""
     n, (h, w) = maze.shape[0], images.shape[1:]
     b = view // 2
-    agent, target = pixel_of(pos, width, b, w), pixel_of(goal, width, b, w)
-    steps = torch.arange(-b, b + 1, device=maze.device)
+    agent, target = pixel_of(pos.int(), width, b, w), pixel_of(goal.int(), width, b, w)  # int32 index math
+    steps = torch.arange(-b, b + 1, device=maze.device, dtype=torch.int32)
     window = (steps[:, None] * w + steps[None, :]).reshape(-1)
     walls = images.view(-1)[(maze * (h * w) + agent)[:, None] + window]
     dy, dx = target // w - agent // w + b, target % w - agent % w + b
     inside = (dy >= 0) & (dy < view) & (dx >= 0) & (dx < view)
     at = torch.where(inside, dy * view + dx, -1)
-    goal_mark = (torch.arange(view * view, device=maze.device) == at[:, None]).to(torch.uint8) * 255
+    window_index = torch.arange(view * view, device=maze.device, dtype=torch.int32)
+    goal_mark = (window_index == at[:, None]).to(torch.uint8) * 255
     return torch.stack([walls, goal_mark], dim=1).view(n, 2, view, view)
 
 
-def write_moves(moves: torch.Tensor, t: torch.Tensor, actions: torch.Tensor, active: torch.Tensor) -> None:
-    """Record each active sub-env's action at its step index ``t`` (before the step), in place."""
-    at = t.clamp(max=moves.shape[1] - 1)[:, None]
-    moves.scatter_(1, at, torch.where(active[:, None], actions[:, None].to(moves.dtype), moves.gather(1, at)))
+def write_moves(moves: torch.Tensor, t: torch.Tensor, actions: torch.Tensor) -> None:
+    """Record each sub-env's action at its step index ``t`` (before the step), in place.
+
+    Inactive sub-envs write too: their slot ``t`` lies at or past their observed length (``t`` does not
+    advance for them, and a reset zeroes it), so it is never read; skipping the masked read keeps this a
+    one-byte write per sub-env."""
+    rows = torch.arange(moves.shape[0], device=moves.device)
+    moves.index_put_((rows, t.clamp(max=moves.shape[1] - 1)), actions.to(moves.dtype))
 
 
 def token_observation(
@@ -125,13 +141,13 @@ def token_observation(
     pad: int,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """The ``tokens`` observation: each maze's prefix from the pool, then its ``t`` moves, then padding."""
-    j = torch.arange(max_len, device=maze.device)
-    start = prefix_len[maze][:, None]
+    j = torch.arange(max_len, device=maze.device, dtype=torch.int32)  # int32 index math per token
+    start = prefix_len[maze].int()[:, None]
     head = prefix[maze].long()
     head = torch.nn.functional.pad(head, (0, max_len - head.shape[1]), value=pad)
-    tail = moves.gather(1, (j - start).clamp(0, moves.shape[1] - 1)).long() + move0
-    length = start.squeeze(1) + t
-    tokens = torch.where(j < start, head, torch.where(j < length[:, None], tail, pad))
+    tail = moves.gather(1, (j - start).clamp(0, moves.shape[1] - 1).long()).long() + move0
+    length = prefix_len[maze] + t
+    tokens = torch.where(j < start, head, torch.where(j < length.int()[:, None], tail, pad))
     return tokens, length[:, None]
 
 

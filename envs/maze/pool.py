@@ -3,7 +3,8 @@
 MazeVectorEnv draws each new episode's maze from here with one random index per sub-env, so a reset costs
 a few gathers and no host round trip. Mazes of a level of ``h x w`` cells sit in an ``H x W`` grid (the
 ladder's largest size) at the top-left: cell (r, c) has padded index ``r * W + c``. ``refill`` regenerates
-the pool (on the device, with the env's generator) between rollouts, off the hot path.
+the pool (on the device, with the env's generator) between rollouts, off the hot path. Every tensor here is
+only ever written in place, so a step recorded as a CUDA graph keeps reading the current pool.
 """
 
 from __future__ import annotations
@@ -60,16 +61,13 @@ class MazePool:
             else None
         )
         self.prefix_len = torch.zeros(rows, dtype=torch.long, device=device)
+        # start, goal, step limit and optimal length of each maze: one gather a reset
+        self.table = torch.zeros(rows, 4, dtype=torch.long, device=device)
 
     def refill(self, generator: torch.Generator) -> None:
         """Regenerate every level's mazes with ``generator`` (on its device)."""
         for index, level in enumerate(self.task.ladder):
             self.put(index, generate_mazes(level, self.size, generator, self.device))
-
-    @property
-    def table(self) -> torch.Tensor:
-        """(rows, 4) int64: start, goal, step limit and optimal length of each maze (one gather a reset)."""
-        return self._table
 
     def put(self, level_index: int, mazes: MazeBatch) -> None:
         """Store ``size`` mazes (of that level's size) as the pool of ``level_index``."""
@@ -107,4 +105,4 @@ class MazePool:
             self.prefix[rows] = tok.PAD
             self.prefix[rows, : prefix.shape[1]] = prefix.to(torch.int16)
             self.prefix_len[rows] = prefix.shape[1]
-        self._table = torch.stack([self.start, self.goal, self.limit, self.optimal], dim=1)
+        self.table[rows] = torch.stack([self.start, self.goal, self.limit, self.optimal], dim=1)[rows]

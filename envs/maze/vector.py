@@ -4,7 +4,9 @@ All state (maze id, agent cell, step count, episode constants, token buffer) liv
 draws each sub-env's maze from a device-resident :class:`~envs.maze.pool.MazePool` (a hashed random index
 per sub-env at its level), so ``step`` never waits on the host. Transitions, rewards, observations and
 infos equal MazeEnv's for the same maze and actions. Sub-envs may run different levels; observations are
-padded to the ladder's largest size. ``compile=True`` fuses the step functions with ``torch.compile``.
+padded to the ladder's largest size. ``compile=True`` fuses the step functions with ``torch.compile``, and
+``cuda_graph=True`` replays the whole step as one CUDA graph (outputs are then overwritten by the next step;
+see envs.common.graph). The two together are the fast path on a GPU.
 """
 
 from __future__ import annotations
@@ -52,6 +54,7 @@ class MazeVectorEnv(TorchVectorEnv):
         pool_size: int = 512,
         horizons: int = 1,
         compile: bool = False,
+        cuda_graph: bool = False,
         render_mode: str | None = None,
     ):
         if render_mode is not None:
@@ -82,7 +85,9 @@ class MazeVectorEnv(TorchVectorEnv):
         if compile:  # fuse the whole step (transition, autoreset, info, observation) into a few kernels
             config = torch._dynamo.config  # each env instance compiles its own step: allow many
             config.recompile_limit = max(getattr(config, "recompile_limit", 8), 64)
-            self.step = torch.compile(self.step, dynamic=False)
+            self._step_tensors = torch.compile(self._step_tensors, dynamic=False)
+        if cuda_graph:  # and launch those kernels as one graph: the host no longer sets the pace
+            self.use_cuda_graph()
 
     # ----------------------------------------------------------------- levels and pool
     def set_level(self, level: LevelLike | torch.Tensor, env_ids: Any = None) -> None:
@@ -145,7 +150,7 @@ class MazeVectorEnv(TorchVectorEnv):
         self, actions: torch.Tensor, active: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         if self.obs_mode == "tokens":
-            kernels.write_moves(self._moves, self._t, actions, active)
+            kernels.write_moves(self._moves, self._t, actions)
         self._pos, self._t, reward, terminated, truncated = kernels.transition(
             self.pool.passages.view(-1),
             self._cell_base(),
