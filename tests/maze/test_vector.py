@@ -135,6 +135,8 @@ def test_levels_outside_the_ladder_and_render_mode_are_rejected():
         vec.set_level({"name": "new", "height": 3, "width": 3})
     with pytest.raises(ValueError, match="does not render"):
         MazeVectorEnv(2, device="cpu", levels=SMALL, pool_size=32, render_mode="rgb_array")
+    with pytest.raises(ValueError, match="cuda_graph needs device='cuda'"):
+        MazeVectorEnv(2, device="cpu", levels=SMALL, pool_size=32, cuda_graph=True)
 
 
 def test_seeding_is_deterministic():
