@@ -1,10 +1,11 @@
 """Backbone training throughput: tokens/s, model FLOPs utilisation and peak memory per backbone.
 
-One optimiser step (forward, next-token loss, backward, AdamW) on random tokens, bf16 autocast and
-torch.compile (forward + loss as one graph; per block for the chunk-looped external and Titans memories,
-whose whole-model graphs take minutes to compile), TF32 for the float32 memory recurrences. Every memory
-backbone is resized with ``match_parameters`` to the plain transformer's parameter count (depth kept,
-width shrunk, head width a multiple of 8), so the comparison is at equal size.
+One optimiser step (forward, next-token loss, backward, fused AdamW) on random tokens, bf16 autocast and
+torch.compile, TF32 for the float32 memory recurrences. The transformer compiles forward + loss as one
+graph; the memory backbones compile each block (identical blocks share one graph) and the loss
+separately, since their chunk loops make whole-model graphs slow to compile. Every memory backbone is
+resized with ``match_parameters`` to the plain transformer's parameter count (depth kept, width shrunk,
+head width a multiple of 8), so the comparison is at equal size.
 
     python -m bench.backbone_throughput --device cuda                    # ~25M params, seq 1K and 4K
     python -m bench.backbone_throughput --device cpu --d-model 128 --n-layers 2 --n-heads 2 \
@@ -68,25 +69,30 @@ def flops_per_token(cfg: BackboneConfig, n_params: int, seq_len: int, causal_hal
     return 6.0 * n_params + (attention / 2 if causal_half else attention)
 
 
-LOOPED_MEMORIES = ("external", "titans")  # one Python iteration per chunk: whole-graph compiles take minutes
-
-
 def compile_mode(kind: str, requested: str) -> str:
-    """``auto``: the whole forward + loss for loop-free backbones, each block for the chunk-looped ones."""
+    """``auto``: forward + loss as one graph for the transformer; each block, and the loss, for the others."""
     if requested != "auto":
         return requested
-    return "blocks" if kind in LOOPED_MEMORIES else "loss"
+    return "loss" if kind == "transformer" else "blocks"
+
+
+def next_token_loss(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """Cross-entropy of (B, T, V) logits against (B, T) targets, in float32."""
+    return F.cross_entropy(logits.flatten(0, 1).float(), targets.flatten())
 
 
 def measure(cfg: BackboneConfig, args: argparse.Namespace, device: torch.device, seq_len: int, how: str):
     """(tokens/s, seconds to the first finished step incl. compilation, peak GiB) of training ``cfg``.
     ``how``: "loss" compiles forward + loss as one graph, "blocks" each block (identical blocks share
-    one compiled graph), "none" runs eagerly."""
+    one compiled graph) and the loss, "none" runs eagerly."""
     torch.manual_seed(0)
     model = build_backbone(cfg).to(device)
+    mode = None if args.compile_mode == "default" else args.compile_mode
+    loss_of = next_token_loss
     if how == "blocks":
         for block in model.blocks:
-            block.compile()
+            block.compile(mode=mode)
+        loss_of = torch.compile(next_token_loss)  # no CUDA graph: it would copy the logits into its own
     opt = build_optimizer(model, "adamw", lr=1e-4)
     batch = max(1, args.tokens_per_step // seq_len)
     tokens = torch.randint(0, cfg.vocab_size, (batch, seq_len + 1), device=device)
@@ -96,13 +102,13 @@ def measure(cfg: BackboneConfig, args: argparse.Namespace, device: torch.device,
 
     def loss_fn(batch: torch.Tensor) -> torch.Tensor:
         with autocast:
-            logits = model(batch[:, :-1]).logits
-            return F.cross_entropy(logits.flatten(0, 1).float(), batch[:, 1:].flatten())
+            return loss_of(model(batch[:, :-1]).logits, batch[:, 1:])
 
     if how == "loss":
-        loss_fn = torch.compile(loss_fn)
+        loss_fn = torch.compile(loss_fn, mode=mode)
 
     def step() -> None:
+        torch.compiler.cudagraph_mark_step_begin()  # a new training step: earlier graph outputs are dead
         loss_fn(tokens).backward()
         opt.step()
         opt.zero_grad(set_to_none=True)
@@ -137,6 +143,12 @@ def main(argv: list[str] | None = None) -> None:
         "--write-chunk", type=int, default=256, help="chunk of the external and Titans memory"
     )
     parser.add_argument("--compile", choices=("auto", "loss", "blocks", "none"), default="auto")
+    parser.add_argument(
+        "--compile-mode",
+        choices=("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs"),
+        default="reduce-overhead",
+        help="torch.compile mode; reduce-overhead replays each compiled graph as a CUDA graph",
+    )
     parser.add_argument("--parity-tolerance", type=float, default=0.15)
     parser.add_argument("--warmup", type=int, default=3)
     parser.add_argument("--steps", type=int, default=10)
@@ -177,7 +189,8 @@ def main(argv: list[str] | None = None) -> None:
             row.update(
                 d_model=cfg.d_model, params_M=n_params / 1e6, chunk=cfg.memory_chunk if cfg.memory else ""
             )
-            row.update(compile=how, tokens_per_s=tokens_per_s)
+            compiled = how if how == "none" else f"{how}, {args.compile_mode}"
+            row.update(compile=compiled, tokens_per_s=tokens_per_s)
             if peak is not None:
                 row["mfu"] = tokens_per_s * flops_per_token(cfg, n_params, seq_len, False) / peak
                 row["mfu_causal"] = tokens_per_s * flops_per_token(cfg, n_params, seq_len, True) / peak

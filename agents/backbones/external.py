@@ -1,16 +1,20 @@
 """ExternalMemory: a DNC-style slot memory with content-addressed reads and writes and usage-based allocation.
 
-A memory of N rows (slots) of width W. Writes happen once per chunk of C tokens: each of the write heads
-attention-pools the chunk into a write key, value, erase vector and gates, then writes with the DNC rule
+A memory of N rows (slots) of width W. Writes happen once per chunk of C tokens: each of the H write heads
+attention-pools the chunk into a write key, value, erase vector and gates; all heads write at once with the
+DNC's multi-head rule (DeepMind's reference implementation)
 
-    w = g_write * (g_alloc * allocation(usage) + (1 - g_alloc) * content(key, M))
-    M <- M * (1 - w e^T) + w v^T,      usage <- usage + w - usage * w
+    w_h = g_write_h * (g_alloc_h * a_h + (1 - g_alloc_h) * content(key_h, M))
+    M <- M * prod_h (1 - w_h e_h^T) + sum_h w_h v_h^T,      usage <- 1 - (1 - usage) * prod_h (1 - w_h)
 
-where allocation prefers the least-used rows (Graves et al. 2016). Before writing, free heads release rows
-(usage *= prod(1 - f * w_free)). Every token reads with its own content-addressed read heads from the memory
-as it stood at the start of its chunk, so reads are one parallel batched op and the sequential part is one
-small update per chunk, not per token (the per-token DNC would need T sequential steps; within a chunk the
-attention layer already sees every token). The temporal link matrix of the DNC is left out.
+where a_h is the DNC allocation (Graves et al. 2016), which prefers the least-used rows: head h allocates
+from the usage as the heads before it left it (``multi_allocation_weights``), with the rows ranked once
+per chunk, so two heads with open gates take two different free rows. Before writing, free heads release
+rows (usage *= prod(1 - f * w_free)). Every token reads with its own content-addressed read heads from the
+memory as it stood at the start of its chunk, so reads are one parallel batched matmul and the sequential
+part is one small update per chunk, not per token (the per-token DNC would need T sequential steps; within
+a chunk the attention layer already sees every token). The temporal link matrix of the DNC is left out.
+The rows and usage stay float32; the token-parallel parts (chunk pooling, reads) follow the ambient autocast.
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ from torch import nn
 from agents.backbones.chunking import pad_to_chunks, prepend_pending
 
 _EPS = 1e-6
+_GATE_STATS = ("alloc_gate", "write_gate")
 
 
 def content_weights(keys: torch.Tensor, strength: torch.Tensor, memory: torch.Tensor) -> torch.Tensor:
@@ -33,14 +38,38 @@ def content_weights(keys: torch.Tensor, strength: torch.Tensor, memory: torch.Te
     return torch.softmax(strength.unsqueeze(-1) * sim, dim=-1)
 
 
+def _allocation_sorted(sorted_usage: torch.Tensor) -> torch.Tensor:
+    """a[j] = (1 - u[j]) * prod_{i<j} u[i] for usage already sorted ascending (and >= eps). The product is
+    exp(cumsum(log)): unlike cumprod's backward, this never checks for zeros on the host (a GPU sync)."""
+    before = F.pad(sorted_usage[..., :-1].log().cumsum(-1), (1, 0)).exp()
+    return (1.0 - sorted_usage) * before
+
+
 def allocation_weights(usage: torch.Tensor) -> torch.Tensor:
     """DNC allocation: a[phi_j] = (1 - u[phi_j]) * prod_{i<j} u[phi_i], phi = rows by ascending usage."""
     usage = _EPS + (1.0 - _EPS) * usage
     sorted_usage, order = torch.sort(usage, dim=-1, stable=True)  # ties: lowest index first, on every device
-    # prod as exp(cumsum(log)): usage >= eps, and unlike cumprod's backward this never checks for zeros
-    # on the host (a GPU sync per write).
-    before = F.pad(sorted_usage[..., :-1].log().cumsum(-1), (1, 0)).exp()
-    return torch.zeros_like(usage).scatter(-1, order, (1.0 - sorted_usage) * before)
+    return torch.zeros_like(usage).scatter(-1, order, _allocation_sorted(sorted_usage))
+
+
+def multi_allocation_weights(usage: torch.Tensor, gates: torch.Tensor) -> torch.Tensor:
+    """DNC allocation for H write heads at once: usage (..., N), gates (..., H) -> (..., H, N).
+
+    Head h allocates from the usage that the heads before it leave, u <- u + (1 - u) * gate_h * a_h (the
+    DNC's sequential multi-head allocation), in the row order of one sort of the incoming usage, so the
+    heads share one sort instead of one each. Head 0 gets exactly ``allocation_weights(usage)``; with open
+    gates the heads take different free rows.
+    """
+    usage = _EPS + (1.0 - _EPS) * usage
+    sorted_usage, order = torch.sort(usage, dim=-1, stable=True)  # ties: lowest index first, on every device
+    allocations = []
+    for h in range(gates.shape[-1]):
+        alloc = _allocation_sorted(sorted_usage)
+        allocations.append(alloc)
+        if h + 1 < gates.shape[-1]:
+            sorted_usage = sorted_usage + (1.0 - sorted_usage) * gates[..., h, None] * alloc
+    stacked = torch.stack(allocations, dim=-2)
+    return torch.zeros_like(stacked).scatter(-1, order.unsqueeze(-2).expand_as(stacked), stacked)
 
 
 class ExternalMemory(nn.Module):
@@ -84,64 +113,80 @@ class ExternalMemory(nn.Module):
             state = self._fresh(self.memory_init.float().expand(b, -1, -1), b, x.device)
         xf, n_pending = prepend_pending(x, state["pending"])
         self.addressing = {}
-        read_params = self.read(xf).float()  # per-token projections follow the ambient autocast
-        with torch.autocast(device_type=x.device.type, enabled=False):  # the memory itself: float32
-            n_full = xf.shape[1] // self.chunk
-            memory, usage = state["memory"].float(), state["usage"].float()
-            starts: list[torch.Tensor] = []
-            if n_full:
-                starts, memory, usage = self._write_chunks(xf[:, : n_full * self.chunk], memory, usage)
-            reads = self._read(read_params, [*starts, memory])[:, n_pending : n_pending + t]
-            if "read" in self.addressing:
-                self.addressing["read"] = self.addressing["read"][:, n_pending : n_pending + t]
-            new_state = {"memory": memory, "usage": usage, "pending": xf[:, n_full * self.chunk :]}
+        n_full = xf.shape[1] // self.chunk
+        memory, usage = state["memory"].float(), state["usage"].float()
+        read_params = self.read(xf)  # per-token projections, chunk pooling and reads follow the autocast
+        starts: list[torch.Tensor] = []
+        stats: dict[str, torch.Tensor] = {}
+        if n_full:
+            pooled = self._pool(xf[:, : n_full * self.chunk])
+            with torch.autocast(device_type=x.device.type, enabled=False):  # the memory itself: float32
+                starts, memory, usage, stats = self._write_chunks(pooled.float(), memory, usage)
+        else:  # no write in this call: keep the gate statistics of the last one
+            stats = {key: value for key, value in self._stats.items() if key in _GATE_STATS}
+        reads, stats["read_entropy"] = self._read(read_params, [*starts, memory])
+        reads = reads[:, n_pending : n_pending + t]
+        if "read" in self.addressing:
+            self.addressing["read"] = self.addressing["read"][:, n_pending : n_pending + t]
+        new_state = {"memory": memory, "usage": usage, "pending": xf[:, n_full * self.chunk :]}
         out = self.read_out(reads)
-        self._stats["usage_mean"] = usage.detach().mean()
-        self._stats["slots_used"] = (usage.detach() > 0.5).float().mean()
+        stats["usage_mean"] = usage.detach().mean()
+        stats["slots_used"] = (usage.detach() > 0.5).float().mean()
+        self._stats = stats  # one new dict per call: mutating the old one would recompile compiled blocks
         return out, new_state
 
-    def _write_chunks(
-        self, xf: torch.Tensor, memory: torch.Tensor, usage: torch.Tensor
-    ) -> tuple[list[torch.Tensor], torch.Tensor, torch.Tensor]:
-        """Apply one write per complete chunk; returns the memory at each chunk's start, the final memory
-        and the final usage."""
+    def _pool(self, xf: torch.Tensor) -> torch.Tensor:
+        """Attention pooling of each complete chunk: (B, n*C, D) -> (B, n, write + free heads, D)."""
         chunks = xf.view(xf.shape[0], -1, self.chunk, xf.shape[-1])  # (B, n, C, D)
-        scores = torch.softmax(self.pool(chunks), dim=2)  # attention pooling over each chunk
-        pooled = torch.einsum("bncj,bncd->bnjd", scores, chunks)  # (B, n, write+read heads, D)
+        scores = torch.softmax(self.pool(chunks), dim=2)
+        return torch.einsum("bncj,bncd->bnjd", scores, chunks)
+
+    def _write_chunks(
+        self, pooled: torch.Tensor, memory: torch.Tensor, usage: torch.Tensor
+    ) -> tuple[list[torch.Tensor], torch.Tensor, torch.Tensor, dict[str, torch.Tensor]]:
+        """Apply one write (all heads at once) per complete chunk from the pooled chunks (B, n, H + R, D);
+        returns the memory at each chunk's start, the final memory and usage, and gate statistics."""
         w_key, w_val, erase, w_rest = self.write(pooled[:, :, : self.write_heads]).split(
             [self.width, self.width, self.width, 3], dim=-1
         )
         erase = torch.sigmoid(erase)
-        w_strength = 1.0 + F.softplus(w_rest[..., 0])
         write_gate, alloc_gate = torch.sigmoid(w_rest[..., 1]), torch.sigmoid(w_rest[..., 2])
         f_key, f_rest = self.free(pooled[:, :, self.write_heads :]).split([self.width, 2], dim=-1)
-        f_strength, free_gate = 1.0 + F.softplus(f_rest[..., 0]), torch.sigmoid(f_rest[..., 1])
+        free_gate = torch.sigmoid(f_rest[..., 1])
+        # Free and write heads address the same chunk-start memory: one content lookup for both.
+        keys = torch.cat((f_key, w_key), dim=2)  # (B, n, R + H, W)
+        strengths = 1.0 + F.softplus(torch.cat((f_rest[..., 0], w_rest[..., 0]), dim=2))
+        alloc_strength = write_gate * alloc_gate  # how strongly each head's allocation uses up rows
+        r = self.read_heads
         chunk_memories, writes = [], []
-        for c in range(chunks.shape[1]):
+        for c in range(pooled.shape[1]):
             chunk_memories.append(memory)
-            w_free = content_weights(f_key[:, c], f_strength[:, c], memory)  # (B, R, N)
-            retention = (1.0 - free_gate[:, c, :, None] * w_free).clamp_min(_EPS).log().sum(1).exp()
+            content = content_weights(keys[:, c], strengths[:, c], memory)  # (B, R + H, N)
+            retention = (1.0 - free_gate[:, c, :, None] * content[:, :r]).clamp_min(_EPS).log().sum(1).exp()
             usage = usage * retention  # prod over free heads, without prod's host-syncing backward
-            for j in range(self.write_heads):
-                content = content_weights(w_key[:, c, j : j + 1], w_strength[:, c, j : j + 1], memory)[:, 0]
-                ga = alloc_gate[:, c, j, None]
-                w = write_gate[:, c, j, None] * (ga * allocation_weights(usage) + (1.0 - ga) * content)
-                memory = (
-                    memory * (1.0 - w[:, :, None] * erase[:, c, j, None, :])
-                    + w[:, :, None] * w_val[:, c, j, None, :]
-                )
-                if self.record_addressing:
-                    writes.append(w.detach())
-                usage = usage + w - usage * w
-        self._stats["alloc_gate"] = alloc_gate.detach().mean()
-        self._stats["write_gate"] = write_gate.detach().mean()
+            ga = alloc_gate[:, c, :, None]
+            alloc = multi_allocation_weights(usage, alloc_strength[:, c])
+            w = write_gate[:, c, :, None] * (ga * alloc + (1.0 - ga) * content[:, r:])  # (B, H, N)
+            kept = 1.0 - w[:, 0, :, None] * erase[:, c, 0, None, :]
+            unused = 1.0 - w[:, 0]
+            for j in range(1, self.write_heads):  # products over heads, unrolled (no prod backward sync)
+                kept = kept * (1.0 - w[:, j, :, None] * erase[:, c, j, None, :])
+                unused = unused * (1.0 - w[:, j])
+            memory = memory * kept + (w[..., None] * w_val[:, c, :, None, :]).sum(1)
+            usage = 1.0 - (1.0 - usage) * unused
+            if self.record_addressing:
+                writes.append(w.detach())
         if writes:
-            self.addressing["write"] = torch.stack(writes, dim=1)
-        return chunk_memories, memory, usage
+            self.addressing["write"] = torch.cat(writes, dim=1)
+        stats = {"alloc_gate": alloc_gate.detach().mean(), "write_gate": write_gate.detach().mean()}
+        return chunk_memories, memory, usage, stats
 
-    def _read(self, read_params: torch.Tensor, memories: list[torch.Tensor]) -> torch.Tensor:
+    def _read(
+        self, read_params: torch.Tensor, memories: list[torch.Tensor]
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """Every token reads the memory as it stood at the start of its chunk (``memories[c]``);
-        ``read_params`` (B, L, R * (W + 1)) are the tokens' read keys and strengths. -> (B, L, R * W)."""
+        ``read_params`` (B, L, R * (W + 1)) are the tokens' read keys and strengths. -> reads (B, L, R * W)
+        and the mean entropy of the read weights."""
         b, length, _ = read_params.shape
         chunks = pad_to_chunks(read_params, self.chunk)  # (B, n_read, C, R * (W + 1))
         n_read = chunks.shape[1]
@@ -150,15 +195,15 @@ class ExternalMemory(nn.Module):
             [self.width, 1], dim=-1
         )
         weights = content_weights(
-            keys.flatten(2, 3), 1.0 + F.softplus(strength.flatten(2, 4)), stacked
+            keys.flatten(2, 3), 1.0 + F.softplus(strength.flatten(2, 4).float()), stacked
         )  # (B, n_read, C*R, N)
         reads = (weights @ stacked).view(b, n_read * self.chunk, self.read_heads * self.width)
-        probs = weights.detach().clamp_min(1e-12)
-        self._stats["read_entropy"] = -(probs * probs.log()).sum(-1).mean()
+        probs = weights.detach().float().clamp_min(1e-12)
+        entropy = -(probs * probs.log()).sum(-1).mean()
         if self.record_addressing:
             per_token = weights.detach().view(b, n_read * self.chunk, self.read_heads, -1)
             self.addressing["read"] = per_token[:, :length]
-        return reads[:, :length]
+        return reads[:, :length], entropy
 
     def metrics(self) -> dict[str, torch.Tensor]:
         return self._stats

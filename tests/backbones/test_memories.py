@@ -5,7 +5,7 @@ import torch
 from torch.func import grad
 
 from agents.backbones import build_backbone
-from agents.backbones.external import allocation_weights
+from agents.backbones.external import allocation_weights, multi_allocation_weights
 from agents.backbones.hebbian import HebbianMemory, hebbian_chunked, hebbian_recurrent
 from agents.backbones.titans import NeuralMemory, memory_mlp, update_coefficients
 from tests.backbones.helpers import VOCAB, tiny
@@ -96,7 +96,8 @@ def test_titans_closed_form_chunk_update_equals_the_token_recurrence():
         torch.randn(b, h, d, m),
         torch.randn(b, h, m, d),
     )
-    fast = NeuralMemory.chunk_step(q, k, v, update_coefficients(lr, log_mom, log_keep), *weights)
+    coefficients = update_coefficients(lr, log_mom, log_keep)
+    fast = NeuralMemory.chunk_step(torch.cat((q, k), dim=2), v, coefficients, *weights)
     slow = _titans_reference(q, k, v, lr, log_mom, log_keep, *(w.clone() for w in weights))
     for got, want in zip(fast, slow):
         torch.testing.assert_close(got, want, atol=1e-4, rtol=1e-4)
@@ -154,3 +155,67 @@ def test_titans_gate_and_memory_metrics_are_reported():
     metrics = model.metrics()
     assert 0.0 < metrics["titans/gate_attention"] < 1.0
     assert metrics["titans/lr_mean"] > 0.0 and metrics["titans/weight_norm"] > 0.0
+
+
+def _sequential_allocations(usage, gates):
+    """Reference: one full DNC allocation (with its own sort) per write head, usage updated in between."""
+    allocations = []
+    for h in range(gates.shape[-1]):
+        alloc = allocation_weights(usage)
+        allocations.append(alloc)
+        usage = usage + (1.0 - usage) * gates[..., h, None] * alloc
+    return torch.stack(allocations, dim=-2)
+
+
+def test_write_heads_allocate_different_free_rows_from_one_sort():
+    usage = torch.tensor([[1.0, 0.0, 1.0, 0.0, 0.0], [0.0, 1.0, 1.0, 1.0, 0.0]])
+    alloc = multi_allocation_weights(usage, torch.ones(2, 3))
+    assert alloc[0].argmax(-1).tolist() == [1, 3, 4] and alloc[1, :2].argmax(-1).tolist() == [0, 4]
+    assert alloc[1, 2].sum() < 1e-4  # no free row left for the third head
+    # the rows the heads take together are those of one sort per head (which may order near-ties differently)
+    reference = _sequential_allocations(usage, torch.ones(2, 3))
+    torch.testing.assert_close(alloc.sum(-2), reference.sum(-2), atol=1e-5, rtol=0)
+    torch.manual_seed(0)
+    usage = torch.rand(4, 16)
+    gates = torch.rand(4, 3)
+    alloc = multi_allocation_weights(usage, gates)
+    torch.testing.assert_close(alloc[:, 0], allocation_weights(usage))  # head 0 is the plain DNC allocation
+    assert bool((alloc >= 0).all()) and bool((alloc.sum(-1) <= 1.0 + 1e-5).all())
+    closed = multi_allocation_weights(usage, torch.zeros(4, 3))  # closed gates use up nothing
+    torch.testing.assert_close(closed, allocation_weights(usage)[:, None].expand(-1, 3, -1))
+
+
+def test_titans_chunk_step_in_bf16_keeps_float32_state_close_to_float32():
+    torch.manual_seed(0)
+    b, h, c, d, m = 2, 2, 16, 8, 16
+    qk = torch.nn.functional.normalize(torch.randn(b, h, 2 * c, d), dim=-1)
+    v = torch.randn(b, h, c, d)
+    coefficients = update_coefficients(
+        torch.rand(b, h, c) * 0.1, -torch.rand(b, h, c), -torch.rand(b, h, c) * 0.1
+    )
+    weights = (torch.randn(b, h, d, m) / d**0.5, torch.randn(b, h, m, d) / m**0.5)
+    weights = (*weights, torch.zeros_like(weights[0]), torch.zeros_like(weights[1]))
+    full = NeuralMemory.chunk_step(qk, v, coefficients, *weights)
+    mixed = NeuralMemory.chunk_step(qk.bfloat16(), v.bfloat16(), coefficients, *weights)
+    assert mixed[0].dtype == torch.bfloat16 and all(z.dtype == torch.float32 for z in mixed[1:])
+    for got, want in zip(mixed, full):
+        torch.testing.assert_close(got.float(), want, atol=3e-2, rtol=3e-2)
+
+
+@pytest.mark.parametrize("memory", ["hebbian", "external", "titans"])
+def test_compiled_blocks_trace_once(memory):
+    """A memory's metrics must not make a compiled block recompile on its second call (each recompile
+    of the external memory's block took minutes on the GPU)."""
+    from torch._dynamo.utils import counters
+
+    torch.manual_seed(0)
+    model = build_backbone(tiny(memory=memory, memory_chunk=4))
+    torch._dynamo.reset()
+    counters.clear()
+    for block in model.blocks:
+        block.compile(backend="eager")
+    tokens = torch.randint(0, VOCAB, (2, 12))
+    for _ in range(3):
+        model(tokens).logits.sum().backward()
+    assert counters["stats"]["unique_graphs"] == 1
+    torch._dynamo.reset()
