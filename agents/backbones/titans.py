@@ -167,10 +167,12 @@ class NeuralMemory(nn.Module):
         err = 2.0 * (y_k - v)  # d loss / d y for loss ||y - v||^2
         delta = (err @ w2.transpose(-1, -2).to(dtype)) * silu_grad(h_k)  # d loss / d (k W1)
         coef, mcoef, keep, carry, mom = (z[..., None] for z in coefficients)
-        # One matmul per weight gives both the weight step (coef) and the momentum step (mcoef).
-        g1 = qk[:, :, c:].transpose(-1, -2) @ torch.cat((coef * delta, mcoef * delta), dim=-1).to(dtype)
+        # One matmul per weight gives both the weight step (coef) and the momentum step (mcoef); the
+        # coefficients scale the narrower operand (keys: d wide, against m for delta).
+        k = qk[:, :, c:]
+        g1 = torch.cat((coef * k, mcoef * k), dim=-1).to(dtype).transpose(-1, -2) @ delta
         g2 = a_k.transpose(-1, -2) @ torch.cat((coef * err, mcoef * err), dim=-1).to(dtype)
-        (step1, mstep1), (step2, mstep2) = g1.float().chunk(2, dim=-1), g2.float().chunk(2, dim=-1)
+        (step1, mstep1), (step2, mstep2) = g1.float().chunk(2, dim=-2), g2.float().chunk(2, dim=-1)
         keep, carry, mom = keep[..., None], carry[..., None], mom[..., None]
         new_w1, new_w2 = keep * w1 + carry * s1 - step1, keep * w2 + carry * s2 - step2
         new_s1, new_s2 = mom * s1 - mstep1, mom * s2 - mstep2
