@@ -2,10 +2,11 @@
 
 lambda_t = alpha * sigmoid(w . x_t + b) is a learned, input-dependent decay times the plasticity coefficient
 alpha that a curriculum sets while training (``set_plasticity``). Training uses the chunked parallel form
-(``hebbian_chunked``), which equals the step-by-step recurrence (``hebbian_recurrent``) and never divides
-by a cumulative decay: every decay factor is exp of a masked, non-positive sum of log-decays, so nothing
-overflows for any alpha in (0, 1] at any length. Both run in float32, also under autocast (the
-projections into and out of the memory follow the ambient autocast).
+(``hebbian_chunked``; on the GPU the same maths in fused Triton kernels, ``hebbian_kernel``), which equals
+the step-by-step recurrence (``hebbian_recurrent``) and never divides by a cumulative decay: every decay
+factor is exp of a masked, non-positive sum of log-decays, so nothing overflows for any alpha in (0, 1] at
+any length. Both run in float32, also under autocast (the projections into and out of the memory follow
+the ambient autocast).
 """
 
 from __future__ import annotations
@@ -15,6 +16,8 @@ import math
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from agents.backbones.hebbian_kernel import fused_available, hebbian_fused
 
 _MIN_LOG_ALPHA = -30.0  # alpha below e^-30 acts as "forget everything"; keeps log finite
 
@@ -109,15 +112,18 @@ class HebbianMemory(nn.Module):
     ) -> tuple[torch.Tensor, torch.Tensor]:
         b, t, d = x.shape
         # Projections follow the ambient autocast (bf16 on the GPU); the recurrence runs in float32.
-        qkv = self.qkv(x).float().view(b, t, 3, self.n_heads, self.head_dim).permute(2, 0, 3, 1, 4)
+        qkv = self.qkv(x).view(b, t, 3, self.n_heads, self.head_dim)
         decay_logits = self.decay(x).float()
         with torch.autocast(device_type=x.device.type, enabled=False):
-            q, k, v = qkv.unbind(0)
-            q, k = F.normalize(q, dim=-1), F.normalize(k, dim=-1)
             log_alpha = self.plasticity.float().log().clamp(min=_MIN_LOG_ALPHA)
             log_decay = (F.logsigmoid(decay_logits) + log_alpha).transpose(1, 2)  # (b,h,t)
-            memory = state if state is not None else self.init_state(b, x.device)
-            out, memory = hebbian_chunked(q, k, v, log_decay, memory.float(), self.chunk)
+            memory = (state if state is not None else self.init_state(b, x.device)).float()
+            if fused_available(qkv, self.chunk):
+                out, memory = hebbian_fused(qkv, log_decay, memory, self.chunk)
+            else:
+                q, k, v = qkv.float().permute(2, 0, 3, 1, 4).unbind(0)
+                q, k = F.normalize(q, dim=-1), F.normalize(k, dim=-1)
+                out, memory = hebbian_chunked(q, k, v, log_decay, memory, self.chunk)
             out = self.out_norm(out).transpose(1, 2).reshape(b, t, d)
         out = self.out(out)
         self._stats = {
