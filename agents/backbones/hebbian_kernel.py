@@ -66,9 +66,25 @@ if triton is not None:
         return x.to(tl.float32)
 
     @triton.jit
+    def _qkv_tiles(base, stride_t, stride_s, rows, cols, D):
+        """A chunk's float32 q, k, v tiles from the projection's (T, 3, D) rows of one head."""
+        q, k = _tile(base, stride_t, rows, cols, D), _tile(base + stride_s, stride_t, rows, cols, D)
+        return q, k, _tile(base + 2 * stride_s, stride_t, rows, cols, D)
+
+    @triton.jit
+    def _row_norm(x):
+        return tl.sqrt(tl.sum(x * x, axis=1))
+
+    @triton.jit
     def _inverse_norm(x):
         """1 / max(||row||, eps) of each row of ``x``, as F.normalize divides."""
-        return 1.0 / tl.maximum(tl.sqrt(tl.sum(x * x, axis=1)), 1e-12)
+        return 1.0 / tl.maximum(_row_norm(x), 1e-12)
+
+    @triton.jit
+    def _intra_chunk_decay(g, rows):
+        """exp(g_i - g_j) for j <= i, else 0: the decay from position j to i inside a chunk."""
+        causal = rows[:, None] >= rows[None, :]
+        return tl.exp(tl.where(causal, g[:, None] - g[None, :], float("-inf")))
 
     @triton.jit
     def _square(ptr, cols, D):
@@ -128,14 +144,11 @@ if triton is not None:
         c, pid = tl.program_id(0), tl.program_id(1)
         bi, hi, t0 = pid // H, pid % H, c * C
         rows, cols = tl.arange(0, C), tl.arange(0, BD)
-        base = QKV + bi * sb + hi * sh + t0 * st
-        q, k = _tile(base, st, rows, cols, D), _tile(base + ss, st, rows, cols, D)
-        v = _tile(base + 2 * ss, st, rows, cols, D)
+        q, k, v = _qkv_tiles(QKV + bi * sb + hi * sh + t0 * st, st, ss, rows, cols, D)
         q, k = q * _inverse_norm(q)[:, None], k * _inverse_norm(k)[:, None]
         g = tl.load(G + pid * T + t0 + rows)
         memory = _square(STARTS + (pid * n_chunks + c) * D * D, cols, D)
-        causal = rows[:, None] >= rows[None, :]
-        decay = tl.exp(tl.where(causal, g[:, None] - g[None, :], float("-inf")))
+        decay = _intra_chunk_decay(g, rows)
         scores = tl.dot(q, tl.trans(k), input_precision=PRECISION) * decay
         out = tl.dot(scores, v, input_precision=PRECISION)
         out += tl.dot(q * tl.exp(g)[:, None], memory, input_precision=PRECISION)
@@ -159,18 +172,15 @@ if triton is not None:
         c, pid = tl.program_id(0), tl.program_id(1)
         bi, hi, t0 = pid // H, pid % H, c * C
         rows, cols = tl.arange(0, C), tl.arange(0, BD)
-        base = QKV + bi * sb + hi * sh + t0 * st
-        q_raw, k_raw = _tile(base, st, rows, cols, D), _tile(base + ss, st, rows, cols, D)
-        v = _tile(base + 2 * ss, st, rows, cols, D)
+        q_raw, k_raw, v = _qkv_tiles(QKV + bi * sb + hi * sh + t0 * st, st, ss, rows, cols, D)
         do = _tile(DO + bi * sdb + hi * sdh + t0 * sdt, sdt, rows, cols, D)
-        q_norm, k_norm = tl.sqrt(tl.sum(q_raw * q_raw, axis=1)), tl.sqrt(tl.sum(k_raw * k_raw, axis=1))
+        q_norm, k_norm = _row_norm(q_raw), _row_norm(k_raw)
         q, k = q_raw / tl.maximum(q_norm, 1e-12)[:, None], k_raw / tl.maximum(k_norm, 1e-12)[:, None]
         g = tl.load(G + pid * T + t0 + rows)
         g_last = tl.load(G + pid * T + t0 + C - 1)
         memory = _square(STARTS + (pid * n_chunks + c) * D * D, cols, D)
         d_memory = _square(ENDS + (pid * n_chunks + c) * D * D, cols, D)
-        causal = rows[:, None] >= rows[None, :]
-        decay = tl.exp(tl.where(causal, g[:, None] - g[None, :], float("-inf")))
+        decay = _intra_chunk_decay(g, rows)
         to_end = tl.exp(g_last - g)[:, None]
         d_scores = tl.dot(do, tl.trans(v), input_precision=PRECISION) * decay
         scores = tl.dot(q, tl.trans(k), input_precision=PRECISION) * decay

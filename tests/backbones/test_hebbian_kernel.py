@@ -11,9 +11,8 @@ from agents.backbones.hebbian import hebbian_chunked
 from tests.backbones.helpers import VOCAB, tiny
 
 pytestmark = pytest.mark.gpu
+pytest.importorskip("triton")
 kernel = pytest.importorskip("agents.backbones.hebbian_kernel")
-if kernel.triton is None:
-    pytest.skip("Triton is not installed", allow_module_level=True)
 
 
 def inputs(t, d, decay, dtype=torch.float32, seed=0):
