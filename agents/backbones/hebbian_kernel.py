@@ -57,6 +57,7 @@ def _precision() -> str:
 
 
 if triton is not None:
+    _NORM_EPS: tl.constexpr = 1e-12  # F.normalize's
 
     @triton.jit
     def _tile(ptr, stride_t, rows, cols, D):
@@ -78,7 +79,7 @@ if triton is not None:
     @triton.jit
     def _inverse_norm(x):
         """1 / max(||row||, eps) of each row of ``x``, as F.normalize divides."""
-        return 1.0 / tl.maximum(_row_norm(x), 1e-12)
+        return 1.0 / tl.maximum(_row_norm(x), _NORM_EPS)
 
     @triton.jit
     def _intra_chunk_decay(g, rows):
@@ -158,8 +159,8 @@ if triton is not None:
     @triton.jit
     def _normalize_backward(dy, y, norm):
         """d x of y = x / max(||x||, eps) given d y, per row."""
-        projection = tl.where(norm > 1e-12, tl.sum(y * dy, axis=1), 0.0)
-        return (dy - y * projection[:, None]) / tl.maximum(norm, 1e-12)[:, None]
+        projection = tl.where(norm > _NORM_EPS, tl.sum(y * dy, axis=1), 0.0)
+        return (dy - y * projection[:, None]) / tl.maximum(norm, _NORM_EPS)[:, None]
 
     @triton.jit
     def _gradient_kernel(
@@ -175,7 +176,7 @@ if triton is not None:
         q_raw, k_raw, v = _qkv_tiles(QKV + bi * sb + hi * sh + t0 * st, st, ss, rows, cols, D)
         do = _tile(DO + bi * sdb + hi * sdh + t0 * sdt, sdt, rows, cols, D)
         q_norm, k_norm = _row_norm(q_raw), _row_norm(k_raw)
-        q, k = q_raw / tl.maximum(q_norm, 1e-12)[:, None], k_raw / tl.maximum(k_norm, 1e-12)[:, None]
+        q, k = q_raw / tl.maximum(q_norm, _NORM_EPS)[:, None], k_raw / tl.maximum(k_norm, _NORM_EPS)[:, None]
         g = tl.load(G + pid * T + t0 + rows)
         g_last = tl.load(G + pid * T + t0 + C - 1)
         memory = _square(STARTS + (pid * n_chunks + c) * D * D, cols, D)
@@ -207,6 +208,10 @@ if triton is not None:
     def _block_width(d: int) -> int:
         return max(16, triton.next_power_of_2(d))
 
+    def _unit_last(z: torch.Tensor) -> torch.Tensor:
+        """``z`` itself when its last dim is contiguous (what the kernels index), else a contiguous copy."""
+        return z if z.stride(-1) == 1 else z.contiguous()
+
     def _carried_states(
         a: torch.Tensor, b: torch.Tensor, g: torch.Tensor, init: torch.Tensor, chunk: int, reverse: bool
     ) -> tuple[torch.Tensor, torch.Tensor]:
@@ -231,8 +236,7 @@ if triton is not None:
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Outputs (B, T, H, D) float32, final memory (B, H, D, D) and chunk-start memories (B, H, n, D, D)
         of ``qkv`` (B, T, 3, H, D), in-chunk cumulative log-decay ``g`` (B, H, T), T a multiple of chunk."""
-        if qkv.stride(-1) != 1:
-            qkv = qkv.contiguous()
+        qkv = _unit_last(qkv)
         b, t, _, h, d = qkv.shape
         g = g.contiguous()
         starts, final = _carried_states(qkv[:, :, 1], qkv[:, :, 2], g, memory.contiguous(), chunk, False)
@@ -253,10 +257,7 @@ if triton is not None:
         chunk: int,
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Gradients (d qkv, d g, d memory) of ``hebbian_chunk_forward`` given d out and d final memory."""
-        if qkv.stride(-1) != 1:
-            qkv = qkv.contiguous()
-        if d_out.stride(-1) != 1:
-            d_out = d_out.contiguous()
+        qkv, d_out = _unit_last(qkv), _unit_last(d_out)
         b, t, _, h, d = qkv.shape
         g = g.contiguous()
         ends, d_memory = _carried_states(qkv[:, :, 0], d_out, g, d_final.contiguous(), chunk, True)
