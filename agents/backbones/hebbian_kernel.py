@@ -57,7 +57,7 @@ def _precision() -> str:
 
 
 if triton is not None:
-    _NORM_EPS: tl.constexpr = 1e-12  # F.normalize's
+    _NORM_EPS = tl.constexpr(1e-12)  # F.normalize's; a plain global is not visible inside @triton.jit
 
     @triton.jit
     def _tile(ptr, stride_t, rows, cols, D):
