@@ -26,6 +26,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from agents.backbones.chunking import pad_to_chunks, prepend_pending
+from agents.backbones.linear import Linear
 
 _EPS = 1e-6
 _GATE_STATS = ("alloc_gate", "write_gate")
@@ -81,11 +82,11 @@ class ExternalMemory(nn.Module):
         super().__init__()
         self.slots, self.width, self.chunk = slots, width, chunk
         self.read_heads, self.write_heads = read_heads, write_heads
-        self.read = nn.Linear(d_model, read_heads * (width + 1))  # key and strength per read head
-        self.read_out = nn.Linear(read_heads * width, d_model, bias=False)
-        self.pool = nn.Linear(d_model, write_heads + read_heads)  # chunk pooling scores: write, free heads
-        self.write = nn.Linear(d_model, 3 * width + 3)  # key, value, erase, strength, write and alloc gates
-        self.free = nn.Linear(d_model, width + 2)  # key, strength, free gate
+        self.read = Linear(d_model, read_heads * (width + 1))  # key and strength per read head
+        self.read_out = Linear(read_heads * width, d_model, bias=False)
+        self.pool = Linear(d_model, write_heads + read_heads)  # chunk pooling scores: write, free heads
+        self.write = Linear(d_model, 3 * width + 3)  # key, value, erase, strength, write and alloc gates
+        self.free = Linear(d_model, width + 2)  # key, strength, free gate
         self.memory_init = nn.Parameter(torch.randn(slots, width) * 0.5)
         self._stats: dict[str, torch.Tensor] = {}
         # Introspection (off by default: no extra work in training): when True, each call keeps its

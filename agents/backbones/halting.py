@@ -12,6 +12,8 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from agents.backbones.linear import Linear
+
 
 @dataclass
 class HaltingResult:
@@ -27,7 +29,7 @@ class HaltingHead(nn.Module):
 
     def __init__(self, d_model: int):
         super().__init__()
-        self.proj = nn.Linear(d_model, 1)
+        self.proj = Linear(d_model, 1)
         self.proj._keep_init = True  # the backbone's generic init must not undo this start
         nn.init.zeros_(self.proj.weight)
         nn.init.constant_(self.proj.bias, -1.0)

@@ -18,6 +18,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from agents.backbones.hebbian_kernel import fused_available, hebbian_fused
+from agents.backbones.linear import Linear
 
 _MIN_LOG_ALPHA = -30.0  # alpha below e^-30 acts as "forget everything"; keeps log finite
 
@@ -86,15 +87,15 @@ class HebbianMemory(nn.Module):
     ):
         super().__init__()
         self.n_heads, self.head_dim, self.chunk = n_heads, d_model // n_heads, chunk
-        self.qkv = nn.Linear(d_model, 3 * d_model, bias=False)
-        self.decay = nn.Linear(d_model, n_heads)
+        self.qkv = Linear(d_model, 3 * d_model, bias=False)
+        self.decay = Linear(d_model, n_heads)
         self.decay._keep_init = True  # starts at sigmoid(b) = decay_init, independent of the input
         nn.init.zeros_(self.decay.weight)
         nn.init.constant_(
             self.decay.bias, math.log(decay_init / (1.0 - decay_init)) if decay_init < 1 else 10.0
         )
         self.out_norm = nn.RMSNorm(self.head_dim)
-        self.out = nn.Linear(d_model, d_model, bias=False)
+        self.out = Linear(d_model, d_model, bias=False)
         self.register_buffer("plasticity", torch.tensor(float(plasticity)))
         self._stats: dict[str, torch.Tensor] = {}
 

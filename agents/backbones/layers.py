@@ -10,6 +10,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from agents.backbones.linear import Linear
+
 
 class RotaryEmbedding(nn.Module):
     """Rotary position tables (cos, sin) for absolute positions ``offset .. offset + length``."""
@@ -53,8 +55,8 @@ class SelfAttention(nn.Module):
         self.head_dim = d_model // n_heads
         self.causal = causal
         self.dropout = dropout
-        self.qkv = nn.Linear(d_model, 3 * d_model, bias=False)
-        self.out = nn.Linear(d_model, d_model, bias=False)
+        self.qkv = Linear(d_model, 3 * d_model, bias=False)
+        self.out = Linear(d_model, d_model, bias=False)
         self.record_max_logit = False
         self.register_buffer("max_logit", torch.zeros(n_heads), persistent=False)
 
@@ -111,8 +113,8 @@ class FeedForward(nn.Module):
     def __init__(self, d_model: int, hidden: int, kind: str, dropout: float = 0.0):
         super().__init__()
         self.kind = kind
-        self.up = nn.Linear(d_model, 2 * hidden if kind == "swiglu" else hidden, bias=False)
-        self.down = nn.Linear(hidden, d_model, bias=False)
+        self.up = Linear(d_model, 2 * hidden if kind == "swiglu" else hidden, bias=False)
+        self.down = Linear(hidden, d_model, bias=False)
         self.drop = nn.Dropout(dropout)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

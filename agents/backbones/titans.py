@@ -26,6 +26,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from agents.backbones.chunking import prepend_pending
+from agents.backbones.linear import Linear
 
 
 def silu_grad(h: torch.Tensor) -> torch.Tensor:
@@ -67,8 +68,8 @@ class NeuralMemory(nn.Module):
         super().__init__()
         self.n_heads, self.head_dim, self.chunk, self.max_lr = n_heads, d_model // n_heads, chunk, max_lr
         hidden = expansion * self.head_dim
-        self.qkv = nn.Linear(d_model, 3 * d_model, bias=False)
-        self.gates = nn.Linear(d_model, 3 * n_heads)  # learning rate, momentum, forgetting per head
+        self.qkv = Linear(d_model, 3 * d_model, bias=False)
+        self.gates = Linear(d_model, 3 * n_heads)  # learning rate, momentum, forgetting per head
         self.gates._keep_init = True
         nn.init.normal_(self.gates.weight, std=0.02)
         with torch.no_grad():  # start with theta ~ 0.12 * max_lr, eta ~ 0.88, alpha ~ 0.02
@@ -76,7 +77,7 @@ class NeuralMemory(nn.Module):
         self.w1 = nn.Parameter(torch.randn(n_heads, self.head_dim, hidden) / self.head_dim**0.5)
         self.w2 = nn.Parameter(torch.randn(n_heads, hidden, self.head_dim) / hidden**0.5)
         self.out_norm = nn.RMSNorm(self.head_dim)
-        self.out = nn.Linear(d_model, d_model, bias=False)
+        self.out = Linear(d_model, d_model, bias=False)
         self._stats: dict[str, torch.Tensor] = {}
 
     def init_state(self, batch_size: int, device: torch.device | str) -> dict[str, torch.Tensor]:

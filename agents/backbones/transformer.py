@@ -17,6 +17,7 @@ from agents.backbones.base import Backbone, BackboneOutput
 from agents.backbones.config import BackboneConfig
 from agents.backbones.halting import HaltingHead, act_combine
 from agents.backbones.layers import FeedForward, RotaryEmbedding, SelfAttention
+from agents.backbones.linear import Linear
 from agents.backbones.memory import build_memory
 
 
@@ -30,7 +31,7 @@ class Block(nn.Module):
         self.attn = SelfAttention(d, cfg.n_heads, cfg.causal, cfg.dropout)
         self.memory = build_memory(cfg) if with_memory else None
         # Titans MAG: a learned per-channel gate between attention and the neural memory.
-        self.gate = nn.Linear(d, d) if with_memory and cfg.memory == "titans" else None
+        self.gate = Linear(d, d) if with_memory and cfg.memory == "titans" else None
         self.ffn_norm = nn.RMSNorm(d, eps=cfg.norm_eps)
         self.ffn = FeedForward(d, cfg.ffn_hidden_size(), cfg.ffn, cfg.dropout)
         self.drop = nn.Dropout(cfg.dropout)
@@ -73,12 +74,10 @@ class TransformerBackbone(Backbone):
         self.rope = RotaryEmbedding(cfg.head_dim, cfg.max_seq_len, cfg.rope_base)
         self.blocks = nn.ModuleList(Block(cfg, i in memory_layers) for i in range(cfg.n_layers))
         self.norm = nn.RMSNorm(cfg.d_model, eps=cfg.norm_eps)
-        self.head = nn.Linear(cfg.d_model, cfg.vocab_size, bias=False)
+        self.head = Linear(cfg.d_model, cfg.vocab_size, bias=False)
         self.halting = HaltingHead(cfg.d_model) if cfg.act else None
         # One learned map a further horizon, read out through the shared (tied) output head.
-        self.horizon_maps = nn.ModuleList(
-            nn.Linear(cfg.d_model, cfg.d_model) for _ in range(cfg.horizons - 1)
-        )
+        self.horizon_maps = nn.ModuleList(Linear(cfg.d_model, cfg.d_model) for _ in range(cfg.horizons - 1))
         self.drop = nn.Dropout(cfg.dropout)
         self.apply(self._init_weights)
         if cfg.tie_embeddings:
