@@ -20,23 +20,26 @@ class _LinearFunction(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
-        out = F.linear(x, weight, bias)  # under autocast: in the autocast dtype, like nn.Linear
-        ctx.save_for_backward(x.to(out.dtype), weight.to(out.dtype))
         ctx.dtypes = (x.dtype, weight.dtype, None if bias is None else bias.dtype)
-        return out
+        device = x.device.type
+        if torch.is_autocast_enabled(device):  # cast once, as nn.Linear would, and save the cast operands
+            dtype = torch.get_autocast_dtype(device)
+            x, weight = x.to(dtype), weight.to(dtype)
+            bias = None if bias is None else bias.to(dtype)
+        ctx.save_for_backward(x, weight)
+        return F.linear(x, weight, bias)
 
     @staticmethod
     def backward(ctx, grad: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
         x, weight = ctx.saved_tensors
         x_dtype, weight_dtype, bias_dtype = ctx.dtypes
         g = grad.reshape(-1, grad.shape[-1]).to(weight.dtype)
-        rows = x.reshape(-1, x.shape[-1])
         need_x, need_weight, need_bias = ctx.needs_input_grad
         grad_x = grad_weight = grad_bias = None
         if need_x:
             grad_x = (g @ weight.t().contiguous().t()).view(*grad.shape[:-1], x.shape[-1]).to(x_dtype)
         if need_weight:
-            grad_weight = (rows.t() @ g).t().to(weight_dtype)
+            grad_weight = (x.reshape(-1, x.shape[-1]).t() @ g).t().to(weight_dtype)
         if need_bias:
             grad_bias = g.sum(0, dtype=torch.promote_types(g.dtype, torch.float32)).to(bias_dtype)
         return grad_x, grad_weight, grad_bias
