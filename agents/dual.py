@@ -223,7 +223,7 @@ class DualAgent:
         batch = batch.to(self.device)
         self.backbone.train()
         with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=cfg.bf16):
-            output = self.backbone(batch.tokens)
+            output = self.backbone(batch.tokens, return_state=False)
         loss, metrics = supervised_loss(output, batch, cfg.label_smoothing)
         self.sup_optimizer.zero_grad(set_to_none=True)
         loss.backward()

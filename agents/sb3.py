@@ -82,7 +82,7 @@ class BackboneFeaturesExtractor(BaseFeaturesExtractor):
     def forward(self, observations: dict[str, torch.Tensor]) -> torch.Tensor:
         tokens = observations["tokens"].round().long()
         last = (observations["length"].reshape(-1).round().long() - 1).clamp(min=0)
-        hidden = self.backbone(tokens).hidden
+        hidden = self.backbone(tokens, return_state=False).hidden
         return self.norm(hidden[torch.arange(tokens.shape[0], device=tokens.device), last].float())
 
 

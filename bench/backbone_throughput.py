@@ -102,7 +102,7 @@ def measure(cfg: BackboneConfig, args: argparse.Namespace, device: torch.device,
 
     def loss_fn(batch: torch.Tensor) -> torch.Tensor:
         with autocast:
-            return loss_of(model(batch[:, :-1]).logits, batch[:, 1:])
+            return loss_of(model(batch[:, :-1], return_state=False).logits, batch[:, 1:])
 
     if how == "loss":
         loss_fn = torch.compile(loss_fn, mode=mode)

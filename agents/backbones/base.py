@@ -23,7 +23,8 @@ class BackboneOutput:
     logits:        (B, T, vocab) from the final hidden state.
     hidden:        (B, T, D) output of the last block, before the final norm.
     layer_hiddens: one (B, T, D) tensor per block (before the final norm) when ``return_layers=True``.
-    state:         memory / recurrent state to pass to the next call for chunked or streaming use.
+    state:         memory / recurrent state to pass to the next call for chunked or streaming use (None
+                   for an encoder, or when called with ``return_state=False``).
     aux_loss:      scalar auxiliary loss to add to the task loss (e.g. ACT ponder cost), or None.
     deep_logits:   logits after each refinement step (deep supervision), or None.
     horizon_logits: (B, T, K, vocab) for a backbone built with ``horizons=K > 1``: entry k predicts the
@@ -55,8 +56,12 @@ class Backbone(nn.Module, ABC):
         *,
         head_scale: torch.Tensor | None = None,
         return_layers: bool = False,
+        return_state: bool = True,
     ) -> BackboneOutput:
-        """Run the model on ``tokens`` (B, T); ``state`` continues a previous chunk."""
+        """Run the model on ``tokens`` (B, T); ``state`` continues a previous chunk.
+
+        ``return_state=False`` leaves ``output.state`` None and skips work only the state needs (training
+        on whole sequences: a compiled graph would otherwise also run a backward for the unused state)."""
 
     @abstractmethod
     def output_logits(self, hidden: torch.Tensor) -> torch.Tensor:

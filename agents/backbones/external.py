@@ -107,8 +107,8 @@ class ExternalMemory(nn.Module):
         return {"memory": memory, "usage": usage, "pending": pending}
 
     def forward(
-        self, x: torch.Tensor, state: dict[str, Any] | None = None
-    ) -> tuple[torch.Tensor, dict[str, Any]]:
+        self, x: torch.Tensor, state: dict[str, Any] | None = None, return_state: bool = True
+    ) -> tuple[torch.Tensor, dict[str, Any] | None]:
         b, t, _ = x.shape
         if state is None:  # a fresh sequence starts from the learned memory (with gradient)
             state = self._fresh(self.memory_init.float().expand(b, -1, -1), b, x.device)
@@ -134,7 +134,7 @@ class ExternalMemory(nn.Module):
         stats["usage_mean"] = usage.detach().mean()
         stats["slots_used"] = (usage.detach() > 0.5).float().mean()
         self._stats = stats  # one new dict per call: mutating the old one would recompile compiled blocks
-        return out, new_state
+        return out, new_state if return_state else None
 
     def _pool(self, xf: torch.Tensor) -> torch.Tensor:
         """Attention pooling of each complete chunk: (B, n*C, D) -> (B, n, write + free heads, D)."""

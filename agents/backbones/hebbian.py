@@ -109,8 +109,8 @@ class HebbianMemory(nn.Module):
         return torch.zeros(batch_size, self.n_heads, self.head_dim, self.head_dim, device=device)
 
     def forward(
-        self, x: torch.Tensor, state: torch.Tensor | None = None
-    ) -> tuple[torch.Tensor, torch.Tensor]:
+        self, x: torch.Tensor, state: torch.Tensor | None = None, return_state: bool = True
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
         b, t, d = x.shape
         # Projections follow the ambient autocast (bf16 on the GPU); the recurrence runs in float32.
         qkv = self.qkv(x).view(b, t, 3, self.n_heads, self.head_dim)
@@ -131,7 +131,7 @@ class HebbianMemory(nn.Module):
             "decay_mean": log_decay.detach().exp().mean(),
             "memory_norm": memory.detach().norm(dim=(-2, -1)).mean(),
         }
-        return out, memory
+        return out, memory if return_state else None
 
     def metrics(self) -> dict[str, torch.Tensor]:
         return self._stats

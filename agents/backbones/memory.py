@@ -1,7 +1,8 @@
 """build_memory: the memory module a block carries, chosen by ``BackboneConfig.memory``.
 
 Every memory module maps the block's normed input (B, T, D) and its state to an output (B, T, D) and the
-next state, offers ``init_state(batch_size, device)`` and ``metrics()`` (detached scalar tensors), and runs
+next state (None when called with ``return_state=False``, which lets it skip work only the state needs),
+offers ``init_state(batch_size, device)`` and ``metrics()`` (detached scalar tensors), and runs
 its recurrence in float32 even under autocast.
 """
 

@@ -96,8 +96,10 @@ class NeuralMemory(nn.Module):
         }
 
     def forward(
-        self, x: torch.Tensor, state: dict[str, Any] | None = None
-    ) -> tuple[torch.Tensor, dict[str, Any]]:
+        self, x: torch.Tensor, state: dict[str, Any] | None = None, return_state: bool = True
+    ) -> tuple[torch.Tensor, dict[str, Any] | None]:
+        """Memory output (B, T, D) and the next state; without ``return_state`` the state is None and the
+        last chunk, when nothing follows it, is only read: its surprise update would feed the state alone."""
         b, t, d = x.shape
         state = state if state is not None else self._fresh(b, x.device)
         xf, n_pending = prepend_pending(x, state["pending"])
@@ -115,6 +117,8 @@ class NeuralMemory(nn.Module):
             w1, w2, s1, s2 = (state[key].float() for key in ("w1", "w2", "s1", "s2"))
             reads = []
             n_full = length // c
+            # the chunks whose update someone reads: a later chunk, the unfinished one, or the state
+            n_updates = n_full if return_state or length > n_full * c else n_full - 1
             if n_full:  # everything that does not depend on the memory's weights, for all chunks at once
                 full = n_full * c
                 # (B, H, n, 2C, dh): each chunk's normalised queries, then its keys, one matmul operand
@@ -123,18 +127,21 @@ class NeuralMemory(nn.Module):
                 v = qkv[:, :full, 2].unflatten(1, (n_full, c)).permute(0, 3, 1, 2, 4)  # (B, H, n, C, dh)
                 gated = (z[..., :full].unflatten(-1, (n_full, c)) for z in (lr, log_mom, log_keep))
                 coefficients = update_coefficients(*gated)
-                for i in range(n_full):
+                for i in range(n_updates):
                     chunk_coefficients = tuple(z[:, :, i] for z in coefficients)
                     read, w1, w2, s1, s2 = self.chunk_step(
                         qk[:, :, i], v[:, :, i], chunk_coefficients, w1, w2, s1, s2
                     )
                     reads.append(read)
+                if n_updates < n_full:
+                    reads.append(memory_mlp(qk[:, :, -1, :c], w1.to(dtype), w2.to(dtype)))
             if length > n_full * c:  # the unfinished chunk reads, and waits to be written
                 q = F.normalize(qkv[:, n_full * c :, 0].float(), dim=-1).transpose(1, 2).to(dtype)
                 reads.append(memory_mlp(q, w1.to(dtype), w2.to(dtype)))
             out = torch.cat(reads, dim=2)[:, :, n_pending:].float()
             out = self.out_norm(out).transpose(1, 2).reshape(b, t, d)
             new_state = {"w1": w1, "w2": w2, "s1": s1, "s2": s2, "pending": xf[:, n_full * c :]}
+            new_state = new_state if return_state else None
         out = self.out(out)
         self._stats = {
             "lr_mean": lr.detach().mean(),

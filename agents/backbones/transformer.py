@@ -43,13 +43,14 @@ class Block(nn.Module):
         rope: tuple[torch.Tensor, torch.Tensor],
         head_scale: torch.Tensor | None,
         state: dict[str, Any] | None,
-    ) -> tuple[torch.Tensor, dict[str, Any]]:
+        return_state: bool = True,
+    ) -> tuple[torch.Tensor, dict[str, Any] | None]:
         state = state or {}
         h = self.attn_norm(x)
         a, cache = self.attn(h, rope, head_scale, state.get("kv"))
         new_state: dict[str, Any] = {"kv": cache}
         if self.memory is not None:
-            m, new_state["memory"] = self.memory(h, state.get("memory"))
+            m, new_state["memory"] = self.memory(h, state.get("memory"), return_state)
             if self.gate is not None:
                 g = torch.sigmoid(self.gate(h))
                 self._gate_mean = g.detach().float().mean()
@@ -58,7 +59,7 @@ class Block(nn.Module):
                 a = a + m.to(a.dtype)
         x = x + self.drop(a)
         x = x + self.ffn(self.ffn_norm(x))
-        return x, new_state
+        return x, new_state if return_state else None
 
 
 class TransformerBackbone(Backbone):
@@ -146,9 +147,11 @@ class TransformerBackbone(Backbone):
         *,
         head_scale: torch.Tensor | None = None,
         return_layers: bool = False,
+        return_state: bool = True,
     ) -> BackboneOutput:
         self._check_inputs(tokens, state, head_scale)
         cfg = self.cfg
+        return_state = return_state and cfg.causal  # an encoder has no state to continue
         pos = state["pos"] if state is not None else 0
         old_layers = state["layers"] if state is not None and state.get("layers") else None
         rope = self.rope(pos, tokens.shape[1])
@@ -164,7 +167,8 @@ class TransformerBackbone(Backbone):
             for i, block in enumerate(self.blocks):
                 slot = pass_index * self.n_layers + i
                 scale = head_scale[i] if head_scale is not None else None
-                h, block_state = block(h, rope, scale, old_layers[slot] if old_layers else None)
+                old = old_layers[slot] if old_layers else None
+                h, block_state = block(h, rope, scale, old, return_state)
                 new_layers.append(block_state)
                 layer_hiddens.append(h)
             if (pass_index + 1) % cfg.micro_steps == 0:
@@ -187,7 +191,7 @@ class TransformerBackbone(Backbone):
             deep_logits = tuple(self.output_logits(s) for s in step_hiddens)
         metrics.update(self._memory_metrics())
         self._last_metrics = metrics
-        out_state = {"pos": pos + tokens.shape[1], "layers": new_layers} if cfg.causal else None
+        out_state = {"pos": pos + tokens.shape[1], "layers": new_layers} if return_state else None
         logits = self.output_logits(final)
         horizon_logits = None
         if self.horizon_maps:

@@ -5,6 +5,7 @@ import pytest
 import torch
 
 from agents.backbones import BackboneConfig, build_backbone
+from agents.backbones.titans import NeuralMemory
 from tests.backbones.helpers import VOCAB, tiny
 
 VARIANTS = {
@@ -48,6 +49,35 @@ def test_streamed_chunks_equal_the_full_sequence(name):
             pieces.append(out.logits)
             state = out.state
     torch.testing.assert_close(torch.cat(pieces, dim=1), full, atol=2e-5, rtol=1e-4)
+
+
+@pytest.mark.parametrize("name", VARIANTS)
+@pytest.mark.parametrize("length", [12, 15])  # whole memory chunks, and an unfinished one after them
+def test_training_without_state_gives_the_same_outputs_and_gradients(name, length):
+    model = _model(name).train()
+    tokens = torch.randint(0, VOCAB, (2, length))
+    runs = []
+    for return_state in (True, False):
+        model.zero_grad()
+        out = model(tokens, return_state=return_state)
+        out.logits.square().mean().backward()
+        runs.append((out, {n: p.grad for n, p in model.named_parameters()}))
+    (with_state, grads), (without_state, grads_without) = runs
+    assert with_state.state is not None and without_state.state is None
+    torch.testing.assert_close(without_state.logits, with_state.logits)
+    torch.testing.assert_close(grads_without, grads)
+
+
+@pytest.mark.parametrize(
+    ("length", "return_state", "updates"), [(12, True, 3), (12, False, 2), (14, False, 3)]
+)
+def test_titans_skips_the_update_only_the_state_would_read(monkeypatch, length, return_state, updates):
+    chunk_step, calls = NeuralMemory.chunk_step, []
+    counted = staticmethod(lambda *args: calls.append(1) or chunk_step(*args))
+    monkeypatch.setattr(NeuralMemory, "chunk_step", counted)
+    model = _model("titans")  # 2 memory blocks, chunk 4
+    model(torch.randint(0, VOCAB, (2, length)), return_state=return_state)
+    assert len(calls) == 2 * updates
 
 
 @pytest.mark.parametrize("name", VARIANTS)
