@@ -24,7 +24,6 @@ from torch import nn
 
 from agents.backbones.base import Backbone
 from agents.engine import InferenceEngine, sample_actions
-from agents.training.checkpoint import load_checkpoint, save_checkpoint
 from agents.training.optimizers import build_optimizer
 from agents.training.rl import (
     RL_ALGORITHMS,
@@ -38,8 +37,9 @@ from agents.training.rl import (
 from agents.training.schedules import warmup_cosine
 from agents.training.supervised import supervised_loss
 from envs.common import SupervisedBatch, Task
-from envs.common.device import resolve_device
-from envs.common.seeding import make_generator, rng_state, set_rng_state
+from foundation.checkpoint import load_checkpoint, save_checkpoint
+from foundation.device import resolve_device
+from foundation.seeding import make_generator, rng_state, set_rng_state
 
 
 @dataclass

@@ -27,7 +27,7 @@ from stable_baselines3.common.torch_layers import BaseFeaturesExtractor
 from torch import nn
 
 from agents.backbones import BackboneConfig, build_backbone
-from agents.training.checkpoint import load_checkpoint
+from foundation.checkpoint import load_checkpoint
 
 
 def _sequence_vocab(observation_space: gym.Space) -> int:

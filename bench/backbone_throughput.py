@@ -30,7 +30,7 @@ from agents.backbones import BackboneConfig, build_backbone
 from agents.backbones.parity import count_parameters, match_parameters
 from agents.training.optimizers import build_optimizer
 from bench.harness import Benchmark, cuda_sync_for, device_name, time_call
-from envs.common.device import resolve_device
+from foundation.device import resolve_device
 
 BACKBONES = ("transformer", "hebbian", "external", "titans")
 # Dense bf16 tensor-core peaks (FLOP/s) by device-name fragment, most specific first.

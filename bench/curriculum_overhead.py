@@ -16,9 +16,9 @@ import torch
 
 from bench.harness import Benchmark, vector_steps_per_s
 from curricula import CurriculumVectorWrapper, build_schedule
-from envs.common.device import resolve_device
 from envs.maze.levels import default_levels
 from envs.maze.vector import MazeVectorEnv
+from foundation.device import resolve_device
 
 LADDER = default_levels()[:5]  # 5x5 .. 10x10: the pool builds quickly, the curriculum cost is the same
 SCHEDULES = {

@@ -33,10 +33,10 @@ from agents.backbones import BackboneConfig, build_backbone
 from agents.dual import DualAgent, RLConfig, SupervisedConfig, evaluate_policy
 from agents.engine import InferenceEngine, context_presence, decode_logits, sample_actions
 from bench.harness import Benchmark
-from envs.common.device import resolve_device
-from envs.common.seeding import make_generator, seed_everything
 from envs.generation.task import TextLevel
 from envs.generation.vector import TextQualityVectorEnv
+from foundation.device import resolve_device
+from foundation.seeding import make_generator, seed_everything
 
 GRID = {"temperature": (0.5, 0.7, 0.85, 1.0), "top_p": (0.8, 0.9, 1.0), "penalty": (1.0, 1.2, 1.5)}
 

@@ -15,11 +15,11 @@ import argparse
 import torch
 
 from bench.harness import Benchmark, cuda_sync_for, vector_steps_per_s
-from envs.common.device import resolve_device
 from envs.generation.corpus import default_corpus
 from envs.generation.scorer import reference_scorer
 from envs.generation.tokens import encode
 from envs.generation.vector import TextQualityVectorEnv
+from foundation.device import resolve_device
 
 
 def scorer_seconds(texts: int, length: int, order: int, device: torch.device) -> float:

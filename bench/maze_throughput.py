@@ -16,9 +16,9 @@ import torch
 
 import envs  # noqa: F401  (registers mindgym/Maze-v0)
 from bench.harness import Benchmark, cuda_sync_for
-from envs.common.device import resolve_device
 from envs.maze import MazeLevel
 from envs.maze.vector import MazeVectorEnv
+from foundation.device import resolve_device
 
 
 def single_env_steps_per_s(env: gym.Env, steps: int, seed: int = 0) -> float:

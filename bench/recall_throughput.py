@@ -17,9 +17,9 @@ import numpy as np
 import torch
 
 from bench.harness import Benchmark, vector_steps_per_s
-from envs.common.device import resolve_device
 from envs.recall.env import RecallEnv
 from envs.recall.vector import RecallVectorEnv
+from foundation.device import resolve_device
 
 DEFAULT_LEVELS = {
     "copy": "len32-v16",

@@ -15,7 +15,7 @@ import torch
 from curricula.reporting import level_change_line, logger, write_tensorboard
 from curricula.schedules import Schedule
 from curricula.stats import SuccessStats
-from envs.common.device import resolve_device
+from foundation.device import resolve_device
 
 
 def seeded_generator(seed: int | None, device: str | torch.device = "cpu") -> torch.Generator:

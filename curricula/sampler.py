@@ -15,8 +15,8 @@ import torch.nn.functional as F
 
 from curricula.core import seeded_generator
 from curricula.schedules import Schedule
-from envs.common.device import resolve_device
 from envs.common.task import SupervisedBatch, Task
+from foundation.device import resolve_device
 
 
 class CurriculumSampler:

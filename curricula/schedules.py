@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 
 from curricula.stats import SuccessStats
-from envs.common.device import resolve_device
+from foundation.device import resolve_device
 
 KnobCallback = Callable[[dict[str, float]], None]
 

@@ -12,7 +12,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from envs.common.device import resolve_device
+from foundation.device import resolve_device
 
 
 class SuccessStats:

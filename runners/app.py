@@ -14,7 +14,7 @@ import torch
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
-from envs.common import derive_seed, seed_everything
+from foundation import derive_seed, seed_everything
 from runners.ddp import DistInfo, broadcast_object, setup_distributed, teardown_distributed
 from runners.loop import Experiment, RunPaths, train
 

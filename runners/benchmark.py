@@ -19,7 +19,7 @@ import torch
 from hydra import compose, initialize_config_dir
 
 from bench.harness import Benchmark, cuda_sync_for
-from envs.common import resolve_device, seed_everything
+from foundation import resolve_device, seed_everything
 from runners.config import register_configs
 from runners.ddp import DistInfo
 from runners.logging import RunLogger

@@ -1,6 +1,6 @@
 """A run's checkpoints: ``latest.pt`` (to resume) and ``best_level<k>.pt`` (best eval score per level).
 
-Files are written atomically by :func:`agents.training.checkpoint.save_checkpoint`, so a crash or Ctrl-C
+Files are written atomically by :func:`foundation.checkpoint.save_checkpoint`, so a crash or Ctrl-C
 mid-write leaves the previous file intact, and read with ``weights_only=True``. ``best.json`` records the
 score behind each best file so a resumed run keeps improving on it rather than overwriting it.
 """
@@ -12,7 +12,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from agents.training.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from foundation.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 
 LATEST = "latest.pt"
 

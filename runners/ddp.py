@@ -15,7 +15,7 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
-from envs.common import resolve_device
+from foundation import resolve_device
 
 BACKENDS = ("auto", "gloo", "nccl")
 

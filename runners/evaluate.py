@@ -18,8 +18,8 @@ from typing import Any
 import hydra
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
-from agents.training.checkpoint import load_checkpoint
-from envs.common import resolve_device, seed_everything
+from foundation import resolve_device, seed_everything
+from foundation.checkpoint import load_checkpoint
 from runners.app import hydra_run_dir
 from runners.checkpoints import resolve_resume
 from runners.config import SCHEMAS, register_configs

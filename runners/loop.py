@@ -24,7 +24,7 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 from tqdm.auto import tqdm
 
-from envs.common import rng_state, set_rng_state
+from foundation import rng_state, set_rng_state
 from runners.checkpoints import CheckpointManager, load_resume_state
 from runners.ddp import DistInfo, any_rank
 from runners.logging import RunLogger, to_float

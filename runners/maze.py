@@ -23,11 +23,11 @@ import numpy as np
 import torch
 from omegaconf import DictConfig, OmegaConf
 
-from envs.common import make_generator
 from envs.maze import MazeLevel, MazeTask, default_levels
 from envs.maze import tokens as tok
 from envs.maze.render import cell_pixel, wall_image
 from envs.maze.vector import MazeVectorEnv
+from foundation import make_generator
 from runners.app import cli_main
 from runners.config import register_configs
 from runners.ddp import DistInfo, all_reduce_mean

@@ -19,11 +19,11 @@ import hydra
 import torch
 from omegaconf import DictConfig, OmegaConf
 
-from envs.common import make_generator
 from envs.recall.evaluate import Grid, GridReport, answer_scores, evaluate_grid, plot_heatmap
 from envs.recall.families import get_family
 from envs.recall.task import RecallTask
 from envs.recall.vector import RecallVectorEnv
+from foundation import make_generator
 from runners.app import cli_main
 from runners.config import register_configs
 from runners.ddp import DistInfo, all_reduce_mean

@@ -24,9 +24,9 @@ import torch
 from gymnasium.vector import AutoresetMode
 from gymnasium.vector.utils import batch_space
 
-from envs.common.device import resolve_device
 from envs.common.graph import StepGraph
 from envs.common.task import LevelLike, Task
+from foundation.device import resolve_device
 
 Observation = torch.Tensor | dict[str, torch.Tensor]
 

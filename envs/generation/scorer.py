@@ -12,9 +12,9 @@ import os
 import weakref
 from pathlib import Path
 
-from agents.training.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from envs.generation.corpus import Corpus, default_corpus
 from envs.generation.ngram import NGramScorer
+from foundation.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 
 DEFAULT_ORDER = 6
 CACHE_VERSION = 2

@@ -14,13 +14,13 @@ from pathlib import Path
 
 import torch
 
-from envs.common.device import resolve_device
 from envs.common.task import LevelLike, SupervisedBatch, Task
 from envs.generation.corpus import SPLITS, Corpus, default_corpus, load_corpus
 from envs.generation.ngram import NGramScorer
 from envs.generation.reward import RewardConfig
 from envs.generation.scorer import DEFAULT_ORDER, reference_bits_per_byte, reference_scorer
 from envs.generation.tokens import NUM_BYTES, VOCAB_SIZE, corpus_bytes
+from foundation.device import resolve_device
 
 
 @dataclass(frozen=True)

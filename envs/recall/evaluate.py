@@ -24,10 +24,10 @@ import numpy as np
 import torch
 from torch import nn
 
-from envs.common.device import resolve_device
 from envs.recall.associative import AssociativeLevel
 from envs.recall.needle import NeedleLevel
 from envs.recall.task import RecallTask
+from foundation.device import resolve_device
 
 METRICS = ("accuracy", "exact_match")
 

@@ -15,11 +15,11 @@ from typing import Any
 
 import torch
 
-from envs.common.device import resolve_device
 from envs.common.task import LevelLike, SupervisedBatch, Task
 from envs.recall.episode import EpisodeBatch, lookup
 from envs.recall.families import get_family
 from envs.recall.tokens import PAD, VOCAB_SIZE, describe_tokens
+from foundation.device import resolve_device
 
 
 class RecallTask(Task):

@@ -5,8 +5,8 @@ import torch
 import torch.nn.functional as F
 
 from agents.backbones import build_backbone
-from agents.training.checkpoint import load_checkpoint, save_checkpoint
 from agents.training.optimizers import MuGrokfast, build_optimizer
+from foundation.checkpoint import load_checkpoint, save_checkpoint
 from tests.backbones.helpers import VOCAB, tiny
 
 

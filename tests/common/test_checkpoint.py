@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from agents.training.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from foundation.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 
 
 def test_roundtrip_and_overwrite(tmp_path):

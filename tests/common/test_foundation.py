@@ -7,7 +7,8 @@ import pytest
 import torch
 
 from bench.harness import Benchmark, time_call
-from envs.common import LevelLadder, make_generator, resolve_device, rng_state, seed_everything, set_rng_state
+from envs.common import LevelLadder
+from foundation import make_generator, resolve_device, rng_state, seed_everything, set_rng_state
 from tests.common.counter_env import CounterLevel
 
 

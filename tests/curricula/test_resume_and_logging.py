@@ -7,8 +7,8 @@ import torch
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 from torch.utils.tensorboard import SummaryWriter
 
-from agents.training.checkpoint import load_checkpoint, save_checkpoint
 from curricula import AdaptiveSchedule, Curriculum, CurriculumVectorWrapper, build_schedule
+from foundation.checkpoint import load_checkpoint, save_checkpoint
 from tests.common.counter_env import CounterVectorEnv
 
 SCHEDULES = [

@@ -3,12 +3,12 @@
 import pytest
 import torch
 
-from agents.training.checkpoint import load_checkpoint
 from envs.generation import scorer as scorer_module
 from envs.generation.corpus import default_corpus
 from envs.generation.ngram import NGramScorer, _discounts
 from envs.generation.scorer import reference_bits_per_byte, reference_scorer, scorer_cache_path
 from envs.generation.tokens import PAD_ID, encode
+from foundation.checkpoint import load_checkpoint
 
 
 @pytest.fixture(scope="module")

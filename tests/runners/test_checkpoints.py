@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from agents.training.checkpoint import CheckpointError, load_checkpoint
+from foundation.checkpoint import CheckpointError, load_checkpoint
 from runners.checkpoints import CheckpointManager, resolve_resume
 
 

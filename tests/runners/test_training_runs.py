@@ -9,7 +9,7 @@ import signal
 import pytest
 import torch
 
-from agents.training.checkpoint import load_checkpoint
+from foundation.checkpoint import load_checkpoint
 from runners import generation, maze, recall
 from runners.app import execute
 from tests.runners.helpers import compose_config, event_tags

@@ -1,7 +1,7 @@
 """Checkpoint files: written atomically, read with ``weights_only=True`` so a foreign file runs no code.
 
 A checkpoint is a plain dict of tensors, numbers, strings, lists and dicts (state_dicts of models,
-optimisers, schedulers and curricula, RNG states from ``envs.common.rng_state()``, step counters).
+optimisers, schedulers and curricula, RNG states from ``foundation.rng_state()``, step counters).
 """
 
 from __future__ import annotations

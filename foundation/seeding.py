@@ -12,7 +12,7 @@ import random
 import numpy as np
 import torch
 
-from envs.common.device import resolve_device
+from foundation.device import resolve_device
 
 
 def derive_seed(seed: int, component: str) -> int:

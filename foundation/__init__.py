@@ -1,0 +1,21 @@
+"""The foundation every MindGym package imports: device selection, seeding and atomic checkpoint I/O.
+
+It imports nothing from envs, agents, curricula or runners, so each of them can build on it without
+reaching sideways or upwards.
+"""
+
+from foundation.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from foundation.device import resolve_device
+from foundation.seeding import derive_seed, make_generator, rng_state, seed_everything, set_rng_state
+
+__all__ = [
+    "CheckpointError",
+    "derive_seed",
+    "load_checkpoint",
+    "make_generator",
+    "resolve_device",
+    "rng_state",
+    "save_checkpoint",
+    "seed_everything",
+    "set_rng_state",
+]
