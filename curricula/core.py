@@ -15,16 +15,7 @@ import torch
 from curricula.reporting import level_change_line, logger, write_tensorboard
 from curricula.schedules import Schedule
 from curricula.stats import SuccessStats
-from foundation.device import resolve_device
-
-
-def seeded_generator(seed: int | None, device: str | torch.device = "cpu") -> torch.Generator:
-    """A generator on ``device`` seeded with ``seed``, or without one with a draw from torch's global stream
-    (reproducible after ``seed_everything``; unlike ``torch.seed()`` it does not reseed the global generator).
-    """
-    generator = torch.Generator(device=resolve_device(device))
-    generator.manual_seed(int(seed) if seed is not None else int(torch.randint(0, 2**62, ()).item()))
-    return generator
+from foundation import make_generator, resolve_device
 
 
 class Curriculum:
@@ -57,7 +48,7 @@ class Curriculum:
             )
         self.level_names = names
         self.stats = SuccessStats(self.num_levels, schedule.window, self.device)
-        self.generator = seeded_generator(seed, self.device)
+        self.generator = make_generator(seed, device=self.device)
         self.env_levels = self.schedule.sample(num_envs, self.generator)
         self.reported_level = int(self.schedule.level())
 

@@ -13,10 +13,9 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from curricula.core import seeded_generator
 from curricula.schedules import Schedule
 from envs.common.task import SupervisedBatch, Task
-from foundation.device import resolve_device
+from foundation import make_generator, resolve_device
 
 
 class CurriculumSampler:
@@ -49,7 +48,7 @@ class CurriculumSampler:
         self.schedule = schedule
         self.advance = bool(advance)
         self.refresh_every = refresh_every
-        self.generator = seeded_generator(seed)
+        self.generator = make_generator(seed)
         self.pad_id = int(getattr(task, "pad_id", 0))
         self.batches = 0
         self._probabilities: torch.Tensor | None = None

@@ -21,8 +21,17 @@ def derive_seed(seed: int, component: str) -> int:
     return int.from_bytes(digest, "little") & ((1 << 63) - 1)
 
 
-def make_generator(seed: int, component: str = "", device: str | torch.device = "cpu") -> torch.Generator:
-    """A torch.Generator on ``device`` seeded from ``seed`` and the component's name."""
+def make_generator(
+    seed: int | None, component: str = "", device: str | torch.device = "cpu"
+) -> torch.Generator:
+    """A torch.Generator on ``device`` seeded from ``seed`` and the component's name.
+
+    The one seeding recipe of the project. Without a seed, one is drawn from torch's global stream:
+    reproducible after :func:`seed_everything`, and unlike ``torch.seed()`` it does not reseed the global
+    generator.
+    """
+    if seed is None:
+        seed = int(torch.randint(0, 2**62, ()).item())
     generator = torch.Generator(device=resolve_device(device))
     generator.manual_seed(derive_seed(seed, component) if component else int(seed))
     return generator

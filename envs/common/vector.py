@@ -26,7 +26,7 @@ from gymnasium.vector.utils import batch_space
 
 from envs.common.graph import StepGraph
 from envs.common.task import LevelLike, Task
-from foundation.device import resolve_device
+from foundation import make_generator, resolve_device
 
 Observation = torch.Tensor | dict[str, torch.Tensor]
 
@@ -80,10 +80,7 @@ class TorchVectorEnv(gym.vector.VectorEnv, ABC):
         self.action_space = batch_space(single_action_space, num_envs)
         self.metadata = dict(type(self).metadata)
         self.set_autoreset_mode(autoreset_mode)
-        self.generator = torch.Generator(device=self.device)
-        # Without a seed, draw one from torch's global stream: reproducible after seed_everything(),
-        # and unlike torch.seed() it does not reseed the global generator.
-        self.generator.manual_seed(int(seed) if seed is not None else int(torch.randint(0, 2**62, ()).item()))
+        self.generator = make_generator(seed, device=self.device)
         self.level_ids = torch.full((num_envs,), task.level_index, dtype=torch.long, device=self.device)
         self.next_level_ids = self.level_ids.clone()
         self._needs_reset = torch.ones(num_envs, dtype=torch.bool, device=self.device)
