@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass, fields, replace
 from typing import Any
 
 import torch
@@ -98,8 +99,51 @@ def _entropy(weights: torch.Tensor) -> torch.Tensor:
     return -(weights * weights.clamp_min(1e-12).log()).sum(dim=-1)
 
 
+@dataclass
+class EngineConfig:
+    """The engine's decoding knobs and their starting values: the one place they are defined (the
+    runners' Hydra config extends this dataclass). See the module docstring for what each one does."""
+
+    conditioned: bool = False
+    condition_hidden: int = 32
+    condition_range: float = 2.0
+    temperature: float = 1.0
+    top_p: float = 0.99
+    repetition_penalty: float = 1.05  # the engine's floor: nearer 1 its gradient is too small to learn
+    last_layer_weight: float = 0.9
+    min_temperature: float = 0.05
+    top_p_sharpness: float = 0.02
+    top_p_mode: str = "smooth"
+    mix_layers: bool = True
+    scale_heads: bool = True
+
+    def __post_init__(self) -> None:
+        if not self.temperature > self.min_temperature > 0:
+            raise ValueError(
+                f"temperature ({self.temperature}) must exceed min_temperature ({self.min_temperature}) > 0."
+            )
+        if not 0.0 < self.top_p < 1.0:
+            raise ValueError(f"top_p must lie in (0, 1) (a sigmoid), got {self.top_p}; 0.999 means 'no cut'.")
+        if self.repetition_penalty < 1.0:
+            raise ValueError(f"repetition_penalty must be >= 1, got {self.repetition_penalty}.")
+        if not 0.0 < self.last_layer_weight < 1.0:
+            raise ValueError(f"last_layer_weight must lie in (0, 1), got {self.last_layer_weight}.")
+        if self.top_p_sharpness <= 0:
+            raise ValueError(f"top_p_sharpness must be > 0, got {self.top_p_sharpness}.")
+        if self.top_p_mode not in TOP_P_MODES:
+            raise ValueError(f"Unknown top_p_mode {self.top_p_mode!r}; use one of {TOP_P_MODES}.")
+
+    @classmethod
+    def knob_names(cls) -> list[str]:
+        return [f.name for f in fields(cls)]
+
+
 class InferenceEngine(nn.Module):
-    """Learned decoding over a backbone: temperature, top-p, repetition penalty, layer and head weights."""
+    """Learned decoding over a backbone: temperature, top-p, repetition penalty, layer and head weights.
+
+    Knobs come from ``config`` (an :class:`EngineConfig`), with keyword overrides:
+    ``InferenceEngine.for_backbone(backbone, ids, temperature=0.4)``.
+    """
 
     def __init__(
         self,
@@ -107,62 +151,48 @@ class InferenceEngine(nn.Module):
         n_heads: int,
         vocab_size: int,
         action_token_ids: Sequence[int],
+        config: EngineConfig | None = None,
         *,
-        conditioned: bool = False,
         d_model: int | None = None,
-        condition_hidden: int = 32,
-        condition_range: float = 2.0,
-        temperature: float = 1.0,
-        top_p: float = 0.99,
-        repetition_penalty: float = 1.05,
-        last_layer_weight: float = 0.9,
-        min_temperature: float = 0.05,
-        top_p_sharpness: float = 0.02,
-        top_p_mode: str = "smooth",
-        mix_layers: bool = True,
-        scale_heads: bool = True,
+        **knobs: Any,
     ):
         super().__init__()
-        self._check_args(n_layers, n_heads, vocab_size, action_token_ids, conditioned, d_model)
-        if not temperature > min_temperature > 0:
-            raise ValueError(
-                f"temperature ({temperature}) must exceed min_temperature ({min_temperature}) > 0."
-            )
-        if not 0.0 < top_p < 1.0:
-            raise ValueError(f"top_p must lie in (0, 1) (a sigmoid), got {top_p}; use 0.999 for 'no cut'.")
-        if repetition_penalty < 1.0:
-            raise ValueError(f"repetition_penalty must be >= 1, got {repetition_penalty}.")
-        if not 0.0 < last_layer_weight < 1.0 and n_layers > 1:
-            raise ValueError(f"last_layer_weight must lie in (0, 1), got {last_layer_weight}.")
-        if top_p_sharpness <= 0:
-            raise ValueError(f"top_p_sharpness must be > 0, got {top_p_sharpness}.")
+        unknown = sorted(set(knobs) - set(EngineConfig.knob_names()))
+        if unknown:
+            raise TypeError(f"Unknown engine knob(s) {unknown}; the knobs are {EngineConfig.knob_names()}.")
+        config = replace(config or EngineConfig(), **knobs)
+        self.config = config
+        self._check_args(n_layers, n_heads, vocab_size, action_token_ids, config.conditioned, d_model)
         self.n_layers, self.n_heads, self.vocab_size = n_layers, n_heads, vocab_size
         self.n_actions = len(action_token_ids)
-        self.min_temperature = float(min_temperature)
-        self.top_p_sharpness = float(top_p_sharpness)
-        self.top_p_mode = top_p_mode
-        self.mix_layers = bool(mix_layers and n_layers > 1)
-        self.scale_heads = bool(scale_heads)
-        self.conditioned = bool(conditioned)
-        self.condition_range = float(condition_range)
+        self.min_temperature = float(config.min_temperature)
+        self.top_p_sharpness = float(config.top_p_sharpness)
+        self.top_p_mode = config.top_p_mode
+        self.mix_layers = bool(config.mix_layers and n_layers > 1)
+        self.scale_heads = bool(config.scale_heads)
+        self.conditioned = bool(config.conditioned)
+        self.condition_range = float(config.condition_range)
         self.register_buffer("action_token_ids", torch.as_tensor(list(action_token_ids), dtype=torch.long))
 
         layer_init = torch.zeros(n_layers)
         if n_layers > 1:
-            layer_init[-1] = math.log(last_layer_weight * (n_layers - 1) / (1.0 - last_layer_weight))
-        self.raw_temperature = nn.Parameter(torch.tensor(inverse_softplus(temperature - min_temperature)))
-        self.raw_top_p = nn.Parameter(torch.logit(torch.tensor(float(top_p))))
-        self.raw_penalty = nn.Parameter(torch.tensor(inverse_softplus(max(repetition_penalty - 1.0, 0.05))))
+            share = config.last_layer_weight
+            layer_init[-1] = math.log(share * (n_layers - 1) / (1.0 - share))
+        raw_temperature = inverse_softplus(config.temperature - config.min_temperature)
+        self.raw_temperature = nn.Parameter(torch.tensor(raw_temperature))
+        self.raw_top_p = nn.Parameter(torch.logit(torch.tensor(float(config.top_p))))
+        raw_penalty = inverse_softplus(max(config.repetition_penalty - 1.0, 0.05))
+        self.raw_penalty = nn.Parameter(torch.tensor(raw_penalty))
         self.raw_layer_weights = nn.Parameter(layer_init)
         self.raw_head_weights = nn.Parameter(torch.zeros(n_layers, n_heads))
         for name in ("raw_temperature", "raw_top_p", "raw_penalty", "raw_layer_weights", "raw_head_weights"):
             self.register_buffer(f"default_{name}", getattr(self, name).detach().clone(), persistent=False)
         if self.conditioned:
-            out = nn.Linear(condition_hidden, 2)
+            out = nn.Linear(config.condition_hidden, 2)
             nn.init.normal_(out.weight, std=0.01)
             nn.init.zeros_(out.bias)
             self.condition = nn.Sequential(
-                nn.LayerNorm(d_model), nn.Linear(d_model, condition_hidden), nn.GELU(), out
+                nn.LayerNorm(d_model), nn.Linear(d_model, config.condition_hidden), nn.GELU(), out
             )
         self._last: dict[str, torch.Tensor] = {}
 
@@ -182,7 +212,11 @@ class InferenceEngine(nn.Module):
 
     @classmethod
     def for_backbone(
-        cls, backbone: Backbone, action_token_ids: Sequence[int], **kwargs: Any
+        cls,
+        backbone: Backbone,
+        action_token_ids: Sequence[int],
+        config: EngineConfig | None = None,
+        **knobs: Any,
     ) -> InferenceEngine:
         """An engine sized for ``backbone`` acting on ``action_token_ids`` (``task.action_token_ids``)."""
         return cls(
@@ -190,8 +224,9 @@ class InferenceEngine(nn.Module):
             backbone.n_heads,
             backbone.vocab_size,
             action_token_ids,
+            config,
             d_model=backbone.d_model,
-            **kwargs,
+            **knobs,
         )
 
     # ------------------------------------------------------------------ constrained values
@@ -226,8 +261,13 @@ class InferenceEngine(nn.Module):
         self, backbone: Backbone, tokens: torch.Tensor, length: torch.Tensor, state: Any = None
     ) -> tuple[Categorical, BackboneOutput]:
         """Run ``backbone`` with this engine's head weights and return the action distribution and output."""
-        output = backbone(tokens, state, head_scale=self.head_scale(), return_layers=self.mix_layers)
+        output = self.read(backbone, tokens, state)
         return self.distribution(output, tokens, length, backbone.output_logits), output
+
+    def read(self, backbone: Backbone, tokens: torch.Tensor, state: Any = None) -> BackboneOutput:
+        """The backbone's output on ``tokens`` (after ``state``) with this engine's head weights and, when
+        it mixes layers, every layer's hidden state."""
+        return backbone(tokens, state, head_scale=self.head_scale(), return_layers=self.mix_layers)
 
     def distribution(
         self,
@@ -235,10 +275,16 @@ class InferenceEngine(nn.Module):
         tokens: torch.Tensor,
         length: torch.Tensor,
         output_logits: Callable[[torch.Tensor], torch.Tensor],
+        positions: torch.Tensor | None = None,
     ) -> Categorical:
-        """The distribution over actions at position ``length - 1`` of each row of ``tokens`` (B, T)."""
+        """The distribution over actions for each row of the context ``tokens`` (B, T) / ``length``.
+
+        The hidden state is read at ``positions`` of ``output`` (default ``length - 1``: the output covers
+        the whole context; a streamed output of one new token reads position 0). The repetition penalty
+        always looks at the whole context.
+        """
         rows = torch.arange(tokens.shape[0], device=tokens.device)
-        last = (length.reshape(-1) - 1).clamp(min=0)
+        last = (length.reshape(-1) - 1 if positions is None else positions.reshape(-1)).clamp(min=0)
         if self.mix_layers:
             if output.layer_hiddens is None or len(output.layer_hiddens) != self.n_layers:
                 raise ValueError(

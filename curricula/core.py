@@ -1,8 +1,9 @@
-"""The part every curriculum wrapper shares: a schedule, its statistics, a generator and per-env levels.
+"""The run's one curriculum: a schedule, its statistics and the generator that draws levels.
 
 ``record`` runs on every (vector) env step with tensor ops only; ``summary``/``log`` copy the counters to
 the host and are called when the caller logs. The wrappers in this package only translate their env's
-outputs into ``record`` calls and apply the returned levels through the task's ``set_level``.
+outputs into ``record`` calls and apply levels from ``draw`` through the task's ``set_level``; none of
+them moves the clock (``advance``), which belongs to the training loop.
 """
 
 from __future__ import annotations
@@ -19,12 +20,21 @@ from foundation import make_generator, resolve_device
 
 
 class Curriculum:
-    """A schedule over ``num_envs`` sub-envs on ``device``: which level each sub-env plays next."""
+    """The run's one curriculum: a schedule, its success statistics and the generator that draws levels.
+
+    Who does what (one owner per piece of state):
+
+    - **recording**: samplers, env wrappers and evaluation call :meth:`record` with the outcomes they saw;
+    - **drawing**: env wrappers call :meth:`draw` for the levels of new episodes and write them to their
+      env (the env's per-sub-env level tensor is the one place a sub-env's level lives); the supervised
+      sampler reads :meth:`probabilities`;
+    - **the clock**: only the owner of the training loop calls :meth:`advance`, once per optimiser step
+      in the runners (SB3's :class:`curricula.sb3.CurriculumCallback` advances it by SB3's timesteps).
+    """
 
     def __init__(
         self,
         schedule: Schedule,
-        num_envs: int = 1,
         device: str | torch.device = "cpu",
         seed: int | None = None,
         level_names: Sequence[str] | None = None,
@@ -34,11 +44,8 @@ class Curriculum:
                 f"A curriculum needs a curricula Schedule, got {type(schedule).__name__}; "
                 "build one with curricula.build_schedule(name, num_levels, ...)."
             )
-        if not isinstance(num_envs, int) or num_envs < 1:
-            raise ValueError(f"num_envs must be a positive int, got {num_envs!r}.")
         self.device = resolve_device(device)
         self.schedule = schedule.to(self.device)
-        self.num_envs = num_envs
         self.num_levels = schedule.num_levels
         names = [str(i) for i in range(self.num_levels)] if level_names is None else list(level_names)
         if len(names) != self.num_levels:
@@ -49,36 +56,64 @@ class Curriculum:
         self.level_names = names
         self.stats = SuccessStats(self.num_levels, schedule.window, self.device)
         self.generator = make_generator(seed, device=self.device)
-        self.env_levels = self.schedule.sample(num_envs, self.generator)
         self.reported_level = int(self.schedule.level())
 
-    def tick(self, steps: int) -> None:
-        """Count environment steps (staged schedules move on them)."""
-        self.schedule.tick(steps)
+    @classmethod
+    def ensure(
+        cls,
+        curriculum: Curriculum | Schedule,
+        device: str | torch.device,
+        seed: int | None,
+        level_names: Sequence[str],
+    ) -> Curriculum:
+        """``curriculum`` itself (shared with the rest of the run), or a new one around a bare schedule."""
+        if isinstance(curriculum, Curriculum):
+            if curriculum.num_levels != len(level_names):
+                raise ValueError(
+                    f"The curriculum covers {curriculum.num_levels} levels but the task has "
+                    f"{len(level_names)}; build it over the same task's ladder."
+                )
+            return curriculum
+        return cls(curriculum, device, seed, level_names)
 
-    def record(self, levels: torch.Tensor, success: torch.Tensor, done: torch.Tensor) -> torch.Tensor:
-        """Count the episodes that ended (``done``) and draw the next level of each of those sub-envs.
+    @property
+    def steps(self) -> int:
+        """The run's clock: how far :meth:`advance` has moved the schedule."""
+        return self.schedule.steps
 
-        ``levels``: the ladder index each sub-env's episode ran at; ``success``: bool outcome. Returns the
-        (num_envs,) levels the sub-envs should play next (unchanged where ``done`` is False).
-        """
+    def advance(self, steps: int = 1) -> None:
+        """Move the clock by ``steps``; staged boundaries and knobs fire here. Only the loop calls this."""
+        self.schedule.advance(steps)
+
+    def record(self, levels: torch.Tensor, success: torch.Tensor, done: torch.Tensor | None = None) -> None:
+        """Count the episodes that ended: ``levels`` (ladder indices), ``success`` (bool), ``done`` mask
+        (None: every entry is a finished episode). Tensor ops only; nothing reaches the host."""
+        levels = levels.to(self.device, torch.long)
+        success = success.to(self.device, torch.bool)
+        done = torch.ones_like(success) if done is None else done.to(self.device, torch.bool)
         self.stats.record(levels, success, done)
         self.schedule.update(self.stats, levels, success, done)
-        drawn = self.schedule.sample(self.num_envs, self.generator)
-        self.env_levels = torch.where(done, drawn, self.env_levels)
-        return self.env_levels
+
+    def draw(self, n: int) -> torch.Tensor:
+        """``n`` ladder indices for new episodes, drawn from the schedule with the curriculum's generator."""
+        return self.schedule.sample(n, self.generator)
+
+    def probabilities(self) -> torch.Tensor:
+        """The schedule's distribution over ladder indices (on the curriculum's device)."""
+        return self.schedule.probabilities()
+
+    def level(self) -> int:
+        """The schedule's level as a host int (one sync; call at log / eval time)."""
+        return int(self.schedule.level())
 
     def summary(self) -> dict[str, Any]:
         """Host copy of the schedule and statistics (one sync; for logging and reports)."""
         self.schedule.sync()
-        env_levels = self.env_levels.tolist()
         return {
             "schedule": self.schedule.name,
             "level": int(self.schedule.level()),
             "level_names": self.level_names,
             "probabilities": self.schedule.probabilities().tolist(),
-            "env_levels": env_levels,
-            "mean_level": sum(env_levels) / len(env_levels),
             "knobs": self.schedule.knobs(),
             "steps": self.schedule.steps,
             **self.stats.summary(),
@@ -105,26 +140,19 @@ class Curriculum:
         return summary
 
     def state_dict(self) -> dict[str, Any]:
-        """Schedule, statistics, generator and per-env levels as plain data and CPU tensors."""
+        """Schedule, statistics and generator as plain data and CPU tensors."""
         return {
             "schedule": self.schedule.state_dict(),
             "stats": self.stats.state_dict(),
             "generator": self.generator.get_state(),
-            "env_levels": self.env_levels.cpu().clone(),
             "reported_level": self.reported_level,
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        """Continue exactly where :meth:`state_dict` left off (same schedule, ladder and num_envs)."""
-        if state["env_levels"].shape != (self.num_envs,):
-            raise ValueError(
-                f"Saved curriculum has {state['env_levels'].shape[0]} sub-envs, this one {self.num_envs}; "
-                "resume with the same num_envs."
-            )
+        """Continue exactly where :meth:`state_dict` left off (same schedule and ladder)."""
         self.schedule.load_state_dict(state["schedule"])
         self.stats.load_state_dict(state["stats"])
         self.generator.set_state(state["generator"])
-        self.env_levels = state["env_levels"].to(self.device).clone()
         self.reported_level = int(state["reported_level"])
 
 

@@ -16,9 +16,20 @@ import torch
 logger = logging.getLogger("curricula")
 
 
+def mean_level(summary: dict[str, Any]) -> float:
+    """The expected ladder index of a new episode under the curriculum's distribution."""
+    return float(sum(i * p for i, p in enumerate(summary["probabilities"])))
+
+
+def level_sample(summary: dict[str, Any], size: int = 1000) -> np.ndarray:
+    """The curriculum's distribution as ``size`` ladder indices in proportion (for histogram sinks)."""
+    counts = np.round(np.asarray(summary["probabilities"], dtype=np.float64) * size).astype(np.int64)
+    return np.repeat(np.arange(len(counts)), counts)
+
+
 def scalars(summary: dict[str, Any], prefix: str = "curriculum") -> dict[str, float]:
-    """Scalars to log: current level, mean level of the sub-envs, success rate per level, knobs."""
-    values = {f"{prefix}/level": float(summary["level"]), f"{prefix}/mean_level": summary["mean_level"]}
+    """Scalars to log: current level, expected level of a new episode, success rate per level, knobs."""
+    values = {f"{prefix}/level": float(summary["level"]), f"{prefix}/mean_level": mean_level(summary)}
     for name, rate, seen in zip(summary["level_names"], summary["success_rate"], summary["window_episodes"]):
         if seen > 0:
             values[f"{prefix}/success_rate/{name}"] = rate
@@ -28,11 +39,11 @@ def scalars(summary: dict[str, Any], prefix: str = "curriculum") -> dict[str, fl
 
 
 def write_tensorboard(writer: Any, summary: dict[str, Any], step: int, prefix: str = "curriculum") -> None:
-    """Scalars and a histogram of the sub-envs' levels to a ``SummaryWriter``."""
+    """Scalars and a histogram of the levels new episodes are drawn at to a ``SummaryWriter``."""
     for tag, value in scalars(summary, prefix).items():
         writer.add_scalar(tag, value, step)
     edges = np.arange(len(summary["level_names"]) + 1) - 0.5
-    writer.add_histogram(f"{prefix}/levels", np.asarray(summary["env_levels"]), step, bins=edges)
+    writer.add_histogram(f"{prefix}/levels", level_sample(summary), step, bins=edges)
 
 
 def record_sb3(sb3_logger: Any, summary: dict[str, Any], prefix: str = "curriculum") -> None:
@@ -41,7 +52,7 @@ def record_sb3(sb3_logger: Any, summary: dict[str, Any], prefix: str = "curricul
         sb3_logger.record(tag, value)
     sb3_logger.record(
         f"{prefix}/levels",
-        torch.as_tensor(summary["env_levels"]),
+        torch.as_tensor(level_sample(summary)),
         exclude=("stdout", "log", "json", "csv"),
     )
 

@@ -1,9 +1,10 @@
 """Supervised batches whose levels follow a curriculum schedule, so backbone and env training agree.
 
 ``CurriculumSampler.sample_batch`` has the signature of ``Task.sample_batch``: it splits the batch by
-level according to the schedule's distribution, draws each part with ``task.sample_batch(level=...)``
-and joins them, right-padding shorter sequences (tokens with the task's ``pad_id``, 0 if it has none;
-padding never counts in the loss). ``last_levels`` holds each row's ladder index.
+level according to the curriculum's distribution, draws each part with ``task.sample_batch(level=...)``
+and joins them with ``SupervisedBatch.concat`` (right-padding; padding never counts in the loss).
+``last_levels`` holds each row's ladder index. The sampler only reads the curriculum: it never moves its
+clock.
 """
 
 from __future__ import annotations
@@ -11,42 +12,39 @@ from __future__ import annotations
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 
+from curricula.core import Curriculum
 from curricula.schedules import Schedule
 from envs.common.task import SupervisedBatch, Task
 from foundation import make_generator, resolve_device
 
 
 class CurriculumSampler:
-    """Draws supervised batches at levels sampled from ``schedule``.
+    """Draws supervised batches at levels sampled from ``curriculum``.
 
-    The schedule may be shared with an env wrapper (it then moves with the agent's success). With
-    ``advance=True`` each batch also ticks the schedule by one step, for supervised-only runs driven by a
-    staged schedule. ``refresh_every`` batches the sampler re-reads the schedule's distribution (one
-    small host copy; raise it when the schedule lives on a GPU and batches are tiny).
+    ``curriculum`` is the run's :class:`Curriculum` (shared with the env wrapper and evaluation, so it
+    moves with the agent's success) or a bare schedule. ``refresh_every`` batches the sampler re-reads
+    the distribution (one small host copy; raise it when the curriculum lives on a GPU).
     """
 
     def __init__(
         self,
         task: Task,
-        schedule: Schedule,
+        curriculum: Curriculum | Schedule,
         seed: int | None = None,
-        advance: bool = False,
         refresh_every: int = 1,
     ):
         if not isinstance(task, Task):
             raise TypeError(f"CurriculumSampler needs a MindGym Task, got {type(task).__name__}.")
-        if schedule.num_levels != task.num_levels:
+        if curriculum.num_levels != task.num_levels:
             raise ValueError(
-                f"The schedule covers {schedule.num_levels} levels but the task has {task.num_levels}; "
+                f"The schedule covers {curriculum.num_levels} levels but the task has {task.num_levels}; "
                 f"build the schedule with num_levels={task.num_levels}."
             )
         if not isinstance(refresh_every, int) or refresh_every < 1:
             raise ValueError(f"refresh_every must be a positive int (batches), got {refresh_every!r}.")
         self.task = task
-        self.schedule = schedule
-        self.advance = bool(advance)
+        self.curriculum = Curriculum.ensure(curriculum, "cpu", seed, task.ladder.names)
         self.refresh_every = refresh_every
         self.generator = make_generator(seed)
         self.pad_id = int(getattr(task, "pad_id", 0))
@@ -59,7 +57,7 @@ class CurriculumSampler:
         if not isinstance(batch_size, int) or batch_size < 1:
             raise ValueError(f"batch_size must be a positive int, got {batch_size!r}.")
         if self._probabilities is None or self.batches % self.refresh_every == 0:
-            self._probabilities = self.schedule.probabilities().detach().to("cpu", torch.float64)
+            self._probabilities = self.curriculum.probabilities().detach().to("cpu", torch.float64)
         levels = torch.multinomial(
             self._probabilities, batch_size, replacement=True, generator=self.generator
         )
@@ -80,28 +78,10 @@ class CurriculumSampler:
             if n > 0
         ]
         self.batches += 1
-        if self.advance:
-            self.schedule.tick(1)
         self.last_levels = torch.repeat_interleave(torch.arange(self.task.num_levels), counts).to(
             parts[0].tokens.device
         )
-        return self._join(parts)
-
-    def _join(self, parts: list[SupervisedBatch]) -> SupervisedBatch:
-        width = max(part.tokens.shape[1] for part in parts)
-
-        def pad(t: torch.Tensor, value: Any) -> torch.Tensor:
-            extra = width - t.shape[1]
-            if extra == 0:
-                return t
-            spec = (0, 0) * (t.dim() - 2) + (0, extra)
-            return F.pad(t, spec, value=value)
-
-        return SupervisedBatch(
-            torch.cat([pad(p.tokens, self.pad_id) for p in parts]),
-            torch.cat([pad(p.targets, self.pad_id) for p in parts]),
-            torch.cat([pad(p.loss_mask, False) for p in parts]),
-        )
+        return SupervisedBatch.concat(parts, self.pad_id)
 
     def state_dict(self) -> dict[str, Any]:
         """The sampler's generator and batch count (the schedule saves its own state)."""

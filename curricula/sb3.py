@@ -2,8 +2,9 @@
 
 ``CurriculumVecEnv`` wraps any SB3 ``VecEnv`` of a MindGym task: a ``DummyVecEnv``/``SubprocVecEnv`` of
 single envs or ``envs.common.sb3.SB3VecEnvAdapter`` over a native vector env. At each episode end it
-reads ``infos[i]["is_success"]`` (or ``"success"``) and ``infos[i]["level"]``, updates the schedule and
-sends the sub-env's next level with ``env_method("set_level", level, indices=...)``. SB3 resets a
+reads ``infos[i]["is_success"]`` (or ``"success"``) and ``infos[i]["level"]``, records them into the
+curriculum and sends the sub-env's next level with ``env_method("set_level", level, indices=...)``.
+``CurriculumCallback`` advances the curriculum's clock in SB3's timesteps. SB3 resets a
 finished sub-env inside the same step, so the new level applies from the episode after that one.
 """
 
@@ -27,7 +28,7 @@ from envs.common.task import Task
 class CurriculumVecEnv(CurriculumReporting, VecEnvWrapper):
     """Per-sub-env levels from ``schedule`` for an SB3 ``VecEnv``; statistics on the host (SB3 is NumPy)."""
 
-    def __init__(self, venv: VecEnv, schedule: Schedule, seed: int | None = None):
+    def __init__(self, venv: VecEnv, curriculum: Curriculum | Schedule, seed: int | None = None):
         super().__init__(venv)
         task = venv.get_attr("task", indices=[0])[0]
         if not isinstance(task, Task):
@@ -35,11 +36,15 @@ class CurriculumVecEnv(CurriculumReporting, VecEnvWrapper):
                 f"CurriculumVecEnv needs sub-envs with a MindGym Task at .task, got {type(task).__name__}."
             )
         self.level_names = task.ladder.names
-        self.curriculum = Curriculum(schedule, self.num_envs, "cpu", seed, self.level_names)
+        self.curriculum = Curriculum.ensure(curriculum, "cpu", seed, self.level_names)
         self.schedule = self.curriculum.schedule
+        self.next_levels = self.curriculum.draw(self.num_envs)
         self._send(np.arange(self.num_envs))
 
     def reset(self) -> VecEnvObs:
+        """Draw a level for every sub-env from the curriculum, then reset."""
+        self.next_levels = self.curriculum.draw(self.num_envs)
+        self._send(np.arange(self.num_envs))
         return self.venv.reset()
 
     def step_wait(self) -> VecEnvStepReturn:
@@ -49,10 +54,9 @@ class CurriculumVecEnv(CurriculumReporting, VecEnvWrapper):
         success = np.zeros(self.num_envs, dtype=bool)
         for i in finished:
             levels[i], success[i] = self._outcome(int(i), infos[i])
-        self.curriculum.tick(self.num_envs)
-        self.curriculum.record(
-            torch.from_numpy(levels), torch.from_numpy(success), torch.from_numpy(dones.astype(bool))
-        )
+        done = torch.from_numpy(dones.astype(bool))
+        self.curriculum.record(torch.from_numpy(levels), torch.from_numpy(success), done)
+        self.next_levels = torch.where(done, self.curriculum.draw(self.num_envs), self.next_levels)
         if finished.size:
             self._send(finished)
         return obs, rewards, dones, infos
@@ -71,14 +75,14 @@ class CurriculumVecEnv(CurriculumReporting, VecEnvWrapper):
     def _send(self, ids: np.ndarray) -> None:
         """One ``env_method("set_level")`` call per distinct level among the sub-envs ``ids``."""
         groups: dict[int, list[int]] = defaultdict(list)
-        for i, level in zip(ids.tolist(), self.curriculum.env_levels[ids].tolist()):
+        for i, level in zip(ids.tolist(), self.next_levels[ids].tolist()):
             groups[level].append(i)
         for level, indices in groups.items():
             self.venv.env_method("set_level", level, indices=indices)
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Resume the curriculum; the next ``reset`` draws every sub-env's level from the restored state."""
         self.curriculum.load_state_dict(state)
-        self._send(np.arange(self.num_envs))
 
 
 def find_curriculum(env: Any) -> Curriculum:
@@ -95,7 +99,13 @@ def find_curriculum(env: Any) -> Curriculum:
 
 
 class CurriculumCallback(BaseCallback):
-    """Every ``log_every`` steps: scalars and level histogram to SB3's logger; level-change log lines."""
+    """The curriculum's clock under SB3, plus its logging.
+
+    SB3 owns the training loop, so this callback is the one thing that advances the curriculum: on every
+    step by the timesteps SB3 counted since the last call (``model.num_timesteps``, i.e. env steps summed
+    over sub-envs), so staged boundaries are in SB3's timesteps. Every ``log_every`` timesteps it writes
+    scalars and the level histogram to SB3's logger and logs level changes.
+    """
 
     def __init__(self, log_every: int = 1000, verbose: int = 0):
         super().__init__(verbose)
@@ -108,6 +118,7 @@ class CurriculumCallback(BaseCallback):
         self.curriculum = find_curriculum(self.training_env)
 
     def _on_step(self) -> bool:
+        self.curriculum.advance(self.num_timesteps - self.curriculum.steps)
         if self.num_timesteps - self._last >= self.log_every:
             self._last = self.num_timesteps
             summary = self.curriculum.summary()

@@ -90,8 +90,11 @@ class Schedule(ABC):
     def level(self) -> torch.Tensor:
         """The level the schedule is at (0-dim long tensor): the frontier, the stage's level, ..."""
 
-    def tick(self, steps: int = 1) -> None:
-        """Count ``steps`` environment steps (or supervised batches); staged schedules move on them."""
+    def advance(self, steps: int = 1) -> None:
+        """Move the run's clock by ``steps`` (optimiser steps in the runners); staged schedules move on it.
+
+        Only the owner of the training loop calls this (through :meth:`Curriculum.advance`).
+        """
         self.steps += int(steps)
 
     def update(
@@ -273,8 +276,8 @@ class StagedSchedule(Schedule):
     def knobs(self) -> dict[str, float]:
         return dict(self.stages[self._host_stage]["knobs"])
 
-    def tick(self, steps: int = 1) -> None:
-        super().tick(steps)
+    def advance(self, steps: int = 1) -> None:
+        super().advance(steps)
         if self.unit == "steps":
             stage = self.stage_at(self.steps)
             if stage != self._host_stage:

@@ -1,10 +1,13 @@
 """A curriculum over a vector env: MindGym's native TorchVectorEnv (any device) or a Gymnasium vector env.
 
 On a native env the per-env levels and success statistics live in tensors on the env's device and each
-``step`` updates them with tensor ops: no ``.item()``, no ``bool(tensor)``, no ``nonzero``. New levels
-go to the env with ``env.set_level(LongTensor)``, which applies at each sub-env's next reset (with
-next-step autoreset, the very next episode; with same-step autoreset, which has already reset the
-sub-env, the episode after it). Counters reach the host only in :meth:`summary` and :meth:`log`.
+``step`` updates them with tensor ops: no ``.item()``, no ``bool(tensor)``, no ``nonzero``. ``reset``
+draws a level for every sub-env; each ``step`` records the episodes that ended into the curriculum and
+draws their next levels, sent with ``env.set_level(LongTensor)``, which applies at each sub-env's next
+reset (with next-step autoreset, the very next episode; with same-step autoreset, which has already
+reset the sub-env, the episode after it). The env's own per-sub-env level tensor is the one place a
+level lives. The wrapper never moves the curriculum's clock: the training loop does. Counters reach the
+host only in :meth:`summary` and :meth:`log`.
 
 A Gymnasium ``SyncVectorEnv`` of MindGym single envs works on the host: each sub-env whose episode
 ended gets its next level through ``sub_env.unwrapped.set_level``. ``AsyncVectorEnv`` is refused: its
@@ -27,13 +30,17 @@ from envs.common.vector import TorchVectorEnv
 
 
 class CurriculumVectorWrapper(CurriculumReporting, gym.vector.VectorWrapper):
-    """Choose each sub-env's level from ``schedule`` and learn from how its episodes end.
+    """Choose each sub-env's level from ``curriculum`` and record how its episodes end.
 
-    ``log(writer, step)`` writes TensorBoard scalars (current level, success rate per level, knobs) and a
-    level histogram, and logs a line when the schedule's level changed since the last call.
+    ``curriculum`` is the run's :class:`Curriculum` (shared with the sampler and evaluation), or a bare
+    schedule, which gets a curriculum of its own (seeded with ``seed``). ``log(writer, step)`` writes
+    TensorBoard scalars (current level, success rate per level, knobs) and a level histogram, and logs a
+    line when the schedule's level changed since the last call.
     """
 
-    def __init__(self, env: gym.vector.VectorEnv, schedule: Schedule, seed: int | None = None):
+    def __init__(
+        self, env: gym.vector.VectorEnv, curriculum: Curriculum | Schedule, seed: int | None = None
+    ):
         if not isinstance(env, gym.vector.VectorEnv):
             raise TypeError(
                 f"CurriculumVectorWrapper wraps a gymnasium VectorEnv, got {type(env).__name__}; "
@@ -50,13 +57,20 @@ class CurriculumVectorWrapper(CurriculumReporting, gym.vector.VectorWrapper):
             )
         task = base.task if self.native else _sub_env_task(base)
         device = base.device if self.native else torch.device("cpu")
-        self.curriculum = Curriculum(schedule, env.num_envs, device, seed, task.ladder.names)
+        self.curriculum = Curriculum.ensure(curriculum, device, seed, task.ladder.names)
         self.schedule = self.curriculum.schedule
-        self.device = device
+        self.device = self.curriculum.device
         self._ladder_names = task.ladder.names
-        self._apply(self.curriculum.env_levels, done=None)
+        self._next_levels = self.curriculum.draw(self.num_envs)
+        self._apply(done=None)
 
     # ----------------------------------------------------------------- Gymnasium vector API
+    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[Any, Any]:
+        """Draw a level for every sub-env from the curriculum, then reset the env."""
+        self._next_levels = self.curriculum.draw(self.num_envs)
+        self._apply(done=None)
+        return self.env.reset(seed=seed, options=options)
+
     def step(self, actions: Any) -> tuple[Any, Any, Any, Any, dict[str, Any]]:
         playing = self.env.unwrapped.level_ids if self.native else None
         obs, reward, terminated, truncated, info = self.env.step(actions)
@@ -64,20 +78,21 @@ class CurriculumVectorWrapper(CurriculumReporting, gym.vector.VectorWrapper):
             levels, success, done = self._native_outcomes(playing, terminated, truncated, info)
         else:
             levels, success, done = self._host_outcomes(terminated, truncated, info)
-        self.curriculum.tick(self.num_envs)
-        self._apply(self.curriculum.record(levels, success, done), done)
+        self.curriculum.record(levels, success, done)
+        drawn = self.curriculum.draw(self.num_envs)
+        self._next_levels = torch.where(done.to(self.device), drawn, self._next_levels)
+        self._apply(done)
         return obs, reward, terminated, truncated, info
 
     # ----------------------------------------------------------------- curriculum API
     @property
     def levels(self) -> torch.Tensor:
-        """The level each sub-env plays next (on the env's device)."""
-        return self.curriculum.env_levels
+        """The level each sub-env plays next (on the curriculum's device)."""
+        return self._next_levels
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        """Resume the schedule; the restored levels apply at each sub-env's next reset."""
+        """Resume the curriculum; the next ``reset`` draws every sub-env's level from the restored state."""
         self.curriculum.load_state_dict(state)
-        self._apply(self.curriculum.env_levels, done=None)
 
     # ----------------------------------------------------------------- helpers
     def _native_outcomes(
@@ -117,15 +132,15 @@ class CurriculumVectorWrapper(CurriculumReporting, gym.vector.VectorWrapper):
             return self._ladder_names.index(str(level))
         return int(level)
 
-    def _apply(self, levels: torch.Tensor, done: torch.Tensor | None) -> None:
+    def _apply(self, done: torch.Tensor | None) -> None:
         """Send the next levels to the env (all of them, or the sub-envs whose episode ended)."""
         base = self.env.unwrapped
         if self.native:
-            base.set_level(levels)
+            base.set_level(self._next_levels.to(base.device))
             return
-        ids = range(self.num_envs) if done is None else np.flatnonzero(done.numpy())
+        ids = range(self.num_envs) if done is None else np.flatnonzero(done.cpu().numpy())
         for i in ids:
-            base.envs[int(i)].unwrapped.set_level(int(levels[i]))
+            base.envs[int(i)].unwrapped.set_level(int(self._next_levels[i]))
 
     def _tensor(self, value: Any) -> torch.Tensor:
         return torch.as_tensor(value, device=self.device)

@@ -2,7 +2,7 @@
 
     python -m runners.maze | runners.recall | runners.generation   train (config groups in runners/conf/)
     python -m runners.evaluate checkpoint=PATH                      evaluate checkpoints side by side
-    python -m runners.benchmark --device cuda                       step throughput of each runner
+    python -m bench.runner_throughput --device cuda                 step throughput of each runner
 
 See docs/runners.md.
 """

@@ -16,6 +16,7 @@ from omegaconf import MISSING
 
 from agents.backbones import BackboneConfig
 from agents.dual import InterleaveSchedule, RLConfig, SupervisedConfig
+from agents.engine import EngineConfig
 
 
 @dataclass
@@ -71,25 +72,12 @@ class GenerationTaskConfig:
 
 
 @dataclass
-class EngineConfig:
-    """The inference engine (learned decoding) and its policy-gradient training.
+class EngineRunConfig(EngineConfig):
+    """The inference engine: its decoding knobs (``agents.engine.EngineConfig``, defined there once) and
+    its policy-gradient training. ``rl`` is the agent's ``RLConfig``; ``interleave`` its
+    ``InterleaveSchedule`` (``rl_steps: 0`` trains the backbone only, the engine still decodes
+    evaluation rollouts); ``rl_envs`` sub-envs collect each RL rollout."""
 
-    The first block are ``agents.engine.InferenceEngine`` keyword arguments. ``rl`` is the agent's
-    ``RLConfig``; ``interleave`` its ``InterleaveSchedule`` (``rl_steps: 0`` trains the backbone only, the
-    engine still decodes evaluation rollouts); ``rl_envs`` sub-envs collect each RL rollout.
-    """
-
-    conditioned: bool = False
-    condition_hidden: int = 32
-    temperature: float = 1.0
-    top_p: float = 0.99
-    repetition_penalty: float = 1.05  # the engine's floor: nearer 1 its gradient is too small to learn
-    last_layer_weight: float = 0.9
-    min_temperature: float = 0.05
-    top_p_sharpness: float = 0.02
-    top_p_mode: str = "smooth"
-    mix_layers: bool = True
-    scale_heads: bool = True
     rl: RLConfig = field(default_factory=RLConfig)
     interleave: InterleaveSchedule = field(default_factory=lambda: InterleaveSchedule(rl_steps=0))
     rl_envs: int = 32
@@ -143,7 +131,7 @@ class RunConfig:
     deterministic: bool = False
     resume: bool | str = False
     backbone: BackboneConfig = field(default_factory=BackboneConfig)
-    engine: EngineConfig = field(default_factory=EngineConfig)
+    engine: EngineRunConfig = field(default_factory=EngineRunConfig)
     curriculum: CurriculumConfig = field(default_factory=CurriculumConfig)
     trainer: TrainerConfig = field(default_factory=TrainerConfig)
     hardware: HardwareConfig = field(default_factory=HardwareConfig)

@@ -1,10 +1,10 @@
 """The part of an experiment all three runners share: a DualAgent on a Task, steered by a curriculum.
 
 :class:`AgentExperiment` builds the backbone, the inference engine and the :class:`agents.dual.DualAgent`
-from the config (DDP-wrapped under ``hardware=ddp``), the curriculum schedule, and runs the agent's
-interleaved supervised / RL steps: supervised batches come from the task at levels the curriculum draws,
-RL rollouts from the family's vector env wrapped in the curriculum. A family subclass adds its vector
-env, its evaluation and its report.
+from the config (DDP-wrapped under ``hardware=ddp``) and the run's one :class:`curricula.Curriculum`.
+The run has one Task: the supervised sampler and the RL vector env are views of it, and both read
+their levels from the one curriculum, which they and evaluation only record into; the training loop
+alone advances its clock. A family subclass adds its vector env, its evaluation and its report.
 """
 
 from __future__ import annotations
@@ -19,27 +19,13 @@ from omegaconf import DictConfig, OmegaConf
 
 from agents.backbones import build_backbone
 from agents.dual import DualAgent
-from agents.engine import InferenceEngine
+from agents.engine import EngineConfig, InferenceEngine
 from curricula import Curriculum, CurriculumSampler, CurriculumVectorWrapper, apply_knobs, build_schedule
 from envs.common import Task
 from runners.app import rank_seed
 from runners.ddp import DistInfo, average_gradients_before_step, broadcast_object, unwrap_model, wrap_model
 from runners.logging import RunLogger
 from runners.loop import Experiment, StepOutput
-
-ENGINE_KWARGS = (
-    "conditioned",
-    "condition_hidden",
-    "temperature",
-    "top_p",
-    "repetition_penalty",
-    "last_layer_weight",
-    "min_temperature",
-    "top_p_sharpness",
-    "top_p_mode",
-    "mix_layers",
-    "scale_heads",
-)
 
 
 def build_agent(cfg: DictConfig, task: Task, dist: DistInfo) -> DualAgent:
@@ -53,27 +39,23 @@ def build_agent(cfg: DictConfig, task: Task, dist: DistInfo) -> DualAgent:
         OmegaConf.to_object(cfg.backbone), vocab_size=task.vocab_size, horizons=task.horizons
     )
     backbone = build_backbone(backbone_cfg)
-    engine = InferenceEngine.for_backbone(
-        backbone, task.action_token_ids, **{k: cfg.engine[k] for k in ENGINE_KWARGS}
-    )
-    supervised = OmegaConf.to_object(cfg.trainer.supervised)
-    supervised.total_steps = max(int(cfg.trainer.steps), supervised.warmup_steps + 1)
-    rl = OmegaConf.to_object(cfg.engine.rl)
-    rl.total_steps = max(int(cfg.trainer.steps), rl.warmup_steps + 1)
+    knobs = {name: cfg.engine[name] for name in EngineConfig.knob_names()}
+    engine = InferenceEngine.for_backbone(backbone, task.action_token_ids, EngineConfig(**knobs))
     agent = DualAgent(
         wrap_model(backbone, dist),
         engine.to(dist.device),
         task,
-        supervised=supervised,
-        rl=rl,
+        supervised=OmegaConf.to_object(cfg.trainer.supervised),
+        rl=OmegaConf.to_object(cfg.engine.rl),
         schedule=OmegaConf.to_object(cfg.engine.interleave),
         seed=rank_seed(cfg, dist),
         device=dist.device,
+        total_steps=int(cfg.trainer.steps),
     )
     if dist.distributed:  # ranks start from rank 0's engine and average its gradients at every step
         for tensor in agent.engine.state_dict().values():
             torch.distributed.broadcast(tensor, src=0)
-        average_gradients_before_step(agent.rl_optimizer, dist)
+        average_gradients_before_step(agent.rl.optimizer, dist)
     return agent
 
 
@@ -89,17 +71,16 @@ class AgentExperiment(Experiment):
         if cfg.curriculum.name == "staged":
             params["on_stage"] = self.apply_knobs
         schedule = build_schedule(cfg.curriculum.name, task.num_levels, **params)
-        self.curriculum = Curriculum(schedule, 1, self.device, self.seed, task.ladder.names)
+        self.curriculum = Curriculum(schedule, self.device, self.seed, task.ladder.names)
         self.sampler = CurriculumSampler(
-            task, self.curriculum.schedule, self.seed, advance=True, refresh_every=int(cfg.trainer.log_every)
+            task, self.curriculum, self.seed, refresh_every=int(cfg.trainer.log_every)
         )
-        self._level = int(self.curriculum.schedule.level())
         self._rl_env: CurriculumVectorWrapper | None = None
 
     # ----------------------------------------------------------------- family hooks
     @abstractmethod
     def make_vector_env(self, num_envs: int, seed: int) -> gym.vector.VectorEnv:
-        """The family's native vector env with sequence observations (for RL rollouts and probes)."""
+        """The family's native vector env over ``self.task`` with sequence observations (RL rollouts)."""
 
     def tokens_per_batch(self, batch: Any) -> int:
         return int(batch.tokens.numel())
@@ -107,17 +88,8 @@ class AgentExperiment(Experiment):
     # ----------------------------------------------------------------- curriculum
     @property
     def level(self) -> int:
-        return self._level
-
-    def refresh_curriculum(self) -> None:
-        """Copy the schedule's level to the host (call at log / eval time only)."""
-        self._level = int(self.curriculum.schedule.level())
-
-    def record_episodes(self, levels: torch.Tensor, success: torch.Tensor) -> None:
-        """Feed finished episodes (ladder indices and outcomes) to the curriculum."""
-        self.curriculum.stats.record(levels, success, torch.ones_like(success, dtype=torch.bool))
-        self.curriculum.schedule.update(self.curriculum.stats, levels, success, torch.ones_like(success))
-        self.refresh_curriculum()
+        """The curriculum's level (one host copy: the loop reads it at log and eval time only)."""
+        return self.curriculum.level()
 
     def evaluation_levels(self) -> list[int]:
         """Ladder indices an evaluation measures: ``task.eval_levels``, else up to one above the current."""
@@ -145,29 +117,19 @@ class AgentExperiment(Experiment):
     def rl_env(self) -> CurriculumVectorWrapper:
         if self._rl_env is None:
             env = self.make_vector_env(int(self.cfg.engine.rl_envs), self.seed + 1)
-            self._rl_env = CurriculumVectorWrapper(env, self.curriculum.schedule, seed=self.seed + 2)
-            self._rl_env.curriculum.stats = self.curriculum.stats
+            self._rl_env = CurriculumVectorWrapper(env, self.curriculum)
         return self._rl_env
 
     def train_step(self, step: int) -> StepOutput:
-        agent = self.agent
-        phase = agent.schedule.phase(agent.counters["step"])
-        if phase == "rl":
-            metrics = agent.rl_step(self.rl_env)
-            agent.counters["step"] += 1
-            steps = agent.rl_config.rollout_steps * self.rl_env.num_envs
-            return StepOutput(_short_names(metrics), env_steps=steps)
-        batch = self.sampler.sample_batch(
-            agent.sup_config.batch_size, self.device, agent.generators["supervised"]
-        )
-        metrics = agent.supervised_step(batch)
-        agent.counters["step"] += 1
-        out = _short_names(metrics)
-        if (step + 1) % int(self.cfg.trainer.log_every) == 0:
-            self.refresh_curriculum()
-            out.update(agent.backbone.metrics())
-            out.update(agent.engine.metrics())
-        return StepOutput(out, tokens=self.tokens_per_batch(batch))
+        """One step through the agent's front door: supervised from the sampler, or RL in the env."""
+        env = self.rl_env if self.agent.next_phase() == "rl" else None
+        done = self.agent.train_step(self.sampler, env)
+        out = _short_names(done.metrics)
+        if done.phase == "supervised" and (step + 1) % int(self.cfg.trainer.log_every) == 0:
+            out.update(self.agent.backbone.metrics())
+            out.update(self.agent.engine.metrics())
+        tokens = self.tokens_per_batch(done.batch) if done.batch is not None else 0
+        return StepOutput(out, tokens=tokens, env_steps=done.env_steps)
 
     # ----------------------------------------------------------------- state
     def state_dict(self) -> dict[str, Any]:
@@ -181,7 +143,6 @@ class AgentExperiment(Experiment):
         self.agent.load_state_dict(state["agent"])
         self.curriculum.load_state_dict(state["curriculum"])
         self.sampler.load_state_dict(state["sampler"])
-        self.refresh_curriculum()
 
     def load_weights(self, state: dict[str, Any]) -> None:
         """Only the models of a checkpoint (for evaluation)."""

@@ -21,8 +21,10 @@ import hydra
 import torch
 from omegaconf import DictConfig, OmegaConf
 
+from agents.rollout import rollout
 from envs.generation import COMPONENTS, TextQualityTask, bits_per_char, decode, load_corpus
 from envs.generation.vector import TextQualityVectorEnv
+from foundation import make_generator
 from runners.app import cli_main
 from runners.config import register_configs
 from runners.ddp import DistInfo, all_reduce_mean
@@ -67,32 +69,21 @@ class GenerationExperiment(AgentExperiment):
             num_envs, self.device, seed=seed, dense=bool(self.cfg.task.dense), task=task or self.task
         )
 
-    @torch.no_grad()
     def generate(self, env: TextQualityVectorEnv, level: int, seed: int) -> dict[str, Any]:
-        """Every sub-env writes one continuation with the engine's policy; its final score and components."""
+        """Every sub-env writes one continuation with the engine's policy (the one rollout function);
+        its final score and components, and a few prompt / continuation pairs."""
         env.set_level(level)
-        obs, _ = env.reset(seed=seed)
-        prompts = [decode(obs["tokens"][i, : int(obs["length"][i])]) for i in range(min(3, env.num_envs))]
-        finished = torch.zeros(env.num_envs, dtype=torch.bool, device=self.device)
-        final: dict[str, torch.Tensor] = {}
-        texts = obs["tokens"].clone()
-        lengths = obs["length"].clone()
-        steps = 0
-        while not bool(finished.all()):
-            actions = self.agent.act(obs)
-            obs, _, terminated, truncated, info = env.step(actions)
-            steps += 1
-            done = (terminated | truncated) & ~finished
-            for name in (*[c for c in COMPONENTS if c in info], "score", "success"):
-                value = info[name].float()
-                final[name] = torch.where(done, value, final.get(name, torch.zeros_like(value)))
-            texts = torch.where(done[:, None], obs["tokens"], texts)
-            lengths = torch.where(done[:, None], obs["length"], lengths)
-            finished |= done
-        samples = [
-            (prompts[i], decode(texts[i, : int(lengths[i])])[len(prompts[i]) :]) for i in range(len(prompts))
-        ]
-        return {"final": final, "samples": samples, "env_steps": steps * env.num_envs}
+        self.agent.backbone.eval()
+        policy = self.agent.policy(generator=make_generator(seed, "eval/generate", self.device))
+        out = rollout(env, policy, seed=seed)
+        names = [*[c for c in COMPONENTS if c in out.final], "score", "success"]
+        prompts, ends = out.first_obs, out.final_obs
+        samples = []
+        for i in range(min(3, env.num_envs)):
+            prompt = decode(prompts["tokens"][i, : int(prompts["length"][i])])
+            samples.append((prompt, decode(ends["tokens"][i, : int(ends["length"][i])])[len(prompt) :]))
+        final = {k: out.final[k].float() for k in names}
+        return {"final": final, "samples": samples, "env_steps": out.env_steps}
 
     def evaluate(self, step: int, logger: RunLogger) -> EvalResult:
         level_before, levels = self.levels_to_evaluate()
@@ -120,10 +111,8 @@ class GenerationExperiment(AgentExperiment):
             for key, value in means.items():
                 metrics[f"{'reward' if key == 'score' else key}/{name}"] = float(value)
             per_level[index] = float(means["success"])
-            self.record_episodes(
-                torch.full_like(out["final"]["success"], index, dtype=torch.long),
-                out["final"]["success"].bool(),
-            )
+            success = out["final"]["success"].bool()
+            self.curriculum.record(torch.full_like(success, index, dtype=torch.long), success)
             if index == level_before:
                 metrics["reward"] = float(means["score"])
                 metrics.update({f"reward_{k}": float(means[k]) for k in COMPONENTS if k in means})

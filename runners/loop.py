@@ -24,6 +24,7 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 from tqdm.auto import tqdm
 
+from curricula import Curriculum
 from foundation import rng_state, set_rng_state
 from runners.checkpoints import CheckpointManager, load_resume_state
 from runners.ddp import DistInfo, any_rank
@@ -56,9 +57,18 @@ class EvalResult:
 
 
 class Experiment(ABC):
-    """A runner's task-specific half of the loop (see runners/maze.py for an example)."""
+    """A runner's task-specific half of the loop (see runners/maze.py for an example).
+
+    Everything the loop, ``runners.evaluate`` and ``bench.runner_throughput`` call is declared here.
+    """
 
     runner: str
+    curriculum: Curriculum  # the run's one curriculum; only the loop advances it
+
+    @classmethod
+    def comparison_plots(cls, runs: dict[str, dict[str, Any]], out_dir: Path) -> list[Path]:
+        """PNG plots comparing the :meth:`full_evaluation` results of several runs (``runners.evaluate``)."""
+        return []
 
     @abstractmethod
     def train_step(self, step: int) -> StepOutput:
@@ -79,6 +89,14 @@ class Experiment(ABC):
 
     @abstractmethod
     def load_state_dict(self, state: dict[str, Any]) -> None: ...
+
+    @abstractmethod
+    def load_weights(self, state: dict[str, Any]) -> None:
+        """Only the models of a checkpoint's ``experiment`` entry (for evaluation)."""
+
+    @abstractmethod
+    def full_evaluation(self, episodes: int | None = None) -> dict[str, Any]:
+        """Every level (and the family's extra axes) measured on fresh episodes, for ``runners.evaluate``."""
 
     def summary(self) -> dict[str, Any]:
         """Task-specific entries for report.json (e.g. accuracy by maze size)."""
@@ -226,6 +244,7 @@ def train(experiment: Experiment, cfg: DictConfig, paths: RunPaths, dist: DistIn
         try:
             while step < trainer.steps:
                 meter.add(experiment.train_step(step))
+                experiment.curriculum.advance(1)  # the run's one clock: one tick per optimiser step
                 step += 1
                 bar.update(1)
                 if step % trainer.log_every == 0 or step == trainer.steps:

@@ -13,7 +13,6 @@ over the four move tokens) and the exact-path rate per level moves the curriculu
 
 from __future__ import annotations
 
-import dataclasses
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +22,7 @@ import numpy as np
 import torch
 from omegaconf import DictConfig, OmegaConf
 
+from agents.rollout import BackbonePolicy, Rollout, rollout
 from envs.maze import MazeLevel, MazeTask, default_levels
 from envs.maze import tokens as tok
 from envs.maze.render import cell_pixel, wall_image
@@ -114,54 +114,19 @@ class MazeExperiment(AgentExperiment):
             step_limit_factor=float(self.cfg.task.step_limit_factor),
         )
 
-    @torch.no_grad()
-    def greedy_rollouts(self, env: MazeVectorEnv, level: int, seed: int) -> dict[str, torch.Tensor]:
-        """Every sub-env walks one fresh maze at ``level`` greedily; outcomes of that first episode.
-
-        The model reads the maze once and then only each new move, continuing its streaming state (KV cache
-        and memory), which gives the same logits as re-reading the whole sequence at every step.
-        """
+    def greedy_rollouts(self, env: MazeVectorEnv, level: int, seed: int) -> Rollout:
+        """Every sub-env walks one fresh maze at ``level`` greedily (the one rollout function, streaming
+        the backbone: it reads the maze once, then one move a step)."""
         env.set_level(level)
-        obs, _ = env.reset(seed=seed)
-        backbone = self.agent.backbone
-        backbone.eval()
-        action_ids = torch.as_tensor(self.task.action_token_ids, device=self.device)
-        finished = torch.zeros(env.num_envs, dtype=torch.bool, device=self.device)
-        success = torch.zeros_like(finished)
-        optimal = torch.zeros_like(finished)
-        final_tokens = obs["tokens"].clone()
-        prefix = int(obs["length"].max())  # one level: every maze has the same prefix length
-        output = backbone(obs["tokens"][:, :prefix])
-        steps = 0
-        while not bool(finished.all()):
-            logits = output.logits[:, -1, action_ids].float()
-            if self.cfg.task.mask_invalid:
-                logits = logits.masked_fill(~env.action_masks(), float("-inf"))
-            actions = logits.argmax(-1)
-            obs, _, terminated, truncated, info = env.step(actions)
-            steps += 1
-            done = (terminated | truncated) & ~finished
-            success |= done & info["success"]
-            optimal |= done & info["solved_optimally"]
-            final_tokens = torch.where(done[:, None], obs["tokens"], final_tokens)
-            finished |= done
-            output = self._next_output(backbone, output, obs, action_ids[actions])
-        return {
-            "success": success,
-            "optimal": optimal,
-            "tokens": final_tokens,
-            "env_steps": steps * env.num_envs,
-        }
-
-    @staticmethod
-    def _next_output(backbone: Any, output: Any, obs: dict[str, torch.Tensor], moves: torch.Tensor) -> Any:
-        """The model's output after the move just made: one streamed token, or a full re-read (no state)."""
-        if output.state is not None:
-            return backbone(moves[:, None], state=output.state)
-        length = obs["length"].reshape(-1)
-        full = backbone(obs["tokens"][:, : int(length.max())])
-        rows = torch.arange(length.shape[0], device=length.device)
-        return dataclasses.replace(full, logits=full.logits[rows, length - 1][:, None])
+        self.agent.backbone.eval()
+        policy = BackbonePolicy(
+            self.agent.backbone,
+            action_token_ids=torch.as_tensor(self.task.action_token_ids),
+            greedy=True,
+            mask_invalid=bool(self.cfg.task.mask_invalid),
+            stream=True,
+        )
+        return rollout(env, policy, seed=seed)
 
     def evaluate(self, step: int, logger: RunLogger) -> EvalResult:
         level_before, levels = self.levels_to_evaluate()
@@ -171,16 +136,16 @@ class MazeExperiment(AgentExperiment):
         env_steps = 0
         for index in levels:
             out = self.greedy_rollouts(env, index, self.eval_generator_seed + step + index)
-            env_steps += out["env_steps"]
+            env_steps += out.env_steps
+            optimal, success = out.final["solved_optimally"], out.final["success"]
             rates = all_reduce_mean(
-                {"exact": out["optimal"].float().mean(), "success": out["success"].float().mean()}, self.dist
+                {"exact": optimal.float().mean(), "success": success.float().mean()}, self.dist
             )
             name = self.task.ladder[index].name
             metrics[f"exact_path/{name}"] = float(rates["exact"])
             metrics[f"success/{name}"] = float(rates["success"])
             per_level[index] = float(rates["exact"])
-            levels = torch.full_like(out["optimal"], index, dtype=torch.long)
-            self.record_episodes(levels, out["optimal"])
+            self.curriculum.record(torch.full_like(optimal, index, dtype=torch.long), optimal)
             if index == level_before:
                 self.log_rollouts(out, index, logger, step)
         metrics["exact_path"] = per_level.get(level_before, 0.0)
@@ -194,15 +159,14 @@ class MazeExperiment(AgentExperiment):
         self.last_eval = {self.task.ladder[k].name: v for k, v in per_level.items()}
         return EvalResult(metrics, level_before, metrics["exact_path"], per_level, env_steps)
 
-    def log_rollouts(self, out: dict[str, torch.Tensor], level: int, logger: RunLogger, step: int) -> None:
+    def log_rollouts(self, out: Rollout, level: int, logger: RunLogger, step: int) -> None:
         if not logger.enabled:
             return
-        count = min(int(self.cfg.task.render_rollouts), out["tokens"].shape[0])
-        tokens = out["tokens"][:count].cpu().numpy()
+        count = min(int(self.cfg.task.render_rollouts), out.finished.shape[0])
+        tokens = out.final_obs["tokens"][:count].cpu().numpy()
+        success, optimal = out.final["success"], out.final["solved_optimally"]
         for i in range(count):
-            figure = rollout_figure(
-                tokens[i], self.task.ladder[level], bool(out["success"][i]), bool(out["optimal"][i])
-            )
+            figure = rollout_figure(tokens[i], self.task.ladder[level], bool(success[i]), bool(optimal[i]))
             logger.figure(f"rollouts/{i}", figure, step)
 
     def full_evaluation(self, episodes: int | None = None) -> dict[str, Any]:
@@ -221,8 +185,8 @@ class MazeExperiment(AgentExperiment):
         results: dict[str, Any] = {"exact_path": {}, "success": {}, "generator": {}, "size": {}}
         for index, level in enumerate(env.task.ladder):
             out = self.greedy_rollouts(env, index, self.eval_generator_seed + index)
-            results["exact_path"][level.name] = float(out["optimal"].float().mean())
-            results["success"][level.name] = float(out["success"].float().mean())
+            results["exact_path"][level.name] = float(out.final["solved_optimally"].float().mean())
+            results["success"][level.name] = float(out.final["success"].float().mean())
             results["generator"][level.name] = level.generator
             results["size"][level.name] = f"{level.height}x{level.width}"
         return results

@@ -151,7 +151,7 @@ class RecallExperiment(AgentExperiment):
             metrics[f"exact_match/{name}"] = float(rates["exact"])
             per_level[index] = float(rates["exact"])
             success = torch.arange(batch_size, device=self.device) < exact
-            self.record_episodes(torch.full((batch_size,), index, device=self.device), success)
+            self.curriculum.record(torch.full((batch_size,), index, device=self.device), success)
         metrics["exact_match"] = per_level.get(level_before, 0.0)
         metrics["accuracy"] = metrics.get(f"accuracy/{self.task.ladder[level_before].name}", 0.0)
         if logger.enabled:

@@ -1,43 +1,167 @@
-"""Policy-gradient pieces for the inference engine: rollouts, returns, baselines, REINFORCE and PPO-clip.
+"""Reward-driven training of the inference engine, read top to bottom like a single-file PPO.
 
-Everything is batched tensor code over (steps, envs) on the rollout's device; the only Python loop runs
-over time steps (the return recursion), never over sub-envs.
+One :meth:`EngineTrainer.update` is:
+
+1. **collect**: the one rollout function runs the engine's sampling policy over the frozen backbone for
+   ``rollout_steps`` steps of the vector env, keeping every transition;
+2. **returns and advantages**: reward-to-go cut at episode ends, minus a leave-one-out baseline over the
+   sub-envs at the same step, normalised;
+3. **loss**: for ``ppo_epochs`` epochs (1 for REINFORCE), over minibatches of the rollout, the clipped
+   surrogate (PPO) or the score-function loss (REINFORCE) minus an entropy bonus, plus an optional pull
+   back towards default decoding; gradients flow *through* the frozen backbone to the engine's layer
+   and head weights;
+4. **step**: clip the gradient norm, step the optimiser (and once per update, its schedule).
+
+Everything is batched tensor code over (steps, envs) on the rollout's device; the only Python loops run
+over time steps (the return recursion) and minibatches.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+import contextlib
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
 
 import torch
+from torch import nn
+
+from agents.backbones.base import Backbone
+from agents.engine import InferenceEngine
+from agents.rollout import BackbonePolicy, Transitions, rollout
+from agents.training.schedules import warmup_cosine
 
 RL_ALGORITHMS = ("reinforce", "ppo")
 
 
 @dataclass
-class Rollout:
-    """``steps`` transitions of ``num_envs`` sub-envs, stacked as (S, B, ...).
+class RLConfig:
+    """Engine training from env reward: REINFORCE with a baseline or PPO-clip, with optional regularisers.
 
-    tokens/length: the sequence observation each action was taken in.
-    valid:         False for the step right after an episode ended (a NEXT_STEP reset; its action is ignored).
-    done:          the step ended its episode (terminated or truncated).
+    ``total_steps`` (the length of the rate schedule) defaults to the run's ``trainer.steps`` when None.
     """
 
-    tokens: torch.Tensor
-    length: torch.Tensor
-    actions: torch.Tensor
-    log_probs: torch.Tensor
-    rewards: torch.Tensor
-    done: torch.Tensor
-    valid: torch.Tensor
-    success: torch.Tensor
+    algorithm: str = "reinforce"
+    lr: float = 0.03
+    warmup_steps: int = 0
+    total_steps: int | None = None
+    min_lr_ratio: float = 1.0  # 1.0: constant rate after warm-up
+    condition_lr_scale: float = 0.1  # the conditioned head's rate relative to ``lr``
+    rollout_steps: int = 32  # steps per rollout; make it at least the episode length
+    gamma: float = 1.0
+    normalize_advantages: bool = True
+    entropy_coef: float = 0.0
+    default_pull: float = 0.0  # weight of the squared distance of the engine from default decoding
+    minibatch_size: int | None = None  # rows of the rollout per forward/backward; None: all at once
+    clip_range: float = 0.2  # PPO
+    ppo_epochs: int = 4  # PPO
+    grad_clip: float = 1.0
 
-    def flat(self, name: str) -> torch.Tensor:
-        """Field ``name`` with its (S, B) dims merged into one batch dim."""
-        return getattr(self, name).flatten(0, 1)
+    def __post_init__(self) -> None:
+        if self.algorithm not in RL_ALGORITHMS:
+            raise ValueError(f"RLConfig.algorithm={self.algorithm!r} is unknown; use one of {RL_ALGORITHMS}.")
+        if self.rollout_steps < 1 or self.ppo_epochs < 1:
+            raise ValueError("RLConfig.rollout_steps and RLConfig.ppo_epochs must be >= 1.")
 
-    @classmethod
-    def stack(cls, steps: list[dict[str, torch.Tensor]]) -> Rollout:
-        return cls(**{f.name: torch.stack([s[f.name] for s in steps]) for f in fields(cls)})
+
+@contextlib.contextmanager
+def frozen(module: nn.Module) -> Iterator[None]:
+    """Switch off parameter gradients (and dropout) of ``module``; gradients still flow through it."""
+    flags = [p.requires_grad for p in module.parameters()]
+    was_training = module.training
+    module.requires_grad_(False).eval()
+    try:
+        yield
+    finally:
+        for param, flag in zip(module.parameters(), flags):
+            param.requires_grad_(flag)
+        module.train(was_training)
+
+
+class EngineTrainer:
+    """The engine's optimiser and rate schedule, and the policy-gradient update from env reward."""
+
+    def __init__(self, engine: InferenceEngine, backbone: Backbone, config: RLConfig, total_steps: int):
+        self.engine, self.backbone, self.config = engine, backbone, config
+        self.optimizer = torch.optim.Adam(engine.param_groups(config.lr, config.condition_lr_scale))
+        length = config.total_steps or total_steps
+        self.scheduler = warmup_cosine(
+            self.optimizer, config.warmup_steps, max(length, config.warmup_steps + 1), config.min_lr_ratio
+        )
+
+    def update(self, env: Any, seed: int, generator: torch.Generator) -> dict[str, torch.Tensor]:
+        """Collect one rollout from ``env`` (reset with ``seed``) and update the engine from its reward."""
+        cfg = self.config
+        # 1. collect
+        with frozen(self.backbone):
+            policy = BackbonePolicy(self.backbone, self.engine, generator=generator)
+            collected = rollout(env, policy, seed=seed, steps=cfg.rollout_steps, keep_transitions=True)
+        batch = collected.transitions
+        # 2. returns and advantages
+        returns = discounted_returns(batch.rewards, batch.done, cfg.gamma)
+        advantages = baseline_advantages(returns, batch.valid, cfg.normalize_advantages).flatten()
+        # 3. loss, 4. step
+        with frozen(self.backbone):
+            for _ in range(cfg.ppo_epochs if cfg.algorithm == "ppo" else 1):
+                self.optimizer.zero_grad(set_to_none=True)
+                policy_loss, entropy, clip_fraction = self._backward(batch, advantages)
+                if cfg.default_pull:
+                    (cfg.default_pull * self.engine.default_pull()).backward()
+                grad_norm = nn.utils.clip_grad_norm_(self.engine.parameters(), cfg.grad_clip)
+                self.optimizer.step()
+        self.scheduler.step()
+        valid = batch.flat("valid")
+        episodes = batch.done & batch.valid
+        metrics = {
+            "rl/loss": policy_loss,
+            "rl/entropy": entropy,
+            "rl/grad_norm": grad_norm,
+            "rl/reward_per_step": masked_mean(batch.rewards, batch.valid),
+            "rl/return": masked_mean(returns[0], batch.valid[0]),
+            "rl/success_rate": batch.success.sum() / episodes.sum().clamp_min(1),
+            "rl/advantage_mean": masked_mean(advantages, valid),
+            "rl/advantage_std": masked_mean(advantages.pow(2), valid).sqrt(),
+            "rl/advantage_abs_max": (advantages.abs() * valid).max(),
+            "rl/lr": torch.tensor(self.optimizer.param_groups[0]["lr"]),
+        }
+        if cfg.algorithm == "ppo":
+            metrics["rl/clip_fraction"] = clip_fraction
+        return metrics
+
+    def _backward(
+        self, batch: Transitions, advantages: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Backpropagate the policy loss minus the entropy bonus over minibatches (gradients accumulate;
+        each piece is normalised by the whole rollout's valid count, so the sum is the full-batch loss).
+        Returns the detached policy loss, entropy and PPO clip fraction."""
+        cfg = self.config
+        tokens, length, actions = batch.flat("tokens"), batch.flat("length"), batch.flat("actions")
+        old_log_probs, valid = batch.flat("log_probs"), batch.flat("valid")
+        count = valid.sum().clamp_min(1)
+        size = cfg.minibatch_size or len(actions)
+        totals = torch.zeros(3, device=actions.device)
+        for start in range(0, len(actions), size):
+            part = slice(start, start + size)
+            dist, _ = self.engine(self.backbone, tokens[part], length[part])
+            log_probs = dist.log_prob(actions[part])
+            if cfg.algorithm == "ppo":
+                policy, clipped = ppo_clip_loss(
+                    log_probs, old_log_probs[part], advantages[part], valid[part], cfg.clip_range, count
+                )
+            else:
+                policy = reinforce_loss(log_probs, advantages[part], valid[part], count)
+                clipped = torch.zeros((), device=actions.device)
+            entropy = (dist.entropy() * valid[part]).sum() / count
+            (policy - cfg.entropy_coef * entropy).backward()
+            totals = totals + torch.stack([policy.detach(), entropy.detach(), clipped])
+        return totals[0], totals[1], totals[2]
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict()}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scheduler.load_state_dict(state["scheduler"])
 
 
 def discounted_returns(rewards: torch.Tensor, done: torch.Tensor, gamma: float) -> torch.Tensor:

@@ -1,12 +1,80 @@
-"""Supervised losses for a backbone: masked cross-entropy, label smoothing, deep supervision, aux losses."""
+"""Supervised training of a backbone from a task's oracle: the loss (masked cross-entropy, label
+smoothing, multi-horizon targets, deep supervision, aux losses) and the trainer that steps on it."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+from typing import Any
+
 import torch
 import torch.nn.functional as F
+from torch import nn
 
-from agents.backbones.base import BackboneOutput
+from agents.backbones.base import Backbone, BackboneOutput
+from agents.training.optimizers import build_optimizer
+from agents.training.schedules import warmup_cosine
 from envs.common import SupervisedBatch
+
+
+@dataclass
+class SupervisedConfig:
+    """Backbone training: optimiser (``adamw`` or ``mugrokfast``), warm-up + cosine schedule, loss options.
+
+    ``total_steps`` (the length of the rate schedule) defaults to the run's ``trainer.steps`` when None.
+    """
+
+    optimizer: str = "adamw"
+    lr: float = 3e-4
+    weight_decay: float = 0.01
+    warmup_steps: int = 100
+    total_steps: int | None = None
+    min_lr_ratio: float = 0.1
+    batch_size: int = 32
+    label_smoothing: float = 0.0
+    grad_clip: float = 1.0
+    bf16: bool = False  # autocast matmuls to bfloat16; memory recurrences stay float32 inside the backbone
+    optimizer_kwargs: dict[str, Any] = field(default_factory=dict)
+
+
+class SupervisedTrainer:
+    """The backbone's optimiser and rate schedule, and one supervised step on a batch."""
+
+    def __init__(self, backbone: Backbone, config: SupervisedConfig, total_steps: int):
+        self.backbone, self.config = backbone, config
+        self.optimizer = build_optimizer(
+            backbone,
+            name=config.optimizer,
+            lr=config.lr,
+            weight_decay=config.weight_decay,
+            **config.optimizer_kwargs,
+        )
+        length = config.total_steps or total_steps
+        self.scheduler = warmup_cosine(
+            self.optimizer, config.warmup_steps, max(length, config.warmup_steps + 1), config.min_lr_ratio
+        )
+
+    def step(self, batch: SupervisedBatch) -> dict[str, torch.Tensor]:
+        """One optimiser step of the backbone on ``batch``; returns detached metrics (no host sync)."""
+        cfg = self.config
+        self.backbone.train()
+        device = batch.tokens.device
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=cfg.bf16):
+            output = self.backbone(batch.tokens, return_state=False)
+        loss, metrics = supervised_loss(output, batch, cfg.label_smoothing)
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        metrics["supervised/grad_norm"] = nn.utils.clip_grad_norm_(self.backbone.parameters(), cfg.grad_clip)
+        metrics["supervised/lr"] = torch.tensor(self.optimizer.param_groups[0]["lr"])
+        self.optimizer.step()
+        self.scheduler.step()
+        return metrics
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict()}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scheduler.load_state_dict(state["scheduler"])
 
 
 def masked_cross_entropy(

@@ -19,6 +19,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any, Generic, TypeVar
 
 import torch
+import torch.nn.functional as F
 
 L = TypeVar("L")
 LevelLike = int | str | Mapping[str, Any] | Any
@@ -39,6 +40,38 @@ class SupervisedBatch:
 
     def to(self, device: torch.device | str) -> SupervisedBatch:
         return SupervisedBatch(*(t.to(device, non_blocking=True) for t in dataclasses.astuple(self)))
+
+    @staticmethod
+    def concat(parts: Sequence[SupervisedBatch], pad_id: int) -> SupervisedBatch:
+        """Stack batches of different lengths into one, right-padding tokens and targets with ``pad_id``
+        and the loss mask with False (padding never counts in the loss)."""
+        if not parts:
+            raise ValueError("SupervisedBatch.concat needs at least one batch.")
+        width = max(part.tokens.shape[1] for part in parts)
+
+        def pad(t: torch.Tensor, value: int | bool) -> torch.Tensor:
+            spec = (0, 0) * (t.dim() - 2) + (0, width - t.shape[1])
+            return F.pad(t, spec, value=value) if width > t.shape[1] else t
+
+        return SupervisedBatch(
+            torch.cat([pad(p.tokens, pad_id) for p in parts]),
+            torch.cat([pad(p.targets, pad_id) for p in parts]),
+            torch.cat([pad(p.loss_mask, False) for p in parts]),
+        )
+
+
+def level_from_fields(level_cls: type[L], fields: Mapping[str, Any]) -> L:
+    """A ``level_cls`` level from a mapping of its fields; unknown or missing fields fail by name."""
+    accepted = sorted(f.name for f in dataclasses.fields(level_cls))
+    unknown = sorted(set(fields) - set(accepted))
+    if unknown:
+        raise ValueError(
+            f"Unknown level field(s) {unknown} for {level_cls.__name__}; accepted fields: {accepted}."
+        )
+    try:
+        return level_cls(**fields)
+    except TypeError as error:  # a required field is missing
+        raise ValueError(f"{level_cls.__name__} from {dict(fields)!r}: {error}.") from None
 
 
 class LevelLadder(Generic[L]):
@@ -90,14 +123,7 @@ class LevelLadder(Generic[L]):
         if isinstance(level, self.level_cls):
             return level
         if isinstance(level, Mapping):
-            fields = {f.name for f in dataclasses.fields(self.level_cls)}
-            unknown = set(level) - fields
-            if unknown:
-                raise ValueError(
-                    f"Unknown level field(s) {sorted(unknown)} for {self.level_cls.__name__}; "
-                    f"accepted fields: {sorted(fields)}."
-                )
-            return self.level_cls(**level)
+            return level_from_fields(self.level_cls, level)
         raise ValueError(f"Unknown level {level!r}: {self._accepted()}.")
 
     def _append(self, level: L) -> int:
@@ -113,6 +139,45 @@ class LevelLadder(Generic[L]):
             f"use an index in [0, {len(self._levels) - 1}], one of the names {self.names}, "
             f"a {self.level_cls.__name__} or a mapping of its fields"
         )
+
+
+def levels_from_spec(
+    spec: Sequence[Any] | None, defaults: Sequence[L], level_cls: type[L], what: str
+) -> list[L] | None:
+    """Levels from a config's ``task.levels``: names of ``defaults`` levels, field mappings or levels.
+
+    None stands for the default ladder (returned as None). ``what`` names the family in errors ("maze",
+    "copy", ...). An empty list, an unknown name or an unknown field fails with the accepted forms.
+    """
+    if spec is None:
+        return None
+    if isinstance(spec, str | Mapping) or not isinstance(spec, Sequence):
+        raise ValueError(
+            f"task.levels must be a list of {what} level names or field mappings (or null for the "
+            f"default ladder), got {spec!r}."
+        )
+    if len(spec) == 0:
+        raise ValueError(
+            f"task.levels is an empty list; give at least one {what} level, or null for the default ladder."
+        )
+    by_name = {level.name: level for level in defaults}
+    accepted = f"use one of {sorted(by_name)} or a mapping of {level_cls.__name__} fields"
+    levels = []
+    for item in spec:
+        if isinstance(item, level_cls):
+            levels.append(item)
+        elif isinstance(item, str):
+            if item not in by_name:
+                raise ValueError(f"task.levels names unknown {what} level {item!r}; {accepted}.")
+            levels.append(by_name[item])
+        elif isinstance(item, Mapping):
+            try:
+                levels.append(level_from_fields(level_cls, item))
+            except ValueError as error:  # unknown or missing fields, or a value the level rejects
+                raise ValueError(f"task.levels entry {dict(item)!r}: {error}") from None
+        else:
+            raise ValueError(f"task.levels entry {item!r} is not a {what} level; {accepted}.")
+    return levels
 
 
 class Task(ABC, Generic[L]):

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import torch
 
-from envs.common.task import LevelLike, SupervisedBatch, Task
+from envs.common.task import LevelLike, SupervisedBatch, Task, levels_from_spec
 from envs.maze import tokens as tok
 from envs.maze.generators import generate_mazes
 from envs.maze.grid import MazeBatch
@@ -25,6 +26,12 @@ class MazeTask(Task[MazeLevel]):
         if not isinstance(horizons, int) or horizons < 1:
             raise ValueError(f"horizons must be an int >= 1, got {horizons!r}.")
         self.horizons = horizons
+
+    @classmethod
+    def from_spec(cls, spec: Sequence[Any] | None, level: LevelLike = 0, horizons: int = 1) -> MazeTask:
+        """The task a config describes: ``spec`` lists default level names (``"8x8"``) or MazeLevel field
+        mappings; None is the default ladder."""
+        return cls(levels_from_spec(spec, default_levels(), MazeLevel, "maze"), level, horizons)
 
     @classmethod
     def for_env(
@@ -95,18 +102,5 @@ class MazeTask(Task[MazeLevel]):
         if len(layouts) == 0:
             raise ValueError("batch_from_layouts needs at least one layout.")
         batches = [tok.supervised_batch(parse_layout(layout), self.horizons) for layout in layouts]
-        width = max(b.tokens.shape[1] for b in batches)
-
-        def pad(t: torch.Tensor, value: int | bool) -> torch.Tensor:
-            extra = width - t.shape[1]
-            if extra == 0:
-                return t
-            filler = torch.full((t.shape[0], extra, *t.shape[2:]), value, dtype=t.dtype, device=t.device)
-            return torch.cat([t, filler], dim=1)
-
-        batch = SupervisedBatch(
-            torch.cat([pad(b.tokens, tok.PAD) for b in batches]),
-            torch.cat([pad(b.targets, tok.PAD) for b in batches]),
-            torch.cat([pad(b.loss_mask, False) for b in batches]),
-        )
+        batch = SupervisedBatch.concat(batches, tok.PAD)
         return batch.to(device) if device is not None else batch

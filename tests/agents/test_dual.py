@@ -75,12 +75,13 @@ def test_interleave_schedule_and_train_step():
     assert [schedule.phase(i) for i in range(9)] == ["supervised"] * 5 + ["rl"] + ["supervised"] * 2 + ["rl"]
     agent = _agent(schedule=InterleaveSchedule(supervised_steps=1, rl_steps=1))
     env = EchoVectorEnv(num_envs=4, seed=0)
-    agent.train_step(env)
-    agent.train_step(env)
+    agent.train_step(env=env)
+    agent.train_step(env=env)
     assert agent.counters == {"step": 2, "supervised": 1, "rl": 1}
-    agent.train_step(env)
+    agent.train_step(env=env)
     with pytest.raises(ValueError, match="RL step"):
         agent.train_step()
+    assert agent.next_phase() == "rl"
     values = agent.metrics()
     assert "engine/temperature" in values and "supervised/loss" in values and "rl/return" in values
 
@@ -88,7 +89,7 @@ def test_interleave_schedule_and_train_step():
 def _run(agent, env, steps):
     losses = []
     for _ in range(steps):
-        metrics = agent.train_step(env)
+        metrics = agent.train_step(env=env).metrics
         losses.append(metrics.get("supervised/loss", metrics.get("rl/loss")).clone())
     return torch.stack(losses)
 
@@ -127,7 +128,7 @@ def test_bad_configuration_is_named():
 @pytest.mark.parametrize("algorithm", ["reinforce", "ppo"])
 def test_minibatched_update_equals_the_full_batch_update(algorithm):
     full, chunked = _agent(algorithm=algorithm), _agent(algorithm=algorithm)
-    chunked.rl_config.minibatch_size = 7
+    chunked.rl.config.minibatch_size = 7
     a = full.rl_step(EchoVectorEnv(num_envs=6, seed=0))
     b = chunked.rl_step(EchoVectorEnv(num_envs=6, seed=0))
     assert torch.allclose(a["rl/loss"], b["rl/loss"], atol=1e-6)

@@ -37,11 +37,11 @@ def test_rl_on_a_repetition_penalising_reward_cuts_repetition():
     )
     for _ in range(60):
         agent.supervised_step()
-    before = agent.evaluate(env, seed=1234, steps=25)
+    before = agent.evaluate(env, seed=1234)
     start_penalty = agent.engine.metrics()["engine/repetition_penalty"]
     for _ in range(8):
         agent.rl_step(env)
-    after = agent.evaluate(env, seed=1234, steps=25)
+    after = agent.evaluate(env, seed=1234)
     assert before["episodes"] == after["episodes"] == 16
     assert before["seq_rep_4"] > 0.1, "the starting policy should repeat itself"
     assert after["seq_rep_4"] < 0.5 * before["seq_rep_4"]

@@ -32,14 +32,16 @@ def test_agent_trains_and_resumes_on_cuda(tmp_path):
     agent = _agent()
     env = EchoVectorEnv(num_envs=16, device="cuda", seed=0)
     for _ in range(4):
-        metrics = agent.train_step(env)
+        metrics = agent.train_step(env=env).metrics
     assert all(v.device.type == "cuda" for k, v in metrics.items() if not k.endswith("/lr"))
     assert all(p.device.type == "cuda" for p in agent.engine.parameters())
     agent.save(tmp_path / "mid.pt")
-    expected = [agent.train_step(env) for _ in range(3)]
+    expected = [agent.train_step(env=env).metrics for _ in range(3)]
     resumed = _agent(seed=5)
     resumed.load(tmp_path / "mid.pt")
-    again = [resumed.train_step(EchoVectorEnv(num_envs=16, device="cuda", seed=9)) for _ in range(3)]
+    again = [
+        resumed.train_step(env=EchoVectorEnv(num_envs=16, device="cuda", seed=9)).metrics for _ in range(3)
+    ]
     for a, b in zip(expected, again):
         key = "supervised/loss" if "supervised/loss" in a else "rl/loss"
         assert torch.allclose(a[key], b[key], rtol=1e-5, atol=1e-6)  # GPU backward kernels may use atomics

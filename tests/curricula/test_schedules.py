@@ -131,7 +131,7 @@ def test_staged_sets_the_seed_plasticity_alpha_at_the_right_steps():
     ]
     for step in range(1, 1001):
         backbone.step = step
-        schedule.tick(1)
+        schedule.advance(1)
     assert backbone.calls == [(0, 0.1), (150, 0.5), (400, 0.99)]
     assert schedule.knobs() == {"plasticity": 0.99}
 
@@ -141,14 +141,14 @@ def test_staged_levels_follow_steps_or_episodes():
     seen = []
     for _ in range(10):
         seen.append(int(by_steps.level()))
-        by_steps.tick(1)
+        by_steps.advance(1)
     assert seen == [0] * 5 + [2] * 3 + [1] * 2
-    curriculum = Curriculum(StagedSchedule(3, [{"until": 3}, {}], unit="episodes"), num_envs=2, seed=0)
+    curriculum = Curriculum(StagedSchedule(3, [{"until": 3}, {}], unit="episodes"), seed=0)
     both = torch.tensor([True, True])
     curriculum.record(torch.tensor([0, 0]), both, both)
     assert int(curriculum.schedule.level()) == 0
     curriculum.record(torch.tensor([0, 0]), both, both)
-    assert int(curriculum.schedule.level()) == 1 and curriculum.env_levels.tolist() == [1, 1]
+    assert int(curriculum.schedule.level()) == 1 and curriculum.draw(2).tolist() == [1, 1]
 
 
 def test_build_schedule_names_and_plain_kwargs():

@@ -123,6 +123,7 @@ def test_sync_vector_env_of_single_envs_gets_levels_through_unwrapped_set_level(
     rng = np.random.default_rng(0)
     levels_seen = []
     for _ in range(120):
+        env.curriculum.advance(1)  # the training loop's clock
         _, _, term, trunc, info = env.step(rng.integers(0, 4, size=3))
         done = term | trunc
         levels_seen += info.get("final_info", info)["level"][done].tolist()

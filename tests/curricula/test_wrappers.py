@@ -12,7 +12,7 @@ from stable_baselines3.common.logger import configure
 from stable_baselines3.common.vec_env import DummyVecEnv
 
 import envs  # noqa: F401  (registers mindgym/Maze-v0)
-from curricula import AdaptiveSchedule, CurriculumSampler, CurriculumWrapper, StagedSchedule
+from curricula import AdaptiveSchedule, Curriculum, CurriculumSampler, CurriculumWrapper, StagedSchedule
 from curricula.sb3 import CurriculumCallback, CurriculumVecEnv, find_curriculum
 from envs.common.sb3 import SB3VecEnvAdapter
 from envs.maze.levels import MazeLevel
@@ -75,6 +75,7 @@ def test_sb3_wrapper_over_dummy_vec_env_of_single_envs():
     rng = np.random.default_rng(0)
     levels = []
     for _ in range(150):
+        venv.curriculum.advance(2)  # what CurriculumCallback does: the clock in SB3 timesteps
         _, _, dones, infos = venv.step(rng.integers(0, 4, size=2))
         levels += [infos[i]["level"] for i in np.flatnonzero(dones)]
     assert levels[0] == 0 and levels[-1] == 2
@@ -92,6 +93,22 @@ def test_sb3_callback_records_curriculum_scalars(tmp_path):
         rows = list(csv.DictReader(f))
     assert {"curriculum/level", "curriculum/mean_level"} <= set(rows[0])
     assert any(row["curriculum/level"] != "" for row in rows)
+
+
+def test_sb3_callback_is_the_clock_in_sb3_timesteps():
+    """Only the callback advances the curriculum: a staged boundary at 32 timesteps fires at 32."""
+    venv = CurriculumVecEnv(
+        SB3VecEnvAdapter(CounterVectorEnv(num_envs=4)),
+        StagedSchedule(3, [{"until": 32, "level": 0}, {"level": 2}]),
+        seed=0,
+    )
+    model = PPO("MlpPolicy", venv, n_steps=8, batch_size=32, n_epochs=1, seed=0, device="cpu")
+    for _ in range(200):  # stepping the env alone never moves the clock
+        venv.step(np.ones(4, dtype=np.int64))
+    assert venv.curriculum.steps == 0 and int(venv.schedule.level()) == 0
+    model.learn(64, callback=CurriculumCallback(log_every=16))
+    assert venv.curriculum.steps == model.num_timesteps == 64
+    assert int(venv.schedule.level()) == 2
 
 
 def test_sb3_callback_without_a_curriculum_names_the_fix():
@@ -118,13 +135,17 @@ def test_sampler_splits_batches_by_the_schedule_and_pads_to_the_longest():
         assert not batch.loss_mask[rows, width:].any() and (batch.tokens[rows, width:] == 0).all()
 
 
-def test_sampler_can_drive_a_staged_schedule_on_its_own():
-    schedule = StagedSchedule(3, [{"until": 2, "level": 0}, {"level": 2}])
-    sampler = CurriculumSampler(MazeTask(TINY_MAZES), schedule, seed=0, advance=True)
+def test_sampler_follows_a_staged_schedule_that_only_the_loop_advances():
+    curriculum = Curriculum(StagedSchedule(3, [{"until": 2, "level": 0}, {"level": 2}]), seed=0)
+    sampler = CurriculumSampler(MazeTask(TINY_MAZES), curriculum, seed=0)
     levels = []
     for _ in range(4):
         sampler.sample_batch(3)
         levels.append(sampler.last_levels.tolist())
+        curriculum.advance(1)  # the training loop's clock, once per optimiser step
     assert levels == [[0, 0, 0], [0, 0, 0], [2, 2, 2], [2, 2, 2]]
+    for _ in range(5):
+        sampler.sample_batch(3)  # sampling alone never moves the clock
+    assert curriculum.steps == 4
     with pytest.raises(ValueError, match="num_levels=3"):
         CurriculumSampler(MazeTask(TINY_MAZES), AdaptiveSchedule(10))

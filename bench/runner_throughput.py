@@ -1,8 +1,8 @@
 """Throughput of the runners' steps: supervised step, RL step and one evaluation, per runner and device.
 
-    python -m runners.benchmark --device cuda                        # all runners, hardware=gpu sizes
-    python -m runners.benchmark --device cpu --runner maze --override backbone=hebbian
-    python -m runners.benchmark --device cuda --runner generation --override preset=echo --no-record
+    python -m bench.runner_throughput --device cuda                        # all runners, hardware=gpu sizes
+    python -m bench.runner_throughput --device cpu --runner maze --override backbone=hebbian
+    python -m bench.runner_throughput --device cuda --runner generation --override preset=echo --no-record
 
 Each runner's config is composed as the command line would (``hardware=gpu`` on CUDA, ``hardware=cpu``
 otherwise, then ``--override``s); the table (tokens/s and steps/s of supervised steps, env steps/s of RL

@@ -1,0 +1,272 @@
+"""The one rollout function: run a policy in a native vector env and collect what happened.
+
+Every episode loop of the project is this function: evaluation (each sub-env plays one episode, the
+values at its end are kept), RL collection (a fixed number of steps with autoreset, every transition
+kept), the runners and the benchmarks.
+
+    policy = BackbonePolicy(backbone, engine, greedy=True)
+    out = rollout(env, policy, seed=0)                           # one episode per sub-env
+    out.final["success"].float().mean()
+    out = rollout(env, policy, seed=1, steps=32, keep_transitions=True)   # for an RL update
+
+A :class:`BackbonePolicy` acts from sequence observations (``tokens`` (B, T) and ``length`` (B, 1)). When
+the env appends the chosen action's token to the observation (maze token mode, text generation), it
+streams: the backbone reads the prefix once and then one token a step, continuing its state (KV cache
+and memory), which gives the same logits as re-reading the sequence. Nothing inside the loop copies to
+the host except the completion check every ``check_every`` steps.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import torch
+from gymnasium.vector import AutoresetMode
+
+from agents.backbones.base import Backbone
+from agents.engine import InferenceEngine, sample_actions
+
+
+class Policy(Protocol):
+    """What :func:`rollout` drives: ``begin`` at the first observation, then ``act`` / ``observe``."""
+
+    uses_action_mask: bool
+
+    def begin(self, obs: Mapping[str, torch.Tensor]) -> None: ...
+
+    def act(
+        self, obs: Mapping[str, torch.Tensor], mask: torch.Tensor | None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """(actions (B,), log-probabilities (B,)) for the observation."""
+
+    def observe(self, actions: torch.Tensor, obs: Mapping[str, torch.Tensor], keep_stream: bool) -> None:
+        """The env answered ``actions`` with ``obs``; ``keep_stream`` is False once any sub-env may have
+        started a new episode whose rows a streamed state would not match."""
+
+
+@dataclass
+class Transitions:
+    """``steps`` transitions of ``num_envs`` sub-envs, stacked as (S, B, ...).
+
+    tokens/length: the sequence observation each action was taken in.
+    valid:         False for a step whose action the env ignored (the step right after an episode ended,
+                   under next-step autoreset).
+    done:          the step ended its episode (terminated or truncated); success: it ended in success.
+    """
+
+    tokens: torch.Tensor
+    length: torch.Tensor
+    actions: torch.Tensor
+    log_probs: torch.Tensor
+    rewards: torch.Tensor
+    done: torch.Tensor
+    valid: torch.Tensor
+    success: torch.Tensor
+
+    def flat(self, name: str) -> torch.Tensor:
+        """Field ``name`` with its (S, B) dims merged into one batch dim."""
+        return getattr(self, name).flatten(0, 1)
+
+
+@dataclass
+class Rollout:
+    """What one call of :func:`rollout` collected.
+
+    final:      per sub-env, every (B,)-shaped info value at the end of its first episode (``success``,
+                ``score``, ``solved_optimally``, reward components, ...).
+    final_obs:  per sub-env, the observation at the end of its first episode (for drawing it).
+    finished:   which sub-envs finished their first episode.
+    transitions: every step, when asked for (RL).
+    """
+
+    final: dict[str, torch.Tensor]
+    final_obs: dict[str, torch.Tensor]
+    finished: torch.Tensor
+    env_steps: int
+    transitions: Transitions | None = None
+    first_obs: dict[str, torch.Tensor] = field(default_factory=dict)
+
+
+class BackbonePolicy:
+    """Acts from sequence observations with a backbone, optionally through the inference engine.
+
+    ``engine=None``: the backbone's own logits over the action tokens (``action_token_ids``). ``greedy``:
+    the arg-max, else a sample drawn from ``generator``. ``mask_invalid``: actions the env's
+    ``action_masks()`` rules out get no probability. ``stream``: the env appends the action's token to
+    the observation, so the backbone may read one token a step after the prefix.
+    """
+
+    def __init__(
+        self,
+        backbone: Backbone,
+        engine: InferenceEngine | None = None,
+        *,
+        action_token_ids: torch.Tensor | None = None,
+        greedy: bool = False,
+        generator: torch.Generator | None = None,
+        mask_invalid: bool = False,
+        stream: bool = False,
+    ):
+        if engine is None and action_token_ids is None:
+            raise ValueError(
+                "BackbonePolicy without an engine needs action_token_ids (pass task.action_token_ids)."
+            )
+        self.backbone, self.engine = backbone, engine
+        ids = engine.action_token_ids if engine is not None else torch.as_tensor(action_token_ids)
+        self.action_ids = ids.to(next(backbone.parameters()).device, torch.long)
+        self.greedy, self.generator = greedy, generator
+        self.uses_action_mask, self.stream = mask_invalid, stream
+        self._output: Any = None
+        self._streamable = False
+
+    def begin(self, obs: Mapping[str, torch.Tensor]) -> None:
+        self._output = None
+
+    def act(
+        self, obs: Mapping[str, torch.Tensor], mask: torch.Tensor | None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        tokens, length = sequence(obs, self.action_ids.device)
+        if self._output is None:  # read the whole observation (a fresh rollout or no streaming)
+            width = int(length.max()) if self.stream else tokens.shape[1]
+            # streaming appends after the longest prefix: only exact when every row has that length
+            self._streamable = self.stream and bool((length == width).all())
+            self._output = self._forward(tokens[:, :width], None)
+            positions = length.reshape(-1) - 1
+        else:
+            positions = torch.zeros_like(length.reshape(-1))
+        logits = self._logits(self._output, tokens, length, positions)
+        if mask is not None:
+            logits = logits.masked_fill(~mask.to(logits.device), float("-inf"))
+        log_probs = logits.log_softmax(-1)
+        if self.greedy:
+            actions = logits.argmax(-1)
+        else:
+            actions = sample_actions(torch.distributions.Categorical(logits=logits), self.generator)
+        return actions, log_probs.gather(1, actions[:, None])[:, 0]
+
+    def observe(self, actions: torch.Tensor, obs: Mapping[str, torch.Tensor], keep_stream: bool) -> None:
+        if not (self._streamable and keep_stream) or self._output.state is None:
+            self._output = None
+            return
+        self._output = self._forward(self.action_ids[actions][:, None], self._output.state)
+
+    def _forward(self, tokens: torch.Tensor, state: Any) -> Any:
+        if self.engine is None:
+            return self.backbone(tokens, state)
+        return self.engine.read(self.backbone, tokens, state)
+
+    def _logits(
+        self, output: Any, tokens: torch.Tensor, length: torch.Tensor, positions: torch.Tensor
+    ) -> torch.Tensor:
+        if self.engine is None:
+            rows = torch.arange(positions.shape[0], device=positions.device)
+            return output.logits[rows, positions][:, self.action_ids].float()
+        dist = self.engine.distribution(output, tokens, length, self.backbone.output_logits, positions)
+        return dist.logits
+
+
+def sequence(obs: Mapping[str, Any], device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    """``tokens`` (B, T) and ``length`` (B, 1) of a sequence observation, as long tensors on ``device``."""
+    if not isinstance(obs, Mapping) or "tokens" not in obs or "length" not in obs:
+        raise ValueError(
+            "The policy acts on sequence observations: a dict with 'tokens' (B, T) and 'length' (B, 1); "
+            "make the env with its sequence observation mode."
+        )
+    tokens = torch.as_tensor(obs["tokens"]).to(device, torch.long)
+    return tokens, torch.as_tensor(obs["length"]).to(device, torch.long).reshape(-1, 1)
+
+
+def episode_end_info(info: Mapping[str, Any], autoreset_mode: AutoresetMode) -> Mapping[str, Any]:
+    """The info entries that describe an episode's end: ``info`` itself, or ``final_info`` under same-step
+    autoreset (where ``info`` already describes the new episode)."""
+    return info.get("final_info", {}) if autoreset_mode is AutoresetMode.SAME_STEP else info
+
+
+@torch.no_grad()
+def rollout(
+    env: Any,
+    policy: Policy,
+    *,
+    seed: int | None = None,
+    steps: int | None = None,
+    keep_transitions: bool = False,
+    check_every: int = 8,
+    max_steps: int = 100_000,
+) -> Rollout:
+    """Run ``policy`` in the native vector ``env`` from ``reset(seed=seed)``.
+
+    ``steps=None``: until every sub-env has finished its first episode (checked every ``check_every``
+    steps, the only host sync; a sub-env's later episodes are ignored). ``steps=n``: exactly ``n`` steps,
+    sub-envs resetting as they finish. ``keep_transitions`` stacks every step for an RL update.
+    """
+    base = env.unwrapped
+    device = base.device
+    mode = base.autoreset_mode
+    obs, _ = env.reset(seed=seed)
+    first_obs = {k: v.clone() for k, v in obs.items()} if isinstance(obs, Mapping) else {}
+    policy.begin(obs)
+    num = env.num_envs
+    finished = torch.zeros(num, dtype=torch.bool, device=device)
+    ignored = torch.zeros_like(finished)  # the env ignores this step's action (next-step autoreset)
+    final: dict[str, torch.Tensor] = {}
+    final_obs: dict[str, torch.Tensor] = {}
+    kept: list[dict[str, torch.Tensor]] = []
+    step = 0
+    while step < (steps if steps is not None else max_steps):
+        if steps is None and step % check_every == 0 and bool(finished.all()):
+            break
+        mask = base.action_masks() if policy.uses_action_mask else None
+        actions, log_probs = policy.act(obs, mask)
+        previous = obs
+        obs, reward, terminated, truncated, info = env.step(actions)
+        done = torch.as_tensor(terminated, device=device) | torch.as_tensor(truncated, device=device)
+        ended = episode_end_info(info, mode)
+        first_end = done & ~finished & ~ignored
+        _keep_first(final, ended, first_end, num)
+        ended_obs = info.get("final_obs", obs) if mode is AutoresetMode.SAME_STEP else obs
+        _keep_first(final_obs, ended_obs, first_end, num)
+        if keep_transitions:
+            tokens, length = sequence(previous, device)
+            success = torch.as_tensor(ended.get("success", torch.zeros_like(done)), device=device)
+            kept.append(
+                {
+                    "tokens": tokens,
+                    "length": length,
+                    "actions": actions,
+                    "log_probs": log_probs,
+                    "rewards": torch.as_tensor(reward, device=device, dtype=torch.float32),
+                    "done": done & ~ignored,
+                    "valid": ~ignored,
+                    "success": success.bool() & done & ~ignored,
+                }
+            )
+        finished |= first_end
+        ignored = done & ~ignored if mode is AutoresetMode.NEXT_STEP else torch.zeros_like(done)
+        step += 1
+        policy.observe(actions, obs, keep_stream=steps is None)
+    else:
+        if steps is None and not bool(finished.all()):
+            raise RuntimeError(
+                f"{int((~finished).sum())} sub-envs did not finish an episode within max_steps={max_steps}; "
+                "give the env a step limit or raise max_steps."
+            )
+    transitions = None
+    if keep_transitions:
+        names = [f.name for f in dataclasses.fields(Transitions)]
+        transitions = Transitions(**{name: torch.stack([s[name] for s in kept]) for name in names})
+    return Rollout(final, final_obs, finished, step * num, transitions, first_obs)
+
+
+def _keep_first(
+    store: dict[str, torch.Tensor], values: Mapping[str, Any], where: torch.Tensor, num: int
+) -> None:
+    """Write the (B,)-or-(B, ...)-shaped entries of ``values`` into ``store`` at the rows ``where``."""
+    for key, value in values.items():
+        if key.startswith("_") or not isinstance(value, torch.Tensor) or value.shape[:1] != (num,):
+            continue
+        rows = where.reshape(-1, *([1] * (value.dim() - 1)))
+        current = store.get(key)
+        store[key] = torch.where(rows, value, value.new_zeros(()) if current is None else current)
