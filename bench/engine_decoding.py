@@ -30,8 +30,9 @@ from torch import nn
 from torch.distributions import Categorical
 
 from agents.backbones import BackboneConfig, build_backbone
-from agents.dual import DualAgent, RLConfig, SupervisedConfig, evaluate_policy
-from agents.engine import InferenceEngine, context_presence, decode_logits, sample_actions
+from agents.dual import DualAgent, RLConfig, SupervisedConfig
+from agents.engine import InferenceEngine, context_presence, decode_logits
+from agents.rollout import BackbonePolicy, rollout
 from bench.harness import Benchmark
 from envs.generation.task import TextLevel
 from envs.generation.vector import TextQualityVectorEnv
@@ -69,7 +70,7 @@ def make_env(args: argparse.Namespace, split: str, num_envs: int, device: torch.
     level = TextLevel("bench", args.prompt_length, args.continuation_length)
     return TextQualityVectorEnv(
         num_envs,
-        device,
+        device=device,
         levels=[level],
         window=args.prompt_length + args.continuation_length,
         prompt_split=split,
@@ -118,13 +119,18 @@ class FixedDecoding(nn.Module):
         self.register_buffer("action_token_ids", torch.as_tensor(env.task.action_token_ids, device=device))
         self.vocab_size = env.task.vocab_size
 
-    def forward(self, backbone, tokens: torch.Tensor, length: torch.Tensor):
-        output = backbone(tokens)
-        logits = output.logits[torch.arange(tokens.shape[0], device=tokens.device), length.view(-1) - 1]
+    def read(self, backbone, tokens: torch.Tensor, state=None):
+        """The backbone's output (the engine interface the rollout's policy calls)."""
+        return backbone(tokens, state)
+
+    def distribution(self, output, tokens: torch.Tensor, length: torch.Tensor, output_logits, positions=None):
+        """Each row's decoding of the backbone's logits at ``positions`` (default ``length - 1``)."""
+        last = length.view(-1) - 1 if positions is None else positions
+        logits = output.logits[torch.arange(tokens.shape[0], device=tokens.device), last]
         present = context_presence(tokens, length, self.vocab_size)[:, self.action_token_ids]
         logits = logits.float()[:, self.action_token_ids]
         decoded = decode_logits(logits, present, self.temperature, self.top_p, self.penalty, None)
-        return Categorical(logits=decoded), output
+        return Categorical(logits=decoded)
 
 
 def grid_search(args, backbone, device) -> tuple[tuple[float, float, float], float]:
@@ -132,17 +138,8 @@ def grid_search(args, backbone, device) -> tuple[tuple[float, float, float], flo
     settings = list(itertools.product(*GRID.values()))
     env = make_env(args, "validation", len(settings) * args.grid_prompts, device, dense=False)
     decoding = FixedDecoding(settings, args.grid_prompts, env, device)
-    steps = env.task.level.continuation_length + 1
-    generator = make_generator(args.seed, "bench/grid", device)
-    final = torch.zeros(env.num_envs, device=device)
-    ended = torch.zeros(env.num_envs, dtype=torch.bool, device=device)
-    with torch.no_grad():
-        obs, _ = env.reset(seed=args.seed + 3)
-        for _ in range(steps):
-            dist, _ = decoding(backbone, obs["tokens"], obs["length"])
-            obs, _, terminated, _, info = env.step(sample_actions(dist, generator))
-            final = torch.where(terminated & ~ended, info["score"], final)  # first episode of each row
-            ended = ended | terminated
+    policy = BackbonePolicy(backbone, decoding, generator=make_generator(args.seed, "bench/grid", device))
+    final = rollout(env, policy, seed=args.seed + 3).final["score"]  # the first episode of each row
     rewards = final.view(len(settings), args.grid_prompts).mean(dim=1)
     best = int(rewards.argmax())
     return settings[best], float(rewards[best])
@@ -150,9 +147,10 @@ def grid_search(args, backbone, device) -> tuple[tuple[float, float, float], flo
 
 def score(backbone, engine, env, seed: int) -> dict[str, float]:
     """Mean final reward components over one episode per sub-env, same prompts and sampling seed each call."""
-    steps = env.task.level.continuation_length + 1
-    generator = make_generator(seed, "bench/sampling", env.device)
-    return evaluate_policy(backbone, engine, env, seed, steps, generator)
+    policy = BackbonePolicy(backbone, engine, generator=make_generator(seed, "bench/sampling", env.device))
+    out = rollout(env, policy, seed=seed)
+    means = {k: float(v.float().mean()) for k, v in out.final.items()}
+    return {"episodes": float(out.finished.sum()), **means}
 
 
 def train_engine(args, backbone, env, device, conditioned: bool, start: tuple[float, float, float]):
