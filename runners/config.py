@@ -96,6 +96,7 @@ class TrainerConfig:
     """The loop's length and cadence (counted in agent steps) and the backbone's supervised training."""
 
     steps: int = 600
+    max_minutes: float | None = None  # wall-clock budget: stop cleanly (checkpoint, report, plots)
     log_every: int = 10
     eval_every: int = 100
     checkpoint_every: int = 100

@@ -11,6 +11,7 @@ checkpoint per curriculum level after each evaluation; resuming from a checkpoin
 
 from __future__ import annotations
 
+import math
 import signal
 import threading
 import time
@@ -240,6 +241,8 @@ def train(experiment: Experiment, cfg: DictConfig, paths: RunPaths, dist: DistIn
         desc=cfg.name,
     )
     step = start
+    stop: str | None = None  # why the run ended before trainer.steps: "interrupted", "time budget", ...
+    started = time.monotonic()
     with StopOnInterrupt() as interrupt:
         try:
             while step < trainer.steps:
@@ -249,6 +252,9 @@ def train(experiment: Experiment, cfg: DictConfig, paths: RunPaths, dist: DistIn
                 bar.update(1)
                 if step % trainer.log_every == 0 or step == trainer.steps:
                     values = logger.scalars("train", meter.read(dist.device), step)
+                    stop = _non_finite(values, step, trainer.log_every, dist)
+                    if stop:
+                        break  # the weights may be corrupt: the last good latest.pt stays as it is
                     logger.scalars("curriculum", {"level": experiment.level}, step)
                     bar.set_postfix(
                         loss=f"{values.get('loss', float('nan')):.3f}",
@@ -260,26 +266,55 @@ def train(experiment: Experiment, cfg: DictConfig, paths: RunPaths, dist: DistIn
                     record = _evaluate(experiment, logger, checkpoints, cfg, step, history)
                     bar.set_postfix_str(f"eval score {record['score']:.3f} level {experiment.level}")
                     meter.start = time.perf_counter()  # throughput counts training time only
-                stop = _should_stop(interrupt, step, cfg, dist)
+                stop = _should_stop(interrupt, step, cfg, dist, time.monotonic() - started)
                 if step % trainer.checkpoint_every == 0 or step == trainer.steps or stop:
                     checkpoints.save_latest(checkpoint_state(experiment, cfg, step, history))
                 if stop:
-                    print(f"\nStopped at step {step}; saved {checkpoints.latest_path} (resume=true goes on).")
-                    raise KeyboardInterrupt
+                    print(f"\nStopped at step {step} ({stop}); saved {checkpoints.latest_path}.")
+                    break
         finally:
             bar.close()
             logger.flush()
-    bar.close()
-    report = finish(experiment, cfg, paths, history, logger, dist)
+    report = finish(experiment, cfg, paths, history, logger, dist, step, stop)
     logger.close()
+    if stop and stop.startswith("non-finite"):
+        raise NonFiniteMetricError(
+            f"Training stopped: {stop}. The last good checkpoint, {checkpoints.latest_path}, was not "
+            "overwritten; lower trainer.supervised.lr (or the memory's learning rate) and resume=true."
+        )
+    if stop == "interrupted":
+        raise KeyboardInterrupt
     return report
 
 
-def _should_stop(interrupt: StopOnInterrupt, step: int, cfg: DictConfig, dist: DistInfo) -> bool:
-    """Stop after a Ctrl-C; under DDP all ranks must stop at the same step, so they agree on log steps."""
-    if not dist.distributed:
-        return interrupt.requested
-    return step % cfg.trainer.log_every == 0 and any_rank(interrupt.requested, dist)
+class NonFiniteMetricError(RuntimeError):
+    """A training metric (the loss, a gradient norm, ...) became NaN or infinite."""
+
+
+def _non_finite(values: Mapping[str, float], step: int, every: int, dist: DistInfo) -> str | None:
+    """Name the training metrics that went NaN / Inf since the last log point (all ranks agree)."""
+    bad = sorted(name for name, value in values.items() if not math.isfinite(value))
+    if not any_rank(bool(bad), dist):
+        return None
+    names = ", ".join(f"train/{name}" for name in bad) or "a metric on another rank"
+    return f"non-finite {names} between steps {max(step - every, 0)} and {step}"
+
+
+def _should_stop(
+    interrupt: StopOnInterrupt, step: int, cfg: DictConfig, dist: DistInfo, elapsed_s: float
+) -> str | None:
+    """Why to stop after this step: Ctrl-C, or the ``trainer.max_minutes`` budget spent. Under DDP all
+    ranks must stop at the same step, so they decide together at log steps."""
+    budget = cfg.trainer.max_minutes
+    time_up = budget is not None and elapsed_s >= 60.0 * float(budget)
+    interrupted = interrupt.requested
+    if dist.distributed:
+        if step % cfg.trainer.log_every != 0:
+            return None
+        interrupted, time_up = any_rank(interrupted, dist), any_rank(time_up, dist)
+    if interrupted:
+        return "interrupted"
+    return f"time budget of trainer.max_minutes={budget} spent" if time_up else None
 
 
 def _evaluate(
@@ -314,11 +349,16 @@ def finish(
     history: list[dict[str, Any]],
     logger: RunLogger,
     dist: DistInfo,
+    step: int,
+    stopped: str | None = None,
 ) -> dict[str, Any]:
-    """Write report.json and plots (rank 0) and the hyper-parameters with the final metrics."""
+    """Write report.json and plots (rank 0) and the hyper-parameters with the final metrics; every stop
+    (finished, Ctrl-C, time budget, non-finite loss) writes them."""
     report = {
         "runner": experiment.runner,
         "steps": int(cfg.trainer.steps),
+        "steps_done": step,
+        "stopped_early": stopped,
         "final": history[-1] if history else {},
         "history": history,
         "best_checkpoints": {
