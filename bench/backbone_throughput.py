@@ -29,22 +29,11 @@ import torch.nn.functional as F
 from agents.backbones import BackboneConfig, build_backbone
 from agents.backbones.parity import count_parameters, match_parameters
 from agents.training.optimizers import build_optimizer
-from bench.harness import Benchmark, cuda_sync_for, device_name, time_call
+from agents.training.speed import compile_plan, flops_per_token, peak_flops
+from bench.harness import Benchmark, cuda_sync_for, time_call
 from foundation.device import resolve_device
 
 BACKBONES = ("transformer", "hebbian", "external", "titans")
-# Dense bf16 tensor-core peaks (FLOP/s) by device-name fragment, most specific first.
-PEAK_BF16 = (("H100 PCIe", 756e12), ("H100", 989e12), ("H200", 989e12), ("H800", 989e12), ("A100", 312e12))
-
-
-def peak_flops(device: torch.device, override_tflops: float | None) -> float | None:
-    """The bf16 peak of ``device`` in FLOP/s (None on CPU or an unknown GPU without --peak-tflops)."""
-    if override_tflops is not None:
-        return override_tflops * 1e12
-    if device.type != "cuda":
-        return None
-    name = device_name(device)
-    return next((peak for key, peak in PEAK_BF16 if key in name), None)
 
 
 def backbone_config(kind: str, args: argparse.Namespace, seq_len: int) -> BackboneConfig:
@@ -60,20 +49,6 @@ def backbone_config(kind: str, args: argparse.Namespace, seq_len: int) -> Backbo
         memory=memory,
         memory_chunk=chunk,
     )
-
-
-def flops_per_token(cfg: BackboneConfig, n_params: int, seq_len: int, causal_half: bool) -> float:
-    """Training FLOPs per token: 6N for the weights plus attention, 12 * L * T * D in the PaLM / nanoGPT
-    convention, half of that when counting only the causal triangle that flash kernels compute."""
-    attention = 12.0 * cfg.n_layers * seq_len * cfg.d_model
-    return 6.0 * n_params + (attention / 2 if causal_half else attention)
-
-
-def compile_mode(kind: str, requested: str) -> str:
-    """``auto``: forward + loss as one graph for the transformer; each block, and the loss, for the others."""
-    if requested != "auto":
-        return requested
-    return "loss" if kind == "transformer" else "blocks"
 
 
 def next_token_loss(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
@@ -177,7 +152,7 @@ def main(argv: list[str] | None = None) -> None:
                 if kind != "transformer":
                     cfg = match_parameters(cfg, target, args.parity_tolerance, head_multiple=8)
                 n_params = count_parameters(cfg)
-                how = compile_mode(kind, args.compile)
+                how = compile_plan(cfg, args.compile, device)
                 torch._dynamo.reset()
                 tokens_per_s, first_s, peak_gib = measure(cfg, args, device, seq_len, how)
             except Exception as err:  # one failing row must not lose the others

@@ -20,6 +20,7 @@ from omegaconf import DictConfig, OmegaConf
 from agents.backbones import build_backbone
 from agents.dual import DualAgent
 from agents.engine import EngineConfig, InferenceEngine
+from agents.training.speed import flops_per_token
 from curricula import Curriculum, CurriculumSampler, CurriculumVectorWrapper, apply_knobs, build_schedule
 from envs.common import Task
 from runners.app import rank_seed
@@ -67,6 +68,8 @@ class AgentExperiment(Experiment):
         self.device = dist.device
         self.seed = rank_seed(cfg, dist)
         self.agent = build_agent(cfg, task, dist)
+        model = unwrap_model(self.agent.backbone)
+        self.backbone_cfg, self.n_params = model.cfg, sum(p.numel() for p in model.parameters())
         params = OmegaConf.to_container(cfg.curriculum.params, resolve=True)
         if cfg.curriculum.name == "staged":
             params["on_stage"] = self.apply_knobs
@@ -128,8 +131,11 @@ class AgentExperiment(Experiment):
         if done.phase == "supervised" and (step + 1) % int(self.cfg.trainer.log_every) == 0:
             out.update(self.agent.backbone.metrics())
             out.update(self.agent.engine.metrics())
-        tokens = self.tokens_per_batch(done.batch) if done.batch is not None else 0
-        return StepOutput(out, tokens=tokens, env_steps=done.env_steps)
+        if done.batch is None:
+            return StepOutput(out, env_steps=done.env_steps)
+        tokens = self.tokens_per_batch(done.batch)
+        flops = tokens * flops_per_token(self.backbone_cfg, self.n_params, done.batch.tokens.shape[1])
+        return StepOutput(out, tokens=tokens, flops=flops)
 
     # ----------------------------------------------------------------- state
     def state_dict(self) -> dict[str, Any]:

@@ -25,6 +25,7 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 from tqdm.auto import tqdm
 
+from agents.training.speed import peak_flops
 from curricula import Curriculum
 from foundation import rng_state, set_rng_state
 from runners.checkpoints import CheckpointManager, load_resume_state
@@ -40,6 +41,7 @@ class StepOutput:
     metrics: dict[str, Any]
     tokens: int = 0
     env_steps: int = 0
+    flops: float = 0.0  # model FLOPs of the step (agents.training.speed.flops_per_token), for train/mfu
 
 
 @dataclass
@@ -187,11 +189,13 @@ class _Meter:
     collected on logging steps).
     """
 
-    def __init__(self) -> None:
+    def __init__(self, peak_flops: float | None = None) -> None:
+        self.peak_flops = peak_flops
         self.sums: dict[str, Any] = {}
         self.counts: dict[str, int] = {}
         self.tokens = 0
         self.env_steps = 0
+        self.flops = 0.0
         self.start = time.perf_counter()
 
     def add(self, out: StepOutput) -> None:
@@ -201,6 +205,7 @@ class _Meter:
             self.counts[name] = self.counts.get(name, 0) + 1
         self.tokens += out.tokens
         self.env_steps += out.env_steps
+        self.flops += out.flops
 
     def read(self, device: torch.device) -> dict[str, float]:
         if device.type == "cuda":
@@ -210,9 +215,11 @@ class _Meter:
         values["tokens_per_s"] = self.tokens / elapsed
         if self.env_steps:
             values["env_steps_per_s"] = self.env_steps / elapsed
+        if self.flops and self.peak_flops:
+            values["mfu"] = self.flops / elapsed / self.peak_flops
         if device.type == "cuda":
             values["gpu_memory_gb"] = torch.cuda.max_memory_allocated(device) / 2**30
-        self.__init__()
+        self.__init__(self.peak_flops)
         return values
 
 
@@ -233,7 +240,7 @@ def train(experiment: Experiment, cfg: DictConfig, paths: RunPaths, dist: DistIn
         experiment.load_state_dict(resumed["experiment"])
         set_rng_state(resumed["rng"])
         start, history = int(resumed["step"]), list(resumed.get("history", []))
-    meter = _Meter()
+    meter = _Meter(peak_flops(dist.device))
     bar = tqdm(
         total=trainer.steps,
         initial=start,

@@ -13,6 +13,7 @@ from torch import nn
 from agents.backbones.base import Backbone, BackboneOutput
 from agents.training.optimizers import build_optimizer
 from agents.training.schedules import warmup_cosine
+from agents.training.speed import compile_plan
 from envs.common import SupervisedBatch
 
 
@@ -33,14 +34,36 @@ class SupervisedConfig:
     label_smoothing: float = 0.0
     grad_clip: float = 1.0
     bf16: bool = False  # autocast matmuls to bfloat16; memory recurrences stay float32 inside the backbone
+    compile: str = "auto"  # none | auto | loss | blocks (agents.training.speed.compile_plan); auto: CUDA only
+    pad_multiple: int = 64  # compiled steps pad sequences to a multiple of this: few shapes, few recompiles
     optimizer_kwargs: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.pad_multiple < 1:
+            raise ValueError(f"SupervisedConfig.pad_multiple must be >= 1, got {self.pad_multiple}.")
 
 
 class SupervisedTrainer:
-    """The backbone's optimiser and rate schedule, and one supervised step on a batch."""
+    """The backbone's optimiser and rate schedule, and one supervised step on a batch.
+
+    On CUDA (``compile="auto"``) the step runs compiled as ``bench.backbone_throughput`` does (see
+    :func:`agents.training.speed.compile_plan`), with every batch right-padded to a multiple of
+    ``pad_multiple`` tokens (padding is masked out of the loss) so that a run compiles a few shapes only.
+    """
 
     def __init__(self, backbone: Backbone, config: SupervisedConfig, total_steps: int):
         self.backbone, self.config = backbone, config
+        model = getattr(backbone, "module", backbone)  # the plain module inside a DDP wrapper
+        device = next(model.parameters()).device
+        self.plan = compile_plan(model.cfg, config.compile, device) if hasattr(model, "cfg") else "none"
+        self._loss = supervised_loss
+        self._forward_loss = self._eager_forward_loss
+        if self.plan == "loss":
+            self._forward_loss = torch.compile(self._eager_forward_loss)
+        elif self.plan == "blocks":
+            for block in model.blocks:
+                block.compile()
+            self._loss = torch.compile(supervised_loss)
         self.optimizer = build_optimizer(
             backbone,
             name=config.optimizer,
@@ -53,14 +76,20 @@ class SupervisedTrainer:
             self.optimizer, config.warmup_steps, max(length, config.warmup_steps + 1), config.min_lr_ratio
         )
 
+    def _eager_forward_loss(
+        self, tokens: torch.Tensor, targets: torch.Tensor, mask: torch.Tensor
+    ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        with torch.autocast(tokens.device.type, dtype=torch.bfloat16, enabled=self.config.bf16):
+            output = self.backbone(tokens, return_state=False)
+        return self._loss(output, SupervisedBatch(tokens, targets, mask), self.config.label_smoothing)
+
     def step(self, batch: SupervisedBatch) -> dict[str, torch.Tensor]:
         """One optimiser step of the backbone on ``batch``; returns detached metrics (no host sync)."""
         cfg = self.config
         self.backbone.train()
-        device = batch.tokens.device
-        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=cfg.bf16):
-            output = self.backbone(batch.tokens, return_state=False)
-        loss, metrics = supervised_loss(output, batch, cfg.label_smoothing)
+        if self.plan != "none":
+            batch = batch.padded(-(-batch.tokens.shape[1] // cfg.pad_multiple) * cfg.pad_multiple)
+        loss, metrics = self._forward_loss(batch.tokens, batch.targets, batch.loss_mask)
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         metrics["supervised/grad_norm"] = nn.utils.clip_grad_norm_(self.backbone.parameters(), cfg.grad_clip)

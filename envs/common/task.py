@@ -41,23 +41,26 @@ class SupervisedBatch:
     def to(self, device: torch.device | str) -> SupervisedBatch:
         return SupervisedBatch(*(t.to(device, non_blocking=True) for t in dataclasses.astuple(self)))
 
-    @staticmethod
-    def concat(parts: Sequence[SupervisedBatch], pad_id: int) -> SupervisedBatch:
-        """Stack batches of different lengths into one, right-padding tokens and targets with ``pad_id``
-        and the loss mask with False (padding never counts in the loss)."""
-        if not parts:
-            raise ValueError("SupervisedBatch.concat needs at least one batch.")
-        width = max(part.tokens.shape[1] for part in parts)
+    def padded(self, width: int, pad_id: int = 0) -> SupervisedBatch:
+        """The batch right-padded to ``width`` tokens: tokens and targets with ``pad_id``, the loss mask
+        with False (padding never counts in the loss)."""
 
         def pad(t: torch.Tensor, value: int | bool) -> torch.Tensor:
             spec = (0, 0) * (t.dim() - 2) + (0, width - t.shape[1])
             return F.pad(t, spec, value=value) if width > t.shape[1] else t
 
         return SupervisedBatch(
-            torch.cat([pad(p.tokens, pad_id) for p in parts]),
-            torch.cat([pad(p.targets, pad_id) for p in parts]),
-            torch.cat([pad(p.loss_mask, False) for p in parts]),
+            pad(self.tokens, pad_id), pad(self.targets, pad_id), pad(self.loss_mask, False)
         )
+
+    @staticmethod
+    def concat(parts: Sequence[SupervisedBatch], pad_id: int) -> SupervisedBatch:
+        """Stack batches of different lengths into one, each right-padded to the longest (:meth:`padded`)."""
+        if not parts:
+            raise ValueError("SupervisedBatch.concat needs at least one batch.")
+        width = max(part.tokens.shape[1] for part in parts)
+        padded = [part.padded(width, pad_id) for part in parts]
+        return SupervisedBatch(*(torch.cat(tensors) for tensors in zip(*map(dataclasses.astuple, padded))))
 
 
 def level_from_fields(level_cls: type[L], fields: Mapping[str, Any]) -> L:
