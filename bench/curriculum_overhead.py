@@ -30,7 +30,7 @@ SCHEDULES = {
 
 def steps_per_s(num_envs: int, device: torch.device, steps: int, schedule: str | None) -> float:
     """Sub-env steps per second of MazeVectorEnv (5x5 to 10x10 ladder), optionally under a curriculum."""
-    env = MazeVectorEnv(num_envs, device, "egocentric", levels=LADDER, pool_size=128, seed=0)
+    env = MazeVectorEnv(num_envs, device=device, obs_mode="egocentric", levels=LADDER, pool_size=128, seed=0)
     if schedule is not None:
         env = CurriculumVectorWrapper(
             env, build_schedule(schedule, env.task.num_levels, **SCHEDULES[schedule])

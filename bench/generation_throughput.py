@@ -35,7 +35,7 @@ def scorer_seconds(texts: int, length: int, order: int, device: torch.device) ->
 
 def vector_env_steps_per_s(num_envs: int, device: torch.device, steps: int, level: str) -> float:
     """Sub-env steps per second of TextQualityVectorEnv (``steps`` batched steps per timed call)."""
-    env = TextQualityVectorEnv(num_envs, device, level=level, seed=0, dense=True)
+    env = TextQualityVectorEnv(num_envs, device=device, level=level, seed=0, dense=True)
     env.reset(seed=0)
     generator = torch.Generator(device=device).manual_seed(0)
     actions = torch.randint(32, 127, (steps, num_envs), device=device, generator=generator)

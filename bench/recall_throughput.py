@@ -54,7 +54,7 @@ def vector_env_steps_per_s(
     family: str, mode: str, level: str, num_envs: int, device: torch.device, steps: int
 ):
     """Sub-env steps per second of RecallVectorEnv (``steps`` batched steps per timed call)."""
-    env = RecallVectorEnv(num_envs, family, mode=mode, device=device, level=level, seed=0)
+    env = RecallVectorEnv(num_envs, family=family, obs_mode=mode, device=device, level=level, seed=0)
     env.reset(seed=0)
     generator = torch.Generator(device=device).manual_seed(0)
     actions = torch.randint(
@@ -96,7 +96,7 @@ def main() -> None:
             env="POPGym RepeatPreviousEasy", steps_per_s=single_env_steps_per_s(popgym, args.single_steps)
         )
     for mode in ("stream", "sequence"):
-        env = RecallEnv(args.family, mode=mode, level=args.level)
+        env = RecallEnv(args.family, obs_mode=mode, level=args.level)
         single.add(
             env=f"RecallEnv {args.family} {args.level} {mode}",
             steps_per_s=single_env_steps_per_s(env, args.single_steps),

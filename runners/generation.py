@@ -66,7 +66,7 @@ class GenerationExperiment(AgentExperiment):
         self, num_envs: int, seed: int, task: TextQualityTask | None = None
     ) -> TextQualityVectorEnv:
         return TextQualityVectorEnv(
-            num_envs, self.device, seed=seed, dense=bool(self.cfg.task.dense), task=task or self.task
+            num_envs, task=task or self.task, device=self.device, seed=seed, dense=bool(self.cfg.task.dense)
         )
 
     def generate(self, env: TextQualityVectorEnv, level: int, seed: int) -> dict[str, Any]:

@@ -105,12 +105,13 @@ class MazeExperiment(AgentExperiment):
         self, num_envs: int, seed: int, levels: list[MazeLevel] | None = None
     ) -> MazeVectorEnv:
         return MazeVectorEnv(
-            num_envs=num_envs,
+            num_envs,
+            task=None if levels else self.task,
             device=self.device,
             obs_mode="tokens",
-            levels=levels or list(self.task.ladder),
             seed=seed,
-            horizons=self.task.horizons,
+            levels=levels or None,
+            horizons=self.task.horizons if levels else None,
             step_limit_factor=float(self.cfg.task.step_limit_factor),
         )
 

@@ -116,14 +116,7 @@ class RecallExperiment(AgentExperiment):
         self.last_grid: GridReport | None = None
 
     def make_vector_env(self, num_envs: int, seed: int) -> RecallVectorEnv:
-        return RecallVectorEnv(
-            num_envs,
-            self.task.family.name,
-            mode="sequence",
-            device=self.device,
-            levels=list(self.task.ladder),
-            seed=seed,
-        )
+        return RecallVectorEnv(num_envs, task=self.task, device=self.device, obs_mode="sequence", seed=seed)
 
     def score_level(
         self, index: int, batch_size: int, generator: torch.Generator

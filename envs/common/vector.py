@@ -52,6 +52,26 @@ def to_numpy(value: Any) -> Any:
     return value
 
 
+def check_task_arguments(env: str, task: Task | None, task_cls: type[Task], **given: Any) -> None:
+    """Reject task-building arguments next to a ready ``task``.
+
+    A vector env given ``task=`` plays that Task object itself (shared with the supervised sampler), so
+    arguments that would build a different task cannot apply; naming them beats ignoring them.
+    ``given`` maps each such argument to its value, None where the caller left it out.
+    """
+    if task is None:
+        return
+    if not isinstance(task, task_cls):
+        raise TypeError(f"{env} needs task= to be a {task_cls.__name__}, got {type(task).__name__}.")
+    clashes = [f"{name}=" for name, value in given.items() if value is not None]
+    if clashes:
+        raise ValueError(
+            f"{env} got task= together with {', '.join(clashes)}, which build a task of their own; "
+            f"the env plays the given {task_cls.__name__} as it is. Build that task with them, "
+            "or drop task=."
+        )
+
+
 class TorchVectorEnv(gym.vector.VectorEnv, ABC):
     """A batch of ``num_envs`` sub-envs of one Task, stepped together on ``device``."""
 
@@ -67,7 +87,10 @@ class TorchVectorEnv(gym.vector.VectorEnv, ABC):
         autoreset_mode: AutoresetMode | str = AutoresetMode.NEXT_STEP,
         numpy: bool = False,
         seed: int | None = None,
+        *,
+        level: int | None = None,
     ):
+        """``level``: ladder index every sub-env starts at (default: the task's current level)."""
         if not isinstance(num_envs, int) or num_envs < 1:
             raise ValueError(f"num_envs must be a positive int, got {num_envs!r}.")
         self.task = task
@@ -81,7 +104,8 @@ class TorchVectorEnv(gym.vector.VectorEnv, ABC):
         self.metadata = dict(type(self).metadata)
         self.set_autoreset_mode(autoreset_mode)
         self.generator = make_generator(seed, device=self.device)
-        self.level_ids = torch.full((num_envs,), task.level_index, dtype=torch.long, device=self.device)
+        start = task.level_index if level is None else level
+        self.level_ids = torch.full((num_envs,), start, dtype=torch.long, device=self.device)
         self.next_level_ids = self.level_ids.clone()
         self._needs_reset = torch.ones(num_envs, dtype=torch.bool, device=self.device)
         self._all_envs = torch.ones(num_envs, dtype=torch.bool, device=self.device)

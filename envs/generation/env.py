@@ -27,11 +27,60 @@ from envs.generation.vector import TextQualityVectorEnv
 
 
 class TextQualityEnv(gym.Env):
-    """Write a continuation of a corpus prompt, one byte a step, judged by the reference n-gram scorer.
+    """Write a continuation of a corpus prompt, one byte a step, judged by an independent n-gram scorer.
 
-    Keyword arguments other than these (``dense``, ``reward_weights``, ``window``, ``order``,
-    ``diversity_n``, ``repetition_n``, ``success_fraction``, ``eos_byte``, ``prompt_split``, ``cache_dir``)
-    go to :class:`TextQualityVectorEnv`.
+    ## Description
+
+    A prompt from the corpus (the embedded one by default) is shown; the agent writes the level's
+    ``continuation_length`` bytes after it. The reward weighs how fluent the text is under a reference
+    byte n-gram model fitted on the training split, how diverse and how little it repeats itself, and
+    its length (see :mod:`envs.generation.reward`). The env runs :class:`TextQualityVectorEnv` with one
+    sub-env on the CPU, so single and batched envs share one implementation.
+
+    ## Action Space
+
+    ``Discrete(256)``: the next byte. Writing ``eos_byte`` (default 0; None disables it) ends the
+    episode without writing it.
+
+    ## Observation Space
+
+    ``Dict(tokens=Box(0, 256, (window,), int64), length=Box((1,), int64))``: byte tokens of the prompt
+    and the text written so far, the most recent ``window`` (256) bytes when it overflows, right-padded
+    with PAD (256).
+
+    ## Rewards
+
+    The episode score ``S = sum_k weight_k * component_k`` over fluency, diversity (distinct-2),
+    repetition (minus seq-rep-4), length (bytes written / continuation length) and, when weighted,
+    batch diversity. Sparse (default): ``S`` on the last step, 0 before. ``dense=True``: the change of
+    ``S`` with every byte, so both give the same undiscounted return.
+
+    ## Starting State
+
+    A prompt at a uniform random offset in the ``prompt_split`` text; the observation shows its last
+    ``min(prompt_length, window)`` bytes.
+
+    ## Episode End
+
+    Terminated after ``continuation_length`` bytes or at ``eos_byte``; never truncated. ``success``: S
+    reached ``success_fraction`` (0.75) of the best possible score. ``info`` also holds every component,
+    ``score``, ``bits_per_byte``, ``seq_rep_4``, ``bytes_written`` and ``level``.
+
+    ## Arguments
+
+    - ``level`` / ``levels``: starting level (index, name, TextLevel or field mapping) and ladder
+      (default: p64-c16 to p16-c256, prompt and continuation bytes).
+    - ``corpus``: a Corpus or a text file / folder path (default: the embedded corpus).
+    - ``render_mode``: ``"ansi"`` or ``"human"`` (prompt, ``|``, continuation).
+    - Other keywords go to :class:`TextQualityVectorEnv`: ``dense``, and the task options
+      ``reward_weights``, ``window``, ``order``, ``diversity_n``, ``repetition_n``,
+      ``success_fraction``, ``eos_byte``, ``prompt_split``, ``cache_dir`` (see TextQualityTask).
+
+    ```python
+    >>> import envs, gymnasium as gym
+    >>> env = gym.make("mindgym/TextQuality-v0", level="p64-c32", dense=True)
+    >>> vec = gym.make_vec("mindgym/TextQuality-v0", num_envs=4, vectorization_mode="sync")
+    ```
     """
 
     metadata: ClassVar[dict[str, Any]] = {"render_modes": ["ansi", "human"], "render_fps": 30}
@@ -50,7 +99,7 @@ class TextQualityEnv(gym.Env):
             )
         self.render_mode = render_mode
         self.vector = TextQualityVectorEnv(
-            1, "cpu", level, levels, "disabled", numpy=False, corpus=corpus, **kwargs
+            1, device="cpu", level=level, levels=levels, autoreset_mode="disabled", corpus=corpus, **kwargs
         )
         self.task: TextQualityTask = self.vector.task
         self.observation_space = self.vector.single_observation_space

@@ -19,57 +19,107 @@ from typing import Any
 
 import gymnasium as gym
 import torch
+from gymnasium.vector import AutoresetMode
 
 from envs.common.spaces import sequence_space
 from envs.common.task import LevelLike
-from envs.common.vector import TorchVectorEnv
+from envs.common.vector import TorchVectorEnv, check_task_arguments
 from envs.generation.corpus import Corpus
 from envs.generation.reward import TextScore
-from envs.generation.scorer import DEFAULT_ORDER
 from envs.generation.task import TextLevel, TextQualityTask
 from envs.generation.tokens import NUM_BYTES, PAD_ID
 
+OBS_MODES = ("tokens",)
+
 
 class TextQualityVectorEnv(TorchVectorEnv):
-    """``num_envs`` generation episodes on ``device``; see the module docstring and TextQualityTask."""
+    """``num_envs`` generation episodes stepped together in torch, on any device.
+
+    ## Description
+
+    The task of :class:`~envs.generation.env.TextQualityEnv` (continue a corpus prompt, one byte a
+    step, judged by the reference n-gram scorer), batched with per-sub-env levels of one
+    :class:`~envs.generation.task.TextQualityTask`. The reward is computed with the scorer's tables on
+    ``device``: no host sync in ``step``.
+
+    ## Action Space
+
+    ``MultiDiscrete`` of ``num_envs`` x ``Discrete(256)``: each sub-env's next byte.
+
+    ## Observation Space
+
+    ``obs_mode="tokens"`` (the one mode): ``{"tokens": (N, window) int64, "length": (N, 1) int64}``,
+    byte tokens of prompt and text so far (the most recent ``window`` bytes), right-padded with PAD (256).
+
+    ## Rewards
+
+    Sparse (default): the episode score ``S`` (weighted fluency, diversity, repetition, length and, when
+    weighted, batch diversity across the sub-envs; see :mod:`envs.generation.reward`) on the last step.
+    ``dense=True``: the change of ``S`` with every byte. 0 on the step a NEXT_STEP autoreset spends
+    restarting a finished sub-env.
+
+    ## Starting State
+
+    Each reset draws a prompt at a uniform random offset in the task's ``prompt_split`` text and shows
+    its last ``min(prompt_length, window)`` bytes.
+
+    ## Episode End
+
+    Terminated after the level's ``continuation_length`` bytes or at ``eos_byte``; never truncated.
+    ``info``: (num_envs,) tensors of every component, ``score``, ``bits_per_byte``, ``seq_rep_<n>``,
+    ``bytes_written``, ``success`` (S reached ``success_fraction`` of the best score) and ``level``.
+
+    ## Arguments
+
+    - ``num_envs``: sub-envs in the batch.
+    - ``task``: a TextQualityTask to play, shared and never copied (the supervised sampler and this env
+      are views of one task). Excludes ``levels``, ``corpus`` and every task option below.
+    - ``device`` (``"auto"``), ``obs_mode`` (``"tokens"``), ``autoreset_mode``, ``numpy``, ``seed``
+      (without one, a seed is drawn from the OS).
+    - ``level``: the level every sub-env starts at (default: the task's current level; the first when
+      the env builds its task). ``levels``: the ladder (default p64-c16 to p16-c256).
+    - ``corpus``: a Corpus or a text file / folder path (default: the embedded corpus).
+    - ``dense``: pay the score's change every byte instead of the score at the end.
+    - ``**task_options`` build the task: ``window``, ``order``, ``reward_weights``, ``diversity_n``,
+      ``repetition_n``, ``success_fraction``, ``eos_byte``, ``prompt_split``, ``cache_dir``.
+
+    ```python
+    >>> import envs, gymnasium as gym
+    >>> vec = gym.make_vec("mindgym/TextQuality-v0", num_envs=512, vectorization_mode="vector_entry_point",
+    ...                    device="cuda", reward_weights={"repetition": 2.0}, dense=True)
+    >>> task = TextQualityTask(level="p64-c32")
+    >>> vec = TextQualityVectorEnv(32, task=task, device="cpu")   # the same Task object as the sampler
+    ```
+    """
 
     def __init__(
         self,
         num_envs: int = 1,
+        *,
+        task: TextQualityTask | None = None,
         device: str | torch.device = "auto",
-        level: LevelLike = 0,
-        levels: Sequence[TextLevel | Mapping] | None = None,
-        autoreset_mode: str = "next_step",
+        obs_mode: str = "tokens",
+        autoreset_mode: AutoresetMode | str = AutoresetMode.NEXT_STEP,
         numpy: bool = False,
         seed: int | None = None,
-        *,
+        level: LevelLike | None = None,
+        levels: Sequence[TextLevel | Mapping] | None = None,
         corpus: Corpus | str | Path | None = None,
         dense: bool = False,
-        reward_weights: Mapping[str, float] | None = None,
-        window: int = 256,
-        order: int = DEFAULT_ORDER,
-        diversity_n: int = 2,
-        repetition_n: int = 4,
-        success_fraction: float = 0.75,
-        eos_byte: int | None = 0,
-        prompt_split: str = "train",
-        cache_dir: str | Path | None = None,
-        task: TextQualityTask | None = None,
+        **task_options: Any,
     ):
-        task = task or TextQualityTask(
-            levels,
-            level,
-            corpus,
-            window=window,
-            order=order,
-            reward_weights=reward_weights,
-            diversity_n=diversity_n,
-            repetition_n=repetition_n,
-            success_fraction=success_fraction,
-            eos_byte=eos_byte,
-            prompt_split=prompt_split,
-            cache_dir=cache_dir,
+        if obs_mode not in OBS_MODES:
+            raise ValueError(
+                f"Unknown obs_mode {obs_mode!r} for TextQualityVectorEnv; its one mode is 'tokens' "
+                "(the prompt and text so far as byte tokens)."
+            )
+        passed = dict.fromkeys(task_options, True)  # an option passed counts even as None (eos_byte=None)
+        check_task_arguments(
+            "TextQualityVectorEnv", task, TextQualityTask, levels=levels, corpus=corpus, **passed
         )
+        start = None if task is None or level is None else task.ladder.index(level)
+        if task is None:
+            task = TextQualityTask(levels, 0 if level is None else level, corpus, **task_options)
         super().__init__(
             task,
             num_envs,
@@ -80,7 +130,9 @@ class TextQualityVectorEnv(TorchVectorEnv):
             numpy,
             # without a seed, draw one from the OS, leaving torch's global generator as it was
             seed if seed is not None else torch.Generator().seed() % (2**63),
+            level=start,
         )
+        self.obs_mode = obs_mode
         self.dense = bool(dense)
         self.window = task.window
         self.config = task.reward_config
@@ -113,10 +165,9 @@ class TextQualityVectorEnv(TorchVectorEnv):
 
     def set_level(self, level: LevelLike | torch.Tensor, env_ids: Any = None) -> None:
         """Set the level of all sub-envs or ``env_ids`` (applies at their next reset); a new custom level
-        joins the ladder and the level tables."""
-        known = self.task.num_levels
+        joins the ladder and the level tables, as does a level another view of the shared task added."""
         super().set_level(level, env_ids)
-        if self.task.num_levels != known:
+        if self.prompt_lengths.numel() != self.task.num_levels:
             self._refresh_level_tables()
             self.score.grow(self._capacity)
 

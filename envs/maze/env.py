@@ -48,7 +48,68 @@ class _LevelPool:
 
 
 class MazeEnv(gym.Env):
-    """Find the shortest way to the goal. See envs.maze.spaces for the three observation modes."""
+    """Find the shortest way from the start to the goal of a maze, one move a step.
+
+    ## Description
+
+    A maze of ``height x width`` cells (a level of :class:`~envs.maze.task.MazeTask`: DFS mazes 5x5 to
+    30x30 and ``30x30-hard`` by default; Prim, Wilson, recursive division, open grids or a fixed layout
+    from ``maze=``) with one start and one goal. The agent walks cell to cell; the best policy follows
+    the oracle's shortest path. The env runs in plain NumPy, so one env steps fast on a CPU; for many
+    envs at once use :class:`~envs.maze.vector.MazeVectorEnv` (the same transitions on any device).
+
+    ## Action Space
+
+    ``Discrete(4)``: 0 up, 1 right, 2 down, 3 left. A move into a wall leaves the agent where it is.
+    ``action_masks()`` gives the legal moves (for MaskablePPO).
+
+    ## Observation Space
+
+    Set by ``obs_mode`` (see :mod:`envs.maze.spaces`); shapes fit the largest level of the ladder:
+
+    - ``"grid"``: ``Box(0, 255, (3, (2H+1)*s, (2W+1)*s), uint8)``, channels wall / agent / goal on the
+      thin-wall pixel image (cell (r, c) at pixel (2r+1, 2c+1)), each pixel repeated ``s = grid_scale``
+      times; a smaller maze sits top-left, the rest is wall.
+    - ``"tokens"``: ``Dict(tokens=Box((T,), int64), length=Box((1,), int64))``: the maze token language
+      (cells, start, goal, separator, then every move so far; see :mod:`envs.maze.tokens`), right-padded.
+    - ``"egocentric"``: ``Box(0, 255, (2, k, k), uint8)``: walls and goal in a ``k = view_size`` pixel
+      window centred on the agent.
+
+    ## Rewards
+
+    ``+1`` on reaching the goal, ``-step_cost`` (0.01) every step and a further ``-wall_penalty`` (0.05)
+    for a move into a wall. An optimal episode of length L returns ``1 - 0.01 L``.
+
+    ## Starting State
+
+    A fresh maze of the current level (from a pool of ``pool_size`` mazes generated in one batch and
+    regenerated when used up, so no maze repeats until then), the agent on its start cell. ``maze=``
+    fixes the maze instead.
+
+    ## Episode End
+
+    Terminated when the agent reaches the goal. Truncated after ``ceil(step_limit_factor * L*)`` steps,
+    L* the shortest path length. ``info`` holds ``success``, ``level`` (ladder index),
+    ``optimal_length``, ``solved_optimally`` (reached the goal in L* steps), ``optimal_actions`` (the
+    moves that keep a shortest path, (4,) bool) and ``steps``.
+
+    ## Arguments
+
+    - ``obs_mode``: ``"grid"`` (default), ``"tokens"`` or ``"egocentric"``.
+    - ``level`` / ``levels``: the starting level (index, name, MazeLevel or field mapping) and the ladder
+      (default :func:`~envs.maze.levels.default_levels`). Change level with ``env.unwrapped.set_level``.
+    - ``maze``: a fixed maze as text (``#`` wall, space open, ``S`` start, ``G`` goal) or an array.
+    - ``step_cost``, ``wall_penalty``, ``step_limit_factor``: reward and truncation, as above.
+    - ``view_size`` (odd, >= 3), ``grid_scale`` (>= 1): egocentric window and grid pixel scale.
+    - ``pool_size``: mazes generated per batch. ``horizons``: K of the task's multi-horizon targets.
+    - ``render_mode``: ``"rgb_array"`` or ``"ansi"``.
+
+    ```python
+    >>> import envs, gymnasium as gym
+    >>> env = gym.make("mindgym/Maze-v0", obs_mode="egocentric", level="8x8")
+    >>> vec = gym.make_vec("mindgym/Maze-v0", num_envs=8, vectorization_mode="sync", obs_mode="grid")
+    ```
+    """
 
     metadata: ClassVar[dict[str, Any]] = {"render_modes": list(RENDER_MODES), "render_fps": 8}
 

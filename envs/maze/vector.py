@@ -20,7 +20,7 @@ import torch
 from gymnasium.vector import AutoresetMode
 
 from envs.common.task import LevelLike
-from envs.common.vector import Observation, TorchVectorEnv
+from envs.common.vector import Observation, TorchVectorEnv, check_task_arguments
 from envs.maze import kernels
 from envs.maze import tokens as tok
 from envs.maze.grid import action_bits
@@ -31,28 +31,91 @@ from envs.maze.task import MazeTask
 
 
 class MazeVectorEnv(TorchVectorEnv):
-    """The native batched maze env; see MazeEnv for actions, rewards and observation modes."""
+    """``num_envs`` mazes stepped together with tensor ops on any torch device (MindGym's native batch).
+
+    ## Description
+
+    The maze task of :class:`~envs.maze.env.MazeEnv` (find the shortest way to the goal), batched: all
+    state lives in tensors on ``device`` and ``step`` never waits on the host. Transitions, rewards,
+    observations and infos equal MazeEnv's for the same maze and actions. Sub-envs may play different
+    levels of one :class:`~envs.maze.task.MazeTask` (``set_level`` with a LongTensor of ladder indices,
+    e.g. from a curriculum); observations are padded to the ladder's largest maze.
+
+    ## Action Space
+
+    ``MultiDiscrete([4] * num_envs)`` (``single_action_space = Discrete(4)``): 0 up, 1 right, 2 down,
+    3 left; an integer tensor or array of shape (num_envs,). ``action_masks()`` gives (num_envs, 4) legal
+    moves.
+
+    ## Observation Space
+
+    ``obs_mode`` as in MazeEnv, batched along a first axis of ``num_envs``: ``"tokens"`` (the default
+    here: ``{"tokens": (N, T) int64, "length": (N, 1) int64}``), ``"grid"`` ((N, 3, (2H+1)s, (2W+1)s)
+    uint8) or ``"egocentric"`` ((N, 2, k, k) uint8). Tensors on ``device``, or NumPy with ``numpy=True``.
+
+    ## Rewards
+
+    ``+1`` on reaching the goal, ``-step_cost`` every step, a further ``-wall_penalty`` for a move into a
+    wall; 0 on the step a NEXT_STEP autoreset spends restarting a finished sub-env.
+
+    ## Starting State
+
+    A reset (explicit or automatic) gives each sub-env a maze of its level drawn by a hashed random index
+    from a device-resident pool of ``pool_size`` mazes per level, the agent on the start cell. Mazes of
+    a pool repeat across episodes until ``refill_pool()`` or ``reset(seed=...)`` regenerates it.
+
+    ## Episode End
+
+    Terminated at the goal; truncated after ``ceil(step_limit_factor * L*)`` steps. Autoreset follows
+    ``autoreset_mode`` (``metadata["autoreset_mode"]``, NEXT_STEP by default). ``info`` holds
+    (num_envs,) tensors ``success``, ``level``, ``optimal_length``, ``solved_optimally``, ``steps`` and
+    ``optimal_actions`` (num_envs, 4).
+
+    ## Arguments
+
+    - ``num_envs``: sub-envs in the batch.
+    - ``task``: a MazeTask to play, shared and never copied, so a sampler on the same task and this env
+      see one ladder; the env's maze pools cover the levels the ladder holds when the env is made.
+      Excludes ``levels``, ``maze`` and ``horizons``, which build a task.
+    - ``device`` (``"auto"``: CUDA when present), ``obs_mode``, ``autoreset_mode``, ``numpy``, ``seed``.
+    - ``level``: the level every sub-env starts at (default: the task's current level; the first when
+      the env builds its task). ``levels``: the ladder (default: the documented one).
+    - ``maze``: one fixed maze (text or array) as the level. ``horizons``: K of the task's targets.
+    - ``step_cost``, ``wall_penalty``, ``step_limit_factor``, ``view_size``, ``grid_scale``: as MazeEnv.
+    - ``pool_size``: mazes held per level. ``compile``: fuse the step with ``torch.compile``;
+      ``cuda_graph``: replay it as one CUDA graph (outputs are overwritten by the next step).
+
+    ```python
+    >>> import envs, gymnasium as gym
+    >>> vec = gym.make_vec("mindgym/Maze-v0", num_envs=1024, vectorization_mode="vector_entry_point",
+    ...                    device="cuda", obs_mode="grid", level="8x8")
+    >>> task = MazeTask(level="8x8")                        # the supervised sampler's task ...
+    >>> vec = MazeVectorEnv(64, task=task, device="cpu")   # ... and the env play the same object
+    ```
+    """
 
     metadata: ClassVar[dict[str, Any]] = {"autoreset_mode": AutoresetMode.NEXT_STEP, "render_modes": []}
 
     def __init__(
         self,
         num_envs: int = 1,
+        *,
+        task: MazeTask | None = None,
         device: str | torch.device = "auto",
         obs_mode: str = "tokens",
-        level: LevelLike = 0,
-        levels: Sequence[MazeLevel] | None = None,
         autoreset_mode: AutoresetMode | str = AutoresetMode.NEXT_STEP,
         numpy: bool = False,
         seed: int | None = None,
+        level: LevelLike | None = None,
+        levels: Sequence[MazeLevel] | None = None,
         maze: str | Sequence[str] | np.ndarray | None = None,
+        horizons: int | None = None,
         step_cost: float = 0.01,
         wall_penalty: float = 0.05,
         step_limit_factor: float = 3.0,
         view_size: int = 5,
         grid_scale: int = 1,
         pool_size: int = 512,
-        horizons: int = 1,
         compile: bool = False,
         cuda_graph: bool = False,
         render_mode: str | None = None,
@@ -61,10 +124,22 @@ class MazeVectorEnv(TorchVectorEnv):
             raise ValueError(
                 f"MazeVectorEnv does not render (render_mode={render_mode!r}); render a MazeEnv instead."
             )
-        task = MazeTask.for_env(levels, level, maze, horizons)
+        check_task_arguments("MazeVectorEnv", task, MazeTask, levels=levels, maze=maze, horizons=horizons)
+        start = None if task is None or level is None else task.ladder.index(level)
+        if task is None:
+            horizons = 1 if horizons is None else horizons
+            task = MazeTask.for_env(levels, 0 if level is None else level, maze, horizons)
         spec = MazeObsSpec.for_levels(list(task.ladder), obs_mode, step_limit_factor, view_size, grid_scale)
         super().__init__(
-            task, num_envs, spec.space(), gym.spaces.Discrete(4), device, autoreset_mode, numpy, seed
+            task,
+            num_envs,
+            spec.space(),
+            gym.spaces.Discrete(4),
+            device,
+            autoreset_mode,
+            numpy,
+            seed,
+            level=start,
         )
         self.obs_mode, self.obs_spec = obs_mode, spec
         self.step_limit_factor = float(step_limit_factor)
@@ -91,11 +166,20 @@ class MazeVectorEnv(TorchVectorEnv):
 
     # ----------------------------------------------------------------- levels and pool
     def set_level(self, level: LevelLike | torch.Tensor, env_ids: Any = None) -> None:
-        """As TorchVectorEnv.set_level; levels must be in the ladder the env was made with."""
-        if not isinstance(level, torch.Tensor) and self.task.ladder.index(level) >= self.pool.num_levels:
+        """As TorchVectorEnv.set_level; levels must be in the ladder the env was made with (the ladder of a
+        shared task is left as it is when one is not)."""
+        if not isinstance(level, torch.Tensor | int | str):
+            level = self.task.ladder.coerce(level)
+            pooled = [self.task.ladder[i] for i in range(self.pool.num_levels)]
+            if level not in pooled:
+                raise ValueError(
+                    f"Level {level.name!r} was not in this env's ladder at construction, so it has no maze "
+                    "pool; pass it in levels= (or in the task's ladder) when making the env."
+                )
+        elif not isinstance(level, torch.Tensor) and self.task.ladder.index(level) >= self.pool.num_levels:
             raise ValueError(
-                f"Level {level!r} was not in this env's ladder at construction, so it has no maze pool; "
-                "pass it in levels= when making the env."
+                f"Level {level!r} joined the task's ladder after this env was made, so it has no maze pool; "
+                "make the env after adding the level."
             )
         super().set_level(level, env_ids)
 

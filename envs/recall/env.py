@@ -1,6 +1,6 @@
 """RecallEnv: one recall episode at a time, as a Gymnasium env (``gymnasium.make("mindgym/Copy-v0")``).
 
-Modes:
+Observation modes (``obs_mode``):
   sequence  the observation is the prompt and the answer tokens written so far (``sequence_space``:
             right-padded ``tokens`` and their ``length``); each step writes one answer token. A
             transformer reads its logits at ``length - 1`` and acts with ``logits[..., action_token_ids]``.
@@ -31,27 +31,84 @@ MODES = ("sequence", "stream")
 EPISODE_BLOCK = 16  # episodes generated per batched call: amortizes torch's per-call overhead
 
 
-def recall_spaces(task: RecallTask, mode: str) -> tuple[gym.Space, gym.spaces.Discrete]:
-    """Observation and action space of one recall env in ``mode``."""
-    if mode not in MODES:
-        raise ValueError(f"Unknown recall mode {mode!r}; use one of {list(MODES)}.")
+def recall_spaces(task: RecallTask, obs_mode: str) -> tuple[gym.Space, gym.spaces.Discrete]:
+    """Observation and action space of one recall env in ``obs_mode``."""
+    if obs_mode not in MODES:
+        raise ValueError(f"Unknown recall obs_mode {obs_mode!r}; use one of {list(MODES)}.")
     observation = (
         sequence_space(task.max_length, task.vocab_size)
-        if mode == "sequence"
+        if obs_mode == "sequence"
         else gym.spaces.Discrete(task.vocab_size)
     )
     return observation, gym.spaces.Discrete(len(task.action_token_ids))
 
 
 class RecallEnv(gym.Env):
-    """A recall family (copy, repeat_copy, associative, needle) in ``sequence`` or ``stream`` mode."""
+    """Write back what a sequence stored: copy, repeat-copy, associative recall or needle-in-a-haystack.
+
+    ## Description
+
+    An episode is one sequence of a recall family (:class:`~envs.recall.task.RecallTask`) in which some
+    positions are answers the agent must write: the copy of ``x_1 .. x_L`` after ``SEP`` (``copy``),
+    ``N`` copies after a count token (``repeat_copy``), the values of queried keys after a key-value
+    block (``associative``, MQAR), or the digits of a number hidden in ``context_bytes`` of filler text
+    (``needle``). Levels grow the length, vocabulary, repeats, pairs or context.
+
+    ## Action Space
+
+    ``Discrete(len(task.action_token_ids))``: action ``a`` writes answer token ``action_token_ids[a]``
+    (the answer alphabet of the ladder the env is built with).
+
+    ## Observation Space
+
+    - ``obs_mode="sequence"``: ``Dict(tokens=Box((T,), int64), length=Box((1,), int64))``, T the
+      ladder's longest sequence: the sequence up to the next answer position, with the agent's own
+      answers in place of the true ones, right-padded with PAD (256). A transformer reads its logits
+      at ``length - 1``. Each step writes the next answer.
+    - ``obs_mode="stream"``: ``Discrete(vocab_size)``: one token a step (the agent's own answer where
+      it wrote one), as in POPGym, for recurrent agents.
+
+    ## Rewards
+
+    ``1 / num_answers`` for each correct answer token, so an episode returns a value in [0, 1]. In
+    ``stream`` mode an action is scored only where the next token is an answer; other steps pay 0.
+
+    ## Starting State
+
+    A fresh sequence of the current level from the family's generator (episodes are generated 16 at a
+    time; after ``reset(seed=s)`` episode ``i`` equals sub-env ``i`` of a 16-env RecallVectorEnv reset
+    with the same seed). The observation shows the sequence up to the first answer (sequence) or its
+    first token (stream).
+
+    ## Episode End
+
+    Terminated when every answer is written (sequence) or the last token is reached (stream); never
+    truncated. ``info`` holds ``success`` (all answers right, once the episode ends), ``accuracy``
+    (correct answers / answers) and ``level`` (ladder index).
+
+    ## Arguments
+
+    - ``family``: ``"copy"``, ``"repeat_copy"``, ``"associative"`` or ``"needle"`` (set by each
+      registered id: ``mindgym/Copy-v0``, ``RepeatCopy-v0``, ``AssociativeRecall-v0``, ``Needle-v0``).
+    - ``obs_mode``: ``"sequence"`` (default) or ``"stream"``.
+    - ``level`` / ``levels``: starting level (index, name, level or field mapping) and ladder (default:
+      the family's documented one). A level set later must fit the spaces the ladder sized.
+    - ``render_mode``: ``"ansi"`` (the text written so far).
+
+    ```python
+    >>> import envs, gymnasium as gym
+    >>> env = gym.make("mindgym/Copy-v0", obs_mode="sequence", level="len8-v8")
+    >>> vec = gym.make_vec("mindgym/AssociativeRecall-v0", num_envs=4, vectorization_mode="sync",
+    ...                    obs_mode="stream")
+    ```
+    """
 
     metadata: ClassVar[dict[str, Any]] = {"render_modes": ["ansi"], "render_fps": 4}
 
     def __init__(
         self,
         family: str,
-        mode: str = "sequence",
+        obs_mode: str = "sequence",
         level: LevelLike = 0,
         levels: Sequence[Any] | None = None,
         render_mode: str | None = None,
@@ -59,8 +116,8 @@ class RecallEnv(gym.Env):
         if render_mode is not None and render_mode not in self.metadata["render_modes"]:
             raise ValueError(f"Unknown render_mode {render_mode!r}; use None or 'ansi'.")
         self.task = RecallTask(family, levels=levels, level=level)
-        self.mode = mode
-        self.observation_space, self.action_space = recall_spaces(self.task, mode)
+        self.obs_mode = obs_mode
+        self.observation_space, self.action_space = recall_spaces(self.task, obs_mode)
         self.render_mode = render_mode
         self._action_tokens = self.task.action_token_ids
         self._generator = torch.Generator()
@@ -113,7 +170,7 @@ class RecallEnv(gym.Env):
             raise ValueError(f"Action must be an int in [0, {len(self._action_tokens) - 1}], got {action!r}.")
         token = self._action_tokens[index]
         reward = 0.0
-        if self.mode == "sequence":
+        if self.obs_mode == "sequence":
             reward = self._write(self._pos, token)
             old, self._pos = self._pos, self._answers[self._k]
             self._tokens[old : self._pos] = self._written[old : self._pos]
@@ -128,7 +185,7 @@ class RecallEnv(gym.Env):
     def render(self) -> str | None:
         if self.render_mode != "ansi":
             return None
-        shown = self._pos if self.mode == "sequence" else self._t + 1
+        shown = self._pos if self.obs_mode == "sequence" else self._t + 1
         return self.task.describe(self._written[:shown].tolist())
 
     # ------------------------------------------------------------------ helpers
@@ -160,7 +217,7 @@ class RecallEnv(gym.Env):
         return float(correct) / self._num_answers
 
     def _observe(self) -> Any:
-        if self.mode == "stream":
+        if self.obs_mode == "stream":
             return np.int64(self._written[self._t])
         return {"tokens": self._tokens.copy(), "length": np.array([self._pos], dtype=np.int64)}
 

@@ -8,7 +8,7 @@ level, or a LongTensor of ladder indices from a curriculum) applies at each sub-
 wide as the longest level set so far) and keeps the rows being reset, which keeps the step branch-free.
 
     vec = gymnasium.make_vec("mindgym/Copy-v0", num_envs=512, vectorization_mode="vector_entry_point",
-                             mode="stream", device="cuda")
+                             obs_mode="stream", device="cuda")
 """
 
 from __future__ import annotations
@@ -20,31 +20,107 @@ import torch
 from gymnasium.vector import AutoresetMode
 
 from envs.common.task import LevelLike
-from envs.common.vector import TorchVectorEnv
+from envs.common.vector import TorchVectorEnv, check_task_arguments
 from envs.recall.env import recall_spaces
 from envs.recall.task import RecallTask
 from envs.recall.tokens import PAD
 
 
 class RecallVectorEnv(TorchVectorEnv):
-    """``num_envs`` recall episodes of one family in ``sequence`` or ``stream`` mode, on ``device``."""
+    """``num_envs`` recall episodes of one family stepped together in torch, on any device.
+
+    ## Description
+
+    The task of :class:`~envs.recall.env.RecallEnv` (write back the answers a sequence stored: copy,
+    repeat-copy, associative recall, needle), batched with per-sub-env levels of one
+    :class:`~envs.recall.task.RecallTask`. ``step`` has no host sync and no loop over sub-envs: an
+    autoreset regenerates the batch (only as wide as the longest level set so far) and keeps the rows
+    being reset.
+
+    ## Action Space
+
+    ``MultiDiscrete`` of ``num_envs`` x ``Discrete(len(task.action_token_ids))``: action ``a`` writes
+    answer token ``action_token_ids[a]``.
+
+    ## Observation Space
+
+    ``obs_mode="sequence"``: ``{"tokens": (N, T) int64, "length": (N, 1) int64}``, the sequence up to
+    each sub-env's next answer with its own answers written in, right-padded with PAD (256);
+    ``obs_mode="stream"``: (N,) int64, one token a step. Tensors on ``device`` (NumPy with ``numpy=True``).
+
+    ## Rewards
+
+    ``1 / num_answers`` per correct answer token (an episode returns a value in [0, 1]); 0 elsewhere,
+    and on the step a NEXT_STEP autoreset spends restarting a finished sub-env.
+
+    ## Starting State
+
+    A fresh sequence of each sub-env's level from the family's generator. On the CPU, at one level and
+    seeded alike, sub-env ``i`` of a 16-env batch plays RecallEnv's episode ``i``.
+
+    ## Episode End
+
+    Terminated when every answer is written (sequence) or the last token is reached (stream); never
+    truncated. ``info``: (num_envs,) tensors ``success``, ``accuracy`` and ``level``.
+
+    ## Arguments
+
+    - ``num_envs``: sub-envs in the batch.
+    - ``task``: a RecallTask to play, shared and never copied (the supervised sampler and this env are
+      views of one task). Excludes ``levels``; ``family`` may only repeat the task's own family (the
+      registered ids pass theirs).
+    - ``device`` (``"auto"``), ``obs_mode`` (``"sequence"`` or ``"stream"``), ``autoreset_mode``,
+      ``numpy``, ``seed``.
+    - ``level``: the level every sub-env starts at (default: the task's current level; the first when
+      the env builds its task). ``levels``: the ladder (default: the family's documented one); spaces
+      are sized from it, so a level set later must fit.
+    - ``family``: ``"copy"``, ``"repeat_copy"``, ``"associative"`` or ``"needle"``; needed without
+      ``task``.
+
+    ```python
+    >>> import envs, gymnasium as gym
+    >>> vec = gym.make_vec("mindgym/Copy-v0", num_envs=512, vectorization_mode="vector_entry_point",
+    ...                    obs_mode="stream", device="cuda")
+    >>> task = RecallTask("associative")
+    >>> vec = RecallVectorEnv(64, task=task, device="cpu")   # the same Task object as the sampler
+    ```
+    """
 
     def __init__(
         self,
-        num_envs: int,
-        family: str,
-        mode: str = "sequence",
+        num_envs: int = 1,
+        *,
+        task: RecallTask | None = None,
         device: str | torch.device = "auto",
-        level: LevelLike = 0,
-        levels: Sequence[Any] | None = None,
+        obs_mode: str = "sequence",
         autoreset_mode: AutoresetMode | str = AutoresetMode.NEXT_STEP,
         numpy: bool = False,
         seed: int | None = None,
+        level: LevelLike | None = None,
+        levels: Sequence[Any] | None = None,
+        family: str | None = None,
     ):
-        task = RecallTask(family, levels=levels, level=level)
-        observation_space, action_space = recall_spaces(task, mode)
-        super().__init__(task, num_envs, observation_space, action_space, device, autoreset_mode, numpy, seed)
-        self.mode = mode
+        if isinstance(task, RecallTask) and family == task.family.name:
+            family = None  # the registered env ids pass their family: the task's own is no conflict
+        check_task_arguments("RecallVectorEnv", task, RecallTask, levels=levels, family=family)
+        start = None if task is None or level is None else task.resolve_level(level)
+        if task is None:
+            if family is None:
+                raise ValueError("RecallVectorEnv needs family= (e.g. 'copy') or task= (a RecallTask).")
+            task = RecallTask(family, levels=levels, level=0 if level is None else level)
+        observation_space, action_space = recall_spaces(task, obs_mode)
+        super().__init__(
+            task,
+            num_envs,
+            observation_space,
+            action_space,
+            device,
+            autoreset_mode,
+            numpy,
+            seed,
+            level=start,
+        )
+        self.obs_mode = obs_mode
         self.action_tokens = torch.tensor(task.action_token_ids, dtype=torch.long, device=self.device)
         width, answers = task.max_length, task.max_answers
         self._columns = torch.arange(width, device=self.device)
@@ -97,7 +173,7 @@ class RecallVectorEnv(TorchVectorEnv):
         token = self.action_tokens[actions]
         next_answer = self._current_answer()
         due = active & (self.answered < self.num_answers)
-        if self.mode == "sequence":
+        if self.obs_mode == "sequence":
             position = next_answer
         else:
             position = (self.t + 1).clamp(max=self.target.shape[1] - 1)
@@ -108,7 +184,7 @@ class RecallVectorEnv(TorchVectorEnv):
         self.answered = self.answered + due.long()
         self.correct = self.correct + correct.long()
         self.t = self.t + active.long()
-        if self.mode == "sequence":
+        if self.obs_mode == "sequence":
             terminated = active & (self.answered >= self.num_answers)
         else:
             terminated = active & (self.t >= self.length - 1)
@@ -116,7 +192,7 @@ class RecallVectorEnv(TorchVectorEnv):
         return reward, terminated, torch.zeros_like(terminated)
 
     def _observe(self) -> dict[str, torch.Tensor] | torch.Tensor:
-        if self.mode == "stream":
+        if self.obs_mode == "stream":
             t = self.t.clamp(max=self.target.shape[1] - 1)
             last = (self.answered - 1).clamp(min=0)
             just_answered = (self.answered > 0) & (self.answer_pos[self._rows, last] == t)

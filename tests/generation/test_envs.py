@@ -58,7 +58,11 @@ def test_single_and_vector_envs_agree():
 
 def test_window_keeps_the_most_recent_bytes():
     env = TextQualityVectorEnv(
-        2, "cpu", level={"name": "long", "prompt_length": 300, "continuation_length": 8}, window=64, seed=0
+        2,
+        device="cpu",
+        level={"name": "long", "prompt_length": 300, "continuation_length": 8},
+        window=64,
+        seed=0,
     )
     obs, _ = env.reset(seed=0)
     assert (obs["length"] == 64).all() and (obs["tokens"] != PAD_ID).all()
@@ -70,7 +74,7 @@ def test_window_keeps_the_most_recent_bytes():
 
 
 def test_per_env_levels_and_custom_levels():
-    env = TextQualityVectorEnv(4, "cpu", seed=0)
+    env = TextQualityVectorEnv(4, device="cpu", seed=0)
     env.set_level("p32-c128", env_ids=[1, 3])
     obs, _ = env.reset(seed=0)
     assert obs["length"][:, 0].tolist() == [64, 32, 64, 32]
@@ -83,20 +87,20 @@ def test_per_env_levels_and_custom_levels():
 
 
 def test_bad_actions_and_options_raise():
-    env = TextQualityVectorEnv(2, "cpu", seed=0)
+    env = TextQualityVectorEnv(2, device="cpu", seed=0)
     env.reset()
     with pytest.raises(ValueError, match="lie in"):
         env.step(np.array([3, 256]))
     with pytest.raises(ValueError, match="shape"):
         env.step(np.array([3]))
     with pytest.raises(ValueError, match="prompt_split"):
-        TextQualityVectorEnv(2, "cpu", prompt_split="dev")
+        TextQualityVectorEnv(2, device="cpu", prompt_split="dev")
     with pytest.raises(ValueError, match="reset option"):
         TextQualityEnv().reset(options={"level": 2})
 
 
 def test_sb3_adapter_runs_the_vector_env():
-    adapter = SB3VecEnvAdapter(TextQualityVectorEnv(3, "cpu", level="p64-c16", seed=0))
+    adapter = SB3VecEnvAdapter(TextQualityVectorEnv(3, device="cpu", level="p64-c16", seed=0))
     obs = adapter.reset()
     assert obs["tokens"].shape == (3, 256)
     for _ in range(16):
@@ -107,7 +111,7 @@ def test_sb3_adapter_runs_the_vector_env():
 @pytest.mark.gpu
 def test_vector_env_steps_on_cuda_without_host_sync():
     env = TextQualityVectorEnv(
-        64, "cuda", level="p64-c16", seed=0, dense=True, reward_weights={"batch_diversity": 0.5}
+        64, device="cuda", level="p64-c16", seed=0, dense=True, reward_weights={"batch_diversity": 0.5}
     )
     env.reset(seed=0)
     actions = torch.randint(32, 127, (20, 64), device="cuda")
@@ -128,7 +132,7 @@ def _seq_rep(text: bytes, n: int) -> float:
 
 
 def test_step_by_step_reward_matches_whole_text_scoring():
-    env = TextQualityVectorEnv(3, "cpu", level="p64-c32", seed=4, reward_weights={"diversity": 0.3})
+    env = TextQualityVectorEnv(3, device="cpu", level="p64-c32", seed=4, reward_weights={"diversity": 0.3})
     obs, _ = env.reset(seed=4)
     prompts = obs["tokens"][:, :64].clone()
     written = torch.tensor(
@@ -152,7 +156,7 @@ def test_step_by_step_reward_matches_whole_text_scoring():
 
 
 def test_reset_with_a_seed_is_reproducible():
-    env = TextQualityVectorEnv(4, "cpu", seed=0)
+    env = TextQualityVectorEnv(4, device="cpu", seed=0)
     first, _ = env.reset(seed=123)
     env.step(torch.full((4,), 97))
     again, _ = env.reset(seed=123)
@@ -166,7 +170,7 @@ def test_making_an_env_leaves_torch_global_generator_alone():
     expected = torch.rand(3)
     torch.manual_seed(0)
     gym.make(ENV_ID)
-    TextQualityVectorEnv(2, "cpu")
+    TextQualityVectorEnv(2, device="cpu")
     assert torch.equal(torch.rand(3), expected)
 
 
@@ -183,4 +187,4 @@ def test_env_on_a_local_corpus_folder(tmp_path):
     assert terminated and info["fluency"] <= 1.0
     assert list((tmp_path / "cache" / "generation").glob("ngram-*-o5-*.pt"))
     with pytest.raises(TypeError, match="corpus must be"):
-        TextQualityVectorEnv(1, "cpu", corpus=["not", "a", "corpus"])
+        TextQualityVectorEnv(1, device="cpu", corpus=["not", "a", "corpus"])

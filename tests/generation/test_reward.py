@@ -75,7 +75,7 @@ def test_dense_rewards_sum_to_the_sparse_reward():
     actions[:, 5] = ord("e")  # some repetition
     returns = []
     for dense in (False, True):
-        env = TextQualityVectorEnv(8, "cpu", level="p64-c16", seed=5, dense=dense)
+        env = TextQualityVectorEnv(8, device="cpu", level="p64-c16", seed=5, dense=dense)
         env.reset(seed=5)
         total = torch.zeros(8)
         for t in range(16):
@@ -89,7 +89,7 @@ def test_dense_rewards_sum_to_the_sparse_reward():
 
 
 def test_end_of_text_byte_stops_early_with_partial_length():
-    env = TextQualityVectorEnv(2, "cpu", level="p64-c32", seed=0)
+    env = TextQualityVectorEnv(2, device="cpu", level="p64-c32", seed=0)
     env.reset(seed=0)
     for _ in range(4):
         env.step(torch.tensor([ord("a"), ord("b")]))
@@ -100,7 +100,9 @@ def test_end_of_text_byte_stops_early_with_partial_length():
 
 
 def test_batch_diversity_counts_ngrams_no_other_sub_env_holds():
-    env = TextQualityVectorEnv(4, "cpu", level="p64-c32", seed=0, reward_weights={"batch_diversity": 1.0})
+    env = TextQualityVectorEnv(
+        4, device="cpu", level="p64-c32", seed=0, reward_weights={"batch_diversity": 1.0}
+    )
     env.reset(seed=0)
     texts = [b"abcdefghijkl", b"abcdefghijkl", b"mnopqrstuvwx", b"ABCDEFGHIJKL"]
     for t in range(9):
@@ -112,4 +114,4 @@ def test_batch_diversity_counts_ngrams_no_other_sub_env_holds():
     # the next step starts a new episode in sub-env 0, whose n-grams leave the batch table
     _, _, _, _, info = env.step(torch.tensor([ord("z"), *(text[10] for text in texts[1:])]))
     assert info["batch_diversity"].tolist() == [0.0, 1.0, 1.0, 1.0] and info["bytes_written"][0] == 0
-    assert "batch_diversity" not in TextQualityVectorEnv(1, "cpu").reset()[1]
+    assert "batch_diversity" not in TextQualityVectorEnv(1, device="cpu").reset()[1]

@@ -25,9 +25,9 @@ ENV_IDS = {
 @pytest.mark.parametrize("mode", ["sequence", "stream"])
 @pytest.mark.parametrize("family", FAMILIES)
 def test_both_env_checkers_pass(family, mode):
-    env = gym.make(f"mindgym/{ENV_IDS[family]}-v0", mode=mode, levels=small_levels(family), level=1)
+    env = gym.make(f"mindgym/{ENV_IDS[family]}-v0", obs_mode=mode, levels=small_levels(family), level=1)
     check_env(env.unwrapped, skip_render_check=True)
-    sb3_check_env(RecallEnv(family, mode=mode, levels=small_levels(family), level=1), warn=False)
+    sb3_check_env(RecallEnv(family, obs_mode=mode, levels=small_levels(family), level=1), warn=False)
 
 
 @pytest.mark.parametrize("family", FAMILIES)
@@ -60,7 +60,7 @@ def test_wrong_answers_score_the_fraction_right():
 
 @pytest.mark.parametrize("family", FAMILIES)
 def test_stream_mode_scores_only_answer_steps(family):
-    env = RecallEnv(family, mode="stream", levels=small_levels(family), level=1)
+    env = RecallEnv(family, obs_mode="stream", levels=small_levels(family), level=1)
     env.reset(seed=2)
     target, answers = env._target, set(env._answers[:-1])
     total, steps, done = 0.0, 0, False
@@ -154,8 +154,8 @@ def _obs_key(obs, mode):
 @pytest.mark.parametrize("family", FAMILIES)
 def test_vector_and_single_envs_agree(family, mode):
     levels = small_levels(family)
-    vec = RecallVectorEnv(EPISODE_BLOCK, family, mode=mode, device="cpu", levels=levels, level=1)
-    single = RecallEnv(family, mode=mode, levels=levels, level=1)
+    vec = RecallVectorEnv(EPISODE_BLOCK, family=family, obs_mode=mode, device="cpu", levels=levels, level=1)
+    single = RecallEnv(family, obs_mode=mode, levels=levels, level=1)
     compared = 4 if family == "needle" else EPISODE_BLOCK  # needle episodes are long; 4 keep the test quick
     expected = _vector_first_episodes(vec, mode, seed=5, n=compared)
     assert _single_trajectories(single, mode, seed=5, episodes=compared) == expected
@@ -166,7 +166,7 @@ def test_vector_and_single_envs_agree(family, mode):
 @pytest.mark.parametrize("family", FAMILIES)
 def test_vector_oracle_play_with_per_env_levels(family):
     num = 6
-    vec = RecallVectorEnv(num, family, device="cpu", levels=small_levels(family), seed=0)
+    vec = RecallVectorEnv(num, family=family, device="cpu", levels=small_levels(family), seed=0)
     vec.set_level(torch.tensor([0, 1] * (num // 2)))
     obs, info = vec.reset()
     assert torch.equal(info["level"], torch.tensor([0, 1] * (num // 2)))
@@ -191,7 +191,7 @@ def test_vector_oracle_play_with_per_env_levels(family):
 
 
 def test_vector_env_autoresets_and_keeps_levels():
-    vec = RecallVectorEnv(4, "copy", mode="stream", device="cpu", seed=0)
+    vec = RecallVectorEnv(4, family="copy", obs_mode="stream", device="cpu", seed=0)
     vec.set_level(2, env_ids=[1, 3])
     vec.reset()
     assert vec.get_level().tolist() == [0, 2, 0, 2]
@@ -209,7 +209,7 @@ def test_make_vec_and_sb3_adapter():
         "mindgym/AssociativeRecall-v0",
         num_envs=3,
         vectorization_mode="vector_entry_point",
-        mode="stream",
+        obs_mode="stream",
         device="cpu",
         seed=1,
     )
@@ -228,7 +228,7 @@ def test_make_vec_and_sb3_adapter():
 
 
 def test_sb3_adapter_in_sequence_mode_returns_dict_observations():
-    adapter = SB3VecEnvAdapter(RecallVectorEnv(2, "copy", device="cpu", seed=0))
+    adapter = SB3VecEnvAdapter(RecallVectorEnv(2, family="copy", device="cpu", seed=0))
     obs = adapter.reset()
     assert obs["tokens"].shape == (2, 513) and obs["length"].tolist() == [[2], [2]]
     _, reward, done, infos = adapter.step(np.zeros(2, dtype=np.int64))
@@ -237,7 +237,7 @@ def test_sb3_adapter_in_sequence_mode_returns_dict_observations():
 
 
 def test_make_vec_sync_mode_wraps_single_envs():
-    vec = gym.make_vec("mindgym/RepeatCopy-v0", num_envs=2, vectorization_mode="sync", mode="sequence")
+    vec = gym.make_vec("mindgym/RepeatCopy-v0", num_envs=2, vectorization_mode="sync", obs_mode="sequence")
     obs, info = vec.reset(seed=0)
     assert obs["tokens"].shape == (2, RecallEnv("repeat_copy").task.max_length) and info[
         "level"
@@ -246,7 +246,7 @@ def test_make_vec_sync_mode_wraps_single_envs():
 
 
 def test_numpy_output_and_set_attr_level():
-    vec = RecallVectorEnv(2, "repeat_copy", device="cpu", numpy=True, seed=0)
+    vec = RecallVectorEnv(2, family="repeat_copy", device="cpu", numpy=True, seed=0)
     vec.set_attr("level", "len2-v4-x2")
     obs, info = vec.reset()
     assert isinstance(obs["tokens"], np.ndarray) and info["level"].tolist() == [1, 1]
@@ -256,18 +256,21 @@ def test_numpy_output_and_set_attr_level():
 @pytest.mark.parametrize(
     ("make", "match"),
     [
-        (lambda: RecallEnv("copy", mode="chunks"), "Unknown recall mode"),
+        (lambda: RecallEnv("copy", obs_mode="chunks"), "Unknown recall obs_mode"),
         (lambda: RecallEnv("copy", render_mode="human"), "render_mode"),
         (lambda: RecallEnv("copy").reset(options={"level": 2}), "set_level"),
         (
-            lambda: RecallVectorEnv(2, "copy", device="cpu").set_level(
+            lambda: RecallVectorEnv(2, family="copy", device="cpu").set_level(
                 {"name": "huge", "length": 999, "vocab": 2}
             ),
             "levels=",
         ),
-        (lambda: RecallVectorEnv(2, "copy", device="cpu").step(torch.tensor([0.5, 1.0])), "integer"),
-        (lambda: RecallVectorEnv(2, "copy", device="cpu").set_level(torch.tensor([0, 99])), r"\[0, 8\]"),
-        (lambda: RecallVectorEnv(2, "copy", device="cpu").step(np.array([0, 64])), r"\[0, 63\]"),
+        (lambda: RecallVectorEnv(2, family="copy", device="cpu").step(torch.tensor([0.5, 1.0])), "integer"),
+        (
+            lambda: RecallVectorEnv(2, family="copy", device="cpu").set_level(torch.tensor([0, 99])),
+            r"\[0, 8\]",
+        ),
+        (lambda: RecallVectorEnv(2, family="copy", device="cpu").step(np.array([0, 64])), r"\[0, 63\]"),
     ],
 )
 def test_bad_env_input_raises_value_error(make, match):
@@ -303,7 +306,9 @@ def test_ansi_render_shows_the_prompt():
 @pytest.mark.parametrize("mode", ["sequence", "stream"])
 @pytest.mark.parametrize("family", FAMILIES)
 def test_vector_env_steps_on_cuda_without_host_sync(family, mode):
-    vec = RecallVectorEnv(64, family, mode=mode, device="cuda", levels=small_levels(family), seed=0)
+    vec = RecallVectorEnv(
+        64, family=family, obs_mode=mode, device="cuda", levels=small_levels(family), seed=0
+    )
     vec.set_level(torch.arange(64, device="cuda") % 2)
     obs, _ = vec.reset()
     actions = torch.zeros(64, dtype=torch.long, device="cuda")

@@ -9,7 +9,7 @@ from envs.recall.vector import RecallVectorEnv
 
 
 def success_rate(model, episodes: int = 300) -> float:
-    env = SB3VecEnvAdapter(RecallVectorEnv(64, "copy", mode="stream", device="cpu", seed=123))
+    env = SB3VecEnvAdapter(RecallVectorEnv(64, family="copy", obs_mode="stream", device="cpu", seed=123))
     obs, state, starts, outcomes = env.reset(), None, np.ones(64, dtype=bool), []
     while len(outcomes) < episodes:
         actions, state = model.predict(obs, state=state, episode_start=starts, deterministic=True)
@@ -32,7 +32,7 @@ def test_recurrent_ppo_learns_stream_copy_well_above_chance():
 
 def _train_and_check(RecurrentPPO) -> None:
     torch.manual_seed(0)
-    env = SB3VecEnvAdapter(RecallVectorEnv(16, "copy", mode="stream", device="cpu", seed=0))
+    env = SB3VecEnvAdapter(RecallVectorEnv(16, family="copy", obs_mode="stream", device="cpu", seed=0))
     model = RecurrentPPO(
         "MlpLstmPolicy",
         env,
