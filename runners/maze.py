@@ -17,15 +17,12 @@ from pathlib import Path
 from typing import Any
 
 import hydra
-import matplotlib.pyplot as plt
-import numpy as np
 import torch
 from omegaconf import DictConfig, OmegaConf
 
 from agents.rollout import BackbonePolicy, Rollout, rollout
-from envs.maze import MazeLevel, MazeTask, default_levels
-from envs.maze import tokens as tok
-from envs.maze.render import cell_pixel, wall_image
+from envs.maze import MazeLevel, MazeTask
+from envs.maze.render import rollout_figure
 from envs.maze.vector import MazeVectorEnv
 from foundation import make_generator
 from runners.app import cli_main
@@ -40,63 +37,14 @@ from runners.report import plot_bars
 RUNNER = "maze"
 
 
-def maze_levels(spec: list[Any] | None) -> list[MazeLevel] | None:
-    """Levels from config: names of default levels (``"8x8"``) or field mappings; None = default ladder."""
-    if spec is None:
-        return None
-    defaults = {level.name: level for level in default_levels()}
-    levels = []
-    for item in spec:
-        if isinstance(item, str):
-            if item not in defaults:
-                raise ValueError(
-                    f"task.levels names unknown maze level {item!r}; use one of {sorted(defaults)} or a "
-                    "mapping such as {name: 4x4, height: 4, width: 4, generator: prim}."
-                )
-            levels.append(defaults[item])
-        else:
-            levels.append(MazeLevel(**dict(item)))
-    return levels
-
-
-def rollout_figure(tokens: np.ndarray, level: MazeLevel, success: bool, optimal: bool) -> Any:
-    """A maze with the walked path, decoded from its token observation (prefix + moves)."""
-    h, w = level.height, level.width
-    cells = h * w
-    passages = torch.as_tensor(tokens[:cells] - tok.CELL0).clamp(0, 16).to(torch.uint8)[None]
-    walls = wall_image(passages, h, w)[0].numpy()
-    start = (int(tokens[cells]) - tok.ROW0) * w + int(tokens[cells + 1]) - tok.COL0
-    goal = (int(tokens[cells + 2]) - tok.ROW0) * w + int(tokens[cells + 3]) - tok.COL0
-    moves = [int(t) - tok.MOVE0 for t in tokens[cells + tok.PREFIX_EXTRA :] if tok.MOVE0 <= t < tok.MOVE0 + 4]
-    steps = {0: (-1, 0), 1: (0, 1), 2: (1, 0), 3: (0, -1)}
-    r, c = divmod(start, w)
-    path = [cell_pixel(start, w)]
-    for move in moves:
-        nr, nc = r + steps[move][0], c + steps[move][1]
-        between = (r + nr + 1, c + nc + 1)
-        if 0 <= nr < h and 0 <= nc < w and not walls[between]:
-            r, c = nr, nc
-        path.append(cell_pixel(r * w + c, w))
-    figure, ax = plt.subplots(figsize=(3, 3))
-    ax.imshow(walls, cmap="gray_r", vmin=0, vmax=1.6)
-    ys, xs = zip(*path, strict=True)
-    ax.plot(xs, ys, color="tab:red", linewidth=2)
-    ax.scatter(*cell_pixel(goal, w)[::-1], color="tab:green", s=60, zorder=3)
-    ax.scatter(*cell_pixel(start, w)[::-1], color="tab:blue", s=40, zorder=3)
-    verdict = "optimal" if optimal else ("solved" if success else "failed")
-    ax.set_title(f"{level.name}: {len(moves)} moves, {verdict}", fontsize=8)
-    ax.axis("off")
-    return figure
-
-
 class MazeExperiment(AgentExperiment):
     """Maze-specific half: the vector env, greedy exact-path evaluation, rollout images and report."""
 
     runner = RUNNER
 
     def __init__(self, cfg: DictConfig, dist: DistInfo):
-        levels = maze_levels(OmegaConf.to_container(cfg.task.levels) if cfg.task.levels is not None else None)
-        task = MazeTask(levels, level=int(cfg.task.start_level), horizons=int(cfg.task.horizons))
+        spec = OmegaConf.to_container(cfg.task.levels) if cfg.task.levels is not None else None
+        task = MazeTask.from_spec(spec, level=int(cfg.task.start_level), horizons=int(cfg.task.horizons))
         super().__init__(cfg, dist, task)
         self.eval_generator_seed = self.seed + 7
         self.last_eval: dict[str, float] = {}

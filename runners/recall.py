@@ -19,8 +19,7 @@ import hydra
 import torch
 from omegaconf import DictConfig, OmegaConf
 
-from envs.recall.evaluate import Grid, GridReport, answer_scores, evaluate_grid, plot_heatmap
-from envs.recall.families import get_family
+from envs.recall.evaluate import GridReport, answer_scores, evaluate_grid, ladder_grid, plot_heatmap
 from envs.recall.task import RecallTask
 from envs.recall.vector import RecallVectorEnv
 from foundation import make_generator
@@ -36,72 +35,6 @@ from runners.report import heatmap_figure, plot_bars
 RUNNER = "recall"
 
 
-def recall_levels(family: str, spec: list[Any] | None) -> list[Any] | None:
-    """Levels from config: names from the family's default ladder or field mappings; None = default."""
-    if spec is None:
-        return None
-    fam = get_family(family)
-    defaults = {level.name: level for level in fam.default_levels()}
-    levels = []
-    for item in spec:
-        if isinstance(item, str):
-            if item not in defaults:
-                raise ValueError(
-                    f"task.levels names unknown {family} level {item!r}; use one of {sorted(defaults)} "
-                    f"or a mapping of {fam.level_cls.__name__} fields."
-                )
-            levels.append(defaults[item])
-        else:
-            levels.append(fam.level_cls(**dict(item)))
-    return levels
-
-
-def family_grid(task: RecallTask) -> Grid:
-    """A 2-D grid over the training ladder's own axes (so every cell fits the task's capacity)."""
-    ladder = list(task.ladder)
-    family = task.family.name
-    if family == "copy":
-        axes = ("length", sorted({lv.length for lv in ladder}), "vocab", sorted({lv.vocab for lv in ladder}))
-        make = lambda n, v: task.level_cls(f"len{n}-v{v}", n, v)  # noqa: E731
-    elif family == "repeat_copy":
-        vocab = max(lv.vocab for lv in ladder)
-        axes = (
-            "length",
-            sorted({lv.length for lv in ladder}),
-            "repeats",
-            sorted({lv.repeats for lv in ladder}),
-        )
-        make = lambda n, r: task.level_cls(f"len{n}-v{vocab}-x{r}", n, vocab, r)  # noqa: E731
-    elif family == "associative":
-        pairs, lengths = sorted({lv.pairs for lv in ladder}), sorted({lv.length for lv in ladder})
-        vocab = max(lv.vocab for lv in ladder)
-        axes = ("pairs", pairs, "length", lengths)
-        make = lambda n, t: (  # noqa: E731
-            task.level_cls(f"kv{n}-t{t}", n, vocab, n, t) if t >= 4 * n else None
-        )
-    else:
-        depths = [0.0, 0.25, 0.5, 0.75, 1.0]
-        contexts = sorted({lv.context_bytes for lv in ladder})
-        axes = ("depth", depths, "context_bytes", contexts)
-        first = ladder[0]
-        make = lambda d, n: task.level_cls(  # noqa: E731
-            f"ctx{n}-d{d:g}", n, depth=d, key_digits=first.key_digits, filler=first.filler
-        )
-    row_name, rows, col_name, cols = axes
-    levels = [[_fitting(task, make(r, c)) for c in cols] for r in rows]
-    return Grid(family, row_name, rows, col_name, cols, levels)
-
-
-def _fitting(task: RecallTask, level: Any) -> Any:
-    if level is None:
-        return None
-    try:
-        task.check_fits(level)
-    except ValueError:
-        return None
-    return level
-
-
 class RecallExperiment(AgentExperiment):
     """Recall-specific half: vector env, teacher-forced per-level evaluation, grid heatmaps."""
 
@@ -110,7 +43,7 @@ class RecallExperiment(AgentExperiment):
     def __init__(self, cfg: DictConfig, dist: DistInfo):
         family = str(cfg.task.family)
         spec = OmegaConf.to_container(cfg.task.levels) if cfg.task.levels is not None else None
-        task = RecallTask(family, recall_levels(family, spec), level=int(cfg.task.start_level))
+        task = RecallTask.from_spec(family, spec, level=int(cfg.task.start_level))
         super().__init__(cfg, dist, task)
         self.last_eval: dict[str, float] = {}
         self.last_grid: GridReport | None = None
@@ -149,7 +82,7 @@ class RecallExperiment(AgentExperiment):
         metrics["accuracy"] = metrics.get(f"accuracy/{self.task.ladder[level_before].name}", 0.0)
         if logger.enabled:
             self.last_grid = evaluate_grid(
-                self.agent.backbone, family_grid(self.task), 16, 1, self.device, step
+                self.agent.backbone, ladder_grid(self.task), 16, 1, self.device, step
             )
             logger.figure("eval/heatmap", _heatmap_figure(self.last_grid), step)
             if self.cfg.trainer.inspect:
@@ -169,7 +102,7 @@ class RecallExperiment(AgentExperiment):
             results["accuracy"][level.name] = accuracy
             results["exact_match"][level.name] = exact_rate
         grid = evaluate_grid(
-            self.agent.backbone, family_grid(self.task), batch_size, 1, self.device, self.seed
+            self.agent.backbone, ladder_grid(self.task), batch_size, 1, self.device, self.seed
         )
         results["grid"] = grid.to_dict()
         return results

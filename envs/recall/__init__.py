@@ -7,7 +7,7 @@ RecallTask (levels, generator, oracle, supervised sampler), RecallEnv (Gymnasium
 from envs.recall.associative import AssociativeLevel
 from envs.recall.copy_task import CopyLevel, RepeatCopyLevel
 from envs.recall.env import MODES, RecallEnv
-from envs.recall.evaluate import GridReport, associative_grid, evaluate_grid, needle_grid
+from envs.recall.evaluate import GridReport, associative_grid, evaluate_grid, ladder_grid, needle_grid
 from envs.recall.families import FAMILIES
 from envs.recall.needle import NeedleLevel
 from envs.recall.task import RecallTask
@@ -26,5 +26,6 @@ __all__ = [
     "RepeatCopyLevel",
     "associative_grid",
     "evaluate_grid",
+    "ladder_grid",
     "needle_grid",
 ]

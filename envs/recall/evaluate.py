@@ -1,8 +1,9 @@
 """Grid evaluation of a model on recall tasks, written as JSON plus a PNG heatmap.
 
-    from envs.recall.evaluate import evaluate_grid, needle_grid
+    from envs.recall.evaluate import evaluate_grid, ladder_grid, needle_grid
     report = evaluate_grid(model, needle_grid(context_bytes=[1024, 4096], depths=[0.0, 0.5, 1.0]))
     report.save("outputs/eval", stem="needle")     # needle.json, needle.png
+    report = evaluate_grid(model, ladder_grid(task))   # the axes of the task's own ladder
 
 ``model`` is a callable from tokens (B, T) int64 to logits (B, T, V) — or anything whose output has
 ``.logits``, such as a MindGym Backbone. Scores are teacher-forced on batches from ``sample_batch``: a
@@ -81,6 +82,87 @@ def associative_grid(
         ]
         levels.append(row)
     return Grid("associative", "pairs", list(pairs), "length", list(lengths), levels)
+
+
+GridAxes = tuple[str, list[Any], str, list[Any], Callable[[Any, Any], Any]]
+
+
+def _copy_axes(task: RecallTask, ladder: list[Any]) -> GridAxes:
+    def make(n: int, v: int) -> Any:
+        return task.level_cls(f"len{n}-v{v}", n, v)
+
+    return "length", sorted({lv.length for lv in ladder}), "vocab", sorted({lv.vocab for lv in ladder}), make
+
+
+def _repeat_copy_axes(task: RecallTask, ladder: list[Any]) -> GridAxes:
+    vocab = max(lv.vocab for lv in ladder)
+
+    def make(n: int, r: int) -> Any:
+        return task.level_cls(f"len{n}-v{vocab}-x{r}", n, vocab, r)
+
+    return (
+        "length",
+        sorted({lv.length for lv in ladder}),
+        "repeats",
+        sorted({lv.repeats for lv in ladder}),
+        make,
+    )
+
+
+def _associative_axes(task: RecallTask, ladder: list[Any]) -> GridAxes:
+    vocab = max(lv.vocab for lv in ladder)
+
+    def make(n: int, t: int) -> Any:  # every pair queried; a length too short for them is no level
+        return task.level_cls(f"kv{n}-t{t}", n, vocab, n, t) if t >= 4 * n else None
+
+    return "pairs", sorted({lv.pairs for lv in ladder}), "length", sorted({lv.length for lv in ladder}), make
+
+
+def _needle_axes(task: RecallTask, ladder: list[Any]) -> GridAxes:
+    first = ladder[0]
+
+    def make(d: float, n: int) -> Any:
+        return task.level_cls(f"ctx{n}-d{d:g}", n, depth=d, key_digits=first.key_digits, filler=first.filler)
+
+    return (
+        "depth",
+        [0.0, 0.25, 0.5, 0.75, 1.0],
+        "context_bytes",
+        sorted({lv.context_bytes for lv in ladder}),
+        make,
+    )
+
+
+LADDER_AXES: dict[str, Callable[[RecallTask, list[Any]], GridAxes]] = {
+    "copy": _copy_axes,
+    "repeat_copy": _repeat_copy_axes,
+    "associative": _associative_axes,
+    "needle": _needle_axes,
+}
+"""Each family's two grid axes over a ladder: (row name, rows, column name, columns, level of a cell)."""
+
+
+def ladder_grid(task: RecallTask) -> Grid:
+    """A 2-D grid over the task's own ladder axes (length x vocabulary for copy, length x repeats for
+    repeat-copy, pairs x length for associative recall, depth x context for the needle).
+
+    Values come from the ladder, so the grid measures what was trained and its neighbours; a cell that
+    is no valid level or does not fit the task's capacity (its spaces) is left empty.
+    """
+    row_name, rows, col_name, cols, make = LADDER_AXES[task.family.name](task, list(task.ladder))
+    levels = [[_fitting(task, make(r, c)) for c in cols] for r in rows]
+    return Grid(task.family.name, row_name, rows, col_name, cols, levels)
+
+
+def _fitting(task: RecallTask, level: Any) -> Any:
+    """``level`` if the task can play it, else None (an empty cell)."""
+    if level is None:
+        return None
+    try:
+        task.check_fits(level)
+    except ValueError:
+        return None
+    return level
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,7 @@ from typing import Any
 
 import torch
 
-from envs.common.task import LevelLike, SupervisedBatch, Task
+from envs.common.task import LevelLike, SupervisedBatch, Task, levels_from_spec
 from envs.recall.episode import EpisodeBatch, lookup
 from envs.recall.families import get_family
 from envs.recall.tokens import PAD, VOCAB_SIZE, describe_tokens
@@ -34,6 +34,13 @@ class RecallTask(Task):
         self.max_length: int = max(lv.sequence_length for lv in initial)
         self.max_answers: int = max(lv.num_answers for lv in initial)
         self._tables: dict[torch.device, torch.Tensor] = {}
+
+    @classmethod
+    def from_spec(cls, family: str, spec: Sequence[Any] | None, level: LevelLike = 0) -> RecallTask:
+        """The task a config describes: ``spec`` lists names from the family's default ladder or field
+        mappings of its level class; None is the default ladder."""
+        fam = get_family(family)
+        return cls(family, levels_from_spec(spec, fam.default_levels(), fam.level_cls, family), level)
 
     def default_levels(self) -> list[Any]:
         """The family's documented default ladder, easiest first."""
