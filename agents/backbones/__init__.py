@@ -3,11 +3,12 @@
 from agents.backbones import BackboneConfig, build_backbone
 model = build_backbone(BackboneConfig(vocab_size=64, d_model=128, n_layers=4, n_heads=4, memory="hebbian"))
 out = model(tokens)                     # out.logits (B, T, V), out.state for the next chunk
+out = model(tokens, inspect=True)       # out.inspection: attention maps, memory addressing and contents
 """
 
 from __future__ import annotations
 
-from agents.backbones.base import Backbone, BackboneOutput
+from agents.backbones.base import Backbone, BackboneOutput, Inspection, InspectionMap
 from agents.backbones.config import BackboneConfig
 from agents.backbones.transformer import TransformerBackbone
 
@@ -30,4 +31,12 @@ def build_backbone(cfg: BackboneConfig) -> Backbone:
     return TransformerBackbone(cfg)
 
 
-__all__ = ["Backbone", "BackboneConfig", "BackboneOutput", "TransformerBackbone", "build_backbone"]
+__all__ = [
+    "Backbone",
+    "BackboneConfig",
+    "BackboneOutput",
+    "Inspection",
+    "InspectionMap",
+    "TransformerBackbone",
+    "build_backbone",
+]

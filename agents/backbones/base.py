@@ -4,16 +4,64 @@ Token ids (B, T) in; logits, hidden states and optional memory state out. The in
 two hooks: ``return_layers=True`` gives every block's hidden state, which it mixes with learned layer
 weights and turns into logits with ``output_logits``; ``head_scale`` (n_layers, n_heads) scales each
 attention head's output before the block's output projection, differentiably.
+
+``inspect=True`` asks for a look inside (``BackboneOutput.inspection``): every block's attention
+probabilities, each memory's addressing and a snapshot of each memory, as labelled maps that a drawer can
+render without knowing the model. It leaves the logits and the state exactly as they are without it.
 """
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, field
+from typing import Any, NamedTuple
 
 import torch
 from torch import nn
+
+
+class InspectionMap(NamedTuple):
+    """One measured quantity as P panels of R x C maps per sample: ``values`` (B, P, R, C), detached float32.
+
+    ``rows``, ``cols`` and ``panel`` name what R, C and P index ("query position", "slot", "head"; ``panel``
+    is "" when P is 1), so a drawer labels its axes without knowing where the numbers came from.
+    """
+
+    values: torch.Tensor
+    rows: str
+    cols: str
+    panel: str = ""
+
+
+@dataclass
+class Inspection:
+    """What ``forward(..., inspect=True)`` measured, in the last application of the block stack (with
+    recursion or ACT the stack runs several times; the last pass is the one reported).
+
+    attention:  ``block<i>`` -> softmax(q k^T / sqrt(d)) of block i, (B, heads, T, S): query position x key
+                position, S = cached + new keys; taken before attention dropout.
+    addressing: ``block<i>.<name>`` -> per-token or per-write quantities of block i's memory (external read
+                and write weights, Hebbian decay, Titans learning rate / momentum / forgetting and the
+                attention-memory gate).
+    memory:     ``block<i>.<name>`` -> block i's memory after the call (external slots and usage, the
+                Hebbian fast weights, the Titans MLP weights).
+    """
+
+    attention: dict[str, InspectionMap]
+    addressing: dict[str, InspectionMap]
+    memory: dict[str, InspectionMap]
+
+
+class MemoryOutput(NamedTuple):
+    """What a memory module's forward returns: its output (B, T, D), the next state (None with
+    ``return_state=False``), detached scalar metrics, and with ``inspect=True`` its addressing and snapshot
+    (named as in ``Inspection``, without the block prefix; None otherwise)."""
+
+    output: torch.Tensor
+    state: Any
+    metrics: dict[str, torch.Tensor]
+    addressing: dict[str, InspectionMap] | None = None
+    snapshot: dict[str, InspectionMap] | None = None
 
 
 @dataclass
@@ -29,6 +77,9 @@ class BackboneOutput:
     deep_logits:   logits after each refinement step (deep supervision), or None.
     horizon_logits: (B, T, K, vocab) for a backbone built with ``horizons=K > 1``: entry k predicts the
                    token k + 1 steps ahead (entry 0 equals ``logits``); None otherwise.
+    metrics:       detached scalars this forward measured (memory use, halting steps, gate values), the
+                   same values ``metrics()`` reports afterwards.
+    inspection:    attention maps, memory addressing and memory snapshots with ``inspect=True``; else None.
     """
 
     logits: torch.Tensor
@@ -38,6 +89,8 @@ class BackboneOutput:
     aux_loss: torch.Tensor | None = None
     deep_logits: tuple[torch.Tensor, ...] | None = None
     horizon_logits: torch.Tensor | None = None
+    metrics: dict[str, torch.Tensor] = field(default_factory=dict)
+    inspection: Inspection | None = None
 
 
 class Backbone(nn.Module, ABC):
@@ -57,11 +110,14 @@ class Backbone(nn.Module, ABC):
         head_scale: torch.Tensor | None = None,
         return_layers: bool = False,
         return_state: bool = True,
+        inspect: bool = False,
     ) -> BackboneOutput:
         """Run the model on ``tokens`` (B, T); ``state`` continues a previous chunk.
 
         ``return_state=False`` leaves ``output.state`` None and skips work only the state needs (training
-        on whole sequences: a compiled graph would otherwise also run a backward for the unused state)."""
+        on whole sequences: a compiled graph would otherwise also run a backward for the unused state).
+        ``inspect=True`` fills ``output.inspection`` (see ``Inspection``); it costs an explicit (T x S)
+        attention matrix per block, so leave it off for training."""
 
     @abstractmethod
     def output_logits(self, hidden: torch.Tensor) -> torch.Tensor:

@@ -15,6 +15,8 @@ memory as it stood at the start of its chunk, so reads are one parallel batched 
 part is one small update per chunk, not per token (the per-token DNC would need T sequential steps; within
 a chunk the attention layer already sees every token). The temporal link matrix of the DNC is left out.
 The rows and usage stay float32; the token-parallel parts (chunk pooling, reads) follow the ambient autocast.
+With ``inspect=True`` a call also returns its read weights per token, its write weights per write, and the
+rows and usage it leaves behind.
 """
 
 from __future__ import annotations
@@ -25,11 +27,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from agents.backbones.base import InspectionMap, MemoryOutput
 from agents.backbones.chunking import pad_to_chunks, prepend_pending
 from agents.backbones.linear import Linear
 
 _EPS = 1e-6
-_GATE_STATS = ("alloc_gate", "write_gate")
 
 
 def content_weights(keys: torch.Tensor, strength: torch.Tensor, memory: torch.Tensor) -> torch.Tensor:
@@ -88,12 +90,6 @@ class ExternalMemory(nn.Module):
         self.write = Linear(d_model, 3 * width + 3)  # key, value, erase, strength, write and alloc gates
         self.free = Linear(d_model, width + 2)  # key, strength, free gate
         self.memory_init = nn.Parameter(torch.randn(slots, width) * 0.5)
-        self._stats: dict[str, torch.Tensor] = {}
-        # Introspection (off by default: no extra work in training): when True, each call keeps its
-        # addressing, detached, in ``addressing``: "read" (B, T, read_heads, slots) per token and
-        # "write" (B, chunks * write_heads, slots) per write.
-        self.record_addressing = False
-        self.addressing: dict[str, torch.Tensor] = {}
 
     def init_state(self, batch_size: int, device: torch.device | str) -> dict[str, torch.Tensor]:
         memory = self.memory_init.float().to(device).expand(batch_size, -1, -1)
@@ -107,34 +103,47 @@ class ExternalMemory(nn.Module):
         return {"memory": memory, "usage": usage, "pending": pending}
 
     def forward(
-        self, x: torch.Tensor, state: dict[str, Any] | None = None, return_state: bool = True
-    ) -> tuple[torch.Tensor, dict[str, Any] | None]:
+        self,
+        x: torch.Tensor,
+        state: dict[str, Any] | None = None,
+        return_state: bool = True,
+        inspect: bool = False,
+    ) -> MemoryOutput:
+        """Reads for every token of ``x`` (B, T, D) and one write per completed chunk. The gate metrics
+        (``alloc_gate``, ``write_gate``) come only from calls that write."""
         b, t, _ = x.shape
         if state is None:  # a fresh sequence starts from the learned memory (with gradient)
             state = self._fresh(self.memory_init.float().expand(b, -1, -1), b, x.device)
         xf, n_pending = prepend_pending(x, state["pending"])
-        self.addressing = {}
         n_full = xf.shape[1] // self.chunk
         memory, usage = state["memory"].float(), state["usage"].float()
         read_params = self.read(xf)  # per-token projections, chunk pooling and reads follow the autocast
         starts: list[torch.Tensor] = []
         stats: dict[str, torch.Tensor] = {}
+        addressing: dict[str, InspectionMap] | None = {} if inspect else None
         if n_full:
             pooled = self._pool(xf[:, : n_full * self.chunk])
             with torch.autocast(device_type=x.device.type, enabled=False):  # the memory itself: float32
-                starts, memory, usage, stats = self._write_chunks(pooled.float(), memory, usage)
-        else:  # no write in this call: keep the gate statistics of the last one
-            stats = {key: value for key, value in self._stats.items() if key in _GATE_STATS}
-        reads, stats["read_entropy"] = self._read(read_params, [*starts, memory])
+                written = self._write_chunks(pooled.float(), memory, usage, inspect)
+            starts, memory, usage, stats, writes = written
+            if addressing is not None:
+                rows = "write (one per chunk)"
+                addressing["write_weights"] = InspectionMap(writes, rows, "slot", "write head")
+        reads, stats["read_entropy"], weights = self._read(read_params, [*starts, memory], inspect)
         reads = reads[:, n_pending : n_pending + t]
-        if "read" in self.addressing:
-            self.addressing["read"] = self.addressing["read"][:, n_pending : n_pending + t]
         new_state = {"memory": memory, "usage": usage, "pending": xf[:, n_full * self.chunk :]}
         out = self.read_out(reads)
         stats["usage_mean"] = usage.detach().mean()
         stats["slots_used"] = (usage.detach() > 0.5).float().mean()
-        self._stats = stats  # one new dict per call: mutating the old one would recompile compiled blocks
-        return out, new_state if return_state else None
+        snapshot = None
+        if addressing is not None:
+            weights = weights[:, n_pending : n_pending + t].transpose(1, 2)  # (B, R, T, N)
+            addressing["read_weights"] = InspectionMap(weights, "token", "slot", "read head")
+            snapshot = {
+                "slots": InspectionMap(memory.detach().float()[:, None], "slot", "slot channel"),
+                "usage": InspectionMap(usage.detach().float()[:, None, None], "", "slot"),
+            }
+        return MemoryOutput(out, new_state if return_state else None, stats, addressing, snapshot)
 
     def _pool(self, xf: torch.Tensor) -> torch.Tensor:
         """Attention pooling of each complete chunk: (B, n*C, D) -> (B, n, write + free heads, D)."""
@@ -143,10 +152,11 @@ class ExternalMemory(nn.Module):
         return torch.einsum("bncj,bncd->bnjd", scores, chunks)
 
     def _write_chunks(
-        self, pooled: torch.Tensor, memory: torch.Tensor, usage: torch.Tensor
-    ) -> tuple[list[torch.Tensor], torch.Tensor, torch.Tensor, dict[str, torch.Tensor]]:
+        self, pooled: torch.Tensor, memory: torch.Tensor, usage: torch.Tensor, inspect: bool = False
+    ) -> tuple[list[torch.Tensor], torch.Tensor, torch.Tensor, dict[str, torch.Tensor], torch.Tensor | None]:
         """Apply one write (all heads at once) per complete chunk from the pooled chunks (B, n, H + R, D);
-        returns the memory at each chunk's start, the final memory and usage, and gate statistics."""
+        returns the memory at each chunk's start, the final memory and usage, gate statistics, and with
+        ``inspect`` the write weights (B, H, n, N), detached (else None)."""
         w_key, w_val, erase, w_rest = self.write(pooled[:, :, : self.write_heads]).split(
             [self.width, self.width, self.width, 3], dim=-1
         )
@@ -175,19 +185,17 @@ class ExternalMemory(nn.Module):
                 unused = unused * (1.0 - w[:, j])
             memory = memory * kept + (w[..., None] * w_val[:, c, :, None, :]).sum(1)
             usage = 1.0 - (1.0 - usage) * unused
-            if self.record_addressing:
-                writes.append(w.detach())
-        if writes:
-            self.addressing["write"] = torch.cat(writes, dim=1)
+            if inspect:
+                writes.append(w.detach().float())
         stats = {"alloc_gate": alloc_gate.detach().mean(), "write_gate": write_gate.detach().mean()}
-        return chunk_memories, memory, usage, stats
+        return chunk_memories, memory, usage, stats, torch.stack(writes, dim=2) if inspect else None
 
     def _read(
-        self, read_params: torch.Tensor, memories: list[torch.Tensor]
-    ) -> tuple[torch.Tensor, torch.Tensor]:
+        self, read_params: torch.Tensor, memories: list[torch.Tensor], inspect: bool = False
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
         """Every token reads the memory as it stood at the start of its chunk (``memories[c]``);
-        ``read_params`` (B, L, R * (W + 1)) are the tokens' read keys and strengths. -> reads (B, L, R * W)
-        and the mean entropy of the read weights."""
+        ``read_params`` (B, L, R * (W + 1)) are the tokens' read keys and strengths. -> reads (B, L, R * W),
+        the mean entropy of the read weights and with ``inspect`` those weights (B, L, R, N), detached."""
         b, length, _ = read_params.shape
         chunks = pad_to_chunks(read_params, self.chunk)  # (B, n_read, C, R * (W + 1))
         n_read = chunks.shape[1]
@@ -201,10 +209,7 @@ class ExternalMemory(nn.Module):
         reads = (weights @ stacked).view(b, n_read * self.chunk, self.read_heads * self.width)
         probs = weights.detach().float().clamp_min(1e-12)
         entropy = -(probs * probs.log()).sum(-1).mean()
-        if self.record_addressing:
-            per_token = weights.detach().view(b, n_read * self.chunk, self.read_heads, -1)
-            self.addressing["read"] = per_token[:, :length]
-        return reads[:, :length], entropy
-
-    def metrics(self) -> dict[str, torch.Tensor]:
-        return self._stats
+        per_token = None
+        if inspect:
+            per_token = weights.detach().float().view(b, n_read * self.chunk, self.read_heads, -1)[:, :length]
+        return reads[:, :length], entropy, per_token

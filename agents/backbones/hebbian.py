@@ -6,7 +6,8 @@ alpha that a curriculum sets while training (``set_plasticity``). Training uses 
 the step-by-step recurrence (``hebbian_recurrent``) and never divides by a cumulative decay: every decay
 factor is exp of a masked, non-positive sum of log-decays, so nothing overflows for any alpha in (0, 1] at
 any length. Both run in float32, also under autocast (the projections into and out of the memory follow
-the ambient autocast).
+the ambient autocast). With ``inspect=True`` a call also returns each token's decay lambda_t per head and
+the fast weights it leaves behind.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from agents.backbones.base import InspectionMap, MemoryOutput
 from agents.backbones.hebbian_kernel import fused_available, hebbian_fused
 from agents.backbones.linear import Linear
 
@@ -97,7 +99,6 @@ class HebbianMemory(nn.Module):
         self.out_norm = nn.RMSNorm(self.head_dim)
         self.out = Linear(d_model, d_model, bias=False)
         self.register_buffer("plasticity", torch.tensor(float(plasticity)))
-        self._stats: dict[str, torch.Tensor] = {}
 
     def set_plasticity(self, alpha: float) -> None:
         """Set alpha, the factor on the learned decay (0.1 forgets fast, 0.99 remembers long)."""
@@ -109,8 +110,14 @@ class HebbianMemory(nn.Module):
         return torch.zeros(batch_size, self.n_heads, self.head_dim, self.head_dim, device=device)
 
     def forward(
-        self, x: torch.Tensor, state: torch.Tensor | None = None, return_state: bool = True
-    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        self,
+        x: torch.Tensor,
+        state: torch.Tensor | None = None,
+        return_state: bool = True,
+        inspect: bool = False,
+    ) -> MemoryOutput:
+        """Read ``x`` (B, T, D) through the fast weights while writing each token into them; the state is
+        the fast-weight matrix (B, H, dk, dv)."""
         b, t, d = x.shape
         # Projections follow the ambient autocast (bf16 on the GPU); the recurrence runs in float32.
         qkv = self.qkv(x).view(b, t, 3, self.n_heads, self.head_dim)
@@ -127,11 +134,14 @@ class HebbianMemory(nn.Module):
                 out, memory = hebbian_chunked(q, k, v, log_decay, memory, self.chunk)
             out = self.out_norm(out).transpose(1, 2).reshape(b, t, d)
         out = self.out(out)
-        self._stats = {
+        stats = {
             "decay_mean": log_decay.detach().exp().mean(),
             "memory_norm": memory.detach().norm(dim=(-2, -1)).mean(),
         }
-        return out, memory if return_state else None
-
-    def metrics(self) -> dict[str, torch.Tensor]:
-        return self._stats
+        addressing = snapshot = None
+        if inspect:
+            decay = log_decay.detach().exp()[:, None]  # (B, 1, H, T)
+            addressing = {"decay": InspectionMap(decay, "memory head", "token")}
+            fast = memory.detach().float()
+            snapshot = {"fast_weights": InspectionMap(fast, "key channel", "value channel", "memory head")}
+        return MemoryOutput(out, memory if return_state else None, stats, addressing, snapshot)

@@ -46,7 +46,9 @@ class SelfAttention(nn.Module):
     """Multi-head self-attention with rotary positions, per-head output scaling and an optional KV cache.
 
     With ``record_max_logit`` set (by the MuGrokfast optimiser's QK-clip), each training forward keeps the
-    running maximum attention logit per head in ``max_logit``, computed without gradient.
+    running maximum attention logit per head in ``max_logit``, computed without gradient. With
+    ``inspect=True`` a call also returns its attention probabilities, computed apart from the fused kernel
+    (which never materialises them), so the output is the same with or without it.
     """
 
     def __init__(self, d_model: int, n_heads: int, causal: bool, dropout: float = 0.0):
@@ -66,8 +68,10 @@ class SelfAttention(nn.Module):
         rope: tuple[torch.Tensor, torch.Tensor],
         head_scale: torch.Tensor | None = None,
         cache: dict[str, torch.Tensor] | None = None,
-    ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        """``x`` (B, T, D) -> (B, T, D) and the KV cache covering every position seen so far."""
+        inspect: bool = False,
+    ) -> tuple[torch.Tensor, dict[str, torch.Tensor], torch.Tensor | None]:
+        """``x`` (B, T, D) -> (B, T, D), the KV cache covering every position seen so far, and with
+        ``inspect`` the attention probabilities (B, H, T, S) over those S positions (else None)."""
         b, t, d = x.shape
         q, k, v = self.qkv(x).view(b, t, 3, self.n_heads, self.head_dim).permute(2, 0, 3, 1, 4)
         q, k = apply_rotary(q, *rope), apply_rotary(k, *rope)
@@ -83,13 +87,25 @@ class SelfAttention(nn.Module):
             mask = torch.ones(t, past + t, dtype=torch.bool, device=x.device).tril(diagonal=past)
         if self.record_max_logit and self.training:
             self._record_max_logit(q, k, past)
+        probs = self.probabilities(q, k) if inspect else None
         y = F.scaled_dot_product_attention(
             q, k, v, attn_mask=mask, is_causal=is_causal, dropout_p=self.dropout if self.training else 0.0
         )
         if head_scale is not None:
             y = y * head_scale.to(y.dtype).view(1, self.n_heads, 1, 1)
         y = y.transpose(1, 2).reshape(b, t, d)
-        return self.out(y), {"k": k, "v": v}
+        return self.out(y), {"k": k, "v": v}, probs
+
+    @torch.no_grad()
+    def probabilities(self, q: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
+        """softmax(q k^T / sqrt(dh)) in float32 over the keys each query sees: q (B, H, T, dh) holds the
+        newest T of the S positions in k (B, H, S, dh) -> (B, H, T, S), zero where causality hides a key."""
+        scores = (q.float() @ k.float().transpose(-1, -2)) / self.head_dim**0.5
+        if self.causal:
+            t, s = q.shape[2], k.shape[2]
+            visible = torch.ones(t, s, dtype=torch.bool, device=q.device).tril(diagonal=s - t)
+            scores = scores.masked_fill(~visible, float("-inf"))
+        return scores.softmax(dim=-1)
 
     @torch.no_grad()
     def _record_max_logit(self, q: torch.Tensor, k: torch.Tensor, past: int, block: int = 256) -> None:

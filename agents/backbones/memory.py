@@ -1,9 +1,10 @@
 """build_memory: the memory module a block carries, chosen by ``BackboneConfig.memory``.
 
-Every memory module maps the block's normed input (B, T, D) and its state to an output (B, T, D) and the
-next state (None when called with ``return_state=False``, which lets it skip work only the state needs),
-offers ``init_state(batch_size, device)`` and ``metrics()`` (detached scalar tensors), and runs
-its recurrence in float32 even under autocast.
+Every memory module maps the block's normed input (B, T, D) and its state to a ``MemoryOutput``: the output
+(B, T, D), the next state (None when called with ``return_state=False``, which lets it skip work only the
+state needs), the detached scalar metrics of that call and, with ``inspect=True``, its addressing and a
+snapshot of the memory. It offers ``init_state(batch_size, device)`` and runs its recurrence in float32
+even under autocast. What a call measured travels in its output, never on the module.
 """
 
 from __future__ import annotations

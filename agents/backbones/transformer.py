@@ -4,21 +4,38 @@ One class covers every backbone of the family; ``BackboneConfig.memory`` picks t
 selected blocks carry. Streaming state is a dict ``{"pos": int, "layers": [...]}`` with one entry per
 (refinement pass, block): the attention KV cache and the block's memory state, so that
 ``forward(chunk2, state=forward(chunk1).state)`` equals the matching slice of ``forward(chunk1 + chunk2)``.
+
+``inspect=True`` reports the last pass of the block stack (recursion and ACT apply it several times, one
+state entry per pass): its attention maps, memory addressing and memory snapshots (``base.Inspection``).
+Earlier passes run exactly as without it.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, NamedTuple
 
 import torch
 from torch import nn
 
-from agents.backbones.base import Backbone, BackboneOutput
+from agents.backbones.base import Backbone, BackboneOutput, Inspection, InspectionMap
 from agents.backbones.config import BackboneConfig
 from agents.backbones.halting import HaltingHead, act_combine
 from agents.backbones.layers import FeedForward, RotaryEmbedding, SelfAttention
 from agents.backbones.linear import Linear
 from agents.backbones.memory import build_memory
+
+
+class BlockOutput(NamedTuple):
+    """A block's output (B, T, D), its streaming state (None without ``return_state``), the detached
+    scalars its memory and gate measured, and with ``inspect`` its attention probabilities (B, heads, T, S)
+    and its memory's addressing and snapshot (None otherwise)."""
+
+    hidden: torch.Tensor
+    state: dict[str, Any] | None
+    metrics: dict[str, torch.Tensor]
+    attention: torch.Tensor | None = None
+    addressing: dict[str, InspectionMap] | None = None
+    snapshot: dict[str, InspectionMap] | None = None
 
 
 class Block(nn.Module):
@@ -35,7 +52,6 @@ class Block(nn.Module):
         self.ffn_norm = nn.RMSNorm(d, eps=cfg.norm_eps)
         self.ffn = FeedForward(d, cfg.ffn_hidden_size(), cfg.ffn, cfg.dropout)
         self.drop = nn.Dropout(cfg.dropout)
-        self._gate_mean: torch.Tensor | None = None
 
     def forward(
         self,
@@ -44,22 +60,31 @@ class Block(nn.Module):
         head_scale: torch.Tensor | None,
         state: dict[str, Any] | None,
         return_state: bool = True,
-    ) -> tuple[torch.Tensor, dict[str, Any] | None]:
+        inspect: bool = False,
+    ) -> BlockOutput:
         state = state or {}
         h = self.attn_norm(x)
-        a, cache = self.attn(h, rope, head_scale, state.get("kv"))
+        a, cache, probs = self.attn(h, rope, head_scale, state.get("kv"), inspect)
         new_state: dict[str, Any] = {"kv": cache}
+        metrics: dict[str, torch.Tensor] = {}
+        addressing = snapshot = None
         if self.memory is not None:
-            m, new_state["memory"] = self.memory(h, state.get("memory"), return_state)
+            memory = self.memory(h, state.get("memory"), return_state, inspect)
+            new_state["memory"], metrics = memory.state, dict(memory.metrics)
+            addressing, snapshot = memory.addressing, memory.snapshot
+            m = memory.output
             if self.gate is not None:
                 g = torch.sigmoid(self.gate(h))
-                self._gate_mean = g.detach().float().mean()
+                metrics["gate_attention"] = g.detach().float().mean()
+                if addressing is not None:  # the share of attention (vs memory) per token and channel
+                    share = g.detach().float()[:, None]
+                    addressing["gate_attention"] = InspectionMap(share, "token", "channel")
                 a = g * a + (1.0 - g) * m.to(a.dtype)
             else:
                 a = a + m.to(a.dtype)
         x = x + self.drop(a)
         x = x + self.ffn(self.ffn_norm(x))
-        return x, new_state if return_state else None
+        return BlockOutput(x, new_state if return_state else None, metrics, probs, addressing, snapshot)
 
 
 class TransformerBackbone(Backbone):
@@ -83,7 +108,7 @@ class TransformerBackbone(Backbone):
         self.apply(self._init_weights)
         if cfg.tie_embeddings:
             self.head.weight = self.embed.weight
-        self._last_metrics: dict[str, torch.Tensor] = {}
+        self._last_metrics: dict[str, torch.Tensor] = {}  # what metrics() reports: the last output's
 
     @staticmethod
     def _init_weights(module: nn.Module) -> None:
@@ -148,6 +173,7 @@ class TransformerBackbone(Backbone):
         head_scale: torch.Tensor | None = None,
         return_layers: bool = False,
         return_state: bool = True,
+        inspect: bool = False,
     ) -> BackboneOutput:
         self._check_inputs(tokens, state, head_scale)
         cfg = self.cfg
@@ -157,20 +183,24 @@ class TransformerBackbone(Backbone):
         rope = self.rope(pos, tokens.shape[1])
         x0 = self.drop(self.embed(tokens))
         h = x0
-        new_layers: list[dict[str, Any]] = []
+        new_layers: list[dict[str, Any] | None] = []
         step_hiddens: list[torch.Tensor] = []
         layer_hiddens: list[torch.Tensor] = []
+        last_pass: list[BlockOutput] = []
         for pass_index in range(self.passes):
             if pass_index > 0:
                 h = h + x0  # input injection: every refinement pass sees the tokens again (TRM)
-            layer_hiddens = []
+            layer_hiddens, last_pass = [], []
+            looking = inspect and pass_index == self.passes - 1
             for i, block in enumerate(self.blocks):
                 slot = pass_index * self.n_layers + i
                 scale = head_scale[i] if head_scale is not None else None
                 old = old_layers[slot] if old_layers else None
-                h, block_state = block(h, rope, scale, old, return_state)
-                new_layers.append(block_state)
+                out = block(h, rope, scale, old, return_state, looking)
+                h = out.hidden
+                new_layers.append(out.state)
                 layer_hiddens.append(h)
+                last_pass.append(out)
             if (pass_index + 1) % cfg.micro_steps == 0:
                 step_hiddens.append(h)
 
@@ -189,7 +219,7 @@ class TransformerBackbone(Backbone):
         deep_logits = None
         if cfg.deep_supervision and cfg.recursion > 1:
             deep_logits = tuple(self.output_logits(s) for s in step_hiddens)
-        metrics.update(self._memory_metrics())
+        metrics.update(self._memory_metrics(last_pass))
         self._last_metrics = metrics
         out_state = {"pos": pos + tokens.shape[1], "layers": new_layers} if return_state else None
         logits = self.output_logits(final)
@@ -205,17 +235,28 @@ class TransformerBackbone(Backbone):
             aux_loss=aux_loss,
             deep_logits=deep_logits,
             horizon_logits=horizon_logits,
+            metrics=metrics,
+            inspection=self._inspection(last_pass) if inspect else None,
         )
 
-    def _memory_metrics(self) -> dict[str, torch.Tensor]:
+    def _memory_metrics(self, outputs: list[BlockOutput]) -> dict[str, torch.Tensor]:
+        """Each scalar the memory blocks of the last pass measured, averaged over those blocks."""
         sums: dict[str, list[torch.Tensor]] = {}
-        for block in self.blocks:
-            if block.memory is not None:
-                for key, value in block.memory.metrics().items():
-                    sums.setdefault(f"{self.cfg.memory}/{key}", []).append(value)
-            if block._gate_mean is not None:
-                sums.setdefault("titans/gate_attention", []).append(block._gate_mean)
+        for out in outputs:
+            for key, value in out.metrics.items():
+                sums.setdefault(f"{self.cfg.memory}/{key}", []).append(value)
         return {key: torch.stack(values).mean() for key, values in sums.items()}
+
+    @staticmethod
+    def _inspection(outputs: list[BlockOutput]) -> Inspection:
+        """The maps of one pass's blocks, named ``block<i>`` (attention) and ``block<i>.<name>``."""
+        found = Inspection(attention={}, addressing={}, memory={})
+        for i, out in enumerate(outputs):
+            probs = out.attention
+            found.attention[f"block{i}"] = InspectionMap(probs, "query position", "key position", "head")
+            found.addressing.update({f"block{i}.{k}": v for k, v in (out.addressing or {}).items()})
+            found.memory.update({f"block{i}.{k}": v for k, v in (out.snapshot or {}).items()})
+        return found
 
     def metrics(self) -> dict[str, float]:
         """Scalars from the last forward; converting to floats syncs, so call this at logging time only."""

@@ -6,18 +6,7 @@ import torch
 
 from agents.backbones import BackboneConfig, build_backbone
 from agents.backbones.titans import NeuralMemory
-from tests.backbones.helpers import VOCAB, tiny
-
-VARIANTS = {
-    "transformer": {},
-    "gelu_untied": {"ffn": "gelu", "tie_embeddings": False},
-    "hebbian": {"memory": "hebbian"},
-    "external": {"memory": "external"},
-    "titans": {"memory": "titans"},
-    "hebbian_one_layer": {"memory": "hebbian", "memory_layers": [1]},
-    "act_recursion": {"recursion": 3, "micro_steps": 2, "act": True, "deep_supervision": True},
-    "titans_recursion": {"memory": "titans", "recursion": 2, "deep_supervision": True},
-}
+from tests.backbones.helpers import VARIANTS, VOCAB, tiny
 
 
 def _model(name: str, seed: int = 0):
