@@ -1,17 +1,17 @@
-"""Looking inside a backbone at eval time: attention maps, memory contents and addressing as images.
+"""Looking inside a backbone at eval time: attention maps, memory addressing and memory contents as images.
 
-Attention maps are captured with forward hooks on the backbone's ``SelfAttention`` modules: the hook sees
-the block's input and rotary tables and recomputes that call's attention probabilities (the fused
-``scaled_dot_product_attention`` kernel never materialises them). Memory is drawn from the streaming
-state the backbone returns after reading the sample: the external memory's slots and their usage, the
-Hebbian fast-weight matrix, the Titans memory's weights (first head / first row where they have more
-dimensions). The external memory also records its read weights (per token) and write weights (per write)
-while the sample runs. Everything runs on one sample under ``no_grad``, only when an evaluation asks.
+The backbone does the measuring: ``model(tokens, inspect=True)`` returns an ``Inspection`` of labelled maps
+(every block's attention probabilities, each memory's addressing and a snapshot of each memory; see
+``agents.backbones.base``). This module only draws them: one figure per map with one panel per head, axes
+named after what they index, a colour bar on every panel and a title naming the block. It runs on one
+sample under ``no_grad``, only when an evaluation asks.
 """
 
 from __future__ import annotations
 
 import math
+import re
+from collections.abc import Iterator
 from typing import Any
 
 import matplotlib
@@ -19,110 +19,96 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import torch
+from matplotlib.colors import PowerNorm
+from matplotlib.ticker import MaxNLocator
 
-from agents.backbones.external import ExternalMemory
-from agents.backbones.layers import SelfAttention, apply_rotary
+from agents.backbones import Backbone, Inspection, InspectionMap
 from runners.ddp import unwrap_model
 from runners.logging import RunLogger
 
+_PANEL_INCHES = (3.4, 2.9)  # width, height of one heat map with its colour bar
+_MAX_COLUMNS = 4
+
 
 @torch.no_grad()
-def inspect_sample(backbone: torch.nn.Module, tokens: torch.Tensor) -> tuple[list[torch.Tensor], dict]:
-    """Attention maps (heads, T, T) of every attention call and the memory state, for ``tokens[:1]``."""
-    maps: list[torch.Tensor] = []
-
-    def hook(module: SelfAttention, args: tuple, output: Any) -> None:
-        x, rope = args[0], args[1]
-        t = x.shape[1]
-        q, k, _ = module.qkv(x[:1]).view(1, t, 3, module.n_heads, module.head_dim).permute(2, 0, 3, 1, 4)
-        q, k = apply_rotary(q, *rope), apply_rotary(k, *rope)
-        scores = (q.float() @ k.float().transpose(-1, -2)) / math.sqrt(module.head_dim)
-        if module.causal:
-            mask = torch.ones(t, t, dtype=torch.bool, device=x.device).tril()
-            scores = scores.masked_fill(~mask, float("-inf"))
-        maps.append(scores.softmax(dim=-1)[0].cpu())
-
+def inspect_sample(backbone: Backbone | torch.nn.Module, tokens: torch.Tensor) -> Inspection:
+    """What the backbone measures on ``tokens[:1]`` in eval mode (its train/eval mode is restored)."""
     model = unwrap_model(backbone)
-    handles = [m.register_forward_hook(hook) for m in model.modules() if isinstance(m, SelfAttention)]
-    external = external_memories(model)
     was_training = model.training
     try:
         model.eval()
-        for memory in external.values():
-            memory.record_addressing = True
-        output = model(tokens[:1])
+        inspection = model(tokens[:1], inspect=True).inspection
     finally:
-        for handle in handles:
-            handle.remove()
-        for memory in external.values():
-            memory.record_addressing = False
         model.train(was_training)
-    return maps, {**memory_matrices(output.state), **addressing_matrices(external)}
+    return inspection
 
 
-def external_memories(model: torch.nn.Module) -> dict[int, ExternalMemory]:
-    """The DNC-style memories of a backbone's blocks, by block index."""
-    blocks = getattr(model, "blocks", [])
-    return {
-        i: b.memory for i, b in enumerate(blocks) if isinstance(getattr(b, "memory", None), ExternalMemory)
-    }
+def readable(name: str) -> str:
+    """``block0.read_weights`` -> ``block 0 · read weights``."""
+    return re.sub(r"block(\d+)", r"block \1", name).replace(".", " · ").replace("_", " ")
 
 
-def addressing_matrices(memories: dict[int, ExternalMemory]) -> dict[str, torch.Tensor]:
-    """Read weights (tokens x slots, first read head) and write weights (writes x slots) of the last call."""
-    found: dict[str, torch.Tensor] = {}
-    for i, memory in memories.items():
-        if "read" in memory.addressing:
-            found[f"block{i}.read_weights"] = memory.addressing["read"][0, :, 0].float().cpu()
-        if "write" in memory.addressing:
-            found[f"block{i}.write_weights"] = memory.addressing["write"][0].float().cpu()
-    return found
+def map_figure(title: str, heatmap: InspectionMap, probabilities: bool = False) -> Any:
+    """One panel per map of the first sample in ``heatmap``, each with labelled axes and a colour bar.
 
-
-def memory_matrices(state: Any) -> dict[str, torch.Tensor]:
-    """2-D views of every memory tensor in a backbone's streaming state, named ``block<i>.<part>``."""
-    found: dict[str, torch.Tensor] = {}
-    layers = state.get("layers", []) if isinstance(state, dict) else []
-    for i, entry in enumerate(layers):
-        memory = entry.get("memory") if isinstance(entry, dict) else None
-        parts = memory.items() if isinstance(memory, dict) else [("memory", memory)]
-        for part, value in parts:
-            if part != "pending" and isinstance(value, torch.Tensor) and value.ndim >= 2 and value.numel():
-                matrix = value.detach().float()[0]
-                matrix = matrix[None] if matrix.ndim == 1 else matrix
-                while matrix.ndim > 2:
-                    matrix = matrix[0]
-                found[f"block{i}.{part}"] = matrix.cpu()
-    return found
-
-
-def heads_figure(maps: torch.Tensor, title: str) -> Any:
-    """One panel per head of a (heads, T, T) attention map."""
-    heads = maps.shape[0]
-    cols = min(heads, 4)
-    rows = math.ceil(heads / cols)
-    figure, axes = plt.subplots(rows, cols, figsize=(2.6 * cols, 2.4 * rows), squeeze=False)
-    for h, ax in enumerate(axes.flat):
-        ax.axis("off")
-        if h < heads:
-            ax.imshow(maps[h].numpy(), cmap="magma", vmin=0.0, vmax=1.0, aspect="auto")
-            ax.set_title(f"head {h}", fontsize=8)
+    ``probabilities`` puts every panel on one 0..1 scale with a square-root colour ramp, so that weak
+    attention stays visible next to the first query's certain 1; maps with negative entries (weights,
+    memory rows) use a diverging scale centred on zero; the rest a linear one per panel."""
+    values = heatmap.values[0].detach().float().cpu()
+    panels, rows, _ = values.shape
+    columns = min(panels, _MAX_COLUMNS)
+    grid_rows = math.ceil(panels / columns)
+    height = min(_PANEL_INCHES[1], 1.1 + 0.2 * rows)  # a few rows (heads, usage) make a strip
+    figure, axes = plt.subplots(
+        grid_rows,
+        columns,
+        figsize=(_PANEL_INCHES[0] * columns, height * grid_rows + 0.4),
+        squeeze=False,
+        layout="constrained",
+    )
+    bound = float(values.abs().max()) or 1.0
+    if probabilities:
+        scale: dict[str, Any] = {"cmap": "magma", "norm": PowerNorm(0.5, vmin=0.0, vmax=1.0)}
+    elif bool((values < 0).any()):
+        scale = {"cmap": "RdBu_r", "vmin": -bound, "vmax": bound}
+    else:
+        scale = {"cmap": "viridis"}
+    for index, ax in enumerate(axes.flat):
+        if index >= panels:
+            ax.axis("off")
+            continue
+        image = ax.imshow(values[index].numpy(), aspect="auto", interpolation="nearest", **scale)
+        figure.colorbar(image, ax=ax, fraction=0.08, pad=0.03).ax.tick_params(labelsize=7)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.yaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.set_xlabel(heatmap.cols, fontsize=8)
+        if rows > 1:
+            ax.set_ylabel(heatmap.rows, fontsize=8)
+        else:
+            ax.set_yticks([])
+        ax.tick_params(labelsize=7)
+        if heatmap.panel:
+            ax.set_title(f"{heatmap.panel} {index}", fontsize=8)
     figure.suptitle(title, fontsize=9)
-    figure.tight_layout()
     return figure
 
 
+def inspection_figures(inspection: Inspection) -> Iterator[tuple[str, Any]]:
+    """(tag, figure) for every map: ``attention/block<i>``, ``addressing/...`` and ``memory/...``."""
+    for name, heatmap in inspection.attention.items():
+        yield f"attention/{name}", map_figure(f"{readable(name)} · attention probabilities", heatmap, True)
+    for name, heatmap in inspection.addressing.items():
+        yield f"addressing/{name}", map_figure(readable(name), heatmap)
+    for name, heatmap in inspection.memory.items():
+        yield f"memory/{name}", map_figure(f"{readable(name)} (after the sample)", heatmap)
+
+
 def log_model_internals(backbone: torch.nn.Module, tokens: torch.Tensor, logger: RunLogger, step: int) -> int:
-    """Draw attention maps (one image per attention call) and memory contents; returns how many images."""
+    """Log every map of one inspected sample as ``inspect/<tag>`` images; returns how many images."""
     if not logger.enabled:
         return 0
-    maps, memory = inspect_sample(backbone, tokens)
-    for i, layer_maps in enumerate(maps):
-        logger.figure(f"inspect/attention/call{i}", heads_figure(layer_maps, f"attention, call {i}"), step)
-    for name, matrix in memory.items():
-        figure, ax = plt.subplots(figsize=(4, 3))
-        ax.imshow(matrix.numpy(), cmap="viridis", aspect="auto")
-        ax.set_title(name, fontsize=8)
-        figure.tight_layout()
-        logger.figure(f"inspect/memory/{name}", figure, step)
-    return len(maps) + len(memory)
+    count = 0
+    for tag, figure in inspection_figures(inspect_sample(backbone, tokens)):
+        logger.figure(f"inspect/{tag}", figure, step)
+        count += 1
+    return count

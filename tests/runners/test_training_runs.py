@@ -22,9 +22,9 @@ EVAL_TAGS = {
     "generation": {"eval/bits_per_char", "eval/reward", "eval/reward_fluency", "eval/reward_repetition"},
 }
 IMAGES = {
-    "maze": {"rollouts/0", "inspect/attention/call0"},
-    "recall": {"eval/heatmap", "inspect/attention/call0"},
-    "generation": {"inspect/attention/call0"},
+    "maze": {"rollouts/0", "inspect/attention/block0"},
+    "recall": {"eval/heatmap", "inspect/attention/block0"},
+    "generation": {"inspect/attention/block0"},
 }
 
 
