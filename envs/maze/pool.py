@@ -65,9 +65,10 @@ class MazePool:
         self.table = torch.zeros(rows, 4, dtype=torch.long, device=device)
 
     def refill(self, generator: torch.Generator) -> None:
-        """Regenerate every level's mazes with ``generator`` (on its device)."""
-        for index, level in enumerate(self.task.ladder):
-            self.put(index, generate_mazes(level, self.size, generator, self.device))
+        """Regenerate every pooled level's mazes with ``generator`` (on its device). The pool covers the
+        ladder as it was when the env was made; a level a shared task gained later is not pooled."""
+        for index in range(self.num_levels):
+            self.put(index, generate_mazes(self.task.ladder[index], self.size, generator, self.device))
 
     def put(self, level_index: int, mazes: MazeBatch) -> None:
         """Store ``size`` mazes (of that level's size) as the pool of ``level_index``."""

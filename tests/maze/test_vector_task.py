@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from envs.maze import MazeTask
+from envs.maze import MazeLevel, MazeTask
 from envs.maze.vector import MazeVectorEnv
 from tests.maze.helpers import SMALL
 
@@ -46,3 +46,13 @@ def test_wrong_task_type_and_positional_arguments_are_rejected():
         MazeVectorEnv(2, task=RecallTask("copy"), device="cpu")
     with pytest.raises(TypeError, match="positional"):
         MazeVectorEnv(2, "cpu")  # everything after num_envs is keyword-only
+
+
+def test_a_level_the_shared_task_gains_later_does_not_break_the_pool():
+    task = MazeTask([MazeLevel("3x3", 3, 3), MazeLevel("4x4", 4, 4)])
+    env = MazeVectorEnv(4, task=task, device="cpu", obs_mode="tokens", seed=0)
+    task.set_level({"name": "5x5", "height": 5, "width": 5})  # the supervised side grows the ladder
+    assert task.num_levels == 3 and env.pool.num_levels == 2
+    obs, _ = env.reset(seed=1)  # the env keeps playing its pooled levels
+    assert obs["tokens"].shape[0] == 4
+    env.refill_pool()
