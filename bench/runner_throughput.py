@@ -12,7 +12,6 @@ steps, seconds per evaluation) is printed and, unless ``--no-record``, appended 
 from __future__ import annotations
 
 import argparse
-import importlib
 from pathlib import Path
 
 import torch
@@ -22,9 +21,10 @@ from bench.harness import Benchmark, cuda_sync_for
 from foundation import resolve_device, seed_everything
 from runners.config import register_configs
 from runners.ddp import DistInfo
+from runners.evaluate import EXPERIMENTS
 from runners.logging import RunLogger
 
-RUNNERS = ("maze", "recall", "generation")
+RUNNERS = tuple(EXPERIMENTS)
 CONF_DIR = str(Path(__file__).resolve().parent / "conf")
 
 
@@ -39,7 +39,7 @@ def measure(runner: str, device: torch.device, overrides: list[str], repeats: in
     seed_everything(int(cfg.seed))
     if cfg.hardware.num_threads > 0:
         torch.set_num_threads(int(cfg.hardware.num_threads))
-    experiment = importlib.import_module(f"runners.{runner}").build_experiment(cfg, DistInfo(device=device))
+    experiment = EXPERIMENTS[runner](cfg, DistInfo(device=device))
     agent, sync = experiment.agent, cuda_sync_for(device)
     batch_size = agent.sup_config.batch_size
     batches = [experiment.sampler.sample_batch(batch_size, device) for _ in range(4)]

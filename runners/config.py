@@ -33,6 +33,7 @@ class MazeTaskConfig:
     horizons: int = 1
     step_limit_factor: float = 3.0
     mask_invalid: bool = False
+    eval_mode: str = "rollout"  # rollout | teacher_forced (one pass over oracle paths; perfect mazes only)
     eval_episodes: int = 64
     eval_levels: list[int] | None = None
     eval_generators: list[str] = field(default_factory=lambda: ["prim", "wilson"])

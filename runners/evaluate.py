@@ -11,7 +11,6 @@ and bits per character. Everything lands in this command's Hydra output folder.
 
 from __future__ import annotations
 
-import importlib
 from pathlib import Path
 from typing import Any
 
@@ -24,9 +23,18 @@ from runners.app import hydra_run_dir
 from runners.checkpoints import resolve_resume
 from runners.config import SCHEMAS, register_configs
 from runners.ddp import DistInfo
+from runners.experiment import AgentExperiment
+from runners.generation import GenerationExperiment
+from runners.maze import MazeExperiment
+from runners.recall import RecallExperiment
 from runners.report import write_report
 
-RUNNERS = ("maze", "recall", "generation")
+EXPERIMENTS: dict[str, type[AgentExperiment]] = {
+    "maze": MazeExperiment,
+    "recall": RecallExperiment,
+    "generation": GenerationExperiment,
+}
+RUNNERS = tuple(EXPERIMENTS)
 
 
 def checkpoint_paths(spec: Any) -> list[Path]:
@@ -64,8 +72,7 @@ def evaluate_checkpoint(path: Path, device: str, episodes: int) -> tuple[str, di
         )
     cfg = OmegaConf.merge(OmegaConf.structured(SCHEMAS[f"{runner}_schema"]), state["config"])
     cfg.hardware.device, cfg.hardware.ddp, cfg.resume = device, False, False
-    module = importlib.import_module(f"runners.{runner}")
-    experiment = module.build_experiment(cfg, DistInfo(device=resolve_device(device)))
+    experiment = EXPERIMENTS[runner](cfg, DistInfo(device=resolve_device(device)))
     experiment.load_weights(state["experiment"])
     results = experiment.full_evaluation(episodes=episodes or None)
     results["step"] = int(state["step"])
@@ -84,9 +91,9 @@ def evaluate(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
         runners[label], runs[label] = evaluate_checkpoint(path, cfg.device, int(cfg.episodes))
     plots: list[str] = []
     for runner in sorted(set(runners.values())):
-        module = importlib.import_module(f"runners.{runner}")
         same = {label: runs[label] for label in runs if runners[label] == runner}
-        plots += [str(p.relative_to(out_dir)) for p in module.comparison_plots(same, out_dir / "plots")]
+        made = EXPERIMENTS[runner].comparison_plots(same, out_dir / "plots")
+        plots += [str(p.relative_to(out_dir)) for p in made]
     report = {"runs": runs, "runners": runners, "plots": plots}
     write_report(report, out_dir / "report.json")
     print(f"Wrote {out_dir / 'report.json'} and {len(plots)} plot(s) for {len(runs)} run(s).")

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import dataclasses
 from abc import abstractmethod
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import gymnasium as gym
@@ -23,10 +25,20 @@ from agents.engine import EngineConfig, InferenceEngine
 from agents.training.speed import flops_per_token
 from curricula import Curriculum, CurriculumSampler, CurriculumVectorWrapper, apply_knobs, build_schedule
 from envs.common import Task
+from foundation import make_generator
 from runners.app import rank_seed
-from runners.ddp import DistInfo, average_gradients_before_step, broadcast_object, unwrap_model, wrap_model
+from runners.ddp import (
+    DistInfo,
+    all_reduce_mean,
+    average_gradients_before_step,
+    broadcast_object,
+    unwrap_model,
+    wrap_model,
+)
+from runners.introspection import log_model_internals
 from runners.logging import RunLogger
-from runners.loop import Experiment, StepOutput
+from runners.loop import EvalResult, Experiment, StepOutput
+from runners.report import plot_bars
 
 
 def build_agent(cfg: DictConfig, task: Task, dist: DistInfo) -> DualAgent:
@@ -60,8 +72,26 @@ def build_agent(cfg: DictConfig, task: Task, dist: DistInfo) -> DualAgent:
     return agent
 
 
+@dataclass
+class LevelScore:
+    """One level measured on fresh episodes: mean metrics under the family's own names (``exact_path``,
+    ``exact_match``, ``reward``, ...), each episode's outcome for the curriculum, and what the family
+    logs about the current level (walks to draw, text samples)."""
+
+    means: dict[str, torch.Tensor]
+    outcomes: torch.Tensor
+    env_steps: int = 0
+    detail: Any = None
+
+
 class AgentExperiment(Experiment):
-    """Agent + curriculum + the interleaved training step; families add envs, evaluation and reports."""
+    """Agent + curriculum + the interleaved training step + the evaluation loop over levels; a family adds
+    its vector env, how one level is scored (:meth:`score_level`) and its reports.
+
+    ``headline`` names the metric that ranks checkpoints and moves the report's per-level table.
+    """
+
+    headline: str
 
     def __init__(self, cfg: DictConfig, dist: DistInfo, task: Task):
         self.cfg, self.dist, self.task = cfg, dist, task
@@ -79,11 +109,23 @@ class AgentExperiment(Experiment):
             task, self.curriculum, self.seed, refresh_every=int(cfg.trainer.log_every)
         )
         self._rl_env: CurriculumVectorWrapper | None = None
+        self.last_eval: dict[str, float] = {}
 
     # ----------------------------------------------------------------- family hooks
     @abstractmethod
     def make_vector_env(self, num_envs: int, seed: int) -> gym.vector.VectorEnv:
         """The family's native vector env over ``self.task`` with sequence observations (RL rollouts)."""
+
+    @abstractmethod
+    def score_level(self, index: int, seed: int) -> LevelScore:
+        """Measure ladder level ``index`` on fresh episodes drawn from ``seed``."""
+
+    def log_detail(self, detail: Any, index: int, logger: RunLogger, step: int) -> None:
+        """Log what :meth:`score_level` kept about the current level (images, text); nothing by default."""
+
+    def eval_extras(self, step: int, logger: RunLogger) -> dict[str, float]:
+        """Level-independent evaluation metrics (bits per character, a heatmap); none by default."""
+        return {}
 
     def tokens_per_batch(self, batch: Any) -> int:
         return int(batch.tokens.numel())
@@ -114,6 +156,44 @@ class AgentExperiment(Experiment):
     def log_curriculum(self, logger: RunLogger, step: int) -> dict[str, Any]:
         """The curriculum's own TensorBoard scalars and level histogram (curricula.reporting)."""
         return self.curriculum.log(logger.writer, step)
+
+    # ----------------------------------------------------------------- evaluation
+    def evaluate(self, step: int, logger: RunLogger) -> EvalResult:
+        """Score the current level and its neighbours on fresh episodes; record every episode into the
+        curriculum; ``<metric>/<level>`` for each level and plain ``<metric>`` for the current one."""
+        level_before, levels = self.levels_to_evaluate()
+        metrics = self.eval_extras(step, logger)
+        per_level: dict[int, float] = {}
+        env_steps = 0
+        for index in levels:
+            scored = self.score_level(index, self.seed + 7 + step + index)
+            env_steps += scored.env_steps
+            means = {k: float(v) for k, v in all_reduce_mean(scored.means, self.dist).items()}
+            name = self.task.ladder[index].name
+            metrics.update({f"{key}/{name}": value for key, value in means.items()})
+            per_level[index] = means[self.headline]
+            outcomes = scored.outcomes.bool()
+            self.curriculum.record(torch.full_like(outcomes, index, dtype=torch.long), outcomes)
+            if index == level_before:
+                metrics.update(means)
+                self.log_detail(scored.detail, index, logger, step)
+        metrics[f"{self.headline}_mean"] = sum(per_level.values()) / max(len(per_level), 1)
+        if self.cfg.trainer.inspect and logger.enabled:
+            generator = make_generator(step, "inspect", "cpu")
+            sample = self.task.sample_batch(1, self.device, generator, level_before)
+            log_model_internals(self.agent.backbone, sample.tokens, logger, step)
+        self.log_curriculum(logger, step)
+        self.last_eval = {self.task.ladder[k].name: v for k, v in per_level.items()}
+        return EvalResult(metrics, level_before, metrics[self.headline], per_level, env_steps)
+
+    def summary(self) -> dict[str, Any]:
+        return {f"{self.headline}_by_level": self.last_eval, "curriculum": self.curriculum.summary()}
+
+    def plots(self, out_dir: Path, history: list[dict[str, Any]]) -> list[Path]:
+        if not self.last_eval:
+            return []
+        path = out_dir / f"{self.headline}_by_level.png"
+        return [plot_bars({"final": self.last_eval}, path, f"{self.runner}: {self.headline}", self.headline)]
 
     # ----------------------------------------------------------------- training
     @property

@@ -18,7 +18,6 @@ from pathlib import Path
 from typing import Any
 
 import hydra
-import torch
 from omegaconf import DictConfig, OmegaConf
 
 from agents.rollout import rollout
@@ -27,11 +26,9 @@ from envs.generation.vector import TextQualityVectorEnv
 from foundation import make_generator
 from runners.app import cli_main
 from runners.config import register_configs
-from runners.ddp import DistInfo, all_reduce_mean
-from runners.experiment import AgentExperiment
-from runners.introspection import log_model_internals
+from runners.ddp import DistInfo
+from runners.experiment import AgentExperiment, LevelScore
 from runners.logging import RunLogger
-from runners.loop import EvalResult
 from runners.report import plot_bars
 
 RUNNER = "generation"
@@ -56,11 +53,13 @@ class GenerationExperiment(AgentExperiment):
     """Generation-specific half: the text env, bits per character, reward components and samples."""
 
     runner = RUNNER
+    headline = "reward"
 
     def __init__(self, cfg: DictConfig, dist: DistInfo):
         super().__init__(cfg, dist, build_task(cfg))
         self.eval_task = build_task(cfg, split="validation")
-        self.last_eval: dict[str, float] = {}
+        self._eval_env: TextQualityVectorEnv | None = None
+        self.last_bits_per_char: float | None = None
 
     def make_vector_env(
         self, num_envs: int, seed: int, task: TextQualityTask | None = None
@@ -69,102 +68,80 @@ class GenerationExperiment(AgentExperiment):
             num_envs, task=task or self.task, device=self.device, seed=seed, dense=bool(self.cfg.task.dense)
         )
 
-    def generate(self, env: TextQualityVectorEnv, level: int, seed: int) -> dict[str, Any]:
-        """Every sub-env writes one continuation with the engine's policy (the one rollout function);
-        its final score and components, and a few prompt / continuation pairs."""
-        env.set_level(level)
+    def score_level(self, index: int, seed: int) -> LevelScore:
+        """Every sub-env writes one continuation of a validation prompt with the engine's policy (the one
+        rollout function): the reward and each of its components at the end, and a few samples."""
+        if self._eval_env is None:
+            self._eval_env = self.make_vector_env(int(self.cfg.task.eval_envs), seed, self.eval_task)
+        env = self._eval_env
+        env.set_level(index)
         self.agent.backbone.eval()
         policy = self.agent.policy(generator=make_generator(seed, "eval/generate", self.device))
         out = rollout(env, policy, seed=seed)
-        names = [*[c for c in COMPONENTS if c in out.final], "score", "success"]
+        means = {"reward": out.final["score"].float().mean(), "success": out.final["success"].float().mean()}
+        means.update({f"reward_{c}": out.final[c].float().mean() for c in COMPONENTS if c in out.final})
         prompts, ends = out.first_obs, out.final_obs
         samples = []
         for i in range(min(3, env.num_envs)):
             prompt = decode(prompts["tokens"][i, : int(prompts["length"][i])])
             samples.append((prompt, decode(ends["tokens"][i, : int(ends["length"][i])])[len(prompt) :]))
-        final = {k: out.final[k].float() for k in names}
-        return {"final": final, "samples": samples, "env_steps": out.env_steps}
+        return LevelScore(means, out.final["success"], out.env_steps, detail=samples)
 
-    def evaluate(self, step: int, logger: RunLogger) -> EvalResult:
-        level_before, levels = self.levels_to_evaluate()
-        backbone = self.agent.backbone
-        bpc = bits_per_char(
-            backbone,
+    def log_detail(self, detail: list[tuple[str, str]], index: int, logger: RunLogger, step: int) -> None:
+        text = "\n\n".join(f"**prompt:** {p!r}\n\n**continuation:** {c!r}" for p, c in detail)
+        logger.text("samples", text, step)
+
+    def bits_per_char(self, split: str) -> float:
+        return bits_per_char(
+            self.agent.backbone,
             self.task.corpus,
-            "validation",
+            split,
             context=int(self.cfg.task.window),
             max_bytes=int(self.cfg.task.eval_bytes),
             device=self.device,
         )
-        metrics: dict[str, float] = {
-            "bits_per_char": bpc,
+
+    def eval_extras(self, step: int, logger: RunLogger) -> dict[str, float]:
+        """Bits per character on the validation split, beside the judge's own, and the engine's values."""
+        self.last_bits_per_char = self.bits_per_char("validation")
+        return {
+            "bits_per_char": self.last_bits_per_char,
             "reference_bits_per_char": self.task.reference_bits,
+            **self.agent.engine.metrics(),
         }
-        env = self.make_vector_env(int(self.cfg.task.eval_envs), self.seed + step, self.eval_task)
-        per_level: dict[int, float] = {}
-        env_steps = 0
-        for index in levels:
-            out = self.generate(env, index, self.seed + step + index)
-            env_steps += out["env_steps"]
-            means = all_reduce_mean({k: v.mean() for k, v in out["final"].items()}, self.dist)
-            name = self.task.ladder[index].name
-            for key, value in means.items():
-                metrics[f"{'reward' if key == 'score' else key}/{name}"] = float(value)
-            per_level[index] = float(means["success"])
-            success = out["final"]["success"].bool()
-            self.curriculum.record(torch.full_like(success, index, dtype=torch.long), success)
-            if index == level_before:
-                metrics["reward"] = float(means["score"])
-                metrics.update({f"reward_{k}": float(means[k]) for k in COMPONENTS if k in means})
-                text = "\n\n".join(f"**prompt:** {p!r}\n\n**continuation:** {c!r}" for p, c in out["samples"])
-                logger.text("samples", text, step)
-        metrics.update({k: v for k, v in self.agent.engine.metrics().items()})
-        if self.cfg.trainer.inspect:
-            sample = self.task.sample_batch(1, self.device, None, level_before)
-            log_model_internals(backbone, sample.tokens, logger, step)
-        self.log_curriculum(logger, step)
-        self.last_eval = {"bits_per_char": bpc, "reward": metrics.get("reward", 0.0)}
-        return EvalResult(metrics, level_before, metrics.get("reward", 0.0), per_level, env_steps)
 
     def full_evaluation(self, episodes: int | None = None) -> dict[str, Any]:
         """Bits per character on validation and test, reward and its components on every level."""
-        backbone = self.agent.backbone
         results: dict[str, Any] = {
-            split: bits_per_char(
-                backbone,
-                self.task.corpus,
-                split,
-                context=int(self.cfg.task.window),
-                max_bytes=int(self.cfg.task.eval_bytes),
-                device=self.device,
-            )
-            for split in ("validation", "test")
+            "bits_per_char": {split: self.bits_per_char(split) for split in ("validation", "test")},
+            "reward": {},
+            "components": {},
+            "samples": {},
         }
-        results = {"bits_per_char": results, "reward": {}, "components": {}, "samples": {}}
-        env = self.make_vector_env(episodes or int(self.cfg.task.eval_envs), self.seed, self.eval_task)
+        if episodes:
+            self._eval_env = self.make_vector_env(episodes, self.seed, self.eval_task)
         for index, level in enumerate(self.task.ladder):
-            out = self.generate(env, index, self.seed + index)
-            results["reward"][level.name] = float(out["final"]["score"].mean())
-            results["components"][level.name] = {
-                k: float(v.mean()) for k, v in out["final"].items() if k in COMPONENTS
-            }
-            results["samples"][level.name] = out["samples"]
+            scored = self.score_level(index, self.seed + index)
+            results["reward"][level.name] = float(scored.means["reward"])
+            components = {k: v for k, v in scored.means.items() if k.startswith("reward_")}
+            results["components"][level.name] = {k[len("reward_") :]: float(v) for k, v in components.items()}
+            results["samples"][level.name] = scored.detail
         return results
 
     def summary(self) -> dict[str, Any]:
-        return {"final_eval": self.last_eval, "curriculum": self.curriculum.summary()}
+        return {**super().summary(), "bits_per_char": self.last_bits_per_char}
 
-
-def comparison_plots(runs: dict[str, dict[str, Any]], out_dir: Path) -> list[Path]:
-    """Reward by level and bits per character, one bar per run."""
-    rewards = {label: r["reward"] for label, r in runs.items()}
-    bpc = {label: r["bits_per_char"] for label, r in runs.items()}
-    return [
-        plot_bars(rewards, out_dir / "generation_reward.png", "reward by level", "reward", ylim=None),
-        plot_bars(
-            bpc, out_dir / "generation_bits_per_char.png", "bits per character", "bits/char", ylim=None
-        ),
-    ]
+    @classmethod
+    def comparison_plots(cls, runs: dict[str, dict[str, Any]], out_dir: Path) -> list[Path]:
+        """Reward by level and bits per character, one bar per run."""
+        rewards = {label: r["reward"] for label, r in runs.items()}
+        bpc = {label: r["bits_per_char"] for label, r in runs.items()}
+        return [
+            plot_bars(rewards, out_dir / "generation_reward.png", "reward by level", "reward", ylim=None),
+            plot_bars(
+                bpc, out_dir / "generation_bits_per_char.png", "bits per character", "bits/char", ylim=None
+            ),
+        ]
 
 
 def build_experiment(cfg: DictConfig, dist: DistInfo) -> GenerationExperiment:

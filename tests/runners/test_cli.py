@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib
 import json
 import subprocess
 import sys
@@ -14,7 +13,7 @@ from omegaconf import OmegaConf
 from runners import maze
 from runners.app import execute
 from runners.ddp import DistInfo
-from runners.evaluate import evaluate
+from runners.evaluate import EXPERIMENTS, evaluate
 from tests.runners.helpers import TINY, compose_config
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -88,12 +87,11 @@ def test_evaluate_puts_two_runs_side_by_side(tmp_path):
     ],
 )
 def test_full_evaluation_and_comparison_plots_of_each_family(runner, keys, tmp_path):
-    module = importlib.import_module(f"runners.{runner}")
-    experiment = module.build_experiment(compose_config(runner), DistInfo())
+    experiment = EXPERIMENTS[runner](compose_config(runner), DistInfo())
     results = experiment.full_evaluation(episodes=4)
     assert keys <= set(results)
     first_level = experiment.task.ladder[0].name
     scores = results["exact_match"] if runner == "recall" else results["reward"]
     assert first_level in scores
-    paths = module.comparison_plots({"a": results, "b": results}, tmp_path)
+    paths = type(experiment).comparison_plots({"a": results, "b": results}, tmp_path)
     assert paths and all(path.is_file() for path in paths)
