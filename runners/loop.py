@@ -115,8 +115,13 @@ class Experiment(ABC):
 
 
 def headline(record: dict[str, Any]) -> dict[str, Any]:
-    """An eval record's headline metrics: not the step, the level or the per-level / per-group ones."""
-    return {k: v for k, v in record.items() if k != "step" and "/" not in k and "level" not in k}
+    """An eval record's headline metrics: not the step, the level, timings or the per-level ones."""
+    timing = {"step", "seconds"}
+    return {
+        k: v
+        for k, v in record.items()
+        if k not in timing and not k.endswith("per_s") and "/" not in k and "level" not in k
+    }
 
 
 @dataclass
@@ -336,7 +341,7 @@ def _evaluate(
     start = time.perf_counter()
     result = experiment.evaluate(step, logger)
     elapsed = max(time.perf_counter() - start, 1e-9)
-    metrics = dict(result.metrics)
+    metrics = {**result.metrics, "seconds": elapsed}
     if result.env_steps:
         metrics["env_steps_per_s"] = result.env_steps / elapsed
     logger.scalars("eval", metrics, step)
