@@ -6,10 +6,18 @@ reaching sideways or upwards.
 
 from foundation.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from foundation.device import resolve_device
-from foundation.seeding import derive_seed, make_generator, rng_state, seed_everything, set_rng_state
+from foundation.seeding import (
+    check_seed,
+    derive_seed,
+    make_generator,
+    rng_state,
+    seed_everything,
+    set_rng_state,
+)
 
 __all__ = [
     "CheckpointError",
+    "check_seed",
     "derive_seed",
     "load_checkpoint",
     "make_generator",

@@ -7,7 +7,9 @@ random numbers another component sees, and a run is reproducible from one intege
 from __future__ import annotations
 
 import hashlib
+import operator
 import random
+from typing import Any
 
 import numpy as np
 import torch
@@ -19,6 +21,27 @@ def derive_seed(seed: int, component: str) -> int:
     """A stable 63-bit seed for ``component`` derived from the run seed (same on every machine)."""
     digest = hashlib.blake2b(f"{int(seed)}:{component}".encode(), digest_size=8).digest()
     return int.from_bytes(digest, "little") & ((1 << 63) - 1)
+
+
+SEED_RULE = "a seed must be None or an int in [0, 2**64)"
+
+
+def check_seed(seed: Any, name: str = "seed") -> int | None:
+    """``seed`` as a plain int (None stays None); a ValueError naming the seed rule for anything else.
+
+    Accepts Python and NumPy integers (not bools), so every env takes the seeds its users pass.
+    """
+    if seed is None:
+        return None
+    if isinstance(seed, bool | np.bool_):
+        raise ValueError(f"{name}={seed!r}: {SEED_RULE}, not a bool.")
+    try:
+        value = operator.index(seed)
+    except TypeError:
+        raise ValueError(f"{name}={seed!r}: {SEED_RULE}, not a {type(seed).__name__}.") from None
+    if not 0 <= value < 2**64:
+        raise ValueError(f"{name}={value}: {SEED_RULE}; pass a non-negative int below 2**64.")
+    return value
 
 
 def make_generator(

@@ -18,6 +18,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
 from typing import Any, Generic, TypeVar
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -105,12 +106,21 @@ class LevelLadder(Generic[L]):
 
     def index(self, level: LevelLike) -> int:
         """Index of ``level`` in the ladder; a custom level (object or mapping) is appended first."""
-        if isinstance(level, bool):
+        found = self.find(level)
+        return found if found is not None else self._append(self.coerce(level))
+
+    def find(self, level: LevelLike) -> int | None:
+        """Index of ``level`` in the ladder, or None for a valid custom level not in it yet.
+
+        Changes nothing, so a caller can check a new level (does it fit?) before ``index`` appends it;
+        anything that ``index`` would refuse raises the same ValueError here.
+        """
+        if isinstance(level, bool | np.bool_):
             raise ValueError(f"Unknown level {level!r}: {self._accepted()}.")
-        if isinstance(level, int):
+        if isinstance(level, int | np.integer):
             if not 0 <= level < len(self._levels):
                 raise ValueError(f"Unknown level index {level}: {self._accepted()}.")
-            return level
+            return int(level)
         if isinstance(level, str):
             if level not in self.names:
                 raise ValueError(f"Unknown level name {level!r}: {self._accepted()}.")
@@ -119,15 +129,24 @@ class LevelLadder(Generic[L]):
         for i, existing in enumerate(self._levels):
             if existing == candidate:
                 return i
-        return self._append(candidate)
+        if candidate.name in self.names:
+            raise ValueError(
+                f"Two different levels share the name {candidate.name!r}; give the custom one a new name."
+            )
+        return None
 
     def coerce(self, level: Any) -> L:
         """``level`` as a level object (a mapping of fields is turned into one); not added to the ladder."""
-        if isinstance(level, self.level_cls):
-            return level
         if isinstance(level, Mapping):
-            return level_from_fields(self.level_cls, level)
-        raise ValueError(f"Unknown level {level!r}: {self._accepted()}.")
+            level = level_from_fields(self.level_cls, level)
+        if not isinstance(level, self.level_cls):
+            raise ValueError(f"Unknown level {level!r}: {self._accepted()}.")
+        if not isinstance(level.name, str) or not level.name:
+            raise ValueError(
+                f"A {self.level_cls.__name__} needs a non-empty str name (levels are chosen by name), "
+                f"got name={level.name!r}."
+            )
+        return level
 
     def _append(self, level: L) -> int:
         if level.name in self.names:

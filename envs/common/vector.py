@@ -16,6 +16,7 @@ reset), ``call``/``get_attr``/``set_attr``, and optional NumPy output.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Mapping
 from typing import Any, ClassVar
 
 import gymnasium as gym
@@ -26,7 +27,7 @@ from gymnasium.vector.utils import batch_space
 
 from envs.common.graph import StepGraph
 from envs.common.task import LevelLike, Task
-from foundation import make_generator, resolve_device
+from foundation import check_seed, make_generator, resolve_device
 
 Observation = torch.Tensor | dict[str, torch.Tensor]
 
@@ -140,17 +141,12 @@ class TorchVectorEnv(gym.vector.VectorEnv, ABC):
         self, *, seed: int | None = None, options: dict[str, Any] | None = None
     ) -> tuple[Any, dict[str, Any]]:
         """Reset every sub-env, or those where ``options["reset_mask"]`` is True."""
+        seed, options = self._check_reset_arguments(seed, options)
+        mask = options.pop("reset_mask", None)
+        mask = self._all_envs if mask is None else self._as_mask(mask)
         super().reset(seed=seed)
         if seed is not None:
-            self.generator.manual_seed(int(seed))
-        options = dict(options or {})
-        mask = options.pop("reset_mask", None)
-        if options:
-            raise ValueError(
-                f"Unknown reset option(s) {sorted(options)}; the only option is 'reset_mask'. "
-                "Set difficulty with set_level(...), which survives automatic resets."
-            )
-        mask = self._all_envs if mask is None else self._as_mask(mask)
+            self.generator.manual_seed(seed)
         self._reset(mask)
         self._needs_reset = self._needs_reset & ~mask
         return self._output(self._observe()), self._output(self._info())
@@ -202,21 +198,13 @@ class TorchVectorEnv(gym.vector.VectorEnv, ABC):
         ``level`` is an index, a name, a Level, a field mapping, or a LongTensor of ladder indices (one per
         selected sub-env, e.g. from a curriculum on the same device).
         """
-        ids = (
-            slice(None) if env_ids is None else torch.as_tensor(env_ids, dtype=torch.long, device=self.device)
-        )
+        # Every check comes before any change: a refused call leaves the env exactly as it was.
+        ids = self._check_env_ids(env_ids)
+        count = self.num_envs if isinstance(ids, slice) else ids.numel()
         if isinstance(level, torch.Tensor):
-            if level.dtype not in (torch.int32, torch.int64):
-                raise ValueError(f"A tensor of levels must hold integer ladder indices, got {level.dtype}.")
-            if (
-                level.device.type == "cpu"
-                and level.numel()
-                and (int(level.min()) < 0 or int(level.max()) >= self.task.num_levels)
-            ):
-                raise ValueError(f"Level indices must lie in [0, {self.task.num_levels - 1}].")
-            self.next_level_ids[ids] = level.to(self.device, torch.long)
+            self.next_level_ids[ids] = self._check_level_tensor(level, count)
         else:
-            self.next_level_ids[ids] = self.task.ladder.index(level)
+            self.next_level_ids[ids] = self.task.ladder.index(level)  # a custom level joins the ladder last
 
     def get_level(self) -> torch.Tensor:
         """Ladder index of the level each sub-env's current episode runs at."""
@@ -238,12 +226,82 @@ class TorchVectorEnv(gym.vector.VectorEnv, ABC):
             setattr(self, name, values)
 
     # ----------------------------------------------------------------- helpers
+    def _check_env_ids(self, env_ids: Any) -> torch.Tensor | slice:
+        """``env_ids`` as a LongTensor of sub-env indices (a slice for all); refuses anything else by name.
+
+        Indices on an accelerator are not range-checked, which would wait for the device.
+        """
+        if env_ids is None:
+            return slice(None)
+        rule = f"env_ids must be None or integer sub-env indices in [0, {self.num_envs - 1}]"
+        if isinstance(env_ids, bool | np.bool_):
+            raise ValueError(f"{rule}, got {env_ids!r}.")
+        try:
+            ids = torch.as_tensor(env_ids)
+        except (TypeError, ValueError, RuntimeError) as err:
+            raise ValueError(f"{rule}, got {env_ids!r} ({err}).") from None
+        if ids.dtype == torch.bool or ids.dtype.is_floating_point or ids.dtype.is_complex:
+            raise ValueError(
+                f"{rule}, got dtype {ids.dtype}; turn a bool mask into indices with mask.nonzero()."
+            )
+        if ids.dim() > 1:
+            raise ValueError(f"{rule} (a 0-D or 1-D array), got shape {tuple(ids.shape)}.")
+        ids = ids.reshape(-1)
+        if ids.device.type == "cpu" and ids.numel():
+            low, high = int(ids.min()), int(ids.max())
+            if low < 0 or high >= self.num_envs:
+                raise ValueError(f"{rule}, got {low if low < 0 else high} among {env_ids!r}.")
+        return ids.to(self.device, torch.long)
+
+    def _check_level_tensor(self, level: torch.Tensor, count: int) -> torch.Tensor:
+        """A tensor of ladder indices for ``count`` sub-envs, checked (range only on the host)."""
+        if level.dtype not in (torch.int32, torch.int64):
+            raise ValueError(
+                f"A tensor of levels must hold integer ladder indices (int32/int64), got {level.dtype}."
+            )
+        if level.shape not in ((), (count,)):
+            raise ValueError(
+                f"A tensor of levels must have shape () or ({count},) (one per selected sub-env), "
+                f"got {tuple(level.shape)}."
+            )
+        if (
+            level.device.type == "cpu"
+            and level.numel()
+            and (int(level.min()) < 0 or int(level.max()) >= self.task.num_levels)
+        ):
+            raise ValueError(
+                f"Level indices must lie in [0, {self.task.num_levels - 1}] (this env's ladder), "
+                f"got values from {int(level.min())} to {int(level.max())}."
+            )
+        return level.to(self.device, torch.long)
+
     def _reset(self, mask: torch.Tensor) -> None:
         self.level_ids = torch.where(mask, self.next_level_ids, self.level_ids)
         self._reset_envs(mask)
 
+    def _check_reset_arguments(self, seed: Any, options: Any) -> tuple[int | None, dict[str, Any]]:
+        """``reset``'s seed (a plain int or None) and options (a fresh dict), checked before any change."""
+        seed = check_seed(seed)
+        if options is not None and not isinstance(options, Mapping):
+            raise TypeError(
+                f"reset options must be a dict or None, got {type(options).__name__}: {options!r}."
+            )
+        options = dict(options or {})
+        unknown = sorted(set(options) - {"reset_mask"}, key=repr)
+        if unknown:
+            raise ValueError(
+                f"Unknown reset option(s) {unknown}; the only option is 'reset_mask'. "
+                "Set difficulty with set_level(...), which survives automatic resets."
+            )
+        return seed, options
+
     def _as_mask(self, mask: Any) -> torch.Tensor:
-        mask = torch.as_tensor(mask, device=self.device)
+        try:
+            mask = torch.as_tensor(mask, device=self.device)
+        except (TypeError, ValueError, RuntimeError) as err:
+            raise ValueError(
+                f"reset_mask must be a bool array of shape ({self.num_envs},), got {mask!r} ({err})."
+            ) from None
         if mask.dtype != torch.bool or mask.shape != (self.num_envs,):
             raise ValueError(
                 f"reset_mask must be a bool array of shape ({self.num_envs},), "

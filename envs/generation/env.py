@@ -19,10 +19,11 @@ from typing import Any, ClassVar
 import gymnasium as gym
 import numpy as np
 
+from envs.common.checks import check_discrete_action, check_reset_arguments
 from envs.common.task import LevelLike
 from envs.generation.corpus import Corpus
 from envs.generation.task import TextLevel, TextQualityTask
-from envs.generation.tokens import decode
+from envs.generation.tokens import NUM_BYTES, decode
 from envs.generation.vector import TextQualityVectorEnv
 
 
@@ -111,17 +112,14 @@ class TextQualityEnv(gym.Env):
         self.task.set_level(level)
 
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
+        seed = check_reset_arguments("TextQualityEnv", seed, options)
         super().reset(seed=seed)
-        if options:
-            raise ValueError(
-                f"Unknown reset option(s) {sorted(options)}; TextQualityEnv takes none. "
-                "Set difficulty with env.unwrapped.set_level(...)."
-            )
         obs, info = self.vector.reset(seed=seed)
         return self._obs(obs), self._info(info)
 
     def step(self, action: Any):
-        obs, reward, terminated, truncated, info = self.vector.step(np.asarray([action], dtype=np.int64))
+        byte = check_discrete_action(action, NUM_BYTES, "the next byte")  # 0.5 must not become byte 0
+        obs, reward, terminated, truncated, info = self.vector.step(np.asarray([byte], dtype=np.int64))
         if self.render_mode == "human":
             print(self.render_text())
         return self._obs(obs), float(reward[0]), bool(terminated[0]), bool(truncated[0]), self._info(info)

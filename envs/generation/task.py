@@ -34,7 +34,7 @@ class TextLevel:
     def __post_init__(self) -> None:
         for field_name in ("prompt_length", "continuation_length"):
             value = getattr(self, field_name)
-            if not isinstance(value, int) or value < 1:
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise ValueError(f"TextLevel.{field_name} must be a positive int, got {value!r}.")
 
 

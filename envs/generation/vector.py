@@ -152,20 +152,30 @@ class TextQualityVectorEnv(TorchVectorEnv):
     # ----------------------------------------------------------------- levels
     def _refresh_level_tables(self) -> None:
         levels = list(self.task.ladder)
+        self._check_levels_fit(levels)  # before any table changes
         self.prompt_lengths = torch.tensor([lv.prompt_length for lv in levels], device=self.device)
         self.target_lengths = torch.tensor([lv.continuation_length for lv in levels], device=self.device)
         self._max_prompt = max(lv.prompt_length for lv in levels)
         self._capacity = max(lv.continuation_length for lv in levels)
-        if len(self.text) <= self._max_prompt + self._capacity:
+
+    def _check_levels_fit(self, levels: Sequence[TextLevel]) -> None:
+        """Refuse a ladder whose longest prompt and continuation do not fit in the prompt split."""
+        max_prompt = max(lv.prompt_length for lv in levels)
+        capacity = max(lv.continuation_length for lv in levels)
+        if len(self.text) <= max_prompt + capacity:
             raise ValueError(
                 f"The prompt split has {len(self.text)} bytes, too few for prompts of up to "
-                f"{self._max_prompt} and continuations of up to {self._capacity} bytes; "
+                f"{max_prompt} and continuations of up to {capacity} bytes; "
                 "use a larger corpus or shorter levels."
             )
 
     def set_level(self, level: LevelLike | torch.Tensor, env_ids: Any = None) -> None:
         """Set the level of all sub-envs or ``env_ids`` (applies at their next reset); a new custom level
         joins the ladder and the level tables, as does a level another view of the shared task added."""
+        if not isinstance(level, torch.Tensor):
+            self._check_env_ids(env_ids)  # a refused call must not grow the ladder
+            if self.task.ladder.find(level) is None:
+                self._check_levels_fit([*self.task.ladder, self.task.ladder.coerce(level)])
         super().set_level(level, env_ids)
         if self.prompt_lengths.numel() != self.task.num_levels:
             self._refresh_level_tables()

@@ -15,6 +15,7 @@ import gymnasium as gym
 import numpy as np
 import torch
 
+from envs.common.checks import check_reset_arguments
 from envs.common.task import LevelLike
 from envs.maze import tokens as tok
 from envs.maze.grid import MazeBatch, optimal_action_bits
@@ -153,22 +154,19 @@ class MazeEnv(gym.Env):
 
     def set_level(self, level: LevelLike) -> None:
         """Use ``level`` (index, name, MazeLevel or mapping) from the next reset on."""
-        index = self.task.ladder.index(level)
-        if not self.obs_spec.fits(self.task.ladder[index], self.step_limit_factor):
+        index = self.task.ladder.find(level)  # checked before a custom level joins the ladder
+        candidate = self.task.ladder[index] if index is not None else self.task.ladder.coerce(level)
+        if not self.obs_spec.fits(candidate, self.step_limit_factor):
             raise ValueError(
-                f"Level {self.task.ladder[index].name!r} is larger than this env's observations allow; "
+                f"Level {candidate.name!r} is larger than this env's observations allow; "
                 "pass it in levels= when making the env."
             )
-        self.task.level_index = index
+        self.task.level_index = self.task.ladder.index(candidate)
 
     # ----------------------------------------------------------------- Gymnasium API
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[Any, dict]:
+        seed = check_reset_arguments("MazeEnv", seed, options)
         super().reset(seed=seed)
-        if options:
-            raise ValueError(
-                f"Unknown reset option(s) {sorted(options)}; MazeEnv takes none. "
-                "Change difficulty with env.unwrapped.set_level(...)."
-            )
         if seed is not None:
             self._pools.clear()
         index = self.task.level_index

@@ -196,9 +196,12 @@ class MazeVectorEnv(TorchVectorEnv):
         self, *, seed: int | None = None, options: dict[str, Any] | None = None
     ) -> tuple[Any, dict[str, Any]]:
         """As TorchVectorEnv.reset; a seed also regenerates the pool, so the mazes follow from it."""
+        seed, options = self._check_reset_arguments(seed, options)  # before the pool changes
+        if "reset_mask" in options:
+            self._as_mask(options["reset_mask"])
         if seed is None:
             return super().reset(options=options)
-        self.generator.manual_seed(int(seed))
+        self.generator.manual_seed(seed)
         self.pool.refill(self.generator)
         self._seed = torch.randint(2**31, (), generator=self.generator, device=self.device)
         self._counter.zero_()

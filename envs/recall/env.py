@@ -14,7 +14,6 @@ answers) and ``level`` (the ladder index).
 
 from __future__ import annotations
 
-import operator
 from collections.abc import Sequence
 from typing import Any, ClassVar
 
@@ -22,6 +21,7 @@ import gymnasium as gym
 import numpy as np
 import torch
 
+from envs.common.checks import check_discrete_action, check_reset_arguments
 from envs.common.spaces import sequence_space
 from envs.common.task import LevelLike
 from envs.recall.task import RecallTask
@@ -133,14 +133,10 @@ class RecallEnv(gym.Env):
     def reset(
         self, *, seed: int | None = None, options: dict[str, Any] | None = None
     ) -> tuple[Any, dict[str, Any]]:
+        seed = check_reset_arguments("RecallEnv", seed, options)
         super().reset(seed=seed)
-        if options:
-            raise ValueError(
-                f"Unknown reset option(s) {sorted(options)}; RecallEnv takes none. "
-                "Set difficulty with env.unwrapped.set_level(...)."
-            )
         if seed is not None:
-            self._generator.manual_seed(int(seed))
+            self._generator.manual_seed(seed)
             self._block = []
         elif not self._seeded:
             self._generator.manual_seed(int(self.np_random.integers(2**63)))
@@ -160,14 +156,9 @@ class RecallEnv(gym.Env):
         return self._observe(), self._info()
 
     def step(self, action: Any) -> tuple[Any, float, bool, bool, dict[str, Any]]:
+        index = check_discrete_action(action, len(self._action_tokens), "the answer token to write")
         if self._done:
             raise RuntimeError("The episode has ended; call reset() before step().")
-        try:
-            index = operator.index(action)
-        except TypeError:
-            index = -1
-        if not 0 <= index < len(self._action_tokens):
-            raise ValueError(f"Action must be an int in [0, {len(self._action_tokens) - 1}], got {action!r}.")
         token = self._action_tokens[index]
         reward = 0.0
         if self.obs_mode == "sequence":

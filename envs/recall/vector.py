@@ -143,6 +143,7 @@ class RecallVectorEnv(TorchVectorEnv):
         accelerator is not inspected (that would sync), so it widens generation to the ladder's longest.
         """
         if not isinstance(level, torch.Tensor):
+            self._check_env_ids(env_ids)  # before a custom level joins the ladder
             level = self.task.resolve_level(level)
         super().set_level(level, env_ids)
         if not isinstance(level, torch.Tensor):
