@@ -15,7 +15,7 @@ import numpy as np
 import torch
 
 from envs.maze.grid import BLOCKED, MazeBatch, bfs_distances, neighbours
-from envs.maze.levels import MazeLevel
+from envs.maze.levels import MAX_SIZE, MazeLevel
 from envs.maze.render import cell_pixel, wall_image
 
 WALL_CHARS = "#"
@@ -28,6 +28,7 @@ def normalize_layout(layout: str | Sequence[str] | np.ndarray) -> str:
     if isinstance(layout, np.ndarray):
         if layout.ndim != 2:
             raise ValueError(f"A maze array must be 2-D (rows, cols), got shape {layout.shape}.")
+        check_layout_size(*layout.shape)
         if layout.dtype.kind in "iub":
             codes = layout.astype(np.int64)
             bad = sorted(set(np.unique(codes).tolist()) - set(_CODES))
@@ -41,21 +42,44 @@ def normalize_layout(layout: str | Sequence[str] | np.ndarray) -> str:
                 f"A maze array must hold ints (0/1/2/3) or characters, got dtype {layout.dtype}."
             )
     elif isinstance(layout, str):
-        rows = layout.split("\n")
-        while rows and rows[0].strip() == "":
+        # Only empty lines around the maze are dropped (a text's leading and trailing newlines): a line
+        # of spaces is a row of open cells, kept like any other row.
+        rows = layout.replace("\r\n", "\n").split("\n")
+        while rows and rows[0] == "":
             rows = rows[1:]
-        while rows and rows[-1].strip() == "":
+        while rows and rows[-1] == "":
             rows = rows[:-1]
-    elif isinstance(layout, Sequence):
-        rows = [str(row) for row in layout]
+    elif isinstance(layout, Sequence) and not isinstance(layout, bytes | bytearray):
+        rows = list(layout)
+        for i, row in enumerate(rows):
+            if not isinstance(row, str):
+                raise ValueError(
+                    f"Row {i} of the maze layout is a {type(row).__name__}, not text; give each row as a "
+                    "str such as '#S  #'."
+                )
     else:
         raise ValueError(
             f"A maze layout must be text, a list of rows or a 2-D array, got {type(layout).__name__}."
         )
     if not rows:
         raise ValueError("The maze layout is empty; give rows of '#' (wall), ' ' (open), 'S' and 'G'.")
-    width = max(len(row) for row in rows)
-    return "\n".join(row.ljust(width) for row in rows)
+    check_layout_size(len(rows), max(len(row) for row in rows))
+    for i, row in enumerate(rows):
+        if len(row) != len(rows[0]):
+            raise ValueError(
+                f"Maze layout row {i} has {len(row)} cells but row 0 has {len(rows[0])}; every row needs "
+                "the same number of cells (write open cells as spaces, not as missing characters)."
+            )
+    return "\n".join(rows)
+
+
+def check_layout_size(height: int, width: int) -> None:
+    """Refuse a layout larger than MazeLevel allows (the token vocabulary has 128 row and column tokens)."""
+    if height > MAX_SIZE or width > MAX_SIZE:
+        raise ValueError(
+            f"A maze layout is at most {MAX_SIZE}x{MAX_SIZE} cells (MazeLevel's cap, which the maze token "
+            f"vocabulary covers), got {height}x{width}; crop or downscale the maze."
+        )
 
 
 def parse_layout(layout: str | Sequence[str] | np.ndarray) -> MazeBatch:

@@ -99,6 +99,10 @@ class MazeTask(Task[MazeLevel]):
         self, layouts: Sequence[str | Sequence[str] | np.ndarray], device: str | torch.device | None = None
     ) -> SupervisedBatch:
         """A supervised batch from mazes given as text or arrays (any mix of sizes, right-padded)."""
+        if isinstance(layouts, str) or (isinstance(layouts, np.ndarray) and layouts.ndim < 3):
+            raise ValueError(
+                "batch_from_layouts takes a list of layouts, got a single layout; wrap it in a list."
+            )
         if len(layouts) == 0:
             raise ValueError("batch_from_layouts needs at least one layout.")
         batches = [tok.supervised_batch(parse_layout(layout), self.horizons) for layout in layouts]

@@ -36,6 +36,11 @@ def prefix_length(level: MazeLevel) -> int:
 
 def encode_prefix(mazes: MazeBatch) -> torch.Tensor:
     """(n, h*w + 5) int64: the maze, start, goal and separator tokens."""
+    if not (1 <= mazes.height <= MAX_SIZE and 1 <= mazes.width <= MAX_SIZE):
+        raise ValueError(
+            f"Mazes of {mazes.height}x{mazes.width} cells have no tokens: the vocabulary has row and column "
+            f"tokens for sizes up to {MAX_SIZE}x{MAX_SIZE} (MazeLevel's cap)."
+        )
     w = mazes.width
     sr, sc = mazes.start // w, mazes.start % w
     gr, gc = mazes.goal // w, mazes.goal % w
