@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import torch
 
 from envs.recall.episode import EpisodeBatch, answer_positions, uniform_below
-from envs.recall.levels import check_int
+from envs.recall.levels import MAX_SEQUENCE_LENGTH, check_int
 from envs.recall.tokens import FILL, NUM_SYMBOLS, PAD
 
 _MAX_KEYS = NUM_SYMBOLS // 2
@@ -35,7 +35,7 @@ class AssociativeLevel:
         check_int(self, "vocab", 4, NUM_SYMBOLS)
         check_int(self, "pairs", 1, self.vocab // 2)
         check_int(self, "queries", 1, self.pairs)
-        check_int(self, "length", 2 * (self.pairs + self.queries))
+        check_int(self, "length", 2 * (self.pairs + self.queries), MAX_SEQUENCE_LENGTH)
 
     @property
     def sequence_length(self) -> int:

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import torch
 
 from envs.recall.episode import EpisodeBatch, answer_positions, uniform_below
-from envs.recall.levels import check_int
+from envs.recall.levels import MAX_SEQUENCE_LENGTH, check_int, check_sequence_length
 from envs.recall.tokens import COUNT_BASE, MAX_REPEATS, NUM_SYMBOLS, PAD, SEP
 
 
@@ -30,8 +30,9 @@ class CopyLevel:
     has_count = False
 
     def __post_init__(self) -> None:
-        check_int(self, "length", 1)
+        check_int(self, "length", 1, MAX_SEQUENCE_LENGTH)
         check_int(self, "vocab", 2, NUM_SYMBOLS)
+        check_sequence_length(self)
 
     @property
     def sequence_length(self) -> int:
@@ -57,8 +58,8 @@ class RepeatCopyLevel(CopyLevel):
     has_count = True
 
     def __post_init__(self) -> None:
+        check_int(self, "repeats", 1, MAX_REPEATS)  # first: the length check reads it
         super().__post_init__()
-        check_int(self, "repeats", 1, MAX_REPEATS)
 
 
 def copy_levels() -> list[CopyLevel]:

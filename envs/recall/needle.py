@@ -22,7 +22,7 @@ from functools import cache
 import torch
 
 from envs.recall.episode import EpisodeBatch, answer_positions, lookup, uniform_below
-from envs.recall.levels import check_int
+from envs.recall.levels import check_int, check_sequence_length
 from envs.recall.tokens import NUM_SYMBOLS, PAD
 
 NEEDLE_PREFIX = b"The secret number is "
@@ -73,6 +73,7 @@ class NeedleLevel:
                 f"NeedleLevel.context_bytes={self.context_bytes} exceeds the filler corpus "
                 f"({_filler_corpus_bytes().numel()} bytes); use filler='random' for longer contexts."
             )
+        check_sequence_length(self)
 
     @property
     def sequence_length(self) -> int:
