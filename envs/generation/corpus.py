@@ -11,6 +11,7 @@ to validation and test. It does not depend on the order files are listed in, on 
 
 from __future__ import annotations
 
+import codecs
 import hashlib
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -18,6 +19,9 @@ from pathlib import Path
 from typing import Any
 
 SPLITS = ("train", "validation", "test")
+# A file with a larger share of C0 control characters (tab and line breaks aside) is binary, not text.
+BINARY_CONTROL_SHARE = 0.01
+_BINARY_CONTROLS = tuple(chr(c) for c in [*range(32), 127] if chr(c) not in "\t\n\r\f\v")
 DOCUMENT_SEPARATOR = "\n\n"
 DEFAULT_SUFFIXES = (".txt", ".md", ".rst", ".text")
 MIN_DOCUMENTS = 3
@@ -110,8 +114,19 @@ def embedded_documents() -> list[str]:
     return [topics[key] for key in sorted(topics)]
 
 
-def documents_from_path(path: str | Path, suffixes: Sequence[str] = DEFAULT_SUFFIXES) -> list[str]:
-    """Documents of a local text file (split on blank lines) or folder (one document per matching file)."""
+def documents_from_path(
+    path: str | Path, suffixes: Sequence[str] = DEFAULT_SUFFIXES, encoding: str = "utf-8"
+) -> list[str]:
+    """Documents of a local text file (split on blank lines) or folder (one document per matching file).
+
+    Files are decoded strictly with ``encoding``: text in another encoding, and binary files, are refused
+    by name rather than read with replacement characters.
+    """
+    if not str(path).strip():
+        raise ValueError(
+            "Corpus path is empty (''); pass a text file or folder, or None for the embedded corpus."
+        )
+    _check_encoding(encoding)
     path = Path(path).expanduser()
     if path.is_dir():
         files = sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in suffixes)
@@ -120,9 +135,9 @@ def documents_from_path(path: str | Path, suffixes: Sequence[str] = DEFAULT_SUFF
                 f"Corpus folder {path} holds no files ending in {list(suffixes)}; add text files or pass "
                 "suffixes=(...) with the endings your files use."
             )
-        return [_read_text(p) for p in files]
+        return [_read_text(p, encoding) for p in files]
     if path.is_file():
-        return _read_text(path).replace("\r\n", "\n").split(DOCUMENT_SEPARATOR)
+        return _read_text(path, encoding).replace("\r\n", "\n").split(DOCUMENT_SEPARATOR)
     raise ValueError(f"Corpus path {path} does not exist; pass an existing text file or folder, or None.")
 
 
@@ -200,11 +215,15 @@ def load_corpus(
     text_field: str = "text",
     max_documents: int | None = None,
     suffixes: Sequence[str] = DEFAULT_SUFFIXES,
+    encoding: str = "utf-8",
     validation_fraction: float = 0.1,
     test_fraction: float = 0.1,
     **hf_kwargs: Any,
 ) -> Corpus:
     """Load a corpus: the embedded one (no arguments), a local file or folder, or a Hugging Face dataset.
+
+    Local files are decoded with ``encoding`` (e.g. ``"latin-1"``); one that does not decode, or that
+    holds binary data, is refused with its name and the fix.
 
     >>> corpus = load_corpus()
     >>> len(corpus.text("train")) > 300_000
@@ -223,7 +242,8 @@ def load_corpus(
     if source is None:
         docs, name = embedded_documents(), "embedded:pydoc_data.topics"
     elif isinstance(source, str | Path):
-        docs, name = documents_from_path(source, tuple(s.lower() for s in suffixes)), str(source)
+        docs = documents_from_path(source, tuple(s.lower() for s in suffixes), encoding)
+        name = str(source)
     else:
         raise TypeError(
             f"Corpus source must be None, a str or a pathlib.Path, got {type(source).__name__}; "
@@ -251,10 +271,41 @@ def _digest(text: str) -> str:
     return hashlib.blake2b(text.encode("utf-8"), digest_size=16).hexdigest()
 
 
-def _read_text(path: Path) -> str:
+def _check_encoding(encoding: Any) -> None:
+    """Refuse an encoding name Python does not know, before any file is read."""
     try:
-        return path.read_text(encoding="utf-8", errors="replace")
+        codecs.lookup(encoding)
+    except (LookupError, TypeError):
+        raise ValueError(
+            f"Unknown corpus encoding {encoding!r}; pass a Python codec name such as 'utf-8' or 'latin-1'."
+        ) from None
+
+
+def _read_text(path: Path, encoding: str = "utf-8") -> str:
+    """The text of ``path`` decoded strictly with ``encoding``; binary or mis-encoded files are refused."""
+    try:
+        data = path.read_bytes()
     except OSError as err:
         raise ValueError(
             f"Cannot read corpus file {path}: {err.strerror}; check the path and permissions."
         ) from err
+    try:
+        text = data.decode(encoding)
+    except UnicodeDecodeError as err:
+        if b"\x00" in data:
+            raise ValueError(
+                f"Corpus file {path} looks binary (it holds NUL bytes and is not valid {encoding} text); "
+                "a corpus holds text. Remove it, or narrow suffixes=."
+            ) from None
+        raise ValueError(
+            f"Corpus file {path} is not valid {encoding} text (at byte {err.start}: "
+            f"{data[err.start : err.start + 4]!r}); "
+            "pass encoding= with the file's encoding (e.g. encoding='latin-1'), or convert it to UTF-8."
+        ) from None
+    controls = sum(text.count(ch) for ch in _BINARY_CONTROLS)
+    if "\x00" in text or controls > BINARY_CONTROL_SHARE * len(text):
+        raise ValueError(
+            f"Corpus file {path} looks binary ({controls} control characters in {len(text)}, NUL bytes: "
+            f"{'yes' if chr(0) in text else 'no'}); a corpus holds text. Remove it, or narrow suffixes=."
+        )
+    return text
