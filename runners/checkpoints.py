@@ -60,7 +60,13 @@ class CheckpointManager:
         path = self.directory / "best.json"
         if not path.is_file():
             return {}
-        return {int(k): float(v) for k, v in json.loads(path.read_text()).items()}
+        try:
+            return {int(k): float(v) for k, v in json.loads(path.read_text()).items()}
+        except (ValueError, TypeError, AttributeError, UnicodeDecodeError) as err:
+            raise CheckpointError(
+                f"{path} is not a record of best scores ({type(err).__name__}: {err}); it maps level "
+                "indices to scores, e.g. {\"0\": 0.5}. Delete it to start the best checkpoints afresh."
+            ) from None
 
     def _write_best(self) -> None:
         path = self.directory / "best.json"

@@ -54,9 +54,9 @@ def reference_scorer(
     scorer = None
     if use_cache and path.is_file():
         try:
-            scorer = NGramScorer.from_state_dict(load_checkpoint(path))
+            scorer = NGramScorer.from_state_dict(load_checkpoint(path, require_checksum=True))
         except (CheckpointError, KeyError, ValueError):
-            scorer = None  # corrupt or from another version: refit and overwrite below
+            scorer = None  # corrupt, without a checksum or from another version: refit, overwrite
     if scorer is None:
         scorer = NGramScorer.fit(corpus.text("train"), order=order)
         if use_cache:
