@@ -10,6 +10,9 @@ from dataclasses import dataclass
 from typing import Any
 
 FFN_KINDS = ("swiglu", "gelu")
+# Titans' largest inner-loop learning rate. Its chunk steps are normalised (titans.step_scales), so any
+# rate up to this one keeps the memory finite, measured with every gate saturated (docs/reliability.md).
+MAX_NEURAL_MEMORY_LR = 1.0
 MEMORY_KINDS = (None, "hebbian", "external", "titans")
 
 
@@ -77,12 +80,26 @@ class BackboneConfig:
         mem_heads = self.memory_heads or self.n_heads
         if self.d_model % mem_heads:
             raise ValueError(f"BackboneConfig.memory_heads={mem_heads} must divide d_model={self.d_model}.")
+        for name in ("dropout", "plasticity", "hebbian_decay_init", "act_threshold", "neural_memory_lr"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int | float):
+                raise ValueError(f"BackboneConfig.{name} must be a number, got {value!r}.")
+        for name, low in (("rope_base", 1.0), ("norm_eps", 0.0), ("ponder_weight", 0.0)):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int | float) or not value >= low:
+                raise ValueError(f"BackboneConfig.{name} must be a number >= {low}, got {value!r}.")
         if not 0.0 <= self.dropout < 1.0:
             raise ValueError(f"BackboneConfig.dropout must lie in [0, 1), got {self.dropout}.")
         for name in ("plasticity", "hebbian_decay_init", "act_threshold"):
             value = getattr(self, name)
             if not 0.0 < value <= 1.0:
                 raise ValueError(f"BackboneConfig.{name} must lie in (0, 1], got {value}.")
+        if not 0.0 < self.neural_memory_lr <= MAX_NEURAL_MEMORY_LR:
+            raise ValueError(
+                f"BackboneConfig.neural_memory_lr must lie in (0, {MAX_NEURAL_MEMORY_LR}], got "
+                f"{self.neural_memory_lr}: the range measured stable (finite logits over 1K-32K tokens with "
+                "every memory gate saturated; docs/reliability.md). Pick a value in it, e.g. the default 0.1."
+            )
         if self.memory is not None and not self.causal:
             raise ValueError(
                 "BackboneConfig: memory modules are causal recurrences; set causal=True or memory=None."

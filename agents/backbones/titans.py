@@ -22,6 +22,7 @@ the memory MLP's weights it leaves behind.
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import torch
@@ -31,6 +32,13 @@ from torch import nn
 from agents.backbones.base import InspectionMap, MemoryOutput
 from agents.backbones.chunking import prepend_pending
 from agents.backbones.linear import Linear
+
+SILU_GRAD_MAX = 1.1  # max of d silu(h) / dh (about 1.0998, at h ~ 2.4)
+# The largest momentum eta a token may have (a gate saturating at 1 would never let the momentum decay,
+# and with no forgetting the weights then grew without bound: NaN after ~16K tokens at any learning rate;
+# at 0.99 they stay bounded over 32K tokens with every gate saturated). Gates below it are unchanged.
+MAX_MOMENTUM = 0.99
+LOG_MAX_MOMENTUM = math.log(MAX_MOMENTUM)
 
 
 def silu_grad(h: torch.Tensor) -> torch.Tensor:
@@ -44,6 +52,29 @@ def memory_mlp(x: torch.Tensor, w1: torch.Tensor, w2: torch.Tensor) -> torch.Ten
     return F.silu(x @ w1) @ w2
 
 
+def step_scales(
+    coef: torch.Tensor, k: torch.Tensor, a: torch.Tensor, y: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Normalised-LMS factors (B, H, 1, 1) for W1's and W2's step of one chunk, 1 unless it would overshoot.
+
+    The chunk's step on W2 is one gradient step on sum_s c_s ||a_s W2 - v_s||^2, whose curvature is at
+    most e2 = sum_s c_s |a_s|^2 (``coef`` (B, H, C, 1) holds c_s; ``a`` the hidden activations (B, H, C, m)).
+    It cannot overshoot while e2 <= 1, so a larger e2 scales the step by 1 / e2, as normalised LMS does.
+    W1's step likewise, with its inputs (the keys ``k``) and the gain of the rest of the memory: silu'
+    (at most 1.1) times W2's gain on this chunk, |y|^2 / |a|^2 with ``y`` the memory's outputs. Without
+    it a large learning rate, or gates that saturate in training, made the weights grow without bound
+    (NaN logits within 1K tokens); with it they stay finite at any learning rate. The factors are
+    treated as constants by autograd.
+    """
+    with torch.no_grad():
+        a2 = a.float().square().sum(-1, keepdim=True)
+        e2 = (coef * a2).sum(-2, keepdim=True)
+        gain = y.float().square().sum((-2, -1), keepdim=True) / a2.sum(-2, keepdim=True).clamp(min=1e-12)
+        e1 = (coef * k.float().square().sum(-1, keepdim=True)).sum(-2, keepdim=True)
+        e1 = e1 * (SILU_GRAD_MAX**2 * gain).clamp(min=1.0)
+        return e1.clamp(min=1.0).reciprocal(), e2.clamp(min=1.0).reciprocal()
+
+
 def update_coefficients(
     lr: torch.Tensor, log_momentum: torch.Tensor, log_keep: torch.Tensor
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -51,8 +82,9 @@ def update_coefficients(
 
     With gradients g_s all taken at the chunk-start weights W_0 (momentum S_0), the chunk-end values are
       W_C = keep * W_0 + carry * S_0 - sum_s c_s g_s,     S_C = mom * S_0 - sum_s d_s g_s.
-    Returns (c, d, keep, carry, mom), c and d (B,H,C), the rest (B,H).
+    Returns (c, d, keep, carry, mom), c and d (B,H,C), the rest (B,H). Momentum is capped at MAX_MOMENTUM.
     """
+    log_momentum = log_momentum.clamp(max=LOG_MAX_MOMENTUM)
     le, la = log_momentum.cumsum(-1), log_keep.cumsum(-1)  # inclusive cumulative logs
     la_end, le_end = la[..., -1:], le[..., -1:]
     # c_s = theta_s * sum_{t>=s} exp(base_t - le_s), base_t = la_end - la_t + le_t. A reverse
@@ -199,8 +231,9 @@ class NeuralMemory(nn.Module):
         # One matmul per weight gives both the weight step (coef) and the momentum step (mcoef); the
         # coefficients scale the narrower operand (keys: d wide, against m for delta).
         k = qk[:, :, c:]
-        g1 = torch.cat((coef * k, mcoef * k), dim=-1).to(dtype).transpose(-1, -2) @ delta
-        g2 = a_k.transpose(-1, -2) @ torch.cat((coef * err, mcoef * err), dim=-1).to(dtype)
+        scale1, scale2 = step_scales(coef, k, a_k, y_k)
+        g1 = torch.cat((scale1 * coef * k, scale1 * mcoef * k), dim=-1).to(dtype).transpose(-1, -2) @ delta
+        g2 = a_k.transpose(-1, -2) @ torch.cat((scale2 * coef * err, scale2 * mcoef * err), dim=-1).to(dtype)
         (step1, mstep1), (step2, mstep2) = g1.float().chunk(2, dim=-2), g2.float().chunk(2, dim=-1)
         keep, carry, mom = keep[..., None], carry[..., None], mom[..., None]
         new_w1, new_w2 = keep * w1 + carry * s1 - step1, keep * w2 + carry * s2 - step2

@@ -7,7 +7,7 @@ from torch.func import grad
 from agents.backbones import build_backbone
 from agents.backbones.external import allocation_weights, multi_allocation_weights
 from agents.backbones.hebbian import HebbianMemory, hebbian_chunked, hebbian_recurrent
-from agents.backbones.titans import NeuralMemory, memory_mlp, update_coefficients
+from agents.backbones.titans import MAX_MOMENTUM, NeuralMemory, memory_mlp, update_coefficients
 from tests.backbones.helpers import VOCAB, tiny
 
 
@@ -58,9 +58,35 @@ def test_hebbian_is_finite_over_16k_tokens_under_bf16_autocast(alpha):
     assert torch.isfinite(out).all() and torch.isfinite(state).all()
 
 
+def _chunk_step_weights(lr, log_mom, log_keep):
+    """c_s by simulation: the weight with which token s's gradient enters the chunk-end W (B, H, C)."""
+    eta, keep = log_mom.exp().clamp(max=MAX_MOMENTUM), log_keep.exp()
+    weights = torch.zeros_like(lr)
+    for s in range(lr.shape[-1]):
+        momentum, w = -lr[..., s], keep[..., s] * 0.0 - lr[..., s]
+        for t in range(s + 1, lr.shape[-1]):
+            momentum = eta[..., t] * momentum
+            w = keep[..., t] * w + momentum
+        weights[..., s] = -w
+    return weights
+
+
+def _nlms_scales(lr, log_mom, log_keep, k, w1, w2):
+    """Normalised-LMS factors of W1's and W2's step (B, H): 1 / max(1, curvature bound) at the chunk start."""
+    c = _chunk_step_weights(lr, log_mom, log_keep)
+    a = torch.nn.functional.silu(k @ w1)
+    y = a @ w2
+    gain = y.square().sum((-2, -1)) / a.square().sum((-2, -1))
+    e1 = (c * k.square().sum(-1)).sum(-1) * (1.1**2 * gain).clamp(min=1.0)
+    e2 = (c * a.square().sum(-1)).sum(-1)
+    return 1.0 / e1.clamp(min=1.0), 1.0 / e2.clamp(min=1.0)
+
+
 def _titans_reference(q, k, v, lr, log_mom, log_keep, w1, w2, s1, s2):
     """Token by token: gradient of ||M(k_t) - v_t||^2 by autograd at the chunk-start weights, then
-    momentum and forgetting applied one step at a time."""
+    momentum (capped at MAX_MOMENTUM) and forgetting applied one step at a time, each weight's steps
+    scaled by its normalised-LMS factor."""
+    scale1, scale2 = _nlms_scales(lr, log_mom, log_keep, k, w1, w2)
 
     def loss(weights, key, value):
         return (
@@ -74,9 +100,9 @@ def _titans_reference(q, k, v, lr, log_mom, log_keep, w1, w2, s1, s2):
         for bi in range(k.shape[0]):
             for hi in range(k.shape[1]):
                 g1, g2 = grad(loss)((start[0][bi, hi], start[1][bi, hi]), k[bi, hi, t], v[bi, hi, t])
-                eta, keep = log_mom[bi, hi, t].exp(), log_keep[bi, hi, t].exp()
-                s1[bi, hi] = eta * s1[bi, hi] - lr[bi, hi, t] * g1
-                s2[bi, hi] = eta * s2[bi, hi] - lr[bi, hi, t] * g2
+                eta, keep = log_mom[bi, hi, t].exp().clamp(max=MAX_MOMENTUM), log_keep[bi, hi, t].exp()
+                s1[bi, hi] = eta * s1[bi, hi] - lr[bi, hi, t] * scale1[bi, hi] * g1
+                s2[bi, hi] = eta * s2[bi, hi] - lr[bi, hi, t] * scale2[bi, hi] * g2
                 w1[bi, hi] = keep * w1[bi, hi] + s1[bi, hi]
                 w2[bi, hi] = keep * w2[bi, hi] + s2[bi, hi]
     return memory_mlp(q, *start), w1, w2, s1, s2
