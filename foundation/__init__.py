@@ -4,7 +4,14 @@ It imports nothing from envs, agents, curricula or runners, so each of them can 
 reaching sideways or upwards.
 """
 
-from foundation.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from foundation.checkpoint import (
+    CheckpointError,
+    UnverifiedCheckpointWarning,
+    check_state_matches,
+    load_checkpoint,
+    save_checkpoint,
+    state_mismatches,
+)
 from foundation.device import resolve_device
 from foundation.seeding import (
     check_seed,
@@ -17,7 +24,9 @@ from foundation.seeding import (
 
 __all__ = [
     "CheckpointError",
+    "UnverifiedCheckpointWarning",
     "check_seed",
+    "check_state_matches",
     "derive_seed",
     "load_checkpoint",
     "make_generator",
@@ -26,4 +35,5 @@ __all__ = [
     "save_checkpoint",
     "seed_everything",
     "set_rng_state",
+    "state_mismatches",
 ]
