@@ -106,7 +106,11 @@ class AgentExperiment(Experiment):
         schedule = build_schedule(cfg.curriculum.name, task.num_levels, **params)
         self.curriculum = Curriculum(schedule, self.device, self.seed, task.ladder.names)
         self.sampler = CurriculumSampler(
-            task, self.curriculum, self.seed, refresh_every=int(cfg.trainer.log_every)
+            task,
+            self.curriculum,
+            self.seed,
+            refresh_every=int(cfg.trainer.log_every),
+            prefetch=int(cfg.trainer.supervised.prefetch_batches),
         )
         self._rl_env: CurriculumVectorWrapper | None = None
         self.last_eval: dict[str, float] = {}

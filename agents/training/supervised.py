@@ -36,11 +36,17 @@ class SupervisedConfig:
     bf16: bool = False  # autocast matmuls to bfloat16; memory recurrences stay float32 inside the backbone
     compile: str = "auto"  # none | auto | loss | blocks (agents.training.speed.compile_plan); auto: CUDA only
     pad_multiple: int = 64  # compiled steps pad sequences to a multiple of this: few shapes, few recompiles
+    prefetch_batches: int = 1  # a runner's sampler draws this many batches per level at once (GPU: 32)
     optimizer_kwargs: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.pad_multiple < 1:
             raise ValueError(f"SupervisedConfig.pad_multiple must be >= 1, got {self.pad_multiple}.")
+        if self.prefetch_batches < 1:
+            raise ValueError(
+                f"SupervisedConfig.prefetch_batches must be >= 1 (batches drawn per level at once), "
+                f"got {self.prefetch_batches}; e.g. trainer.supervised.prefetch_batches=32 on a GPU."
+            )
 
 
 class SupervisedTrainer:

@@ -149,3 +149,47 @@ def test_sampler_follows_a_staged_schedule_that_only_the_loop_advances():
     assert curriculum.steps == 4
     with pytest.raises(ValueError, match="num_levels=3"):
         CurriculumSampler(MazeTask(TINY_MAZES), AdaptiveSchedule(10))
+
+
+def _same(a, b) -> bool:
+    return all(
+        torch.equal(x, y)
+        for x, y in zip((a.tokens, a.targets, a.loss_mask), (b.tokens, b.targets, b.loss_mask))
+    )
+
+
+def test_prefetching_sampler_hands_out_each_draw_in_order_and_trimmed():
+    task = MazeTask(TINY_MAZES)
+    generator = torch.Generator().manual_seed(1)
+    sampler = CurriculumSampler(task, StagedSchedule(3, [{"level": 2}]), seed=0, prefetch=4)
+    batches = [sampler.sample_batch(8, generator=generator) for _ in range(6)]
+    stream = torch.Generator().manual_seed(1)
+    draws = [task.sample_batch(32, generator=stream, level=2) for _ in range(2)]  # 4 batches per draw
+    for i, batch in enumerate(batches):  # each draw handed out in order, each batch trimmed to its rows
+        whole, rows = draws[i // 4], slice(8 * (i % 4), 8 * (i % 4) + 8)
+        width = batch.tokens.shape[1]
+        assert torch.equal(batch.tokens, whole.tokens[rows, :width])
+        assert torch.equal(batch.loss_mask, whole.loss_mask[rows, :width])
+        assert not whole.loss_mask[rows, width:].any() and (whole.tokens[rows, width:] == 0).all()
+        assert (batch.tokens[:, -1] != 0).any() or batch.loss_mask[:, -1].any()  # no all-padding column
+
+
+def test_prefetching_sampler_resumes_mid_draw_exactly(tmp_path):
+    from foundation import load_checkpoint, save_checkpoint
+
+    task = MazeTask(TINY_MAZES)
+
+    def make():
+        schedule = AdaptiveSchedule(3, replay=0.5, start_level=2)
+        return CurriculumSampler(task, schedule, seed=0, prefetch=3), torch.Generator().manual_seed(5)
+
+    sampler, generator = make()
+    for _ in range(4):
+        sampler.sample_batch(8, generator=generator)
+    save_checkpoint({"sampler": sampler.state_dict(), "gen": generator.get_state()}, tmp_path / "s.pt")
+    expected = [sampler.sample_batch(8, generator=generator) for _ in range(5)]
+    resumed, generator = make()
+    state = load_checkpoint(tmp_path / "s.pt")
+    resumed.load_state_dict(state["sampler"])
+    generator.set_state(state["gen"])
+    assert all(_same(resumed.sample_batch(8, generator=generator), batch) for batch in expected)

@@ -64,8 +64,12 @@ def test_generation_logs_text_samples_and_rl_metrics(tmp_path):
     assert {"train/rl/loss", "train/rl/reward_per_step", "train/env_steps_per_s"} <= set(tags["scalars"])
 
 
-def test_ctrl_c_stops_at_a_step_boundary_and_resume_matches_an_uninterrupted_run(tmp_path, monkeypatch):
-    run("maze", tmp_path / "whole", ["trainer.steps=6"])
+@pytest.mark.parametrize("prefetch", [1, 3])  # 3: the stop at step 4 falls inside a prefetched draw
+def test_ctrl_c_stops_at_a_step_boundary_and_resume_matches_an_uninterrupted_run(
+    tmp_path, monkeypatch, prefetch
+):
+    overrides = ["trainer.steps=6", f"trainer.supervised.prefetch_batches={prefetch}"]
+    run("maze", tmp_path / "whole", overrides)
     train_step = maze.MazeExperiment.train_step
 
     def interrupted(self, step):
@@ -75,11 +79,11 @@ def test_ctrl_c_stops_at_a_step_boundary_and_resume_matches_an_uninterrupted_run
 
     monkeypatch.setattr(maze.MazeExperiment, "train_step", interrupted)
     with pytest.raises(KeyboardInterrupt):
-        run("maze", tmp_path / "split", ["trainer.steps=6"])
+        run("maze", tmp_path / "split", overrides)
     assert load_checkpoint(tmp_path / "split" / "checkpoints" / "latest.pt")["step"] == 4
     monkeypatch.undo()
 
-    report = run("maze", tmp_path / "split", ["trainer.steps=6", "resume=true"])
+    report = run("maze", tmp_path / "split", [*overrides, "resume=true"])
     assert [h["step"] for h in report["history"]] == [2, 4, 6]
     whole = load_checkpoint(tmp_path / "whole" / "checkpoints" / "latest.pt")
     split = load_checkpoint(tmp_path / "split" / "checkpoints" / "latest.pt")
