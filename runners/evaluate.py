@@ -27,7 +27,7 @@ from runners.experiment import AgentExperiment
 from runners.generation import GenerationExperiment
 from runners.maze import MazeExperiment
 from runners.recall import RecallExperiment
-from runners.report import write_report
+from runners.report import format_table, level_results, write_report
 
 EXPERIMENTS: dict[str, type[AgentExperiment]] = {
     "maze": MazeExperiment,
@@ -77,7 +77,57 @@ def evaluate_checkpoint(path: Path, device: str, episodes: int) -> tuple[str, di
     results = experiment.full_evaluation(episodes=episodes or None)
     results["step"] = int(state["step"])
     results["checkpoint"] = str(path)
+    names = list(experiment.task.ladder.names)
+    results["training"] = level_results(state.get("history") or [], experiment.headline, names)
     return runner, results
+
+
+def level_metrics(results: dict[str, Any], headline: str) -> list[str]:
+    """The entries of a full evaluation that map the headline's levels to numbers (headline first)."""
+    levels = set(results.get(headline) or {})
+    return [headline] + [
+        key
+        for key, value in results.items()
+        if key != headline
+        and isinstance(value, dict)
+        and levels & set(value)
+        and all(isinstance(v, int | float) for v in value.values())
+    ]
+
+
+def evaluation_tables(runs: dict[str, dict[str, Any]], runners: dict[str, str]) -> str:
+    """What ``runners.evaluate`` prints: for every run, each level's metrics from this evaluation beside
+    the headline's final and best during training (from the checkpoint's history); bits per character
+    per split where measured; with several runs of one family, the headline side by side."""
+    out: list[str] = []
+    for label, results in runs.items():
+        headline = EXPERIMENTS[runners[label]].headline
+        metrics = level_metrics(results, headline)
+        training = results.get("training") or {}
+        headers = ["level", *metrics, f"train {headline} final", f"train {headline} best"]
+        rows = [
+            [
+                level,
+                *(results[m].get(level) for m in metrics),
+                (training.get(level) or {}).get("final"),
+                (training.get(level) or {}).get("best"),
+            ]
+            for level in results[headline]
+        ]
+        out += [f"{label} ({runners[label]}, step {results.get('step')}, {results.get('checkpoint')}):"]
+        out += [format_table(headers, rows), ""]
+        if isinstance(results.get("bits_per_char"), dict):
+            bpc = [[split, value] for split, value in results["bits_per_char"].items()]
+            out += [format_table(["split", "bits_per_char"], bpc), ""]
+    for runner in sorted(set(runners.values())):
+        labels = [label for label in runs if runners[label] == runner]
+        if len(labels) < 2:
+            continue
+        headline = EXPERIMENTS[runner].headline
+        levels = list(dict.fromkeys(level for label in labels for level in runs[label][headline]))
+        rows = [[level, *(runs[label][headline].get(level) for label in labels)] for level in levels]
+        out += [f"{runner}: {headline} by level, run by run:", format_table(["level", *labels], rows), ""]
+    return "\n".join(out).rstrip()
 
 
 def evaluate(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
@@ -96,6 +146,7 @@ def evaluate(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
         plots += [str(p.relative_to(out_dir)) for p in made]
     report = {"runs": runs, "runners": runners, "plots": plots}
     write_report(report, out_dir / "report.json")
+    print(evaluation_tables(runs, runners))
     print(f"Wrote {out_dir / 'report.json'} and {len(plots)} plot(s) for {len(runs)} run(s).")
     return report
 

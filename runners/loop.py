@@ -31,7 +31,7 @@ from foundation import rng_state, set_rng_state
 from runners.checkpoints import CheckpointManager, load_resume_state
 from runners.ddp import DistInfo, any_rank
 from runners.logging import RunLogger, to_float
-from runners.report import plot_history, write_report
+from runners.report import plot_history, report_headline, run_table, write_report
 
 
 @dataclass
@@ -391,17 +391,30 @@ def finish(
 
 
 def run_summary(report: Mapping[str, Any], root: Path) -> str:
-    """A closing line: the best evaluation score reached at each curriculum level, and where the run is.
+    """The closing text: how far the run got, a table of the headline metric's final and best value per
+    level (from report.json's history), the best checkpoint of each curriculum level, and the run folder.
 
-    The last evaluation alone can mislead: right after the curriculum moves up, it measures the new, harder
-    level.
+    Final and best sit side by side because neither alone tells the story: the best hides what a level
+    fell to after the curriculum moved on, and the last evaluation of the current level measures a new,
+    harder level right after a move.
     """
     names = (report.get("curriculum") or {}).get("level_names") or []
+    metric = report_headline(report) or "score"
+    level = (report.get("curriculum") or {}).get("level")
+    known = isinstance(level, int) and 0 <= level < len(names)
+    where = f"; curriculum at level {level} ({names[level]})" if known else ""
+    done = report.get("steps_done", report["steps"])
+    stopped = f", stopped early: {report['stopped_early']}" if report.get("stopped_early") else ""
     best = ", ".join(
         f"{names[int(k)] if int(k) < len(names) else f'level {k}'}: {v:.3f}"
         for k, v in report.get("best_checkpoints", {}).items()
     )
-    return (
-        f"Finished {report['steps']} steps. Best evaluation score per curriculum level: {best or 'none'}. "
-        + (f"Run folder: {root} (report.json, plots/, tb/ for tensorboard --logdir, checkpoints/).")
+    return "\n".join(
+        [
+            f"Finished {done} of {report['steps']} steps{stopped}{where}.",
+            run_table(report),
+            f"Best checkpoints (checkpoints/best_level<k>.pt, {metric} at the curriculum level when saved): "
+            f"{best or 'none'}.",
+            f"Run folder: {root} (report.json, plots/, tb/ for tensorboard --logdir, checkpoints/).",
+        ]
     )
