@@ -16,6 +16,7 @@ from typing import Any
 
 import hydra
 from omegaconf import DictConfig, ListConfig, OmegaConf
+from tqdm.auto import tqdm
 
 from foundation import resolve_device, seed_everything
 from foundation.checkpoint import load_checkpoint
@@ -25,6 +26,7 @@ from runners.config import SCHEMAS, register_configs
 from runners.ddp import DistInfo
 from runners.experiment import AgentExperiment
 from runners.generation import GenerationExperiment
+from runners.logging import ticking_status
 from runners.maze import MazeExperiment
 from runners.recall import RecallExperiment
 from runners.report import format_table, level_results, write_report
@@ -137,8 +139,11 @@ def evaluate(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
     labels = run_labels(paths, list(cfg.labels) if cfg.labels is not None else None)
     runs: dict[str, dict[str, Any]] = {}
     runners: dict[str, str] = {}
-    for label, path in zip(labels, paths, strict=True):
-        runners[label], runs[label] = evaluate_checkpoint(path, cfg.device, int(cfg.episodes))
+    with tqdm(total=len(paths), desc="evaluate", unit="checkpoint") as bar:
+        for label, path in zip(labels, paths, strict=True):
+            with ticking_status(bar, f"{label}:"):  # a full evaluation takes minutes: show it is alive
+                runners[label], runs[label] = evaluate_checkpoint(path, cfg.device, int(cfg.episodes))
+            bar.update(1)
     plots: list[str] = []
     for runner in sorted(set(runners.values())):
         same = {label: runs[label] for label in runs if runners[label] == runner}

@@ -9,7 +9,10 @@ instead of the separate sub-run ``SummaryWriter.add_hparams`` creates.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+import threading
+import time
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -99,3 +102,48 @@ class RunLogger:
         if self.writer is not None:
             self.writer.close()
             self.writer = None
+
+
+@contextmanager
+def ticking_status(bar: Any, text: str, every_s: float = 1.0) -> Iterator[None]:
+    """Show ``text`` and the seconds spent so far in a tqdm ``bar``'s postfix, refreshed every ``every_s``
+    seconds until the block ends, so a long evaluation never looks like a frozen bar.
+
+    A daemon thread does the refreshing (tqdm bars lock their own writes); a disabled bar is left alone.
+    """
+    if bar is None or getattr(bar, "disable", True):
+        yield
+        return
+    done = threading.Event()
+    start = time.monotonic()
+
+    def tick() -> None:
+        while True:
+            bar.set_postfix_str(f"{text} {time.monotonic() - start:.0f}s", refresh=True)
+            if done.wait(every_s):
+                return
+
+    thread = threading.Thread(target=tick, name="status-ticker", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        done.set()
+        thread.join()
+
+
+def level_label(experiment: Any) -> str:
+    """``"1 4x4"``: an experiment's curriculum level index and its name (the index alone without names)."""
+    level = int(experiment.level)
+    names = getattr(getattr(experiment, "curriculum", None), "level_names", None) or []
+    return f"{level} {names[level]}" if 0 <= level < len(names) else str(level)
+
+
+def eval_postfix(record: Mapping[str, Any], experiment: Any) -> str:
+    """An evaluation for the progress bar: the headline metric by its name at the level it measured,
+    e.g. ``exact_path 0.844 @3x3``."""
+    metric = getattr(experiment, "headline", "score")
+    scored = int(record.get("level", experiment.level))
+    names = getattr(getattr(experiment, "curriculum", None), "level_names", None) or []
+    name = names[scored] if 0 <= scored < len(names) else f"level {scored}"
+    return f"{metric} {float(record.get('score', float('nan'))):.3f} @{name}"

@@ -24,13 +24,14 @@ from typing import Any
 import torch
 from omegaconf import DictConfig, OmegaConf
 from tqdm.auto import tqdm
+from tqdm.contrib.logging import logging_redirect_tqdm
 
 from agents.training.speed import peak_flops
 from curricula import Curriculum
 from foundation import rng_state, set_rng_state
 from runners.checkpoints import CheckpointManager, load_resume_state
 from runners.ddp import DistInfo, any_rank
-from runners.logging import RunLogger, to_float
+from runners.logging import RunLogger, eval_postfix, level_label, ticking_status, to_float
 from runners.report import plot_history, report_headline, run_table, write_report
 
 
@@ -184,7 +185,7 @@ class StopOnInterrupt:
             signal.signal(signal.SIGINT, self._previous)
             raise KeyboardInterrupt
         self.requested = True
-        print("\nCtrl-C: stopping after this step and saving a checkpoint (press again to stop at once).")
+        tqdm.write("\nCtrl-C: stopping after this step and saving a checkpoint (press again to stop now).")
 
 
 class _Meter:
@@ -255,7 +256,8 @@ def train(experiment: Experiment, cfg: DictConfig, paths: RunPaths, dist: DistIn
     step = start
     stop: str | None = None  # why the run ended before trainer.steps: "interrupted", "time budget", ...
     started = time.monotonic()
-    with StopOnInterrupt() as interrupt:
+    last_eval = ""  # the bar keeps the last evaluation's result beside the live loss
+    with StopOnInterrupt() as interrupt, logging_redirect_tqdm(tqdm_class=tqdm):  # log lines go above the bar
         try:
             while step < trainer.steps:
                 meter.add(experiment.train_step(step))
@@ -270,19 +272,22 @@ def train(experiment: Experiment, cfg: DictConfig, paths: RunPaths, dist: DistIn
                     logger.scalars("curriculum", {"level": experiment.level}, step)
                     bar.set_postfix(
                         loss=f"{values.get('loss', float('nan')):.3f}",
-                        level=experiment.level,
+                        level=level_label(experiment),
                         tok_s=f"{values['tokens_per_s']:.0f}",
+                        **({"eval": last_eval} if last_eval else {}),
                         refresh=False,
                     )
                 if step % trainer.eval_every == 0 or step == trainer.steps:
-                    record = _evaluate(experiment, logger, checkpoints, cfg, step, history)
-                    bar.set_postfix_str(f"eval score {record['score']:.3f} level {experiment.level}")
+                    with ticking_status(bar, f"evaluating at step {step}:"):
+                        record = _evaluate(experiment, logger, checkpoints, cfg, step, history)
+                    last_eval = eval_postfix(record, experiment)
+                    bar.set_postfix_str(f"eval {last_eval}, level {level_label(experiment)}")
                     meter.start = time.perf_counter()  # throughput counts training time only
                 stop = _should_stop(interrupt, step, cfg, dist, time.monotonic() - started)
                 if step % trainer.checkpoint_every == 0 or step == trainer.steps or stop:
                     checkpoints.save_latest(checkpoint_state(experiment, cfg, step, history))
                 if stop:
-                    print(f"\nStopped at step {step} ({stop}); saved {checkpoints.latest_path}.")
+                    tqdm.write(f"\nStopped at step {step} ({stop}); saved {checkpoints.latest_path}.")
                     break
         finally:
             bar.close()
