@@ -24,7 +24,7 @@ from agents.rollout import rollout
 from envs.generation import COMPONENTS, TextQualityTask, bits_per_char, decode, load_corpus
 from envs.generation.vector import TextQualityVectorEnv
 from foundation import make_generator
-from runners.app import cli_main
+from runners.app import check_command_line, cli_main
 from runners.config import register_configs
 from runners.ddp import DistInfo
 from runners.experiment import AgentExperiment, LevelScore
@@ -157,4 +157,5 @@ def main(cfg: DictConfig) -> None:
 
 
 if __name__ == "__main__":
+    check_command_line(RUNNER)  # before Hydra composes: misspelt keys, another runner's preset
     main()

@@ -28,7 +28,7 @@ from envs.maze.evaluate import exact_paths, oracle_path_check, teacher_forced_eq
 from envs.maze.render import rollout_figure
 from envs.maze.vector import MazeVectorEnv
 from foundation import make_generator
-from runners.app import cli_main
+from runners.app import check_command_line, cli_main
 from runners.config import register_configs
 from runners.ddp import DistInfo
 from runners.experiment import AgentExperiment, LevelScore
@@ -165,4 +165,5 @@ def main(cfg: DictConfig) -> None:
 
 
 if __name__ == "__main__":
+    check_command_line(RUNNER)  # before Hydra composes: misspelt keys, another runner's preset
     main()

@@ -23,7 +23,7 @@ from envs.recall.evaluate import GridReport, answer_scores, evaluate_grid, ladde
 from envs.recall.task import RecallTask
 from envs.recall.vector import RecallVectorEnv
 from foundation import make_generator
-from runners.app import cli_main
+from runners.app import check_command_line, cli_main
 from runners.config import register_configs
 from runners.ddp import DistInfo
 from runners.experiment import AgentExperiment, LevelScore
@@ -135,4 +135,5 @@ def main(cfg: DictConfig) -> None:
 
 
 if __name__ == "__main__":
+    check_command_line(RUNNER)  # before Hydra composes: misspelt keys, another runner's preset
     main()
