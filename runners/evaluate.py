@@ -127,6 +127,9 @@ def evaluation_tables(runs: dict[str, dict[str, Any]], runners: dict[str, str]) 
             continue
         headline = EXPERIMENTS[runner].headline
         levels = list(dict.fromkeys(level for label in labels for level in runs[label][headline]))
+        levels = [lv for lv in levels if sum(lv in runs[label][headline] for label in labels) > 1]
+        if not levels:  # runs of different tasks: nothing to put side by side
+            continue
         rows = [[level, *(runs[label][headline].get(level) for label in labels)] for level in levels]
         out += [f"{runner}: {headline} by level, run by run:", format_table(["level", *labels], rows), ""]
     return "\n".join(out).rstrip()

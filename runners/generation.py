@@ -29,7 +29,7 @@ from runners.config import register_configs
 from runners.ddp import DistInfo
 from runners.experiment import AgentExperiment, LevelScore
 from runners.logging import RunLogger
-from runners.report import plot_bars
+from runners.report import plot_bars, plot_level_bars
 
 RUNNER = "generation"
 
@@ -131,15 +131,33 @@ class GenerationExperiment(AgentExperiment):
     def summary(self) -> dict[str, Any]:
         return {**super().summary(), "bits_per_char": self.last_bits_per_char}
 
+    def plots(self, out_dir: Path, history: list[dict[str, Any]]) -> list[Path]:
+        """Best and final reward per level (the end-of-run table's numbers)."""
+        path = out_dir / f"{self.headline}_by_level.png"
+        title = f"{self.runner}: {self.headline} per level ({self.cfg.task.eval_envs} continuations each)"
+        return [plot_level_bars(history, self.headline, path, title, self.task.ladder.names)]
+
     @classmethod
     def comparison_plots(cls, runs: dict[str, dict[str, Any]], out_dir: Path) -> list[Path]:
         """Reward by level and bits per character, one bar per run."""
         rewards = {label: r["reward"] for label, r in runs.items()}
         bpc = {label: r["bits_per_char"] for label, r in runs.items()}
         return [
-            plot_bars(rewards, out_dir / "generation_reward.png", "reward by level", "reward", ylim=None),
             plot_bars(
-                bpc, out_dir / "generation_bits_per_char.png", "bits per character", "bits/char", ylim=None
+                rewards,
+                out_dir / "generation_reward.png",
+                "reward by level (engine-decoded continuations of validation prompts)",
+                "reward (weighted sum, per episode)",
+                ylim=None,
+                xlabel="level",
+            ),
+            plot_bars(
+                bpc,
+                out_dir / "generation_bits_per_char.png",
+                "bits per character of held-out text",
+                "bits per character (lower is better)",
+                ylim=None,
+                xlabel="corpus split",
             ),
         ]
 

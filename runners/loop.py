@@ -32,7 +32,7 @@ from foundation import rng_state, set_rng_state
 from runners.checkpoints import CheckpointManager, load_resume_state
 from runners.ddp import DistInfo, any_rank
 from runners.logging import RunLogger, eval_postfix, level_label, ticking_status, to_float
-from runners.report import plot_history, report_headline, run_table, write_report
+from runners.report import plot_eval_history, report_headline, run_table, write_report
 
 
 @dataclass
@@ -385,8 +385,10 @@ def finish(
         "config": OmegaConf.to_container(cfg, resolve=True),
     }
     if dist.is_main:
-        keys = sorted({k for record in history for k in headline(record)})
-        plots = [plot_history(history, keys, paths.plots / "eval_history.png", f"{cfg.name}: evaluation")]
+        names = getattr(experiment.curriculum, "level_names", None)
+        metric = getattr(experiment, "headline", None)
+        title = f"{cfg.name}: evaluation"
+        plots = [plot_eval_history(history, paths.plots / "eval_history.png", title, metric, names)]
         plots += experiment.plots(paths.plots, history)
         report["plots"] = [str(p.relative_to(paths.root)) for p in plots]
         write_report(report, paths.report)

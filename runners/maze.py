@@ -33,7 +33,7 @@ from runners.config import register_configs
 from runners.ddp import DistInfo
 from runners.experiment import AgentExperiment, LevelScore
 from runners.logging import RunLogger
-from runners.report import plot_bars
+from runners.report import plot_bars, plot_level_bars
 
 RUNNER = "maze"
 EVAL_MODES = ("rollout", "teacher_forced")
@@ -137,6 +137,12 @@ class MazeExperiment(AgentExperiment):
             results["size"][level.name] = f"{level.height}x{level.width}"
         return results
 
+    def plots(self, out_dir: Path, history: list[dict[str, Any]]) -> list[Path]:
+        """Best and final exact-path rate per level (the end-of-run table's numbers)."""
+        path = out_dir / f"{self.headline}_by_level.png"
+        title = f"{self.runner}: {self.headline} per level ({self.cfg.task.eval_episodes} mazes each)"
+        return [plot_level_bars(history, self.headline, path, title, self.task.ladder.names)]
+
     @classmethod
     def comparison_plots(cls, runs: dict[str, dict[str, Any]], out_dir: Path) -> list[Path]:
         """Exact-path accuracy by maze size, one bar per run and one figure per generator."""
@@ -147,8 +153,9 @@ class MazeExperiment(AgentExperiment):
                 for label, r in runs.items()
             }
             path = out_dir / f"maze_exact_path_{generator}.png"
-            title = f"exact-path accuracy by size ({generator})"
-            plots.append(plot_bars(groups, path, title, "exact-path rate"))
+            title = f"exact-path rate by maze size, {generator} mazes (greedy walks)"
+            ylabel = "exact-path rate (fraction of mazes)"
+            plots.append(plot_bars(groups, path, title, ylabel, xlabel="maze size (rows x columns)"))
         return plots
 
 

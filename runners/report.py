@@ -7,9 +7,11 @@ per checkpoint so several runs sit side by side. Plots use matplotlib's non-inte
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
 import os
+import textwrap
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -194,6 +196,13 @@ def run_table(report: Mapping[str, Any]) -> str:
     return "\n".join(text)
 
 
+def _wrap(title: str, figure: Any, per_inch: float = 11.0) -> str:
+    """``title`` with each line wrapped to what the figure's width holds (about 11 characters an inch at
+    font size 9), so no title is cut at the edges."""
+    width = max(20, int(figure.get_figwidth() * per_inch))
+    return "\n".join(textwrap.fill(line, width) for line in title.split("\n"))
+
+
 def _save(figure: Any, path: Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     figure.tight_layout()
@@ -202,25 +211,161 @@ def _save(figure: Any, path: Path) -> Path:
     return path
 
 
-def plot_history(
-    history: Sequence[Mapping[str, Any]], keys: Sequence[str], path: str | Path, title: str
+STEP_LABEL = "training step (optimiser steps)"
+
+UNITS = {
+    "exact_path": "exact-path rate (fraction of mazes)",
+    "success": "success rate (fraction of episodes)",
+    "exact_match": "exact-match rate (fraction of sequences)",
+    "accuracy": "answer accuracy (fraction of tokens)",
+    "reward": "reward (weighted sum, per episode)",
+    "bits_per_char": "bits per character (lower is better)",
+    "reference_bits_per_char": "bits per character (lower is better)",
+    "score": "score at the curriculum level",
+}
+"""Axis labels with units for the metrics the runners report."""
+
+FRACTIONS = ("exact_path", "success", "exact_match", "accuracy")
+
+
+def axis_label(metric: str) -> str:
+    """The y-axis label of ``metric``: its name with units (``exact-path rate (fraction of mazes)``)."""
+    base = metric.split("/")[0]
+    if base in UNITS:
+        return UNITS[base]
+    if base.endswith("_mean") and base[: -len("_mean")] in UNITS:
+        return f"{UNITS[base[: -len('_mean')]]}, mean over levels"
+    if base.startswith("reward_"):
+        return f"{base[len('reward_') :]} component (per episode)"
+    return base
+
+
+def _fraction_axis(ax: Any, metric: str) -> None:
+    if metric.split("/")[0].removesuffix("_mean") in FRACTIONS:
+        ax.set_ylim(-0.03, 1.03)
+
+
+def level_changes(history: Sequence[Mapping[str, Any]]) -> list[tuple[float, int]]:
+    """``(step, new level)`` for each move of the curriculum seen in ``history``: a record's ``level`` is
+    the level its evaluation measured, so a move shows at the evaluation before the first record at the
+    new level (the move happened there, or, with RL steps, in the steps after it)."""
+    changes = []
+    for before, after in itertools.pairwise(history):
+        if isinstance(before.get("level"), int) and after.get("level") != before.get("level"):
+            changes.append((before["step"], int(after["level"])))
+    return changes
+
+
+def plot_eval_history(
+    history: Sequence[Mapping[str, Any]],
+    path: str | Path,
+    title: str,
+    metric: str | None = None,
+    level_names: Sequence[str] | None = None,
 ) -> Path:
-    """Line plots of ``keys`` over ``history[i]["step"]``, one panel per key that has values (4 a row)."""
-    present = [k for k in keys if any(isinstance(h.get(k), int | float) for h in history)]
-    cols = min(max(len(present), 1), 4)
-    rows = max(1, -(-len(present) // cols))
-    figure, axes = plt.subplots(rows, cols, figsize=(3.6 * cols, 2.8 * rows), squeeze=False)
+    """The evaluation history as a researcher reads it: one panel per metric, one line per level
+    (``<metric>/<level>`` entries, so a level change is no fake collapse), dotted vertical lines where the
+    curriculum moved (labelled with the new level), and the level-independent metrics (bits per
+    character, ...) in panels of their own. Every axis is labelled with its units."""
+    names = list(level_names or [])
+    levels = history_levels(history, metric) if metric else []
+    levels = [n for n in names if n in levels] + [n for n in levels if n not in names]
+    keys = list(dict.fromkeys(k for record in history for k in record))
+    per_level = list(
+        dict.fromkeys(k.split("/", 1)[0] for k in keys if "/" in k and k.split("/", 1)[1] in levels)
+    )
+    if metric in per_level:
+        per_level.remove(metric)
+        per_level.insert(0, metric)
+    skip = {"step", "level", "score", "seconds", *per_level, *(f"{m}_mean" for m in per_level)}
+    single = [
+        k
+        for k in keys
+        if k not in skip
+        and "/" not in k
+        and not k.endswith("per_s")
+        and not k.startswith("success_level")
+        and any(_number(h.get(k)) for h in history)
+    ]
+    if not per_level and "score" in keys:
+        single.insert(0, "score")
+    references = {m: f"reference_{m}" for m in single if f"reference_{m}" in single}  # drawn with m
+    single = [m for m in single if m not in references.values()]
+    panels = [(m, True) for m in per_level] + [(m, False) for m in single]
+    cols = min(max(len(panels), 1), 3)
+    rows = max(1, -(-len(panels) // cols))
+    figure, axes = plt.subplots(rows, cols, figsize=(4.6 * cols, 3.4 * rows), squeeze=False)
     for ax in axes.flat:
         ax.axis("off")
-    for ax, key in zip(axes.flat, present):
-        points = [(h["step"], h[key]) for h in history if isinstance(h.get(key), int | float)]
+    colours = plt.get_cmap("viridis")
+    changes = level_changes(history)
+    for ax, (name, by_level) in zip(axes.flat, panels):
         ax.axis("on")
-        ax.plot([p[0] for p in points], [p[1] for p in points], marker="o", markersize=3)
-        ax.set_title(key, fontsize=9)
-        ax.set_xlabel("step")
+        series = [(lv, f"{name}/{lv}") for lv in levels] if by_level else [(None, name)]
+        for i, (level, key) in enumerate(series):
+            points = [(h["step"], h[key]) for h in history if _number(h.get(key))]
+            if not points:
+                continue
+            colour = colours(i / max(len(series) - 1, 1) * 0.85) if by_level else None
+            ax.plot(*zip(*points), marker="o", markersize=3, color=colour, label=level or name)
+        if name in references:  # e.g. the n-gram judge's own bits per character, for scale
+            ref = [(h["step"], h[references[name]]) for h in history if _number(h.get(references[name]))]
+            ax.plot(*zip(*ref), color="0.4", linestyle="--", label=references[name])
+            ax.legend(fontsize=7)
+        for step, new in changes:
+            ax.axvline(step, color="0.45", linestyle=":", linewidth=1)
+            label = names[new] if 0 <= new < len(names) else f"level {new}"
+            ax.annotate(
+                f"→ {label}",
+                (step, 1.0),
+                xycoords=("data", "axes fraction"),
+                rotation=90,
+                fontsize=7,
+                ha="right",
+                va="top",
+                color="0.35",
+            )
+        ax.set_title(f"{name} per level" if by_level else name, fontsize=9)
+        ax.set_xlabel(STEP_LABEL, fontsize=8)
+        ax.set_ylabel(axis_label(name), fontsize=8)
+        _fraction_axis(ax, name)
         ax.grid(alpha=0.3)
+        if by_level and len(series) > 1:
+            ax.legend(title="level", fontsize=7, title_fontsize=7, loc="best")
+    if changes:
+        title += "  (dotted: curriculum level changes)"
     figure.suptitle(title)
     return _save(figure, Path(path))
+
+
+def plot_level_bars(
+    history: Sequence[Mapping[str, Any]],
+    metric: str,
+    path: str | Path,
+    title: str,
+    level_names: Sequence[str] | None = None,
+) -> Path:
+    """Per level, the best and the final value of ``metric`` over the evaluation history side by side
+    (the numbers of the end-of-run table), each bar labelled with its value."""
+    levels = level_results(history, metric, level_names)
+    groups = {
+        "best": {name: r["best"] for name, r in levels.items()},
+        "final": {name: r["final"] for name, r in levels.items()},
+    }
+    last = history[-1].get("step") if history else None
+    better = "lowest" if is_lower_better(metric) else "highest"
+    subtitle = f"best: the {better} evaluation; final: the last one (step {last})"
+    ylim = (0, 1.08) if metric in FRACTIONS else None
+    return plot_bars(
+        groups,
+        path,
+        f"{title}\n{subtitle}",
+        axis_label(metric),
+        ylim=ylim,
+        xlabel="level",
+        annotate=True,
+        colors={"best": "#9ecae1", "final": "#08519c"},
+    )
 
 
 def plot_bars(
@@ -228,26 +373,40 @@ def plot_bars(
     path: str | Path,
     title: str,
     ylabel: str,
-    ylim: tuple | None = (0, 1),
+    ylim: tuple | None = (0, 1.08),
+    xlabel: str | None = None,
+    annotate: bool = True,
+    colors: Mapping[str, str] | None = None,
 ) -> Path:
-    """Grouped bar chart: ``groups[series][category] = value`` (e.g. runs x maze sizes -> accuracy)."""
+    """Grouped bar chart: ``groups[series][category] = value`` (e.g. runs x maze sizes -> accuracy), each
+    bar labelled with its value when ``annotate`` and there are few enough bars to read them."""
     series = list(groups)
     categories: list[str] = []
     for values in groups.values():
         categories += [c for c in values if c not in categories]
     width = 0.8 / max(len(series), 1)
-    figure, ax = plt.subplots(figsize=(max(4.0, 1.1 * len(categories) * max(1, len(series)) ** 0.5), 3.4))
+    figure, ax = plt.subplots(figsize=(max(4.6, 1.1 * len(categories) * max(1, len(series)) ** 0.5), 3.8))
+    label_bars = annotate and len(series) * len(categories) <= 40
     for i, name in enumerate(series):
         xs = [j + (i - (len(series) - 1) / 2) * width for j in range(len(categories))]
         ys = [groups[name].get(c, float("nan")) for c in categories]
-        ax.bar(xs, ys, width=width, label=name)
+        bars = ax.bar(xs, ys, width=width, label=name, color=(colors or {}).get(name))
+        if label_bars:
+            ax.bar_label(
+                bars, labels=[f"{y:.2f}" if math.isfinite(y) else "" for y in ys], fontsize=7, padding=1
+            )
     ax.set_xticks(range(len(categories)), categories, rotation=30, ha="right")
     ax.set_ylabel(ylabel)
+    if xlabel:
+        ax.set_xlabel(xlabel)
     if ylim is not None:
         ax.set_ylim(*ylim)
-    ax.set_title(title)
+    else:
+        ax.margins(y=0.12)  # room for the value labels
+    ax.axhline(0.0, color="0.3", linewidth=0.8)
+    ax.set_title(_wrap(title, figure, 10), fontsize=10)
     if len(series) > 1:
-        ax.legend(fontsize=8)
+        ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.0, 1.0))
     ax.grid(axis="y", alpha=0.3)
     return _save(figure, Path(path))
 
@@ -259,18 +418,50 @@ def heatmap_figure(
     title: str,
     xlabel: str,
     ylabel: str,
+    cbar_label: str = "",
+    outlined: Sequence[Sequence[bool]] | None = None,
+    outline_label: str = "trained level",
 ) -> Any:
-    """A matplotlib figure of a 2-D grid of values in [0, 1] with the value printed in each cell."""
-    figure, ax = plt.subplots(figsize=(1.0 + 0.6 * len(cols), 1.0 + 0.45 * len(rows)))
-    image = ax.imshow(values, vmin=0.0, vmax=1.0, cmap="viridis", aspect="auto")
+    """A matplotlib figure of a 2-D grid of values in [0, 1] with the value printed in each cell, a
+    labelled colour bar, blank (grey-hatched) cells for None / NaN, and a red outline around the cells
+    ``outlined`` marks (e.g. the levels the run trained on)."""
+    import numpy as np
+    from matplotlib.patches import Patch, Rectangle
+
+    grid = np.array([[np.nan if v is None else float(v) for v in row] for row in values], dtype=float)
+    figure, ax = plt.subplots(figsize=(2.4 + 0.75 * len(cols), 1.6 + 0.5 * len(rows)))
+    ax.set_facecolor("0.9")
+    image = ax.imshow(grid, vmin=0.0, vmax=1.0, cmap="viridis", aspect="auto")
     ax.set_xticks(range(len(cols)), [str(c) for c in cols])
     ax.set_yticks(range(len(rows)), [str(r) for r in rows])
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
-    ax.set_title(title)
-    for i, row in enumerate(values):
-        for j, v in enumerate(row):
-            if isinstance(v, int | float) and math.isfinite(v):
-                ax.text(j, i, f"{v:.2f}", ha="center", va="center", fontsize=7, color="w" if v < 0.6 else "k")
-    figure.colorbar(image, ax=ax)
+    ax.set_title(_wrap(title, figure), fontsize=9)
+    for i, j in np.ndindex(grid.shape):
+        if math.isfinite(grid[i, j]):
+            v = grid[i, j]
+            ax.text(j, i, f"{v:.2f}", ha="center", va="center", fontsize=7, color="w" if v < 0.6 else "k")
+        else:
+            ax.text(j, i, "n/a", ha="center", va="center", fontsize=6, color="0.5")
+    handles = []
+    for i, row in enumerate(outlined or []):
+        for j, on in enumerate(row):
+            if on:
+                ax.add_patch(Rectangle((j - 0.5, i - 0.5), 1, 1, fill=False, edgecolor="red", linewidth=2))
+    if any(any(row) for row in outlined or []):
+        handles.append(Patch(facecolor="none", edgecolor="red", linewidth=2, label=outline_label))
+    if not np.isfinite(grid).all():
+        handles.append(Patch(facecolor="0.9", edgecolor="0.7", label="n/a: no such level"))
+    if handles:
+        ax.legend(
+            handles=handles, loc="upper left", bbox_to_anchor=(0, -0.18), fontsize=7, frameon=False, ncols=2
+        )
+    bar = figure.colorbar(image, ax=ax)
+    bar.set_label(cbar_label, fontsize=8)
+    figure.tight_layout()
     return figure
+
+
+def save_figure(figure: Any, path: str | Path) -> Path:
+    """Write a pyplot figure as a PNG (dpi 110) and close it."""
+    return _save(figure, Path(path))

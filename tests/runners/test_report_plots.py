@@ -1,0 +1,127 @@
+"""Plots as a researcher draws them: per-level lines with level-change markers, best beside final, every
+axis labelled with units, and heatmap titles that name what the grid holds fixed."""
+
+from __future__ import annotations
+
+import pytest
+
+from envs.recall.evaluate import GridReport, ladder_grid
+from envs.recall.task import RecallTask
+from runners import report
+from runners.recall import _heatmap_figure, grid_context
+
+
+@pytest.fixture
+def figures(monkeypatch):
+    """Keep the figures the plot functions would save, to look inside them."""
+    kept = []
+    monkeypatch.setattr(report, "_save", lambda figure, path: kept.append(figure) or path)
+    return kept
+
+
+def _history():
+    rows = [(50, 0, 0.2, 0.0), (100, 0, 0.85, 0.05), (150, 1, 0.6, 0.1), (200, 1, 0.4, 0.3)]
+    return [
+        {
+            "step": s,
+            "level": lv,
+            "score": a,
+            "exact_path": a,
+            "exact_path/3x3": a,
+            "exact_path/4x4": b,
+            "success/3x3": a,
+            "success/4x4": b,
+            "exact_path_mean": (a + b) / 2,
+            "seconds": 2.0,
+        }
+        for s, lv, a, b in rows
+    ]
+
+
+def _axes(figure):
+    return [ax for ax in figure.axes if ax.has_data()]
+
+
+def test_history_draws_one_line_per_level_and_marks_the_level_change(figures):
+    report.plot_eval_history(_history(), "h.png", "maze: evaluation", "exact_path", ["3x3", "4x4", "5x5"])
+    (figure,) = figures
+    axes = _axes(figure)
+    assert [ax.get_title() for ax in axes] == ["exact_path per level", "success per level"]
+    exact = axes[0]
+    lines = {line.get_label(): line for line in exact.get_lines() if not line.get_label().startswith("_")}
+    assert set(lines) == {"3x3", "4x4"}
+    assert list(lines["3x3"].get_ydata()) == [0.2, 0.85, 0.6, 0.4]
+    markers = [line for line in exact.get_lines() if line.get_linestyle() == ":"]
+    assert [line.get_xdata()[0] for line in markers] == [100]  # the evaluation after which 3x3 -> 4x4
+    assert any("4x4" in text.get_text() for text in exact.texts)
+    for ax in axes:
+        assert ax.get_xlabel() == "training step (optimiser steps)"
+        assert "fraction" in ax.get_ylabel()
+
+
+def test_level_independent_metrics_get_their_own_panel_with_units_and_reference(figures):
+    history = [
+        {"step": 10, "level": 0, "reward/a": 0.1, "bits_per_char": 4.0, "reference_bits_per_char": 1.7},
+        {"step": 20, "level": 0, "reward/a": 0.2, "bits_per_char": 3.0, "reference_bits_per_char": 1.7},
+    ]
+    report.plot_eval_history(history, "h.png", "generation", "reward", ["a"])
+    axes = _axes(figures[0])
+    assert [ax.get_title() for ax in axes] == ["reward per level", "bits_per_char"]
+    assert axes[1].get_ylabel() == "bits per character (lower is better)"
+    labels = [line.get_label() for line in axes[1].get_lines()]
+    assert labels == ["bits_per_char", "reference_bits_per_char"]
+
+
+def test_level_bars_show_best_beside_final(figures):
+    report.plot_level_bars(_history(), "exact_path", "b.png", "maze: exact_path per level", ["3x3", "4x4"])
+    (ax,) = _axes(figures[0])
+    best, final = ax.containers[0], ax.containers[1]
+    assert [b.get_height() for b in best] == [0.85, 0.3]
+    assert [b.get_height() for b in final] == [0.4, 0.3]
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == ["best", "final"]
+    assert ax.get_xlabel() == "level" and ax.get_ylabel() == "exact-path rate (fraction of mazes)"
+    assert "step 200" in ax.get_title()
+
+
+def _task(family, levels):
+    return RecallTask.from_spec(family, levels, level=0)
+
+
+def test_associative_grid_names_the_vocabulary_it_evaluates_and_outlines_trained_levels():
+    task = _task("associative", ["kv1-v4-q1-t4", "kv2-v8-q2-t8", "kv8-v64-q8-t64"])
+    grid = ladder_grid(task)
+    context = grid_context(task, grid)
+    assert context["fixed"] == "vocab 64 (the ladder trains at vocab 4 to 64), queries = pairs"
+    trained = {
+        (grid.row_values[r], grid.col_values[c])
+        for r, row in enumerate(context["trained"])
+        for c, on in enumerate(row)
+        if on
+    }
+    assert trained == {(8, 64)}  # kv1-v4 and kv2-v8 are not in a vocab-64 grid
+    cells = [[0.0] * len(grid.col_values) for _ in grid.row_values]
+    result = GridReport(
+        "associative", grid.row_name, grid.row_values, grid.col_name, grid.col_values, cells, cells, 16
+    )
+    figure = _heatmap_figure(result, context)
+    ax, colour_bar = figure.axes
+    assert "vocab 64" in ax.get_title() and "16 sequences" in ax.get_title()
+    assert ax.get_xlabel() == "sequence length (tokens)" and ax.get_ylabel() == "key-value pairs"
+    assert colour_bar.get_ylabel() == "exact-match rate (fraction of sequences)"
+    assert len(ax.patches) == 1  # one outlined cell
+    assert "a level the run trains on" in [t.get_text() for t in ax.get_legend().get_texts()]
+
+
+def test_copy_grid_holds_nothing_fixed_and_marks_its_ladder():
+    task = _task("copy", ["len1-v2", "len2-v4", "len4-v8"])
+    context = grid_context(task, ladder_grid(task))
+    assert context["fixed"] == ""
+    assert sum(map(sum, context["trained"])) == 3
+
+
+def test_bars_label_every_axis_and_keep_long_titles_inside(figures):
+    title = "reward by level (engine-decoded continuations of validation prompts)"
+    report.plot_bars({"a": {"x": 1.2}}, "r.png", title, "reward", ylim=None, xlabel="level")
+    (ax,) = _axes(figures[0])
+    assert "\n" in ax.get_title() and ax.get_xlabel() == "level" and ax.get_ylabel() == "reward"
+    assert [t.get_text() for t in ax.texts] == ["1.20"]
