@@ -101,19 +101,17 @@ def score_windows(
     for i in range(0, len(texts), batch):
         parts.append(
             score_continuations(
-                task.scorer, task.reference_bits, prompts[i : i + batch], texts[i : i + batch],
+                task.scorer, task.calibration, prompts[i : i + batch], texts[i : i + batch],
                 task.reward_config,
             )
         )
-    out = {key: torch.cat([p[key] for p in parts]) for key in parts[0]}
-    out["success"] = out["score"] >= success_threshold(task)
-    return out
+    return {key: torch.cat([p[key] for p in parts]) for key in parts[0]}
 
 
-def success_threshold(task: TextQualityTask) -> float:
+def success_threshold(task: TextQualityTask, length: int) -> float:
     config = task.reward_config
-    threshold = getattr(config, "success_threshold", None)
-    return float(threshold) if threshold is not None else config.success_fraction * config.max_score
+    table = task.calibration.threshold(config.weights, config.success_fraction)
+    return float(table[min(length, len(table) - 1)])
 
 
 def judge_text_set(
@@ -138,6 +136,8 @@ def summary_rows(scores: dict[str, dict[str, torch.Tensor]]) -> list[dict[str, o
             "bits_per_byte": float(s["bits_per_byte"].mean()),
             "diversity": float(s["diversity"].mean()),
             "repetition": float(s["repetition"].mean()),
+            "distinct_2": float(s["distinct_2"].mean()) if "distinct_2" in s else "",
+            "seq_rep_4": float(s["seq_rep_4"].mean()) if "seq_rep_4" in s else "",
             "score": float(s["score"].mean()),
             "success": _percent(s["success"]),
             "real_beats_it": "" if name == "real text" else _percent(real > s["score"]),
@@ -201,7 +201,7 @@ def main(argv: list[str] | None = None) -> None:
             success=_percent(real["success"]),
             real_beats_words_shuffled=_percent(real["score"] > shuffled["score"]),
         )
-    print(f"judge: order {task.order}, success threshold {success_threshold(task):.3f}, "
+    print(f"judge: order {task.order}, success threshold {success_threshold(task, args.window):.3f}, "
           f"weights {dict(task.reward_config.weights)}")
     bench.report(record=not args.no_record)
     by_set.report(record=not args.no_record)

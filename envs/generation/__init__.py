@@ -6,6 +6,7 @@
 Importing this package loads no corpus and fits no scorer; that happens when a task or env is built.
 """
 
+from envs.generation.calibration import Calibration
 from envs.generation.corpus import Corpus, corpus_from_hf, default_corpus, load_corpus
 from envs.generation.metrics import bits_per_char, distinct_n
 from envs.generation.ngram import NGramScorer
@@ -20,6 +21,7 @@ __all__ = [
     "DEFAULT_WEIGHTS",
     "PAD_ID",
     "VOCAB_SIZE",
+    "Calibration",
     "Corpus",
     "NGramScorer",
     "RewardConfig",

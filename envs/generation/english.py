@@ -22,6 +22,7 @@ holds depends on the installed versions, and ``english_fingerprint`` keys every 
 from __future__ import annotations
 
 import ast
+import functools
 import hashlib
 import importlib.metadata
 import importlib.util
@@ -216,7 +217,22 @@ def domain_documents(name: str) -> list[str]:
 
 
 def english_fingerprint(domains: Iterable[str]) -> str:
-    """A short hash of what the domains' text depends on: harvest version, Python and package versions."""
-    parts = [f"harvest-v{HARVEST_VERSION}", sys.version.split()[0], *sorted(domains)]
-    parts += [f"{d.metadata['Name']}=={d.version}" for d in _distributions()]
+    return _fingerprint(tuple(sorted(set(domains))))
+
+
+@functools.lru_cache(maxsize=16)
+def _fingerprint(domains: tuple[str, ...]) -> str:
+    """A short hash of what the domains' text depends on: the harvest version, Python's version and the
+    versions of the distributions they read (all of them for licences and READMEs), without harvesting."""
+    parts = [f"harvest-v{HARVEST_VERSION}", sys.version.split()[0]]
+    providers = importlib.metadata.packages_distributions()
+    versions = {(d.metadata["Name"] or "").lower(): d.version for d in _distributions()}
+    for name in domains:
+        domain = DOMAINS[name]
+        parts.append(name)
+        if domain.kind in ("licences", "readmes"):
+            parts += [f"{dist}=={version}" for dist, version in sorted(versions.items())]
+        for package in domain.packages:
+            for dist in sorted(providers.get(package, [])):
+                parts.append(f"{dist}=={versions.get(dist.lower(), '?')}")
     return hashlib.blake2b("\n".join(parts).encode(), digest_size=12).hexdigest()

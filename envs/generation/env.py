@@ -51,9 +51,11 @@ class TextQualityEnv(gym.Env):
 
     ## Rewards
 
-    The episode score ``S = sum_k weight_k * component_k`` over fluency, diversity (distinct-2),
-    repetition (minus seq-rep-4), length (bytes written / continuation length) and, when weighted,
-    batch diversity. Sparse (default): ``S`` on the last step, 0 before. ``dense=True``: the change of
+    The episode score ``S = sum_k weight_k * component_k`` over fluency (under the judge, 1 = as
+    predictable as the median held-out human text), diversity and repetition (0 while distinct-2 and
+    seq-rep-4 stay in the band human text occupies at that length, down to -1 at either extreme),
+    length (0, or minus the share left unwritten after an early ``eos_byte``) and, when weighted, batch
+    diversity. Sparse (default): ``S`` on the last step, 0 before. ``dense=True``: the change of
     ``S`` with every byte, so both give the same undiscounted return.
 
     ## Starting State
@@ -64,8 +66,9 @@ class TextQualityEnv(gym.Env):
     ## Episode End
 
     Terminated after ``continuation_length`` bytes or at ``eos_byte``; never truncated. ``success``: S
-    reached ``success_fraction`` (0.75) of the best possible score. ``info`` also holds every component,
-    ``score``, ``bits_per_byte``, ``seq_rep_4``, ``bytes_written`` and ``level``.
+    reached the score that ``success_fraction`` (0.9) of held-out human text reaches at the same length
+    (see :mod:`envs.generation.calibration`). ``info`` also holds every component,
+    ``score``, ``bits_per_byte``, ``distinct_2``, ``seq_rep_4``, ``bytes_written`` and ``level``.
 
     ## Arguments
 

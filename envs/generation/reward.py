@@ -1,23 +1,27 @@
-"""The generation reward: a weighted sum of fluency, diversity, repetition and length, in batched torch.
+"""The generation reward: fluency under the judge, minus distances from what human text does, in torch.
 
-Each component scores the continuation written so far (the prompt is context, never scored):
+Each component scores the continuation written so far (the prompt is context, never scored), against the
+held-out human text of :mod:`envs.generation.calibration` at the same length t:
 
-    fluency     clamp((8 - b) / (8 - b_ref), -1, 1): b = bits per byte of the continuation under the
-                reference scorer (given the prompt), b_ref = the scorer's bits per byte on the corpus's own
-                held-out text. 1 = as predictable as real held-out text, 0 = as uniform random bytes.
-    diversity   distinct-n within the text (n = ``diversity_n``, default 2): unique n-grams / n-grams.
-    batch_diversity  distinct-n across the batch (n = ``repetition_n``): the fraction of the text's n-grams
-                that no other text in the batch (the vector env's other sub-envs, as they stand) contains.
-                Computed only when its weight is > 0 (default 0); a single env is a batch of one.
-    repetition  -seq-rep-n (n = ``repetition_n``, default 4): minus the fraction of the text's n-grams
-                that already occurred earlier in it (Welleck et al. 2019). 0 = no repetition, -1 = a loop.
-    length      bytes written / the level's continuation length (below 1 only if the agent stopped with
-                the end-of-text byte).
+    fluency     (8 - b) / (8 - b_ref), at least -1: b = bits per byte of the continuation under the judge
+                (given the prompt), b_ref = the median bits per byte of held-out human windows. 1 = as
+                predictable as typical human text, 0 = as uniform random bytes; more predictable text
+                scores above 1 (the dominant component).
+    diversity   band distance of distinct-n (n = ``diversity_n``, default 2): 0 while the text's distinct-n
+                lies in the band (5%-95%) of human text at length t, falling to -1 towards 0 (a loop)
+                below it and towards 1 (random bytes) above it.
+    repetition  band distance of seq-rep-n (n = ``repetition_n``, default 4; Welleck et al. 2019): 0 inside
+                the human band, -1 towards 1 (a loop) above it and towards 0 below it.
+    batch_diversity  the fraction of the text's n-grams (n = ``repetition_n``) that no other text in the
+                batch (the vector env's other sub-envs, as they stand) contains. Computed only when its
+                weight is > 0 (default 0); a single env is a batch of one.
+    length      -(1 - bytes written / the level's continuation length): 0 for a full continuation, below
+                0 only if the agent stopped early with the end-of-text byte.
 
 The episode score is ``S = sum_k weight_k * component_k`` of the whole continuation. The sparse reward
 pays S at the end of the episode; the dense reward pays ``S(prefix_t) - S(prefix_{t-1})`` for each byte,
-so both give the same undiscounted return. An episode is a success when S reaches ``success_fraction`` of
-the best possible score (sum of the fluency, diversity, batch_diversity and length weights).
+so both give the same undiscounted return. An episode is a success when S reaches the calibrated threshold
+at its length: the score that ``success_fraction`` (default 90%) of held-out human windows reach.
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ from dataclasses import dataclass, field
 
 import torch
 
+from envs.generation.calibration import UNIFORM_BITS, Calibration, band_penalty, fluency
 from envs.generation.ngram import NGramScorer
 from envs.generation.ngram_tracking import BatchNGramCounts, NGramRepeats
 from envs.generation.tokens import NUM_BYTES
@@ -37,10 +42,9 @@ DEFAULT_WEIGHTS: Mapping[str, float] = {
     "fluency": 1.0,
     "diversity": 0.5,
     "batch_diversity": 0.0,
-    "repetition": 1.0,
-    "length": 0.5,
+    "repetition": 0.5,
+    "length": 1.0,
 }
-UNIFORM_BITS = 8.0
 
 
 @dataclass(frozen=True)
@@ -48,13 +52,15 @@ class RewardConfig:
     """Weights of the reward components and the n of the diversity and repetition measures.
 
     ``weights`` may name a subset of the components (the others keep their defaults). ``eos_byte`` is the
-    byte that ends the episode early (None: episodes always run the full length, so length is constant).
+    byte that ends the episode early (None: episodes always run the full length, so length is 0).
+    ``success_fraction`` is the share of held-out human text that counts as a success: the success
+    threshold at each length is the score that share of human windows reaches (see calibration).
     """
 
     weights: Mapping[str, float] = field(default_factory=lambda: dict(DEFAULT_WEIGHTS))
     diversity_n: int = 2
     repetition_n: int = 4
-    success_fraction: float = 0.75
+    success_fraction: float = 0.9
     eos_byte: int | None = 0
 
     def __post_init__(self) -> None:
@@ -88,8 +94,9 @@ class RewardConfig:
 
     @property
     def max_score(self) -> float:
-        """The best possible episode score (repetition's best is 0)."""
-        return sum(self.weights[k] for k in COMPONENTS if k != "repetition")
+        """The score of text as predictable as the median human window with every band met (fluency 1,
+        batch diversity 1, penalties 0); more predictable text scores above it."""
+        return self.weights["fluency"] + self.weights["batch_diversity"]
 
 
 class TextScore:
@@ -98,19 +105,39 @@ class TextScore:
     def __init__(
         self,
         scorer: NGramScorer,
-        reference_bits: float,
+        calibration: Calibration | None,
         config: RewardConfig,
         num_rows: int,
         capacity: int,
         device: torch.device,
     ):
+        """``calibration`` gives the human yardsticks of the components; None tracks only the raw
+        metrics (``raw()``), as calibration itself does."""
         self.scorer, self.config, self.device = scorer.to(device), config, device
-        self.reference_bits = float(reference_bits)
-        if not 0 < self.reference_bits < UNIFORM_BITS:
-            raise ValueError(
-                f"The scorer gives the held-out text {self.reference_bits:.2f} bits per byte, not below "
-                f"{UNIFORM_BITS}; fluency is undefined. Use a larger or cleaner corpus."
-            )
+        self.calibration = calibration
+        if calibration is not None:
+            if not isinstance(calibration, Calibration):
+                raise TypeError(
+                    f"TextScore needs a Calibration (task.calibration), got {type(calibration).__name__}; "
+                    "a bare reference bits-per-byte no longer defines the reward's bands and threshold."
+                )
+            measured = (calibration.diversity_n, calibration.repetition_n)
+            if measured != (config.diversity_n, config.repetition_n):
+                raise ValueError(
+                    f"The calibration measured distinct-{calibration.diversity_n} and seq-rep-"
+                    f"{calibration.repetition_n}, the config asks for distinct-{config.diversity_n} and "
+                    f"seq-rep-{config.repetition_n}; calibrate with the config's n's."
+                )
+            self.reference_bits = calibration.reference_bits
+            if not 0 < self.reference_bits < UNIFORM_BITS:
+                raise ValueError(
+                    f"The judge gives held-out human text {self.reference_bits:.2f} bits per byte, not below "
+                    f"{UNIFORM_BITS}; fluency is undefined. Use a larger or cleaner corpus."
+                )
+            bands = calibration.bands()
+            threshold = calibration.threshold(config.weights, config.success_fraction)
+            self.tables = {k: v.to(device) for k, v in {**bands, "threshold": threshold}.items()}
+            self.table_max = calibration.length
         self.context = scorer.order - 1
         self.history = torch.zeros(num_rows, self.context, dtype=torch.long, device=device)
         self.history_len = torch.zeros(num_rows, dtype=torch.long, device=device)
@@ -163,26 +190,37 @@ class TextScore:
         if self.batch is not None:
             self.batch.add(key, active & (self.count >= self.repetition.n))
 
-    def components(self) -> dict[str, torch.Tensor]:
-        """Each component of the text written so far (all 0 for an empty text), plus raw metrics."""
-        written = self.count > 0
-        count = self.count.clamp(min=1).float()
-        bits_per_byte = self.bits_sum / count
-        fluency = ((UNIFORM_BITS - bits_per_byte) / (UNIFORM_BITS - self.reference_bits)).clamp(-1.0, 1.0)
+    def raw(self) -> dict[str, torch.Tensor]:
+        """The raw metrics of the text written so far: bits per byte, distinct-n, seq-rep-n (B,) each."""
+        bits_per_byte = self.bits_sum / self.count.clamp(min=1).float()
         div_total = self.diversity.num_ngrams(self.count)
         distinct = torch.where(
             div_total > 0, 1.0 - self.diversity.repeats / div_total.clamp(min=1).float(), 1.0
         )
         rep_total = self.repetition.num_ngrams(self.count).clamp(min=1).float()
-        seq_rep = self.repetition.repeats / rep_total
+        return {"bits": bits_per_byte, "distinct": distinct, "seq_rep": self.repetition.repeats / rep_total}
+
+    def threshold(self) -> torch.Tensor:
+        """(B,) the success threshold at each row's current length."""
+        return self.tables["threshold"][self.count.clamp(max=self.table_max)]
+
+    def components(self) -> dict[str, torch.Tensor]:
+        """Each component of the text written so far (all 0 for an empty text), plus raw metrics."""
+        if self.calibration is None:
+            raise ValueError("This TextScore tracks raw metrics only; give it a Calibration for components.")
+        written = self.count > 0
+        raw = self.raw()
+        t = self.count.clamp(max=self.table_max)
+        tables = self.tables
         zero = torch.zeros((), device=self.device)
         components = {
-            "fluency": torch.where(written, fluency, zero),
-            "diversity": torch.where(written, distinct, zero),
-            "repetition": -seq_rep,
-            "length": self.count.float() / self.target.float(),
-            "bits_per_byte": torch.where(written, bits_per_byte, zero),
-            f"seq_rep_{self.config.repetition_n}": seq_rep,
+            "fluency": torch.where(written, fluency(raw["bits"], self.reference_bits), zero),
+            "diversity": band_penalty(raw["distinct"], tables["div_lo"][t], tables["div_hi"][t]),
+            "repetition": band_penalty(raw["seq_rep"], tables["rep_lo"][t], tables["rep_hi"][t]),
+            "length": self.count.float() / self.target.float() - 1.0,
+            "bits_per_byte": torch.where(written, raw["bits"], zero),
+            f"distinct_{self.config.diversity_n}": raw["distinct"],
+            f"seq_rep_{self.config.repetition_n}": raw["seq_rep"],
         }
         if self.batch is not None:
             unique = self.batch.unique_fraction(self.repetition, self.count)
@@ -197,19 +235,20 @@ class TextScore:
 
 def score_continuations(
     scorer: NGramScorer,
-    reference_bits: float,
+    calibration: Calibration,
     prompts: torch.Tensor,
     continuations: torch.Tensor,
     config: RewardConfig | None = None,
 ) -> dict[str, torch.Tensor]:
-    """Components and ``"score"`` of whole continuations (B, L) after prompts (B, P), both all bytes.
+    """Components, ``"score"`` and ``"success"`` of whole continuations (B, L) after prompts (B, P).
 
     The same computation the envs run byte by byte, for offline evaluation of generated text.
+    ``calibration`` is the task's (``task.calibration``); ``config`` must use its n's.
     """
     config = config or RewardConfig()
     batch, length = continuations.shape
     device = scorer.device
-    state = TextScore(scorer, reference_bits, config, batch, length, device)
+    state = TextScore(scorer, calibration, config, batch, length, device)
     tail = prompts[:, -state.context :].to(device, torch.long)
     pad = state.context - tail.shape[1]
     tail = torch.nn.functional.pad(tail, (pad, 0))
@@ -220,4 +259,5 @@ def score_continuations(
         state.add(continuations[:, t].to(device, torch.long), everyone)
     components = state.components()
     components["score"] = state.score(components)
+    components["success"] = components["score"] >= state.threshold()
     return components

@@ -1,6 +1,10 @@
-"""The reference scorer of a corpus, fitted once and cached on disk under ``$MINDGYM_CACHE``.
+"""The reference scorer (the judge) of a corpus, fitted once and cached on disk under ``$MINDGYM_CACHE``.
 
-The cache file is keyed by a hash of the training text and the n-gram order, written atomically with
+The judge is fitted on the corpus's training split plus, for the embedded corpus, English prose from the
+installed packages (``JUDGE_DOMAINS`` of :mod:`envs.generation.english`), so it judges English rather than
+one document set. The cache file is keyed by a hash of the training split, the n-gram order and the
+domains' fingerprint (harvest version, Python and package versions: no harvest is needed to find the
+file), written atomically with
 ``save_checkpoint`` and read with ``load_checkpoint`` (``weights_only=True``), so a foreign or corrupt file
 runs no code; a corrupt one is refitted and replaced. Within a process, scorers are also memoised.
 """
@@ -13,11 +17,14 @@ import weakref
 from pathlib import Path
 
 from envs.generation.corpus import Corpus, default_corpus
+from envs.generation.english import JUDGE_DOMAINS, domain_documents, english_fingerprint
 from envs.generation.ngram import NGramScorer
 from foundation.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 
 DEFAULT_ORDER = 6
 CACHE_VERSION = 2
+EMBEDDED_NAME = "embedded:pydoc_data.topics"
+ENGLISH_JUDGE = False
 _MEMO: dict[tuple[str, int], NGramScorer] = {}
 _REFERENCE_BITS: weakref.WeakKeyDictionary[NGramScorer, dict[str, float]] = weakref.WeakKeyDictionary()
 
@@ -31,12 +38,32 @@ def text_fingerprint(text: str) -> str:
     return hashlib.blake2b(text.encode("utf-8"), digest_size=12).hexdigest()
 
 
-def scorer_cache_path(corpus: Corpus, order: int, cache_dir: str | Path | None = None) -> Path:
-    """Where the order-``order`` scorer of ``corpus``'s training split is cached."""
+def judge_domains(corpus: Corpus) -> tuple[str, ...]:
+    """The English domains the judge of ``corpus`` is fitted on besides its training split: the
+    ``JUDGE_DOMAINS`` for the embedded corpus, none for a corpus of your own."""
+    return tuple(JUDGE_DOMAINS) if ENGLISH_JUDGE and corpus.name == EMBEDDED_NAME else ()
+
+
+def judge_key(corpus: Corpus, domains: tuple[str, ...] | None = None) -> str:
+    """A fingerprint of everything the judge of ``corpus`` is fitted on (order aside)."""
+    domains = judge_domains(corpus) if domains is None else tuple(domains)
+    key = text_fingerprint(corpus.text("train"))
+    return f"{key}-{english_fingerprint(domains)}" if domains else key
+
+
+def judge_text(corpus: Corpus, domains: tuple[str, ...] | None = None) -> str:
+    """The judge's training text: ``corpus.train`` and then the documents of the English domains."""
+    domains = judge_domains(corpus) if domains is None else tuple(domains)
+    parts = [corpus.text("train")] + [doc for name in domains for doc in domain_documents(name)]
+    return "\n\n".join(parts)
+
+
+def scorer_cache_path(
+    corpus: Corpus, order: int, cache_dir: str | Path | None = None, domains: tuple[str, ...] | None = None
+) -> Path:
+    """Where the order-``order`` judge of ``corpus`` (its training split and English domains) is cached."""
     root = Path(cache_dir).expanduser() if cache_dir is not None else cache_root()
-    return (
-        root / "generation" / f"ngram-v{CACHE_VERSION}-o{order}-{text_fingerprint(corpus.text('train'))}.pt"
-    )
+    return root / "generation" / f"ngram-v{CACHE_VERSION}-o{order}-{judge_key(corpus, domains)}.pt"
 
 
 def reference_scorer(
@@ -44,13 +71,15 @@ def reference_scorer(
     order: int = DEFAULT_ORDER,
     cache_dir: str | Path | None = None,
     use_cache: bool = True,
+    domains: tuple[str, ...] | None = None,
 ) -> NGramScorer:
-    """The n-gram scorer fitted on ``corpus.train`` (default: the embedded corpus), from cache if present."""
+    """The n-gram judge fitted on ``corpus.train`` (default: the embedded corpus) and, for the embedded
+    corpus, the English ``JUDGE_DOMAINS`` (``domains`` overrides), from cache if present."""
     corpus = corpus if corpus is not None else default_corpus()
-    key = (text_fingerprint(corpus.text("train")), order)
+    key = (judge_key(corpus, domains), order)
     if use_cache and key in _MEMO:
         return _MEMO[key]
-    path = scorer_cache_path(corpus, order, cache_dir)
+    path = scorer_cache_path(corpus, order, cache_dir, domains)
     scorer = None
     if use_cache and path.is_file():
         try:
@@ -58,7 +87,7 @@ def reference_scorer(
         except (CheckpointError, KeyError, ValueError):
             scorer = None  # corrupt, without a checksum or from another version: refit, overwrite
     if scorer is None:
-        scorer = NGramScorer.fit(corpus.text("train"), order=order)
+        scorer = NGramScorer.fit(judge_text(corpus, domains), order=order)
         if use_cache:
             save_checkpoint(scorer.state_dict(), path)
     if use_cache:

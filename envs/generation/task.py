@@ -15,10 +15,20 @@ from pathlib import Path
 import torch
 
 from envs.common.task import LevelLike, SupervisedBatch, Task
+from envs.generation.calibration import Calibration, cached_calibration, calibration_path, measure
 from envs.generation.corpus import SPLITS, Corpus, default_corpus, load_corpus
+from envs.generation.english import CALIBRATION_DOMAINS, domain_documents, english_fingerprint
 from envs.generation.ngram import NGramScorer
 from envs.generation.reward import RewardConfig
-from envs.generation.scorer import DEFAULT_ORDER, reference_bits_per_byte, reference_scorer
+from envs.generation.scorer import (
+    DEFAULT_ORDER,
+    EMBEDDED_NAME,
+    cache_root,
+    judge_key,
+    reference_bits_per_byte,
+    reference_scorer,
+    text_fingerprint,
+)
 from envs.generation.tokens import NUM_BYTES, VOCAB_SIZE, corpus_bytes
 from foundation.device import resolve_device
 
@@ -70,7 +80,7 @@ class TextQualityTask(Task[TextLevel]):
         reward_weights: Mapping[str, float] | None = None,
         diversity_n: int = 2,
         repetition_n: int = 4,
-        success_fraction: float = 0.75,
+        success_fraction: float = 0.9,
         eos_byte: int | None = 0,
         prompt_split: str = "train",
         cache_dir: str | Path | None = None,
@@ -102,6 +112,7 @@ class TextQualityTask(Task[TextLevel]):
         )
         self._bytes: dict[tuple[str, torch.device], torch.Tensor] = {}
         self._scorer: NGramScorer | None = None
+        self._calibration: Calibration | None = None
         longest = max(lv.prompt_length + lv.continuation_length for lv in self.ladder)
         for split in ("train", prompt_split):
             if self.corpus.num_bytes(split) <= longest:
@@ -131,8 +142,40 @@ class TextQualityTask(Task[TextLevel]):
 
     @property
     def reference_bits(self) -> float:
-        """The scorer's bits per byte on the corpus's validation text (fluency 1 means this good)."""
+        """The scorer's bits per byte on the corpus's validation text (what a backbone should beat)."""
         return reference_bits_per_byte(self.scorer, self.corpus, "validation")
+
+    @property
+    def calibration(self) -> Calibration:
+        """The reward's yardsticks measured on held-out human text under this task's judge (cached on
+        disk): the ``CALIBRATION_DOMAINS`` of envs.generation.english for the embedded corpus, the
+        corpus's validation split otherwise. See :mod:`envs.generation.calibration`."""
+        if self._calibration is None:
+            config = self.reward_config
+            if self.corpus.name == EMBEDDED_NAME:
+                text_key, source = english_fingerprint(CALIBRATION_DOMAINS), ", ".join(CALIBRATION_DOMAINS)
+
+                def text() -> str:
+                    return "\n\n".join(doc for name in CALIBRATION_DOMAINS for doc in domain_documents(name))
+
+                source = f"English domains {source} (envs.generation.english.CALIBRATION_DOMAINS)"
+            else:
+                text_key = text_fingerprint(self.corpus.text("validation"))
+                source = f"the validation split of {self.corpus.name}"
+
+                def text() -> str:
+                    return self.corpus.text("validation")
+
+            root = Path(self.cache_dir).expanduser() if self.cache_dir is not None else cache_root()
+            path = calibration_path(
+                root, f"{judge_key(self.corpus)}-o{self.order}", text_key, config.diversity_n,
+                config.repetition_n,
+            )
+            self._calibration = cached_calibration(
+                path,
+                lambda: measure(self.scorer, text(), config.diversity_n, config.repetition_n, source),
+            )
+        return self._calibration
 
     def split_bytes(self, split: str, device: str | torch.device | None = None) -> torch.Tensor:
         """A corpus split as a uint8 tensor on ``device`` (cached per device)."""

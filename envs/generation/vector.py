@@ -67,7 +67,8 @@ class TextQualityVectorEnv(TorchVectorEnv):
 
     Terminated after the level's ``continuation_length`` bytes or at ``eos_byte``; never truncated.
     ``info``: (num_envs,) tensors of every component, ``score``, ``bits_per_byte``, ``seq_rep_<n>``,
-    ``bytes_written``, ``success`` (S reached ``success_fraction`` of the best score) and ``level``.
+    ``distinct_<n>``, ``bytes_written``, ``success`` (S reached the score that ``success_fraction`` of
+    held-out human text reaches at the same length) and ``level``.
 
     ## Arguments
 
@@ -146,7 +147,7 @@ class TextQualityVectorEnv(TorchVectorEnv):
         self._components: dict[str, torch.Tensor] | None = None  # of the last step, until a reset
         self._refresh_level_tables()
         self.score = TextScore(
-            task.scorer, task.reference_bits, self.config, num_envs, self._capacity, self.device
+            task.scorer, task.calibration, self.config, num_envs, self._capacity, self.device
         )
 
     # ----------------------------------------------------------------- levels
@@ -228,7 +229,7 @@ class TextQualityVectorEnv(TorchVectorEnv):
             reward = torch.where(terminated, score, 0.0)
         self.prev_score = torch.where(active, score, self.prev_score)
         self.success = self.success | (
-            terminated & (score >= self.config.success_fraction * self.config.max_score)
+            terminated & (score >= self.score.threshold())
         )
         return reward, terminated, torch.zeros_like(terminated)
 

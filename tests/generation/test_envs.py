@@ -151,7 +151,7 @@ def test_step_by_step_reward_matches_whole_text_scoring():
     for row in range(3):
         text = bytes(written[row].tolist())
         assert float(info["seq_rep_4"][row]) == pytest.approx(_seq_rep(text, 4))
-        assert float(info["diversity"][row]) == pytest.approx(1 - _seq_rep(text, 2))
+        assert float(info["distinct_2"][row]) == pytest.approx(1 - _seq_rep(text, 2))
     assert info["score"][1] > info["score"][0] and info["score"][1] > info["score"][2]
 
 
