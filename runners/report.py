@@ -109,6 +109,22 @@ def level_results(
     return {name: r for name, r in results.items() if r is not None}
 
 
+def level_independent(history: Sequence[Mapping[str, Any]], metric: str) -> list[str]:
+    """The history's metrics that no level qualifies (e.g. ``bits_per_char``): not the per-level ones
+    (nor their current-level copies and means), the step, the level, timings or throughput."""
+    per_level = {k.split("/")[0] for record in history for k in record if "/" in k}
+    skip = {"step", "level", "score", "seconds", f"{metric}_mean"}
+    return [
+        key
+        for key in dict.fromkeys(k for record in history for k in record)
+        if "/" not in key
+        and key not in skip
+        and key not in per_level
+        and not key.endswith("per_s")
+        and not key.startswith("success_level")
+    ]
+
+
 def format_table(headers: Sequence[str], rows: Sequence[Sequence[Any]], indent: str = "  ") -> str:
     """A plain-text table: columns padded to their widest cell, the first left-aligned and the others
     right-aligned, a rule under the header. Floats are written with 3 decimals; None as a dash."""
@@ -175,19 +191,8 @@ def run_table(report: Mapping[str, Any]) -> str:
         f"{metric} per level (final: the last evaluation of the level; best: the {better} of any):",
         format_table(headers, rows),
     ]
-    per_level = {k.split("/")[0] for record in history for k in record if "/" in k}
-    skip = {"step", "level", "score", "seconds", f"{metric}_mean"}
-    extras = [
-        key
-        for key in dict.fromkeys(k for record in history for k in record)
-        if "/" not in key
-        and key not in skip
-        and key not in per_level
-        and not key.endswith("per_s")
-        and not key.startswith("success_level")
-    ]
     extra_rows = []
-    for key in extras:
+    for key in level_independent(history, metric):
         r = final_and_best(history, key)
         if r is not None:
             extra_rows.append([key, r["final"], r["best"], r["best_step"]])
@@ -196,7 +201,7 @@ def run_table(report: Mapping[str, Any]) -> str:
     return "\n".join(text)
 
 
-def _wrap(title: str, figure: Any, per_inch: float = 11.0) -> str:
+def wrap_title(title: str, figure: Any, per_inch: float = 11.0) -> str:
     """``title`` with each line wrapped to what the figure's width holds (about 11 characters an inch at
     font size 9), so no title is cut at the edges."""
     width = max(20, int(figure.get_figwidth() * per_inch))
@@ -404,7 +409,7 @@ def plot_bars(
     else:
         ax.margins(y=0.12)  # room for the value labels
     ax.axhline(0.0, color="0.3", linewidth=0.8)
-    ax.set_title(_wrap(title, figure, 10), fontsize=10)
+    ax.set_title(wrap_title(title, figure, 10), fontsize=10)
     if len(series) > 1:
         ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.0, 1.0))
     ax.grid(axis="y", alpha=0.3)
@@ -436,7 +441,7 @@ def heatmap_figure(
     ax.set_yticks(range(len(rows)), [str(r) for r in rows])
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
-    ax.set_title(_wrap(title, figure), fontsize=9)
+    ax.set_title(wrap_title(title, figure), fontsize=9)
     for i, j in np.ndindex(grid.shape):
         if math.isfinite(grid[i, j]):
             v = grid[i, j]
