@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -24,12 +25,15 @@ def best_name(level: int) -> str:
 class CheckpointManager:
     """Keeps ``latest.pt`` and the best checkpoint per curriculum level in ``directory``.
 
-    ``enabled=False`` (non-main DDP ranks) turns every write into a no-op; reads still work.
+    ``enabled=False`` (non-main DDP ranks) turns every write into a no-op; reads still work. ``stamp``
+    holds entries every checkpoint written here carries besides the state (the run's command-line
+    overrides, so that a resume can keep the record of them).
     """
 
-    def __init__(self, directory: str | Path, enabled: bool = True):
+    def __init__(self, directory: str | Path, enabled: bool = True, stamp: dict[str, Any] | None = None):
         self.directory = Path(directory)
         self.enabled = enabled
+        self.stamp = dict(stamp or {})
         self._best: dict[int, float] = self._read_best()
 
     @property
@@ -44,14 +48,14 @@ class CheckpointManager:
         """Atomically replace ``latest.pt`` with ``state``."""
         if not self.enabled:
             return None
-        return save_checkpoint(state, self.latest_path)
+        return save_checkpoint({**state, **self.stamp}, self.latest_path)
 
     def update_best(self, level: int, score: float, state: dict[str, Any]) -> bool:
         """Save ``state`` as the best of ``level`` when ``score`` beats the previous best; True if saved."""
         level = int(level)
         if not self.enabled or score <= self._best.get(level, float("-inf")):
             return False
-        save_checkpoint(state, self.directory / best_name(level))
+        save_checkpoint({**state, **self.stamp}, self.directory / best_name(level))
         self._best[level] = float(score)
         self._write_best()
         return True
@@ -65,7 +69,7 @@ class CheckpointManager:
         except (ValueError, TypeError, AttributeError, UnicodeDecodeError) as err:
             raise CheckpointError(
                 f"{path} is not a record of best scores ({type(err).__name__}: {err}); it maps level "
-                "indices to scores, e.g. {\"0\": 0.5}. Delete it to start the best checkpoints afresh."
+                'indices to scores, e.g. {"0": 0.5}. Delete it to start the best checkpoints afresh.'
             ) from None
 
     def _write_best(self) -> None:
@@ -107,7 +111,52 @@ def resolve_resume(resume: bool | str | None, run_dir: str | Path) -> Path | Non
     return path
 
 
-def load_resume_state(resume: bool | str | None, run_dir: str | Path) -> dict[str, Any] | None:
-    """Load the checkpoint ``resume`` points at (see :func:`resolve_resume`), or None for a fresh run."""
+RUN_ENTRIES = ("runner", "step", "config", "experiment", "rng")
+
+
+@dataclass
+class ResumePoint:
+    """A run's checkpoint to continue: where it is and what it holds (:func:`runners.loop.checkpoint_state`).
+
+    ``config`` is the run's own config, resolved, from which a resume rebuilds the run
+    (:func:`runners.config.resume_config`); ``overrides`` the command line that made it, when known.
+    """
+
+    path: Path
+    state: dict[str, Any]
+
+    @property
+    def runner(self) -> str:
+        return str(self.state["runner"])
+
+    @property
+    def step(self) -> int:
+        return int(self.state["step"])
+
+    @property
+    def config(self) -> dict[str, Any]:
+        return self.state["config"]
+
+    @property
+    def overrides(self) -> list[str] | None:
+        saved = self.state.get("overrides")
+        return None if saved is None else [str(o) for o in saved]
+
+
+def load_resume_state(resume: bool | str | None, run_dir: str | Path) -> ResumePoint | None:
+    """Load the checkpoint ``resume`` points at (see :func:`resolve_resume`), or None for a fresh run.
+
+    A file that is not a run's checkpoint (an agent's ``DualAgent.save``, a cache) is refused by name.
+    """
     path = resolve_resume(resume, run_dir)
-    return None if path is None else load_checkpoint(path)
+    if path is None:
+        return None
+    state = load_checkpoint(path)
+    missing = [k for k in RUN_ENTRIES if not isinstance(state, dict) or k not in state]
+    if missing or not isinstance(state["config"], dict):
+        lacks = ", ".join(missing) or "config"
+        raise CheckpointError(
+            f"resume={resume!r}: {path} is not a runner's checkpoint (it has no {lacks}); resume takes a "
+            "run's checkpoints/latest.pt or best_level<k>.pt, or the run's folder."
+        )
+    return ResumePoint(path, state)

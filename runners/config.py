@@ -13,6 +13,8 @@ What Hydra does not check is checked here, in one place, before anything runs:
 - :func:`validate` checks a composed config: no keys outside the schema (``+trainer.stepz=100`` adds one
   past Hydra's check), and every numeric field of trainer, hardware, task and engine in its range
   (:data:`RULES`), with the backbone's and the agent's own dataclass checks run early.
+- :func:`resume_config` rebuilds a resumed run from its checkpoint's saved config: only the keys in
+  :data:`RESUME_SAFE` may change on resume.
 """
 
 from __future__ import annotations
@@ -205,6 +207,11 @@ CONF_DIR = "conf"
 CONF_PATH = Path(__file__).parent / CONF_DIR
 TRAINING_RUNNERS = ("maze", "recall", "generation")
 GROUPS = ("task", "backbone", "engine", "curriculum", "trainer", "hardware", "preset")
+
+
+class ConfigError(ValueError):
+    """A runner's config or command line is refused before the run starts (the runners print the message
+    without a traceback)."""
 
 
 # --------------------------------------------------------------------------------------------- rules
@@ -509,9 +516,9 @@ def validate(cfg: DictConfig | Mapping, runner: str) -> None:
     if not problems:  # the dataclasses' own cross-field checks, on values already in range
         problems += _dataclass_problems(data)
     if len(problems) == 1:
-        raise ValueError(problems[0])
+        raise ConfigError(problems[0])
     if problems:
-        raise ValueError(f"{len(problems)} problems in the config:\n- " + "\n- ".join(problems))
+        raise ConfigError(f"{len(problems)} problems in the config:\n- " + "\n- ".join(problems))
 
 
 def _dataclass_problems(data: Mapping) -> list[str]:
@@ -617,4 +624,137 @@ def check_overrides(runner: str, overrides: Iterable[str]) -> None:
         if message:
             problems.append(f"{override.input_line}: {message}")
     if problems:
-        raise ValueError("\n".join(problems))
+        raise ConfigError("\n".join(problems))
+
+
+# -------------------------------------------------------------------------------------------- resume
+RESUME_SAFE = (
+    "trainer.steps",
+    "trainer.max_minutes",
+    "trainer.progress_bar",
+    "trainer.log_every",
+    "trainer.eval_every",
+    "trainer.checkpoint_every",
+    "trainer.inspect",
+    "hardware.device",
+    "hardware.num_threads",
+)
+"""The settings a resumed run may change: its length, its wall-clock budget, how often it logs,
+evaluates and saves, what it shows, and where it runs. Everything else comes from the checkpoint."""
+
+_ABSENT = object()
+
+
+def flatten(data: Any, prefix: str = "") -> dict[str, Any]:
+    """Dotted paths of a nested mapping's leaves (lists are leaves)."""
+    if not isinstance(data, Mapping):
+        return {prefix: data}
+    out: dict[str, Any] = {}
+    for key, value in data.items():
+        out.update(flatten(value, f"{prefix}{key}." if isinstance(value, Mapping) else f"{prefix}{key}"))
+    return out
+
+
+def _interpolated(cfg: Any, prefix: str = "") -> set[str]:
+    """Paths of ``cfg``'s values taken from other settings (``${trainer.steps}``): they follow those."""
+    paths: set[str] = set()
+    if isinstance(cfg, DictConfig):
+        for key in cfg:
+            path = f"{prefix}{key}"
+            if OmegaConf.is_interpolation(cfg, key):
+                paths.add(path)
+            elif isinstance(cfg[key], DictConfig):
+                paths |= _interpolated(cfg[key], f"{path}.")
+    return paths
+
+
+def option_keys(overrides: Iterable[str]) -> set[str]:
+    """The settings a command line names: each ``key=value``'s key, and each group choice's keys."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    try:
+        parsed = OverridesParser.create().parse_overrides(list(overrides))
+    except Exception:  # the command line composed, so this does not happen in a run
+        return set()
+    keys: set[str] = set()
+    for override in parsed:
+        key = override.key_or_group
+        if key.startswith("hydra") or override.is_delete():
+            continue
+        if key in GROUPS and not override.is_sweep_override():
+            path = _option_file(key, override.get_value_element_as_str())
+            if path is not None:
+                text = path.read_text()
+                data = OmegaConf.to_container(OmegaConf.load(path)) or {}
+                data.pop("defaults", None)
+                keys |= set(flatten(data, "" if "@package _global_" in text else f"{key}."))
+        else:
+            keys.add(key)
+    return keys
+
+
+def resume_config(
+    saved: Mapping[str, Any],
+    current: DictConfig,
+    default: DictConfig,
+    runner: str,
+    named: Iterable[str] = (),
+    source: str = "the checkpoint",
+) -> DictConfig:
+    """The config of a resumed run: the checkpoint's ``saved`` config, with the changes of this command.
+
+    A setting counts as changed by the command when ``current`` (the composed command line) differs from
+    ``default`` (the runner's config without overrides) or the command names it (``named``). Changes to
+    :data:`RESUME_SAFE` settings apply; a change of any other setting to a value other than the saved one
+    is refused, naming the key, the saved value and the new one. Settings taken from others by
+    interpolation follow the saved run.
+    """
+    try:
+        merged = OmegaConf.merge(OmegaConf.structured(schema_of(runner)), saved)
+    except Exception as err:  # OmegaConf's errors name the key; this says where the config is from
+        raise ConfigError(f"The config saved in {source} does not fit runners.{runner}: {err}") from None
+    old = flatten(OmegaConf.to_container(merged, resolve=True))
+    now = flatten(OmegaConf.to_container(current, resolve=True))
+    base = flatten(OmegaConf.to_container(default, resolve=True))
+    named = set(named)
+    derived = _interpolated(current)
+    refused, applied = [], {}
+    for path, value in now.items():
+        if path == "resume" or path.startswith("hydra.") or path in derived:
+            continue
+        if base.get(path, _ABSENT) == value and path not in named:
+            continue
+        before = old.get(path, _ABSENT)
+        if before == value:
+            continue
+        if path in RESUME_SAFE:
+            applied[path] = value
+        else:
+            shown = "(not set)" if before is _ABSENT else repr(before)
+            refused.append(f"{path}: saved {shown}, now {value!r}")
+    if refused:
+        raise ConfigError(
+            f"resume continues the run saved in {source} with that run's own config, and this command "
+            "changes it:\n  "
+            + "\n  ".join(refused)
+            + "\nOn resume only "
+            + ", ".join(RESUME_SAFE)
+            + " may change (trainer.steps to extend the run). Drop the other overrides to continue the "
+            "run, or start a new run without resume to train with them."
+        )
+    for path, value in applied.items():
+        OmegaConf.update(merged, path, value, merge=False)
+    merged.resume = current.resume
+    return merged
+
+
+def merge_overrides(before: Iterable[str], after: Iterable[str]) -> list[str]:
+    """The record of a resumed run's command line: the original overrides, each replaced by the resume's
+    override of the same key, then the resume's other overrides."""
+
+    def key(override: str) -> str:
+        return override.split("=", 1)[0].lstrip("+~")
+
+    merged = {key(o): o for o in before}
+    merged.update({key(o): o for o in after})
+    return list(merged.values())

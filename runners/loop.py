@@ -29,7 +29,7 @@ from tqdm.contrib.logging import logging_redirect_tqdm
 from agents.training.speed import peak_flops
 from curricula import Curriculum
 from foundation import rng_state, set_rng_state
-from runners.checkpoints import CheckpointManager, load_resume_state
+from runners.checkpoints import CheckpointManager, ResumePoint
 from runners.ddp import DistInfo, any_rank
 from runners.logging import RunLogger, eval_postfix, level_label, ticking_status, to_float
 from runners.report import plot_eval_history, report_headline, run_table, write_report
@@ -229,23 +229,29 @@ class _Meter:
         return values
 
 
-def train(experiment: Experiment, cfg: DictConfig, paths: RunPaths, dist: DistInfo) -> dict[str, Any]:
-    """Run (or resume) training to ``cfg.trainer.steps`` and write the report; returns the report dict."""
+def train(
+    experiment: Experiment,
+    cfg: DictConfig,
+    paths: RunPaths,
+    dist: DistInfo,
+    resumed: ResumePoint | None = None,
+    overrides: list[str] | None = None,
+) -> dict[str, Any]:
+    """Run (or resume) training to ``cfg.trainer.steps`` and write the report; returns the report dict.
+
+    ``resumed`` is the checkpoint to continue from; ``cfg`` must then be the config rebuilt from it
+    (``runners.app.execute`` does both). ``overrides``, the run's command line, goes into every checkpoint.
+    """
     trainer = cfg.trainer
-    checkpoints = CheckpointManager(paths.checkpoints, enabled=dist.is_main)
+    stamp = {"overrides": list(overrides)} if overrides is not None else None
+    checkpoints = CheckpointManager(paths.checkpoints, enabled=dist.is_main, stamp=stamp)
     logger = RunLogger(paths.tb, enabled=dist.is_main)
     history: list[dict[str, Any]] = []
     start = 0
-    resumed = load_resume_state(cfg.resume, paths.root)
     if resumed is not None:
-        if resumed.get("runner") != experiment.runner:
-            raise ValueError(
-                f"resume={cfg.resume!r} is a {resumed.get('runner')!r} checkpoint; resume it with "
-                f"`python -m runners.{resumed.get('runner')}`, not runners.{experiment.runner}."
-            )
-        experiment.load_state_dict(resumed["experiment"])
-        set_rng_state(resumed["rng"])
-        start, history = int(resumed["step"]), list(resumed.get("history", []))
+        experiment.load_state_dict(resumed.state["experiment"])
+        set_rng_state(resumed.state["rng"])
+        start, history = resumed.step, list(resumed.state.get("history", []))
     meter = _Meter(peak_flops(dist.device))
     bar = tqdm(
         total=trainer.steps,

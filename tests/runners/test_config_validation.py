@@ -14,12 +14,25 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 from omegaconf import OmegaConf
 
-from runners import maze
+from foundation.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from runners import app, maze
 from runners.app import check_command_line, command_line_overrides, execute
-from runners.config import CONF_PATH, RULES, TRAINING_RUNNERS, check_overrides, preset_runner, validate
-from tests.runners.helpers import compose_config
+from runners.checkpoints import load_resume_state
+from runners.config import (
+    CONF_PATH,
+    RULES,
+    TRAINING_RUNNERS,
+    check_overrides,
+    flatten,
+    option_keys,
+    preset_runner,
+    resume_config,
+    validate,
+)
+from tests.runners.helpers import TINY, compose_config
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -56,24 +69,19 @@ def test_a_number_out_of_range_is_refused_naming_the_override_the_value_and_the_
     assert f"got {value}" in message and f"; e.g. {key}=" in message
 
 
-def test_every_shared_numeric_setting_is_checked_for_every_runner():
+def test_every_numeric_setting_of_trainer_hardware_task_and_engine_has_a_rule():
     shared = [p for p in RULES["maze"] if p.split(".")[0] in ("trainer", "hardware", "engine")]
     for runner in TRAINING_RUNNERS:
         assert set(shared) <= set(RULES[runner])
-        for field in (
-            "trainer",
-            "hardware",
-            "task",
-            "engine",
-            "engine.rl",
-            "engine.interleave",
-            "trainer.supervised",
-        ):
-            node = OmegaConf.select(compose_config(runner, tiny=False), field)
-            numeric = [
-                k for k, v in node.items() if type(v) in (int, float) or k.endswith(("_steps", "_size"))
-            ]
-            assert all(f"{field}.{k}" in RULES[runner] for k in numeric), (field, numeric)
+        leaves = flatten(OmegaConf.to_container(compose_config(runner, tiny=False)))
+        numeric = [
+            path
+            for path, value in leaves.items()
+            if path.split(".")[0] in ("trainer", "hardware", "task", "engine")
+            and (type(value) in (int, float) or path.endswith(("_steps", "_size", "max_minutes")))
+            and "._weights." not in path
+        ]
+        assert not set(numeric) - set(RULES[runner]), (runner, set(numeric) - set(RULES[runner]))
 
 
 def test_an_empty_level_list_is_refused_not_replaced_by_the_default_ladder():
@@ -218,3 +226,142 @@ def test_the_runner_refuses_its_command_line_before_hydra_runs(tmp_path):
     assert "run `python -m runners.maze preset=poh_maze`" in result.stderr
     assert "did you mean trainer.steps?" in result.stderr and "To append" not in result.stderr
     assert not (tmp_path / "r").exists()
+
+
+# ------------------------------------------------------------------------------------------------ resume
+ORIGINAL = ["trainer.steps=2", "trainer.supervised.lr=0.01", "seed=3"]
+
+
+@pytest.fixture
+def finished_run(tmp_path):
+    """A tiny maze run of 2 steps with non-default settings (the test's original command line)."""
+    cfg = compose_config("maze", ORIGINAL)
+    execute(cfg, "maze", maze.build_experiment, run_dir=tmp_path, overrides=[*TINY["maze"], *ORIGINAL])
+    return tmp_path
+
+
+def record_after_resume(*line: str) -> list[str]:
+    """The original command line (tiny settings, then ORIGINAL), each key once with the resume's value,
+    and ``resume=true`` last."""
+    latest = {o.split("=")[0]: o for o in [*TINY["maze"], *ORIGINAL, *line]}
+    return [*dict.fromkeys(latest[o.split("=")[0]] for o in [*TINY["maze"], *ORIGINAL]), "resume=true"]
+
+
+def resume(run_dir, line: list[str], **kwargs):
+    """``python -m runners.maze resume=true <line>`` in the run's folder: no tiny settings given."""
+    cfg = compose_config("maze", ["resume=true", *line], tiny=False)
+    return execute(cfg, "maze", maze.build_experiment, run_dir=run_dir, **kwargs)
+
+
+def test_resuming_a_finished_run_without_its_overrides_says_it_is_finished(finished_run):
+    before = (finished_run / "checkpoints" / "latest.pt").read_bytes()
+    with pytest.raises(
+        ValueError, match=r"already finished: it has done all its trainer\.steps=2 steps"
+    ) as err:
+        resume(finished_run, [])
+    assert "resume=true trainer.steps=4" in str(err.value)
+    assert (finished_run / "checkpoints" / "latest.pt").read_bytes() == before
+
+
+def test_a_resume_rebuilds_the_run_from_the_checkpoints_config_and_may_extend_it(finished_run):
+    line = ["trainer.steps=4", "trainer.eval_every=1"]
+    report = resume(finished_run, line, overrides=["resume=true", *line])
+    assert report["steps_done"] == 4 and [h["step"] for h in report["history"]] == [2, 3, 4]
+    latest = load_checkpoint(finished_run / "checkpoints" / "latest.pt")
+    saved = latest["config"]
+    assert (saved["seed"], saved["trainer"]["supervised"]["lr"], saved["backbone"]["d_model"]) == (
+        3,
+        0.01,
+        32,
+    )
+    assert saved["task"]["levels"][0]["name"] == "3x3" and saved["trainer"]["steps"] == 4
+    assert saved["resume"] is True
+    schedule = latest["experiment"]["agent"]["supervised"]["scheduler"]["lr_lambdas"][0]
+    assert schedule["total_steps"] == 2  # the learning-rate schedule keeps its saved length
+    assert latest["overrides"] == record_after_resume(*line)
+
+
+def test_a_resume_refuses_other_changes_naming_the_key_the_saved_and_the_new_value(finished_run):
+    before = (finished_run / "checkpoints" / "latest.pt").read_bytes()
+    with pytest.raises(ValueError) as err:
+        resume(finished_run, ["trainer.steps=4", "trainer.supervised.lr=0.5", "backbone=hebbian"])
+    message = str(err.value)
+    assert "trainer.supervised.lr: saved 0.01, now 0.5" in message
+    assert "backbone.memory: saved None, now 'hebbian'" in message
+    assert "On resume only trainer.steps, trainer.max_minutes" in message
+    assert (finished_run / "checkpoints" / "latest.pt").read_bytes() == before
+    with pytest.raises(ValueError, match=r"is at step 2, past trainer\.steps=1; a run cannot be shortened"):
+        resume(finished_run, ["trainer.steps=1"])
+
+
+def test_repeating_the_original_overrides_on_resume_is_allowed(finished_run):
+    with pytest.raises(ValueError, match="already finished"):  # same config: nothing refused, nothing to do
+        execute(
+            compose_config("maze", [*ORIGINAL, "resume=true"]), "maze", maze.build_experiment, finished_run
+        )
+
+
+def test_a_setting_named_on_the_command_line_counts_even_at_its_default_value():
+    saved = OmegaConf.to_container(
+        compose_config("maze", ["trainer.supervised.lr=0.01"], tiny=False), resolve=True
+    )
+    current = compose_config(
+        "maze", ["resume=true", "trainer.supervised.lr=0.003"], tiny=False
+    )  # the default
+    default = compose_config("maze", tiny=False)
+    assert resume_config(saved, current, default, "maze").trainer.supervised.lr == 0.01  # unnamed: kept
+    with pytest.raises(ValueError, match=r"trainer\.supervised\.lr: saved 0\.01, now 0\.003"):
+        resume_config(saved, current, default, "maze", option_keys(["trainer.supervised.lr=0.003"]))
+    with pytest.raises(ValueError, match=r"backbone\.memory: saved 'hebbian', now None"):
+        saved["backbone"]["memory"] = "hebbian"
+        resume_config(saved, current, default, "maze", option_keys(["backbone=transformer"]))
+
+
+def test_safe_settings_change_on_resume_and_interpolated_ones_follow_the_saved_run():
+    saved_cfg = compose_config("generation", ["preset=agiformer"], tiny=False)
+    saved = OmegaConf.to_container(saved_cfg, resolve=True)
+    line = [
+        "preset=agiformer",
+        "resume=true",
+        "trainer.steps=40000",
+        "hardware.device=cuda",
+        "trainer.max_minutes=5",
+    ]
+    current = compose_config("generation", line, tiny=False)
+    resumed = resume_config(saved, current, compose_config("generation", tiny=False), "generation")
+    assert resumed.trainer.steps == 40000 and resumed.hardware.device == "cuda"
+    assert resumed.trainer.max_minutes == 5 and resumed.resume is True
+    assert resumed.curriculum.params.total == 20000  # the staged curriculum keeps the saved run's stages
+    with pytest.raises(ValueError, match=r"trainer.supervised.batch_size: saved 32, now 256"):
+        resume_config(
+            saved,
+            compose_config("generation", ["hardware=gpu"], tiny=False),
+            compose_config("generation", tiny=False),
+            "generation",
+        )
+
+
+def test_a_resume_keeps_the_record_of_the_runs_overrides(finished_run, monkeypatch):
+    hydra_dir = finished_run / ".hydra"
+    hydra_dir.mkdir()
+    (hydra_dir / "overrides.yaml").write_text("- resume=true\n")  # what Hydra writes for the resume command
+    (hydra_dir / "config.yaml").write_text("trainer: {steps: 1500}\n")
+    monkeypatch.setattr(app.HydraConfig, "initialized", staticmethod(lambda: True))
+    hydra_cfg = OmegaConf.create(
+        {
+            "output_subdir": ".hydra",
+            "runtime": {"output_dir": str(finished_run)},
+            "overrides": {"task": ["resume=true", "trainer.steps=3"]},
+        }
+    )
+    monkeypatch.setattr(app.HydraConfig, "get", staticmethod(lambda: hydra_cfg))
+    resume(finished_run, ["trainer.steps=3"])
+    assert OmegaConf.load(hydra_dir / "overrides.yaml") == record_after_resume("trainer.steps=3")
+    written = OmegaConf.load(hydra_dir / "config.yaml")
+    assert written.trainer.steps == 3 and written.seed == 3 and written.backbone.d_model == 32
+
+
+def test_a_checkpoint_that_is_not_a_runs_is_refused_by_name(tmp_path):
+    save_checkpoint({"step": 1, "weights": torch.zeros(1)}, tmp_path / "agent.pt")
+    with pytest.raises(CheckpointError, match=r"is not a runner's checkpoint \(it has no runner, config"):
+        load_resume_state(str(tmp_path / "agent.pt"), tmp_path)
