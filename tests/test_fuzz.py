@@ -16,6 +16,7 @@ writes how many inputs each entry point was fed (docs/reliability.md quotes the 
 
 from __future__ import annotations
 
+import copy
 import functools
 import json
 import os
@@ -31,6 +32,7 @@ import pytest
 import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from omegaconf import OmegaConf
 
 import envs
 from envs.common.task import LevelLadder, levels_from_spec
@@ -41,6 +43,18 @@ from envs.maze import tokens as maze_tokens
 from envs.recall.copy_task import CopyLevel, RepeatCopyLevel
 from envs.recall.families import FAMILIES
 from foundation.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from runners.config import (
+    RESUME_SAFE,
+    RULES,
+    TRAINING_RUNNERS,
+    Rule,
+    check_overrides,
+    flatten,
+    resume_config,
+    schema_of,
+    validate,
+)
+from tests.runners.helpers import compose_config
 
 FUZZ_EXAMPLES = 40 if os.environ.get("MINDGYM_FUZZ") != "slow" else 400
 FUZZ = settings(
@@ -493,6 +507,139 @@ def test_damaged_checkpoints_are_refused_or_load_unchanged(saved_checkpoint, tmp
         return
     assert same_payload(loaded, state)  # a byte outside the payload (e.g. zip padding) may change
     ACCEPTED[f"load_checkpoint({damage})"] += 1
+
+
+# ------------------------------------------------------------------------------------------ runner configs
+@functools.cache
+def composed_config(runner: str) -> Any:
+    """The runner's default config as Hydra composes it (read only)."""
+    return compose_config(runner, tiny=False)
+
+
+@functools.cache
+def runner_config(runner: str) -> dict[str, Any]:
+    """The runner's default config resolved to plain data."""
+    return OmegaConf.to_container(composed_config(runner), resolve=True)
+
+
+def numeric_paths(runner: str) -> list[str]:
+    """Every numeric setting of trainer, hardware, task and engine: the config's int and float leaves, and
+    the settings that default to null but take a number."""
+    leaves = flatten(runner_config(runner))
+    numeric = [
+        path
+        for path, value in leaves.items()
+        if path.split(".")[0] in ("trainer", "hardware", "task", "engine")
+        and isinstance(value, int | float)
+        and not isinstance(value, bool)
+    ]
+    return sorted(set(numeric) | set(RULES[runner]))
+
+
+def with_value(data: dict[str, Any], path: str, value: Any) -> dict[str, Any]:
+    out = copy.deepcopy(data)
+    node = out
+    *parents, last = path.split(".")
+    for key in parents:
+        node = node[key]
+    node[last] = value
+    return out
+
+
+bad_numbers = st.one_of(
+    st.integers(max_value=-1),
+    st.floats(max_value=-1e-9, allow_nan=False),
+    st.just(float("nan")),
+    st.just(float("-inf")),
+    st.booleans(),
+    st.text(max_size=4),
+    st.lists(st.integers(), max_size=2),
+    st.dictionaries(st.text(max_size=2), st.integers(), max_size=1),
+)
+
+
+def beyond(rule: Rule) -> st.SearchStrategy:
+    """Values that break one field's own rule: at or past its bounds, fractions for ints, null where a
+    number is required."""
+    options = [bad_numbers]
+    if rule.low is not None:
+        options.append(st.just(rule.low) if rule.low_open else st.floats(max_value=rule.low - 1e-9))
+    if rule.high is not None:
+        options.append(st.just(rule.high) if rule.high_open else st.floats(min_value=rule.high + 1e-6))
+    if rule.kind == "int":
+        options.append(st.floats(1.0, 1e6).filter(lambda v: v != int(v)))
+    if not rule.optional:
+        options.append(st.none())
+    if not rule.allow_inf:
+        options.append(st.just(float("inf")))
+    return st.one_of(options).filter(lambda v: not rule.holds(v))
+
+
+@FUZZ
+@given(data=st.data(), runner=st.sampled_from(TRAINING_RUNNERS))
+def test_runner_configs_refuse_bad_numbers_by_name(data, runner):
+    path = data.draw(st.sampled_from(numeric_paths(runner)))
+    rule = RULES[runner].get(path)
+    value = data.draw(beyond(rule) if rule is not None else bad_numbers)
+    config = with_value(runner_config(runner), path, value)
+    before = copy.deepcopy(config)
+    error = refused(f"validate({runner} config)", validate, config, runner)
+    assert path in str(error), (path, value, str(error))
+    assert config == before or value != value  # nan != nan: the config is compared field by field
+    validate(runner_config(runner), runner)  # the default config still passes: nothing was changed
+
+
+@FUZZ
+@given(data=st.data(), runner=st.sampled_from(TRAINING_RUNNERS))
+def test_runner_configs_accept_every_number_their_rules_allow(data, runner):
+    path = data.draw(st.sampled_from(sorted(RULES[runner])))
+    rule = RULES[runner][path]
+    number = st.integers(0, 10**6) if rule.kind == "int" else st.floats(0, 1e6, allow_nan=False)
+    value = data.draw(st.one_of(number, st.none()).filter(rule.holds))
+    config = with_value(runner_config(runner), path, value)
+    TRIED[f"validate({runner} config)"] += 1
+    try:
+        validate(config, runner)
+    except ValueError as error:  # only a rule between fields may refuse it (temperature > min_temperature)
+        assert f"{path} must be" not in str(error), str(error)
+        REFUSED[f"validate({runner} config)"] += 1
+        return
+    ACCEPTED[f"validate({runner} config)"] += 1
+
+
+@FUZZ
+@given(data=st.data(), runner=st.sampled_from(TRAINING_RUNNERS), plus=st.booleans())
+def test_misspelt_keys_on_the_command_line_are_refused_with_the_closest_key(data, runner, plus):
+    paths = [p for p in flatten(runner_config(runner)) if "params." not in p and "_weights." not in p]
+    path = data.draw(st.sampled_from(paths))
+    parent, _, key = path.rpartition(".")
+    at = data.draw(st.integers(0, len(key)))
+    typo = key[:at] + data.draw(st.sampled_from(["x", "s", "_", "e"])) + key[at + 1 :]
+    misspelt = f"{parent}.{typo}" if parent else typo
+    if typo in {p.rpartition(".")[2] for p in flatten(runner_config(runner)) if p.startswith(parent)}:
+        return  # the typo is another real key
+    line = f"{'+' if plus else ''}{misspelt}=1"
+    error = refused(f"check_overrides({runner})", check_overrides, runner, [line])
+    assert f"Key '{typo}' not in" in str(error) and "To append" not in str(error)
+
+
+@FUZZ
+@given(data=st.data(), runner=st.sampled_from(TRAINING_RUNNERS))
+def test_a_resume_refuses_every_unsafe_change_by_name(data, runner):
+    saved = runner_config(runner)
+    leaves = {
+        p: v
+        for p, v in flatten(saved).items()
+        if p not in RESUME_SAFE and p != "resume" and isinstance(v, bool | int | float | str)
+    }
+    path = data.draw(st.sampled_from(sorted(leaves)))
+    old = leaves[path]
+    new = (not old) if isinstance(old, bool) else old + (1 if not isinstance(old, str) else "x")
+    current = OmegaConf.merge(OmegaConf.structured(schema_of(runner)), with_value(saved, path, new))
+    error = refused(
+        f"resume_config({runner})", resume_config, saved, current, composed_config(runner), runner
+    )
+    assert f"{path}: saved {old!r}, now {new!r}" in str(error)
 
 
 # ------------------------------------------------------------------------------------------ the slow run
