@@ -71,7 +71,7 @@ DOMAINS: dict[str, Domain] = {
                "each distribution's licence", kind="readmes"),
     )
 }
-JUDGE_DOMAINS = ("stdlib", "numpy", "torch", "matplotlib")
+JUDGE_DOMAINS = ("stdlib", "numpy", "matplotlib")
 CALIBRATION_DOMAINS = ("rl", "web")
 EVALUATION_DOMAINS = ("sympy", "networkx", "licences", "readmes")
 

@@ -24,7 +24,6 @@ from foundation.checkpoint import CheckpointError, load_checkpoint, save_checkpo
 DEFAULT_ORDER = 6
 CACHE_VERSION = 2
 EMBEDDED_NAME = "embedded:pydoc_data.topics"
-ENGLISH_JUDGE = False
 _MEMO: dict[tuple[str, int], NGramScorer] = {}
 _REFERENCE_BITS: weakref.WeakKeyDictionary[NGramScorer, dict[str, float]] = weakref.WeakKeyDictionary()
 
@@ -41,7 +40,7 @@ def text_fingerprint(text: str) -> str:
 def judge_domains(corpus: Corpus) -> tuple[str, ...]:
     """The English domains the judge of ``corpus`` is fitted on besides its training split: the
     ``JUDGE_DOMAINS`` for the embedded corpus, none for a corpus of your own."""
-    return tuple(JUDGE_DOMAINS) if ENGLISH_JUDGE and corpus.name == EMBEDDED_NAME else ()
+    return tuple(JUDGE_DOMAINS) if corpus.name == EMBEDDED_NAME else ()
 
 
 def judge_key(corpus: Corpus, domains: tuple[str, ...] | None = None) -> str:

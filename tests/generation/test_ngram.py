@@ -95,3 +95,25 @@ def test_scorer_cache_is_written_reloaded_and_repaired(tmp_path, monkeypatch):
     repaired = reference_scorer(corpus, order=4, cache_dir=tmp_path)
     assert torch.equal(repaired.unigram, fitted.unigram) and load_checkpoint(path)["order"] == 4
     assert 1.0 < reference_bits_per_byte(repaired, corpus) < 3.0
+
+
+def test_default_judge_knows_english_beyond_the_cpython_docs_and_loads_without_harvesting(monkeypatch):
+    from envs.generation import english
+    from envs.generation.english import JUDGE_DOMAINS, domain_documents
+
+    judge = reference_scorer()
+    docs_only = reference_scorer(domains=())
+    licences = "\n\n".join(domain_documents("licences"))[:20_000]  # an evaluation domain: legal English
+    assert float(judge.bits_per_byte(licences)) < float(docs_only.bits_per_byte(licences)) - 0.3
+    assert reference_bits_per_byte(judge) < reference_bits_per_byte(docs_only)  # better on its own docs too
+    path = scorer_cache_path(default_corpus(), 6)
+    assert path.is_file() and path.name.count("-") == 4  # keyed by the corpus and the domains' fingerprint
+
+    def no_harvest(name):
+        raise AssertionError(f"domain {name!r} was harvested although the judge is cached")
+
+    monkeypatch.setattr(scorer_module, "_MEMO", {})
+    monkeypatch.setattr(scorer_module, "domain_documents", no_harvest)
+    cached = reference_scorer()
+    assert all(torch.equal(a, b) for a, b in zip(cached.keys, judge.keys))
+    assert set(JUDGE_DOMAINS).isdisjoint({*english.CALIBRATION_DOMAINS, *english.EVALUATION_DOMAINS})
