@@ -322,13 +322,14 @@ def plot_eval_history(
             label = names[new] if 0 <= new < len(names) else f"level {new}"
             ax.annotate(
                 f"→ {label}",
-                (step, 1.0),
+                (step, 0.02),
                 xycoords=("data", "axes fraction"),
                 rotation=90,
                 fontsize=7,
                 ha="right",
-                va="top",
-                color="0.35",
+                va="bottom",
+                color="0.3",
+                bbox={"facecolor": "white", "edgecolor": "none", "alpha": 0.8, "pad": 1},
             )
         ax.set_title(f"{name} per level" if by_level else name, fontsize=9)
         ax.set_xlabel(STEP_LABEL, fontsize=8)
