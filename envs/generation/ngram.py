@@ -163,6 +163,46 @@ class NGramScorer:
         bits = torch.where(valid[:, cols], -torch.log2(prob), 0.0)
         return bits[:, -1] if last_only else bits
 
+    def context_gammas(self, recent: torch.Tensor, available: torch.Tensor) -> torch.Tensor:
+        """The judge's state at the end of a context: (B, order) back-off weights, column n holding gamma
+        of the n-gram that ends at the context's last byte (1 where the context has fewer than n bytes,
+        ``available``, or the n-gram was never a context). ``recent`` packs the context's last bytes,
+        newest lowest."""
+        recent = recent.to(self.device, torch.long)
+        available = torch.as_tensor(available, device=self.device)
+        columns = [torch.ones_like(recent, dtype=torch.float32)]
+        columns.append(torch.where(available >= 1, self.byte_gamma[recent % NUM_BYTES], 1.0))
+        for n in range(2, self.order):
+            _, gamma_next, found = self._lookup(n, recent % (NUM_BYTES**n))
+            columns.append(torch.where(found & (available >= n), gamma_next, 1.0))
+        return torch.stack(columns, dim=1)
+
+    def step_bits(
+        self, recent: torch.Tensor, available: torch.Tensor, gammas: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Bits of one new byte per row with the judge's state carried across steps: one search per order.
+
+        ``recent`` packs the last ``order`` bytes, the new one lowest; ``available`` counts the valid bytes
+        ending at the new one; ``gammas`` is the state after the previous byte (``context_gammas`` or the
+        last call's). Returns the bits (B,) and the state after the new byte (B, order). Equal to
+        ``token_bits`` of the whole text at its last position.
+        """
+        x = recent % NUM_BYTES
+        prob = self.unigram[x]
+        columns = [torch.ones_like(prob), self.byte_gamma[x]]
+        for n in range(2, self.order + 1):
+            alpha, gamma_next, found = self._lookup(n, recent % (NUM_BYTES**n))
+            prob = torch.where(available >= n, torch.where(found, alpha, 0.0) + gammas[:, n - 1] * prob, prob)
+            if n < self.order:
+                columns.append(torch.where(found, gamma_next, 1.0))
+        return -torch.log2(prob), torch.stack(columns, dim=1)
+
+    def _lookup(self, n: int, key: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """alpha, gamma_next and whether the order-n key is in the table (values meaningless if not)."""
+        keys = self.keys[n - 2]
+        index = torch.searchsorted(keys, key).clamp(max=len(keys) - 1)
+        return self.alpha[n - 2][index], self.gamma_next[n - 2][index], keys[index] == key
+
     def bits_per_byte(self, texts: str | bytes | list[str | bytes] | torch.Tensor) -> torch.Tensor:
         """Mean bits per byte of a text (0-d), a list of texts or a right-padded (B, T) batch ((B,))."""
         if isinstance(texts, str | bytes):

@@ -139,8 +139,12 @@ class TextScore:
             self.tables = {k: v.to(device) for k, v in {**bands, "threshold": threshold}.items()}
             self.table_max = calibration.length
         self.context = scorer.order - 1
-        self.history = torch.zeros(num_rows, self.context, dtype=torch.long, device=device)
+        # the judge's state, carried across steps: the last ``order`` bytes (packed, newest lowest), how
+        # many of them are valid context, and the back-off weights of the contexts ending at the last byte
+        self._judge_mod = NUM_BYTES**scorer.order
+        self.judge_recent = torch.zeros(num_rows, dtype=torch.long, device=device)
         self.history_len = torch.zeros(num_rows, dtype=torch.long, device=device)
+        self.gammas = torch.ones(num_rows, scorer.order, device=device)
         self.count = torch.zeros(num_rows, dtype=torch.long, device=device)
         self.bits_sum = torch.zeros(num_rows, device=device)
         self.recent = torch.zeros(num_rows, dtype=torch.long, device=device)
@@ -156,11 +160,17 @@ class TextScore:
     ):
         """Start rows in ``mask`` with the last ``tail_len`` bytes of their prompt (right-aligned in
         ``prompt_tail`` (B, order-1)) as context and ``target`` bytes to write."""
+        if self.device.type == "cpu" and not bool(mask.any()):
+            return  # nothing to reset (a free check on the CPU; on a GPU it would sync, so it runs through)
         if self.batch is not None:
             self.batch.remove(self.repetition.keys, self.repetition.recorded(self.count) & mask[:, None])
-        m = mask[:, None]
-        self.history = torch.where(m, prompt_tail, self.history)
+        packed = torch.zeros_like(self.judge_recent)
+        for j in range(prompt_tail.shape[1]):
+            packed = packed * NUM_BYTES + prompt_tail[:, j]
+        self.judge_recent = torch.where(mask, packed, self.judge_recent)
         self.history_len = torch.where(mask, tail_len, self.history_len)
+        gammas = self.scorer.context_gammas(packed, tail_len)
+        self.gammas = torch.where(mask[:, None], gammas, self.gammas)
         self.target = torch.where(mask, target, self.target)
         for name in ("count", "recent"):
             setattr(self, name, getattr(self, name).masked_fill(mask, 0))
@@ -176,11 +186,12 @@ class TextScore:
 
     def add(self, byte: torch.Tensor, active: torch.Tensor) -> None:
         """Append ``byte`` (B,) to the rows where ``active``."""
-        rows = torch.cat([self.history, byte[:, None]], dim=1)
-        bits = self.scorer.token_bits(rows, start=self.context - self.history_len, last_only=True)
+        recent = (self.judge_recent * NUM_BYTES + byte) % self._judge_mod
+        bits, gammas = self.scorer.step_bits(recent, self.history_len + 1, self.gammas)
+        self.judge_recent = torch.where(active, recent, self.judge_recent)
+        self.gammas = torch.where(active[:, None], gammas, self.gammas)
         self.last_bits = torch.where(active, bits, self.last_bits)
         self.bits_sum = self.bits_sum + torch.where(active, bits, 0.0)
-        self.history = torch.where(active[:, None], rows[:, 1:], self.history)
         self.history_len = (self.history_len + active.long()).clamp(max=self.context)
         self.count = self.count + active.long()
         older = NUM_BYTES ** (max(self.config.diversity_n, self.config.repetition_n) - 1)

@@ -188,3 +188,40 @@ def test_env_on_a_local_corpus_folder(tmp_path):
     assert list((tmp_path / "cache" / "generation").glob("ngram-*-o5-*.pt"))
     with pytest.raises(TypeError, match="corpus must be"):
         TextQualityVectorEnv(1, device="cpu", corpus=["not", "a", "corpus"])
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        {"level": "p64-c64", "dense": True},
+        {"level": "p16-c256", "dense": False, "reward_weights": {"batch_diversity": 0.5}},
+        {"level": {"name": "wide", "prompt_length": 40, "continuation_length": 300}, "window": 64},
+    ],
+)
+def test_single_env_fast_path_equals_the_vector_env_over_whole_episodes(options):
+    """The single env steps in plain Python; every observation, reward and info value must equal the vector
+    env's (to float32 rounding) through episodes of English, loops, random bytes and an early stop."""
+    single = TextQualityEnv(**options)
+    vector = TextQualityVectorEnv(1, device="cpu", autoreset_mode="disabled", **options)
+    generator = torch.Generator().manual_seed(0)
+    english = list(b"The judge reads every byte and says how likely a reader would find it. " * 5)
+    episodes = [
+        english,
+        list(b"la " * 120),
+        torch.randint(0, 256, (400,), generator=generator).tolist(),
+        [*english[:9], 0],  # stops early at the end-of-text byte
+    ]
+    for seed, actions in enumerate(episodes):
+        obs_s, info_s = single.reset(seed=seed)
+        obs_v, info_v = vector.reset(seed=seed)
+        for action in actions:
+            obs_s, r_s, term_s, _, info_s = single.step(action)
+            obs_v, r_v, term_v, _, info_v = vector.step(torch.tensor([action]))
+            assert r_s == pytest.approx(float(r_v[0]), abs=2e-5) and term_s == bool(term_v[0])
+            np.testing.assert_array_equal(obs_s["tokens"], obs_v["tokens"][0].numpy())
+            assert obs_s["length"][0] == int(obs_v["length"][0])
+            if term_s:
+                break
+        assert set(info_s) == set(info_v)
+        for key, value in info_s.items():
+            assert value == pytest.approx(float(info_v[key][0]), abs=2e-5), key

@@ -20,12 +20,12 @@ LATIN1_DOCS = [
 def test_text_quality_refuses_actions_that_are_not_a_byte(action):
     env = gym.make("mindgym/TextQuality-v0")
     env.reset(seed=0)
-    written = int(env.unwrapped.vector.score.count[0])
+    written = env.unwrapped.bytes_written
     with pytest.raises(ValueError, match=r"Action must be an int in \[0, 255\]"):
         env.step(action)
-    assert int(env.unwrapped.vector.score.count[0]) == written  # nothing was written (0.5 was byte 0)
+    assert env.unwrapped.bytes_written == written  # nothing was written (0.5 was byte 0)
     env.step(np.int64(65))
-    assert int(env.unwrapped.vector.score.count[0]) == written + 1
+    assert env.unwrapped.bytes_written == written + 1
 
 
 @pytest.mark.parametrize("seed", [-5, 2**64, 0.5, True])

@@ -117,3 +117,26 @@ def test_default_judge_knows_english_beyond_the_cpython_docs_and_loads_without_h
     cached = reference_scorer()
     assert all(torch.equal(a, b) for a, b in zip(cached.keys, judge.keys))
     assert set(JUDGE_DOMAINS).isdisjoint({*english.CALIBRATION_DOMAINS, *english.EVALUATION_DOMAINS})
+
+
+def test_incremental_judge_state_equals_rescoring_the_window(scorer):
+    """step_bits carries the judge's back-off state across bytes: it must equal token_bits of the whole
+    text at every position, from any amount of context (none, a short prompt, a long one)."""
+    generator = torch.Generator().manual_seed(3)
+    text = encode(default_corpus().text("validation")[:4000])
+    starts = torch.randint(0, len(text) - 80, (6,), generator=generator)
+    rows = text[starts[:, None] + torch.arange(80)]
+    rows[5, 40:] = torch.randint(0, 256, (40,), generator=generator)  # unseen n-grams too
+    context = torch.tensor([0, 1, 2, 3, 5, 5])  # bytes of prompt each row's judge may see
+    prompt = 20
+    full = scorer.token_bits(rows, start=prompt - context)
+    recent = torch.zeros(6, dtype=torch.long)
+    for j in range(prompt - scorer.order + 1, prompt):
+        recent = recent * 256 + torch.where(j >= prompt - context, rows[:, j], 0)
+    gammas = scorer.context_gammas(recent, context)
+    available = context.clone()
+    for t in range(prompt, 80):
+        recent = (recent * 256 + rows[:, t]) % 256**scorer.order
+        available = (available + 1).clamp(max=scorer.order)
+        bits, gammas = scorer.step_bits(recent, available, gammas)
+        assert torch.allclose(bits, full[:, t], atol=1e-5), t
