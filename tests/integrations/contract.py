@@ -8,8 +8,8 @@ mode, single and vector:
   sub-env's row in ``single_observation_space``);
 - under same-step autoreset, ``info["final_obs"]`` (all rows, not only those that ended: frameworks read
   the whole batch) lies there too, and ``final_info`` has the same entries as ``info``;
-- ``info`` has the entries, dtypes and shapes it had at ``reset``, and each entry lies in the range its
-  env's docstring declares (``INFO_RULES``).
+- ``info`` has the entries, dtypes and shapes it had at ``reset``, the entries its env's docstring
+  declares lie in their ranges (``INFO_RULES``), and any other entry is a bool, an integer or a finite float.
 """
 
 from __future__ import annotations
@@ -57,6 +57,11 @@ def _finite(v: np.ndarray, _: int) -> bool:
     return v.dtype.kind == "f" and bool(np.all(np.isfinite(v)))
 
 
+def _number(v: np.ndarray, _: int) -> bool:
+    """An entry the table does not name: a bool, an integer or a finite float."""
+    return v.dtype.kind in "biu" or _finite(v, 0)
+
+
 _RECALL = {"success": _flag, "accuracy": _fraction, "level": _level}
 _RECALL_IDS = (
     "mindgym/Copy-v0",
@@ -102,9 +107,10 @@ def _layout(info: dict[str, Any]) -> dict[str, tuple[str, tuple[int, ...]]]:
 def _check_info(env_id: str, info: dict[str, Any], layout: dict, levels: int, where: str) -> None:
     assert _layout(info) == layout, f"{where}: info entries changed from reset's {layout} to {_layout(info)}"
     rules = INFO_RULES[env_id]
-    assert set(layout) == set(rules), f"{where}: info has {sorted(layout)}, the docstring {sorted(rules)}"
-    for key, rule in rules.items():
-        value = np.asarray(info[key])
+    missing = set(rules) - set(layout)
+    assert not missing, f"{where}: info lacks {sorted(missing)}, which the env's docstring declares"
+    for key in layout:
+        rule, value = rules.get(key, _number), np.asarray(info[key])
         assert rule(value, levels), f"{where}: info[{key!r}] = {value!r} is outside its declared range"
 
 
