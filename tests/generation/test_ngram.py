@@ -101,6 +101,7 @@ def test_default_judge_knows_english_beyond_the_cpython_docs_and_loads_without_h
     from envs.generation import english
     from envs.generation.english import JUDGE_DOMAINS, domain_documents
 
+    monkeypatch.setattr(scorer_module, "_MEMO", {})  # another test folder may have memoised it elsewhere
     judge = reference_scorer()
     docs_only = reference_scorer(domains=())
     licences = "\n\n".join(domain_documents("licences"))[:20_000]  # an evaluation domain: legal English
