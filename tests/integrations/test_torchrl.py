@@ -94,14 +94,15 @@ def maze_ppo(
     minibatch: int = 512,
     lr: float = 1e-3,
     pool_size: int = 512,
+    device: str = "cpu",
     log: bool = False,
 ) -> dict[str, float]:
     """PPO with TorchRL's Collector, GAE and ClipPPOLoss on MindGym's native maze vector env (grid images,
     DISABLED autoreset). Returns the greedy success rate before and after training, and steps/s."""
     torch.manual_seed(seed)
     maze = {"obs_mode": "grid", "levels": [level], "pool_size": pool_size}
-    vec = make_vec("mindgym/Maze-v0", num_envs, "disabled", seed=seed, **maze)
-    env = GymWrapper(vec, categorical_action_encoding=True).auto_register_info_dict()  # info: success
+    vec = make_vec("mindgym/Maze-v0", num_envs, "disabled", seed=seed, device=device, **maze)
+    env = GymWrapper(vec, categorical_action_encoding=True, device=device).auto_register_info_dict()
     features = env.observation_spec["observation"].shape[1:].numel()
     actions = env.action_spec.space.n
 
@@ -116,13 +117,16 @@ def maze_ppo(
         return_log_prob=True,
     )
     critic = ValueOperator(body(1), in_keys=["observation"])
+    actor, critic = actor.to(device), critic.to(device)
     advantage = GAE(gamma=0.99, lmbda=0.95, value_network=critic, average_gae=True)
     loss = ClipPPOLoss(actor, critic, clip_epsilon=0.2, entropy_coeff=0.01, critic_coeff=0.5)
     optimiser = torch.optim.Adam(loss.parameters(), lr=lr)
 
     def greedy_success(episodes: int = 256) -> float:
-        eval_vec = make_vec("mindgym/Maze-v0", episodes, "disabled", seed=seed, **maze)
-        eval_env = GymWrapper(eval_vec, categorical_action_encoding=True).auto_register_info_dict()
+        eval_vec = make_vec("mindgym/Maze-v0", episodes, "disabled", seed=seed, device=device, **maze)
+        eval_env = GymWrapper(
+            eval_vec, categorical_action_encoding=True, device=device
+        ).auto_register_info_dict()
         with torch.no_grad(), set_exploration_type(ExplorationType.DETERMINISTIC):
             run = eval_env.rollout(10_000, actor, break_when_all_done=True, break_when_any_done=False)
         done = run["next", "done"].squeeze(-1)
