@@ -49,6 +49,9 @@ class BackboneConfig:
     act: bool = False
     act_threshold: float = 0.99
     ponder_weight: float = 0.01
+    # Halted tokens stop computing (their keys and values freeze at their last pass); False: every pass
+    # runs for every token and halting only reweights the steps (the schedule before issue 21).
+    act_skip: bool = True
     recursion: int = 1  # R: the block stack is applied R times with shared weights
     micro_steps: int = 1  # stack applications inside each refinement step
     deep_supervision: bool = False  # return logits after every refinement step

@@ -10,6 +10,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from agents.backbones.active_rows import ActiveRows
 from agents.backbones.linear import Linear
 
 
@@ -95,6 +96,59 @@ class SelfAttention(nn.Module):
             y = y * head_scale.to(y.dtype).view(1, self.n_heads, 1, 1)
         y = y.transpose(1, 2).reshape(b, t, d)
         return self.out(y), {"k": k, "v": v}, probs
+
+    def forward_rows(
+        self,
+        h_rows: torch.Tensor,
+        h_full: torch.Tensor,
+        rope: tuple[torch.Tensor, torch.Tensor],
+        rows: ActiveRows,
+        head_scale: torch.Tensor | None = None,
+        cache: dict[str, torch.Tensor] | None = None,
+    ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """Attention for the running positions only: queries from ``h_rows`` (B, A, D) at ``rows.pos``,
+        keys and values from every position of ``h_full`` (B, T, D), whose halted positions hold their
+        last pass's inputs. Returns (B, A, D) and the KV cache over all positions, as ``forward`` does."""
+        b, t, d = h_full.shape
+        a = h_rows.shape[1]
+        q = F.linear(h_rows, self.qkv.weight[:d]).view(b, a, self.n_heads, self.head_dim).transpose(1, 2)
+        kv = F.linear(h_full, self.qkv.weight[d:]).view(b, t, 2, self.n_heads, self.head_dim)
+        k, v = kv.permute(2, 0, 3, 1, 4)
+        cos, sin = rope
+        k = apply_rotary(k, cos, sin)
+        q = apply_rotary(q, cos[rows.pos][:, None], sin[rows.pos][:, None])
+        past = 0
+        if cache is not None and cache["k"].shape[2] > 0:
+            past = cache["k"].shape[2]
+            k = torch.cat((cache["k"].to(k.dtype), k), dim=2)
+            v = torch.cat((cache["v"].to(v.dtype), v), dim=2)
+        keys = torch.arange(past + t, device=h_full.device)
+        visible = keys[None, None, :] <= (rows.pos + past)[:, :, None]  # (B, A, S); padding sees key 0
+        if not self.causal:
+            visible = torch.ones_like(visible)
+        mask = visible[:, None]
+        if self.record_max_logit and self.training:
+            self._record_max_logit_rows(q, k, mask & rows.valid[:, None, :, None])
+        y = F.scaled_dot_product_attention(
+            q, k, v, attn_mask=mask, dropout_p=self.dropout if self.training else 0.0
+        )
+        if head_scale is not None:
+            y = y * head_scale.to(y.dtype).view(1, self.n_heads, 1, 1)
+        y = y.transpose(1, 2).reshape(b, a, d)
+        return self.out(y), {"k": k, "v": v}
+
+    @torch.no_grad()
+    def _record_max_logit_rows(
+        self, q: torch.Tensor, k: torch.Tensor, visible: torch.Tensor, block: int = 256
+    ) -> None:
+        """``_record_max_logit`` for gathered queries: the running max over the (query, key) pairs that
+        ``visible`` (B, 1, A, S) allows, in query blocks."""
+        best = torch.full_like(self.max_logit, float("-inf"))
+        for start in range(0, q.shape[2], block):
+            logits = (q[:, :, start : start + block] @ k.transpose(-1, -2)).float() / self.head_dim**0.5
+            logits = logits.masked_fill(~visible[:, :, start : start + block], float("-inf"))
+            best = torch.maximum(best, logits.amax(dim=(0, 2, 3)))
+        self.max_logit.copy_(torch.maximum(self.max_logit, best))
 
     @torch.no_grad()
     def probabilities(self, q: torch.Tensor, k: torch.Tensor) -> torch.Tensor:

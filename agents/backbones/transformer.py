@@ -8,6 +8,10 @@ selected blocks carry. Streaming state is a dict ``{"pos": int, "layers": [...]}
 ``inspect=True`` reports the last pass of the block stack (recursion and ACT apply it several times, one
 state entry per pass): its attention maps, memory addressing and memory snapshots (``base.Inspection``).
 Earlier passes run exactly as without it.
+
+With ACT (``act_skip``, the default) tokens that halted stop computing: later passes gather the running
+positions and run attention queries, memory read-out and feed-forward for those alone
+(``_skipping_passes``); ``act_skip=False`` runs every pass for every token and only reweights.
 """
 
 from __future__ import annotations
@@ -17,9 +21,10 @@ from typing import Any, NamedTuple
 import torch
 from torch import nn
 
+from agents.backbones.active_rows import ActiveRows, gather_rows, scatter_rows
 from agents.backbones.base import Backbone, BackboneOutput, Inspection, InspectionMap
 from agents.backbones.config import BackboneConfig
-from agents.backbones.halting import HaltingHead, act_combine
+from agents.backbones.halting import ActAccumulator, HaltingHead, HaltingResult
 from agents.backbones.layers import FeedForward, RotaryEmbedding, SelfAttention
 from agents.backbones.linear import Linear
 from agents.backbones.memory import build_memory
@@ -36,6 +41,19 @@ class BlockOutput(NamedTuple):
     attention: torch.Tensor | None = None
     addressing: dict[str, InspectionMap] | None = None
     snapshot: dict[str, InspectionMap] | None = None
+
+
+class PassRun(NamedTuple):
+    """What the refinement passes produced: one hidden state (B, T, D) per refinement step, the last pass's
+    per-block hidden states and outputs, the streaming state entries, the ACT result (None without ACT)
+    and the share of (token, pass) pairs that were actually computed."""
+
+    step_hiddens: list[torch.Tensor]
+    layer_hiddens: list[torch.Tensor]
+    last_pass: list[BlockOutput]
+    new_layers: list[dict[str, Any] | None]
+    halting: HaltingResult | None
+    computed_fraction: float
 
 
 class Block(nn.Module):
@@ -85,6 +103,45 @@ class Block(nn.Module):
         x = x + self.drop(a)
         x = x + self.ffn(self.ffn_norm(x))
         return BlockOutput(x, new_state if return_state else None, metrics, probs, addressing, snapshot)
+
+
+    def forward_active(
+        self,
+        x_rows: torch.Tensor,
+        inputs: torch.Tensor,
+        rows: ActiveRows,
+        rope: tuple[torch.Tensor, torch.Tensor],
+        head_scale: torch.Tensor | None,
+        state: dict[str, Any] | None,
+        return_state: bool = True,
+    ) -> tuple[BlockOutput, torch.Tensor]:
+        """The block for the running positions only (ACT skipping halted tokens).
+
+        ``x_rows`` (B, A, D) holds the running positions' inputs, ``inputs`` (B, T, D) every position's
+        input of the last pass that computed it. Halted positions keep serving keys, values and memory
+        input from there; only the running ones get queries, the memory's read-out, the gate and the
+        feed-forward. Returns the block output for the rows and the updated ``inputs``.
+        """
+        state = state or {}
+        inputs = scatter_rows(inputs, rows, x_rows)
+        h_full = self.attn_norm(inputs)
+        h = self.attn_norm(x_rows)
+        a, cache = self.attn.forward_rows(h, h_full, rope, rows, head_scale, state.get("kv"))
+        new_state: dict[str, Any] = {"kv": cache}
+        metrics: dict[str, torch.Tensor] = {}
+        if self.memory is not None:
+            memory = self.memory(h_full, state.get("memory"), return_state, False)
+            new_state["memory"], metrics = memory.state, dict(memory.metrics)
+            m = gather_rows(memory.output, rows)
+            if self.gate is not None:
+                g = torch.sigmoid(self.gate(h))
+                metrics["gate_attention"] = g.detach().float().mean()
+                a = g * a + (1.0 - g) * m.to(a.dtype)
+            else:
+                a = a + m.to(a.dtype)
+        x = x_rows + self.drop(a)
+        x = x + self.ffn(self.ffn_norm(x))
+        return BlockOutput(x, new_state if return_state else None, metrics), inputs
 
 
 class TransformerBackbone(Backbone):
@@ -182,40 +239,24 @@ class TransformerBackbone(Backbone):
         old_layers = state["layers"] if state is not None and state.get("layers") else None
         rope = self.rope(pos, tokens.shape[1])
         x0 = self.drop(self.embed(tokens))
-        h = x0
-        new_layers: list[dict[str, Any] | None] = []
-        step_hiddens: list[torch.Tensor] = []
-        layer_hiddens: list[torch.Tensor] = []
-        last_pass: list[BlockOutput] = []
-        for pass_index in range(self.passes):
-            if pass_index > 0:
-                h = h + x0  # input injection: every refinement pass sees the tokens again (TRM)
-            layer_hiddens, last_pass = [], []
-            looking = inspect and pass_index == self.passes - 1
-            for i, block in enumerate(self.blocks):
-                slot = pass_index * self.n_layers + i
-                scale = head_scale[i] if head_scale is not None else None
-                old = old_layers[slot] if old_layers else None
-                out = block(h, rope, scale, old, return_state, looking)
-                h = out.hidden
-                new_layers.append(out.state)
-                layer_hiddens.append(h)
-                last_pass.append(out)
-            if (pass_index + 1) % cfg.micro_steps == 0:
-                step_hiddens.append(h)
+        pass_loop = self._skipping_passes if self._skips(inspect) else self._dense_passes
+        run = pass_loop(x0, rope, head_scale, old_layers, return_state, inspect)
+        step_hiddens, last_pass = run.step_hiddens, run.last_pass
+        layer_hiddens = run.layer_hiddens
+        new_layers = run.new_layers
 
         metrics: dict[str, torch.Tensor] = {}
         aux_loss = None
         final = step_hiddens[-1]
-        if self.halting is not None:
-            probs = [self.halting(s) for s in step_hiddens]
-            result = act_combine(step_hiddens, probs, cfg.act_threshold)
+        if run.halting is not None:
+            result = run.halting
             final = result.hidden
             ponder = result.ponder_cost.mean()
             aux_loss = cfg.ponder_weight * ponder
             metrics["act/ponder_cost"] = ponder.detach()
             metrics["act/steps_mean"] = result.steps.detach().mean()
             metrics["act/steps_max"] = result.steps.detach().amax()
+            metrics["act/computed_fraction"] = torch.tensor(run.computed_fraction, device=ponder.device)
         deep_logits = None
         if cfg.deep_supervision and cfg.recursion > 1:
             deep_logits = tuple(self.output_logits(s) for s in step_hiddens)
@@ -238,6 +279,121 @@ class TransformerBackbone(Backbone):
             metrics=metrics,
             inspection=self._inspection(last_pass) if inspect else None,
         )
+
+    def _skips(self, inspect: bool) -> bool:
+        """Whether halted tokens stop computing: ACT with ``act_skip``, except under ``inspect`` (whose
+        maps cover every token of the last pass, so it runs the dense schedule)."""
+        return self.halting is not None and self.cfg.act_skip and not inspect
+
+    def _dense_passes(
+        self,
+        x0: torch.Tensor,
+        rope: tuple[torch.Tensor, torch.Tensor],
+        head_scale: torch.Tensor | None,
+        old_layers: list[Any] | None,
+        return_state: bool,
+        inspect: bool,
+    ) -> PassRun:
+        """Every pass for every token (halting, if any, only reweights the steps' hidden states)."""
+        h = x0
+        new_layers: list[dict[str, Any] | None] = []
+        step_hiddens: list[torch.Tensor] = []
+        layer_hiddens: list[torch.Tensor] = []
+        last_pass: list[BlockOutput] = []
+        for pass_index in range(self.passes):
+            if pass_index > 0:
+                h = h + x0  # input injection: every refinement pass sees the tokens again (TRM)
+            layer_hiddens, last_pass = [], []
+            looking = inspect and pass_index == self.passes - 1
+            for i, block in enumerate(self.blocks):
+                slot = pass_index * self.n_layers + i
+                scale = head_scale[i] if head_scale is not None else None
+                old = old_layers[slot] if old_layers else None
+                out = block(h, rope, scale, old, return_state, looking)
+                h = out.hidden
+                new_layers.append(out.state)
+                layer_hiddens.append(h)
+                last_pass.append(out)
+            if (pass_index + 1) % self.cfg.micro_steps == 0:
+                step_hiddens.append(h)
+        halting = None
+        if self.halting is not None:
+            accumulator = ActAccumulator(self.cfg.act_threshold)
+            for i, step_hidden in enumerate(step_hiddens):
+                accumulator.update(step_hidden, self.halting(step_hidden), last=i == len(step_hiddens) - 1)
+            halting = accumulator.result()
+        return PassRun(step_hiddens, layer_hiddens, last_pass, new_layers, halting, 1.0)
+
+    def _skipping_passes(
+        self,
+        x0: torch.Tensor,
+        rope: tuple[torch.Tensor, torch.Tensor],
+        head_scale: torch.Tensor | None,
+        old_layers: list[Any] | None,
+        return_state: bool,
+        inspect: bool,
+    ) -> PassRun:
+        """ACT that stops computing halted tokens: after each refinement step the halting rule decides which
+        tokens go on, and later passes run on those alone (``Block.forward_active``).
+
+        A halted token's output is its halting-weighted mix, exactly as in the dense schedule (its later
+        steps weigh zero). Running tokens still attend to it (and the memory still reads it) through the
+        inputs of its last computed pass: its keys and values freeze instead of being refined further. So a
+        token whose own context kept running at least as long as it did gets the dense schedule's output;
+        others see frozen neighbours. While every token runs, passes are the dense ones. Without
+        ``return_state`` the loop ends once every token halted; with it, passes with nothing running still
+        compute the keys, values and memory state that a continuation reads.
+        """
+        cfg = self.cfg
+        b, t, _ = x0.shape
+        n_steps = self.passes // cfg.micro_steps
+        accumulator = ActAccumulator(cfg.act_threshold)
+        inputs: list[torch.Tensor] = [x0] * self.n_layers  # each block's input of the last computed pass
+        new_layers: list[dict[str, Any] | None] = []
+        step_hiddens: list[torch.Tensor] = []
+        layer_hiddens: list[torch.Tensor] = []
+        last_pass: list[BlockOutput] = []
+        rows: ActiveRows | None = None  # None: every token runs
+        h = x0  # (B, T, D) while every token runs, else the running rows (B, A, D)
+        full = x0  # every token's hidden state after the last step it computed
+        computed = 0
+        for pass_index in range(self.passes):
+            if pass_index > 0:
+                h = h + (x0 if rows is None else gather_rows(x0, rows))
+            layer_hiddens, last_pass = [], []
+            computed += b * t if rows is None else rows.count
+            for i, block in enumerate(self.blocks):
+                slot = pass_index * self.n_layers + i
+                scale = head_scale[i] if head_scale is not None else None
+                old = old_layers[slot] if old_layers else None
+                if rows is None:
+                    inputs[i] = h
+                    out = block(h, rope, scale, old, return_state, False)
+                else:
+                    out, inputs[i] = block.forward_active(h, inputs[i], rows, rope, scale, old, return_state)
+                h = out.hidden
+                new_layers.append(out.state)
+                layer_hiddens.append(h)
+                last_pass.append(out)
+            if rows is not None:
+                layer_hiddens = [*inputs[1:], scatter_rows(full, rows, h)]
+            if (pass_index + 1) % cfg.micro_steps:
+                continue
+            full = h if rows is None else scatter_rows(full, rows, h)
+            step_hiddens.append(full)
+            step = len(step_hiddens) - 1
+            running = accumulator.update(full, self.halting(full), last=step == n_steps - 1) > 0
+            if step == n_steps - 1:
+                break
+            if bool(running.all()):
+                continue
+            if not return_state and not bool(running.any()):
+                step_hiddens.extend([full] * (n_steps - len(step_hiddens)))  # frozen: weigh zero
+                break
+            rows = ActiveRows.from_mask(running)
+            h = gather_rows(full, rows)
+        fraction = computed / max(b * t * self.passes, 1)
+        return PassRun(step_hiddens, layer_hiddens, last_pass, new_layers, accumulator.result(), fraction)
 
     def _memory_metrics(self, outputs: list[BlockOutput]) -> dict[str, torch.Tensor]:
         """Each scalar the memory blocks of the last pass measured, averaged over those blocks."""
