@@ -1,8 +1,15 @@
 """Maze throughput: single-env steps/s beside MiniGrid-Empty-8x8 (CPU), and the native vector env's
 steps/s at several batch sizes with full observations and automatic resets (CPU or GPU).
 
+When jax and jumanji import (``pip install -e .[bench]``), Jumanji's Maze-v0 (10x10, autoreset onto a new
+maze) runs in the same process on the same kind of device at each batch size, and every MazeVectorEnv
+row gets a ``vs_jumanji`` column: its steps/s over Jumanji's at that batch size (``--maze 10`` compares
+equal maze sizes). Without them the comparison is skipped with a message.
+
     python -m bench.maze_throughput --device cpu
     python -m bench.maze_throughput --device cuda --compile both --cuda-graph both
+    python -m bench.maze_throughput --device cuda --single-steps 0 --maze 10 --sizes 131072 \
+        --modes walls egocentric grid --compile on --cuda-graph on
 """
 
 from __future__ import annotations
@@ -15,6 +22,7 @@ import numpy as np
 import torch
 
 import envs  # noqa: F401  (registers mindgym/Maze-v0)
+from bench import jumanji_maze
 from bench.harness import Benchmark, cuda_sync_for
 from envs.maze import MazeLevel
 from envs.maze.vector import MazeVectorEnv
@@ -31,6 +39,11 @@ def single_env_steps_per_s(env: gym.Env, steps: int, seed: int = 0) -> float:
         if terminated or truncated:
             env.reset()
     return steps / (time.perf_counter() - start)
+
+
+def steps_per_chunk(num_envs: int, device: torch.device) -> int:
+    """Steps timed per call: enough that a call outlasts its launch, few enough to stay cheap."""
+    return max(2, min(32, 2**22 // num_envs)) if device.type == "cuda" else max(1, min(8, 2**16 // num_envs))
 
 
 def vector_steps_per_s(
@@ -54,7 +67,7 @@ def vector_steps_per_s(
         cuda_graph=cuda_graph,
     )
     env.reset(seed=0)
-    chunk = max(2, min(32, 2**22 // num_envs)) if device.type == "cuda" else max(1, min(8, 2**16 // num_envs))
+    chunk = steps_per_chunk(num_envs, device)
     gen = torch.Generator(device=device).manual_seed(0)
     actions = torch.randint(4, (chunk, num_envs), generator=gen, device=device)
 
@@ -73,7 +86,10 @@ def main() -> None:
     parser.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto")
     parser.add_argument("--sizes", type=int, nargs="+", default=[1024, 16384, 131072], help="num_envs values")
     parser.add_argument("--maze", type=int, default=12, help="vector-env maze size (cells per side)")
-    parser.add_argument("--modes", nargs="+", default=["grid", "egocentric", "tokens"])
+    parser.add_argument("--modes", nargs="+", default=["walls", "grid", "egocentric", "tokens"])
+    parser.add_argument(
+        "--jumanji", choices=["auto", "off"], default="auto", help="compare with Jumanji Maze-v0 if installed"
+    )
     parser.add_argument("--compile", choices=["off", "on", "both"], default="off")
     parser.add_argument(
         "--cuda-graph", choices=["off", "on", "both"], default="off", help="replay each step as a CUDA graph"
@@ -108,6 +124,28 @@ def main() -> None:
         except ImportError:
             print("minigrid is not installed: pip install minigrid (skipping the comparison)")
 
+    jumanji = {}  # num_envs -> Jumanji Maze-v0 steps/s
+    missing = jumanji_maze.available() if args.jumanji == "auto" else "--jumanji off"
+    if missing:
+        print(f"Skipping the Jumanji Maze-v0 comparison: {missing}")
+    else:
+        for n in args.sizes:
+            try:
+                jumanji[n] = jumanji_maze.steps_per_s(n, steps_per_chunk(n, device), device.type)
+            except RuntimeError as err:  # e.g. a CPU-only jax beside a GPU torch
+                print(f"Skipping the Jumanji Maze-v0 comparison: {err}")
+                break
+            bench.add(
+                env=f"Jumanji Maze-v0 10x10 ({device.type}, jax)",
+                obs="walls+positions",
+                envs=n,
+                compile="jit",
+                cuda_graph="-",
+                steps_per_s=jumanji[n],
+                vs_jumanji=1.0,
+            )
+            print(f"   jumanji envs={n:>7}: {jumanji[n]:.3e} steps/s")
+
     level = MazeLevel(f"{args.maze}x{args.maze}", args.maze, args.maze)
     choices = {"off": [False], "on": [True], "both": [False, True]}
     graphs = choices[args.cuda_graph] if device.type == "cuda" else [False]
@@ -127,9 +165,12 @@ def main() -> None:
                     compile="yes" if compile else "no",
                     cuda_graph="yes" if graph else "no",
                     steps_per_s=sps,
+                    **({"vs_jumanji": sps / jumanji[n]} if n in jumanji else {}),
                 )
+                ratio = f" ({sps / jumanji[n]:.2f}x Jumanji)" if n in jumanji else ""
                 print(
                     f"{obs_mode:>10} compile={compile!s:5} graph={graph!s:5} envs={n:>7}: {sps:.3e} steps/s"
+                    + ratio
                 )
     bench.report(record=not args.no_record)
 

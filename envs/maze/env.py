@@ -75,6 +75,11 @@ class MazeEnv(gym.Env):
       (cells, start, goal, separator, then every move so far; see :mod:`envs.maze.tokens`), right-padded.
     - ``"egocentric"``: ``Box(0, 255, (2, k, k), uint8)``: walls and goal in a ``k = view_size`` pixel
       window centred on the agent.
+    - ``"walls"``: ``Dict(walls=Box(0, 255, (2H+1, 2W+1), uint8), agent=Box((2,), int64),
+      goal=Box((2,), int64))``: the grid's wall plane (built at reset) and the (row, col) cells of agent
+      and goal; ``envs.maze.walls.grid_from_walls`` rebuilds ``grid``. Made for MazeVectorEnv, which
+      writes the walls only when an episode starts; this env copies them out every step, as
+      Gymnasium asks (observations never share memory).
 
     ## Rewards
 
@@ -96,7 +101,7 @@ class MazeEnv(gym.Env):
 
     ## Arguments
 
-    - ``obs_mode``: ``"grid"`` (default), ``"tokens"`` or ``"egocentric"``.
+    - ``obs_mode``: ``"grid"`` (default), ``"tokens"``, ``"egocentric"`` or ``"walls"``.
     - ``level`` / ``levels``: the starting level (index, name, MazeLevel or field mapping) and the ladder
       (default :func:`~envs.maze.levels.default_levels`). Change level with ``env.unwrapped.set_level``.
     - ``maze``: a fixed maze as text (``#`` wall, space open, ``S`` start, ``G`` goal) or an array.
@@ -247,7 +252,9 @@ class MazeEnv(gym.Env):
         hp, wp = self.obs_spec.pixels
         walls = np.full((hp, wp), 255, dtype=np.uint8)
         walls[: self._image.shape[0], : self._image.shape[1]] = self._image * np.uint8(255)
-        if self.obs_mode == "grid":
+        if self.obs_mode == "walls":  # built once an episode; each step hands over a copy (users keep obs)
+            self._walls_obs = {"walls": walls, "goal": np.array(divmod(self._goal, self._w), dtype=np.int64)}
+        elif self.obs_mode == "grid":
             self._grid = np.zeros((3, hp, wp), dtype=np.uint8)
             self._grid[0] = walls
             self._agent_plane = self._grid[1].reshape(-1)
@@ -268,6 +275,9 @@ class MazeEnv(gym.Env):
     def _observation(self) -> Any:
         if self.obs_mode == "tokens":
             return {"tokens": self._tokens.copy(), "length": np.array([self._length], dtype=np.int64)}
+        if self.obs_mode == "walls":
+            agent = np.array(divmod(self._pos, self._w), dtype=np.int64)
+            return {key: value.copy() for key, value in self._walls_obs.items()} | {"agent": agent}
         if self.obs_mode == "grid":
             s = self.obs_spec.grid_scale
             return self._grid.copy() if s == 1 else self._grid.repeat(s, axis=1).repeat(s, axis=2)

@@ -47,8 +47,9 @@ class MazePool:
         self.border = spec.view_size // 2 if spec.mode == "egocentric" else 0
         hp, wp = spec.pixels
         self.image_shape = (hp + 2 * self.border, wp + 2 * self.border)
-        # grid: (walls, agent (left empty), goal) planes; egocentric: walls with a border of wall.
-        planes = {"grid": (3,), "egocentric": (), "tokens": None}[spec.mode]
+        # grid: (walls, agent (left empty), goal) planes; egocentric: walls with a border of wall;
+        # walls: the wall plane alone (the env copies it into its observation when an episode starts).
+        planes = {"grid": (3,), "egocentric": (), "walls": (), "tokens": None}[spec.mode]
         self.image = (
             torch.full((rows, *planes, *self.image_shape), 255, dtype=torch.uint8, device=device)
             if planes is not None

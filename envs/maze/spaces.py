@@ -6,6 +6,9 @@ pixel s x s times (SB3's CnnPolicy/NatureCNN needs at least 36 x 36: s=4 for 5x5
 ``tokens``: the sequence layout of envs.common.spaces.sequence_space with the maze token language
 (envs.maze.tokens); it holds the prefix and every move up to the step limit.
 ``egocentric``: (2, k, k) uint8 (walls, goal) centred on the agent's pixel.
+``walls``: the grid's information at a fraction of its cost: ``{"walls": (2H+1, 2W+1) uint8`` (the grid's
+wall plane, written only when an episode starts), ``"agent": (2,) int64, "goal": (2,) int64}`` (row, col)
+cells; :func:`envs.maze.walls.grid_from_walls` rebuilds the ``grid`` image from it exactly.
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ from envs.common.spaces import sequence_space
 from envs.maze import tokens as tok
 from envs.maze.levels import MazeLevel
 
-OBS_MODES = ("grid", "tokens", "egocentric")
+OBS_MODES = ("grid", "tokens", "egocentric", "walls")
 
 
 def step_limit(optimal_length: int, factor: float) -> int:
@@ -86,4 +89,10 @@ class MazeObsSpec:
         if self.mode == "grid":
             hp, wp = self.pixels
             return gym.spaces.Box(0, 255, (3, hp * self.grid_scale, wp * self.grid_scale), dtype=np.uint8)
+        if self.mode == "walls":
+            hp, wp = self.pixels
+            cell = gym.spaces.Box(0, np.array([self.height - 1, self.width - 1]), (2,), dtype=np.int64)
+            return gym.spaces.Dict(
+                walls=gym.spaces.Box(0, 255, (hp, wp), dtype=np.uint8), agent=cell, goal=cell
+            )
         return gym.spaces.Box(0, 255, (2, self.view_size, self.view_size), dtype=np.uint8)

@@ -28,6 +28,7 @@ from envs.maze.levels import MazeLevel
 from envs.maze.pool import MazePool
 from envs.maze.spaces import MazeObsSpec
 from envs.maze.task import MazeTask
+from envs.maze.walls import write_walls
 
 
 class MazeVectorEnv(TorchVectorEnv):
@@ -51,7 +52,11 @@ class MazeVectorEnv(TorchVectorEnv):
 
     ``obs_mode`` as in MazeEnv, batched along a first axis of ``num_envs``: ``"tokens"`` (the default
     here: ``{"tokens": (N, T) int64, "length": (N, 1) int64}``), ``"grid"`` ((N, 3, (2H+1)s, (2W+1)s)
-    uint8) or ``"egocentric"`` ((N, 2, k, k) uint8). Tensors on ``device``, or NumPy with ``numpy=True``.
+    uint8), ``"egocentric"`` ((N, 2, k, k) uint8) or ``"walls"`` (``{"walls": (N, 2H+1, 2W+1) uint8,
+    "agent": (N, 2), "goal": (N, 2)}`` int64 cells; the walls are written only when a sub-env starts an
+    episode, into a buffer that the env keeps and returns: copy it to keep it past a later reset, as a
+    rollout buffer does; same-step autoreset returns copies). Tensors on ``device``, or NumPy with
+    ``numpy=True``.
 
     ## Rewards
 
@@ -157,6 +162,8 @@ class MazeVectorEnv(TorchVectorEnv):
         self._episode = torch.ones(n, 4, dtype=torch.long, device=dev)  # start, goal, limit, optimal
         if obs_mode == "tokens":  # the moves so far; the prefix comes from the pool
             self._moves = torch.zeros(n, spec.max_len, dtype=torch.uint8, device=dev)
+        if obs_mode == "walls":  # each sub-env's wall plane, rewritten in place only when it resets
+            self._walls = torch.full((n, *spec.pixels), 255, dtype=torch.uint8, device=dev)
         if compile:  # fuse the whole step (transition, autoreset, info, observation) into a few kernels
             config = torch._dynamo.config  # each env instance compiles its own step: allow many
             config.recompile_limit = max(getattr(config, "recompile_limit", 8), 64)
@@ -232,6 +239,8 @@ class MazeVectorEnv(TorchVectorEnv):
             self.pool.table,
             self.pool.size,
         )
+        if self.obs_mode == "walls":
+            write_walls(self._walls, self.pool.image, self._maze, mask)
 
     def _step_envs(
         self, actions: torch.Tensor, active: torch.Tensor
@@ -267,6 +276,14 @@ class MazeVectorEnv(TorchVectorEnv):
                 tok.PAD,
             )
             return {"tokens": tokens, "length": length}
+        if self.obs_mode == "walls":
+            w = spec.width
+            agent = torch.stack([self._pos // w, self._pos % w], dim=1)
+            goal = torch.stack([self._episode[:, 1] // w, self._episode[:, 1] % w], dim=1)
+            # Same-step autoreset returns the finished episode's walls (final_obs) and the next one's
+            # (obs) from one step, so each gets its own copy; otherwise the buffer itself is the output.
+            same_step = self.autoreset_mode is AutoresetMode.SAME_STEP
+            return {"walls": self._walls.clone() if same_step else self._walls, "agent": agent, "goal": goal}
         if self.obs_mode == "grid":
             return kernels.grid_observation(
                 self.pool.image, self._maze, self._pos, spec.width, spec.grid_scale

@@ -11,7 +11,7 @@ from envs.maze.vector import MazeVectorEnv
 from .helpers import layout_levels
 
 pytestmark = pytest.mark.gpu
-MODES = ["grid", "tokens", "egocentric"]
+MODES = ["grid", "tokens", "egocentric", "walls"]
 
 
 def _run(env: MazeVectorEnv, actions: torch.Tensor) -> list:
