@@ -120,6 +120,7 @@ class TrainerConfig:
     log_every: int = 10
     eval_every: int = 100
     checkpoint_every: int = 100
+    keep_last: int = 0  # numbered step<k>.pt checkpoints kept beside latest.pt (0: none)
     progress_bar: bool = True
     inspect: bool = True
     supervised: SupervisedConfig = field(default_factory=SupervisedConfig)
@@ -285,6 +286,7 @@ _SHARED_RULES: dict[str, Rule] = {
     "trainer.log_every": _positive_int("optimiser steps between TensorBoard log points", 10),
     "trainer.eval_every": _positive_int("optimiser steps between evaluations", 500),
     "trainer.checkpoint_every": _positive_int("optimiser steps between saves of checkpoints/latest.pt", 500),
+    "trainer.keep_last": _count("numbered checkpoints kept beside latest.pt; 0: none", 3),
     "trainer.supervised.lr": _positive("the backbone's peak learning rate", 0.0003),
     "trainer.supervised.weight_decay": _at_least(0, "AdamW's weight decay", 0.01),
     "trainer.supervised.warmup_steps": _count("steps of linear learning-rate warm-up", 100),
@@ -635,6 +637,7 @@ RESUME_SAFE = (
     "trainer.log_every",
     "trainer.eval_every",
     "trainer.checkpoint_every",
+    "trainer.keep_last",
     "trainer.inspect",
     "hardware.device",
     "hardware.num_threads",

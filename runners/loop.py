@@ -29,7 +29,7 @@ from tqdm.contrib.logging import logging_redirect_tqdm
 from agents.training.speed import peak_flops
 from curricula import Curriculum
 from foundation import rng_state, set_rng_state
-from runners.checkpoints import CheckpointManager, ResumePoint
+from runners.checkpoints import CheckpointManager, ResumePoint, megabytes
 from runners.ddp import DistInfo, any_rank
 from runners.logging import RunLogger, eval_postfix, level_label, ticking_status, to_float
 from runners.report import plot_eval_history, report_headline, run_table, write_report
@@ -244,7 +244,8 @@ def train(
     """
     trainer = cfg.trainer
     stamp = {"overrides": list(overrides)} if overrides is not None else None
-    checkpoints = CheckpointManager(paths.checkpoints, enabled=dist.is_main, stamp=stamp)
+    keep_last = int(trainer.get("keep_last", 0))
+    checkpoints = CheckpointManager(paths.checkpoints, enabled=dist.is_main, stamp=stamp, keep_last=keep_last)
     logger = RunLogger(paths.tb, enabled=dist.is_main)
     history: list[dict[str, Any]] = []
     start = 0
@@ -263,6 +264,7 @@ def train(
     stop: str | None = None  # why the run ended before trainer.steps: "interrupted", "time budget", ...
     started = time.monotonic()
     last_eval = ""  # the bar keeps the last evaluation's result beside the live loss
+    size_shown = False
     with StopOnInterrupt() as interrupt, logging_redirect_tqdm(tqdm_class=tqdm):  # log lines go above the bar
         try:
             while step < trainer.steps:
@@ -292,6 +294,9 @@ def train(
                 stop = _should_stop(interrupt, step, cfg, dist, time.monotonic() - started)
                 if step % trainer.checkpoint_every == 0 or step == trainer.steps or stop:
                     checkpoints.save_latest(checkpoint_state(experiment, cfg, step, history))
+                    if not size_shown and dist.is_main:  # once: what a checkpoint of this run weighs
+                        tqdm.write(checkpoint_line(checkpoints))
+                        size_shown = True
                 if stop:
                     tqdm.write(f"\nStopped at step {step} ({stop}); saved {checkpoints.latest_path}.")
                     break
@@ -387,6 +392,7 @@ def finish(
         "best_checkpoints": {
             str(k): v for k, v in CheckpointManager(paths.checkpoints).best_scores().items()
         },
+        "checkpoint_sizes": _checkpoint_sizes(paths, cfg),
         **experiment.summary(),
         "config": OmegaConf.to_container(cfg, resolve=True),
     }
@@ -401,6 +407,31 @@ def finish(
         logger.hparams(OmegaConf.to_container(cfg, resolve=True), experiment.hparam_metrics(history))
         print(run_summary(report, paths.root))
     return report
+
+
+def checkpoint_line(checkpoints: CheckpointManager) -> str:
+    """One console line: the size of ``latest.pt`` and what fills it (weights, optimiser state, ...)."""
+    latest = checkpoints.latest_path
+    size = latest.stat().st_size if latest.is_file() else 0
+    parts = ", ".join(f"{name} {megabytes(n)}" for name, n in checkpoints.parts.items())
+    keep = f"; keeping the {checkpoints.keep_last} newest numbered copies" if checkpoints.keep_last else ""
+    return f"Checkpoint {latest}: {megabytes(size)} ({parts}){keep}."
+
+
+def _checkpoint_sizes(paths: RunPaths, cfg: DictConfig) -> dict[str, Any]:
+    """report.json's record of the checkpoint files: bytes per file and on disk (links count once)."""
+    sizes = CheckpointManager(paths.checkpoints, keep_last=int(cfg.trainer.get("keep_last", 0))).sizes()
+    sizes.pop("parts")  # only the manager that wrote them knows; the console line showed them
+    return sizes
+
+
+def _sizes_line(sizes: Mapping[str, Any] | None) -> list[str]:
+    """The closing line on checkpoint sizes (none when the run wrote no checkpoint)."""
+    files = (sizes or {}).get("files") or {}
+    if not files:
+        return []
+    listed = ", ".join(f"{name} {megabytes(n)}" for name, n in files.items())
+    return [f"Checkpoint files: {listed}; {megabytes(sizes['disk_bytes'])} on disk (hard links count once)."]
 
 
 def run_summary(report: Mapping[str, Any], root: Path) -> str:
@@ -428,6 +459,7 @@ def run_summary(report: Mapping[str, Any], root: Path) -> str:
             run_table(report),
             f"Best checkpoints (checkpoints/best_level<k>.pt, {metric} at the curriculum level when saved): "
             f"{best or 'none'}.",
+            *_sizes_line(report.get("checkpoint_sizes")),
             f"Run folder: {root} (report.json, plots/, tb/ for tensorboard --logdir, checkpoints/).",
         ]
     )
