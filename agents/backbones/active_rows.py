@@ -2,9 +2,9 @@
 
 Every row of the batch keeps its own set of running positions; ``ActiveRows`` packs them to the left of a
 (B, A) grid, A the largest count rounded up to a power of two, or past ``ROW_BUCKET`` to a multiple of it
-(few distinct shapes), padding pointing at a scratch row past the end of the flattened (B * T) positions. Gathering through it gives (B, A, D) tensors
-that attention, the feed-forward and the projections run on, so a pass costs what its running tokens cost;
-scattering writes the results back and drops the padding.
+(few distinct shapes), padding pointing at a scratch row past the end of the flattened (B * T) positions.
+Gathering through it gives (B, A, D) tensors that attention, the feed-forward and the projections run on,
+so a pass costs what its running tokens cost; scattering writes the results back and drops the padding.
 """
 
 from __future__ import annotations

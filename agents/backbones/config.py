@@ -52,6 +52,7 @@ class BackboneConfig:
     # Halted tokens stop computing (their keys and values freeze at their last pass); False: every pass
     # runs for every token and halting only reweights the steps (the schedule before issue 21).
     act_skip: bool = True
+    act_halt_init: float = 0.2689414213699951  # sigmoid(-1): each token's halting probability at init
     recursion: int = 1  # R: the block stack is applied R times with shared weights
     micro_steps: int = 1  # stack applications inside each refinement step
     deep_supervision: bool = False  # return logits after every refinement step
@@ -93,6 +94,13 @@ class BackboneConfig:
                 raise ValueError(f"BackboneConfig.{name} must be a number >= {low}, got {value!r}.")
         if not 0.0 <= self.dropout < 1.0:
             raise ValueError(f"BackboneConfig.dropout must lie in [0, 1), got {self.dropout}.")
+        if isinstance(self.act_halt_init, bool) or not isinstance(self.act_halt_init, int | float) or not (
+            0.0 < self.act_halt_init < 1.0
+        ):
+            raise ValueError(
+                f"BackboneConfig.act_halt_init must lie in (0, 1), got {self.act_halt_init!r}; "
+                "e.g. backbone.act_halt_init=0.5."
+            )
         for name in ("plasticity", "hebbian_decay_init", "act_threshold"):
             value = getattr(self, name)
             if not 0.0 < value <= 1.0:

@@ -9,6 +9,7 @@ built step by step (``ActAccumulator``) so the backbone can stop computing token
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
@@ -27,14 +28,15 @@ class HaltingResult:
 
 
 class HaltingHead(nn.Module):
-    """Maps a hidden state (…, D) to a halting probability (…); starts near 0.27 so early steps count."""
+    """Maps a hidden state (…, D) to a halting probability (…); every token starts at ``initial`` (default
+    0.27, so that early steps count)."""
 
-    def __init__(self, d_model: int):
+    def __init__(self, d_model: int, initial: float = 0.2689414213699951):
         super().__init__()
         self.proj = Linear(d_model, 1)
         self.proj._keep_init = True  # the backbone's generic init must not undo this start
         nn.init.zeros_(self.proj.weight)
-        nn.init.constant_(self.proj.bias, -1.0)
+        nn.init.constant_(self.proj.bias, math.log(initial / (1.0 - initial)))
 
     def forward(self, hidden: torch.Tensor) -> torch.Tensor:
         return torch.sigmoid(self.proj(hidden).squeeze(-1).float())

@@ -158,7 +158,7 @@ class TransformerBackbone(Backbone):
         self.blocks = nn.ModuleList(Block(cfg, i in memory_layers) for i in range(cfg.n_layers))
         self.norm = nn.RMSNorm(cfg.d_model, eps=cfg.norm_eps)
         self.head = Linear(cfg.d_model, cfg.vocab_size, bias=False)
-        self.halting = HaltingHead(cfg.d_model) if cfg.act else None
+        self.halting = HaltingHead(cfg.d_model, cfg.act_halt_init) if cfg.act else None
         # One learned map a further horizon, read out through the shared (tied) output head.
         self.horizon_maps = nn.ModuleList(Linear(cfg.d_model, cfg.d_model) for _ in range(cfg.horizons - 1))
         self.drop = nn.Dropout(cfg.dropout)

@@ -126,3 +126,16 @@ def test_training_with_skipping_gives_gradients_and_matches_without_state():
     torch.testing.assert_close(without_state, with_state)
     torch.testing.assert_close(grads_without, grads)
     assert model.halting.proj.weight.grad is not None and model.halting.proj.weight.grad.abs().sum() > 0
+
+
+def test_the_halting_start_sets_how_many_steps_an_untrained_model_takes():
+    tokens = torch.randint(0, VOCAB, (2, 8))
+    for start, steps in ((0.45, 2.0), (None, 3.0)):  # 0.45 x 2 > 0.8; the default 0.27 x 2 is not
+        extra = {} if start is None else {"act_halt_init": start}
+        model = build_backbone(tiny(recursion=3, act=True, act_threshold=0.8, **extra)).eval()
+        with torch.no_grad():
+            metrics = model(tokens).metrics
+        assert float(metrics["act/steps_mean"]) == steps
+        assert float(metrics["act/computed_fraction"]) == pytest.approx(steps / 3)
+    with pytest.raises(ValueError, match="act_halt_init"):
+        tiny(act_halt_init=1.0)
