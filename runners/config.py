@@ -57,6 +57,11 @@ class MazeTaskConfig:
     eval_levels: list[int] | None = None
     eval_generators: list[str] = field(default_factory=lambda: ["prim", "wilson"])
     render_rollouts: int = 4
+    # Fixed data sets (the PoH-HRM seed's protocol): this many distinct mazes per level to train on, and
+    # as many others to test on, drawn from the run's seed and saved in its checkpoints; null: fresh mazes.
+    train_mazes: int | None = None
+    test_mazes: int | None = None
+    validity_loss: bool = False  # moves into walls masked before the loss's log-softmax (not only acting)
 
 
 @dataclass
@@ -117,10 +122,15 @@ class TrainerConfig:
 
     steps: int = 600
     max_minutes: float | None = None  # wall-clock budget: stop cleanly (checkpoint, report, plots)
+    epochs: int | None = None  # passes over a fixed training set (task.train_mazes); sets steps when given
     log_every: int = 10
     eval_every: int = 100
     checkpoint_every: int = 100
     keep_last: int = 0  # numbered step<k>.pt checkpoints kept beside latest.pt (0: none)
+    # What ranks the best checkpoint of each level: an evaluation metric (None: the runner's own score)
+    # and whether higher (max) or lower (min) is better; generation: bits_per_char, min.
+    best_metric: str | None = None
+    best_mode: str = "max"
     progress_bar: bool = True
     inspect: bool = True
     supervised: SupervisedConfig = field(default_factory=SupervisedConfig)
@@ -283,6 +293,9 @@ def _between(low: float, high: float, meaning: str, example: Any, low_open=False
 _SHARED_RULES: dict[str, Rule] = {
     "trainer.steps": _positive_int("optimiser steps of the whole run", 1500),
     "trainer.max_minutes": _positive("wall-clock budget in minutes; null for none", 30, optional=True),
+    "trainer.epochs": _positive_int(
+        "passes over the fixed training set; null: trainer.steps", 30, optional=True
+    ),
     "trainer.log_every": _positive_int("optimiser steps between TensorBoard log points", 10),
     "trainer.eval_every": _positive_int("optimiser steps between evaluations", 500),
     "trainer.checkpoint_every": _positive_int("optimiser steps between saves of checkpoints/latest.pt", 500),
@@ -343,6 +356,10 @@ RULES: dict[str, dict[str, Rule]] = {
         "task.step_limit_factor": _positive("episode step limit as a multiple of the shortest path", 3.0),
         "task.eval_episodes": _positive_int("fresh mazes walked per level at each evaluation", 64),
         "task.render_rollouts": _count("walks drawn to TensorBoard at each evaluation", 4),
+        "task.train_mazes": _positive_int(
+            "fixed training mazes per level; null: fresh mazes", 400, optional=True
+        ),
+        "task.test_mazes": _positive_int("fixed test mazes per level; null: fresh mazes", 80, optional=True),
     },
     "recall": {
         **_SHARED_RULES,

@@ -15,6 +15,7 @@ the oracle paths instead, which equals the walk (``envs.maze.evaluate``) and is 
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Any
 
@@ -25,14 +26,17 @@ from omegaconf import DictConfig, OmegaConf
 from agents.rollout import BackbonePolicy, Rollout, rollout
 from envs.maze import MazeLevel, MazeTask
 from envs.maze.evaluate import exact_paths, oracle_path_check, teacher_forced_equals_rollout
+from envs.maze.fixed import FixedMazeTask
 from envs.maze.render import rollout_figure
 from envs.maze.vector import MazeVectorEnv
+from envs.maze.walk import WalkResult, greedy_walk
 from foundation import make_generator
-from runners.app import check_command_line, cli_main
-from runners.config import register_configs
+from runners.app import check_command_line, cli_main, rank_seed
+from runners.config import ConfigError, register_configs
 from runners.ddp import DistInfo
 from runners.experiment import AgentExperiment, LevelScore
 from runners.logging import RunLogger
+from runners.parity import preset_parameter_count
 from runners.report import plot_bars, plot_level_bars
 
 RUNNER = "maze"
@@ -50,8 +54,28 @@ class MazeExperiment(AgentExperiment):
             raise ValueError(f"task.eval_mode={cfg.task.eval_mode!r} is unknown; use one of {EVAL_MODES}.")
         spec = OmegaConf.to_container(cfg.task.levels) if cfg.task.levels is not None else None
         task = MazeTask.from_spec(spec, level=int(cfg.task.start_level), horizons=int(cfg.task.horizons))
+        task = fixed_sets(cfg, task, rank_seed(cfg, dist))
+        prepare_config(cfg, task)
         super().__init__(cfg, dist, task)
+        if cfg.task.validity_loss:  # moves into walls get no probability in the loss (the seed's mask)
+            self.agent.supervised.allowed_targets = task.allowed_targets
         self._eval_env: MazeVectorEnv | None = None
+
+    @property
+    def fixed(self) -> FixedMazeTask | None:
+        """The fixed train / test sets (``task.train_mazes``), or None when every batch is fresh."""
+        return self.task if isinstance(self.task, FixedMazeTask) else None
+
+    def walk_test_set(self, index: int) -> WalkResult:
+        """Greedy walks through level ``index``'s fixed test mazes."""
+        assert self.fixed is not None
+        return greedy_walk(
+            self.agent.backbone,
+            self.fixed.test_sets[index],
+            mask_invalid=bool(self.cfg.task.mask_invalid),
+            step_limit_factor=float(self.cfg.task.step_limit_factor),
+            bf16=self.agent.sup_config.bf16,
+        )
 
     def make_vector_env(
         self, num_envs: int, seed: int, levels: list[MazeLevel] | None = None
@@ -94,6 +118,10 @@ class MazeExperiment(AgentExperiment):
 
     def score_level(self, index: int, seed: int) -> LevelScore:
         level, episodes = self.task.ladder[index], int(self.cfg.task.eval_episodes)
+        if self.fixed is not None:  # the fixed test set: solved (success) and optimal (exact path) rates
+            walked = self.walk_test_set(index)
+            means = {"exact_path": walked.optimal.float().mean(), "success": walked.solved.float().mean()}
+            return LevelScore(means, walked.optimal)
         if self.cfg.task.eval_mode == "teacher_forced" and teacher_forced_equals_rollout(level):
             exact = self.teacher_forced(level, episodes, seed)
             return LevelScore({"exact_path": exact.float().mean()}, exact)
@@ -117,6 +145,8 @@ class MazeExperiment(AgentExperiment):
 
     def full_evaluation(self, episodes: int | None = None) -> dict[str, Any]:
         """Exact-path and success rate for every training level and the same sizes from other generators."""
+        if self.fixed is not None:
+            return self.fixed_evaluation()
         episodes = episodes or int(self.cfg.task.eval_episodes)
         levels = list(self.task.ladder)
         for generator in self.cfg.task.eval_generators:
@@ -136,6 +166,37 @@ class MazeExperiment(AgentExperiment):
             results["generator"][level.name] = level.generator
             results["size"][level.name] = f"{level.height}x{level.width}"
         return results
+
+    def fixed_evaluation(self) -> dict[str, Any]:
+        """Solved and optimal rates on every level's fixed test set (the mazes the run was tested on)."""
+        assert self.fixed is not None
+        keys = ("exact_path", "success", "test_mazes", "generator", "size")
+        results: dict[str, Any] = {key: {} for key in keys}
+        for index, level in enumerate(self.task.ladder):
+            walked = self.walk_test_set(index)
+            results["exact_path"][level.name] = float(walked.optimal.float().mean())
+            results["success"][level.name] = float(walked.solved.float().mean())
+            results["test_mazes"][level.name] = len(walked.solved)
+            results["generator"][level.name] = level.generator
+            results["size"][level.name] = f"{level.height}x{level.width}"
+        return results
+
+    def state_dict(self) -> dict[str, Any]:
+        state = super().state_dict()
+        if self.fixed is not None:
+            state["maze_sets"] = self.fixed.state_dict()
+        return state
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        super().load_state_dict(state)
+        if self.fixed is not None:
+            self.fixed.load_state_dict(state["maze_sets"])
+
+    def load_weights(self, state: dict[str, Any]) -> None:
+        """The models and, for a fixed-set run, its saved sets (``runners.evaluate`` tests on them)."""
+        super().load_weights(state)
+        if self.fixed is not None and "maze_sets" in state:
+            self.fixed.load_state_dict(state["maze_sets"], sets_only=True)
 
     def plots(self, out_dir: Path, history: list[dict[str, Any]]) -> list[Path]:
         """Best and final exact-path rate per level (the end-of-run table's numbers)."""
@@ -157,6 +218,55 @@ class MazeExperiment(AgentExperiment):
             ylabel = "exact-path rate (fraction of mazes)"
             plots.append(plot_bars(groups, path, title, ylabel, xlabel="maze size (rows x columns)"))
         return plots
+
+
+def fixed_sets(cfg: DictConfig, task: MazeTask, shuffle_seed: int) -> MazeTask:
+    """``task`` as a FixedMazeTask when ``task.train_mazes`` / ``task.test_mazes`` are set (both or none)."""
+    train, test = cfg.task.train_mazes, cfg.task.test_mazes
+    if train is None and test is None:
+        if cfg.trainer.epochs is not None:
+            raise ConfigError(
+                "trainer.epochs counts passes over a fixed training set; set task.train_mazes (e.g. "
+                "task.train_mazes=400 task.test_mazes=80) or use trainer.steps instead."
+            )
+        return task
+    if train is None or test is None:
+        raise ConfigError(
+            f"Fixed maze sets need both task.train_mazes and task.test_mazes (got {train} and {test}); "
+            "e.g. task.train_mazes=400 task.test_mazes=80."
+        )
+    return FixedMazeTask(
+        list(task.ladder),
+        int(cfg.task.start_level),
+        task.horizons,
+        train_mazes=int(train),
+        test_mazes=int(test),
+        seed=int(cfg.seed),
+        shuffle_seed=shuffle_seed,
+    )
+
+
+def prepare_config(cfg: DictConfig, task: MazeTask) -> None:
+    """What the config leaves to the task, filled in before the agent is built (and saved with the run):
+    trainer.steps from trainer.epochs (a fresh run only: a resumed one keeps its saved steps, which a
+    trainer.steps override may extend), the CNN encoder's maze shape, and a parity target given as a
+    preset name turned into that preset's parameter count."""
+    fixed = task if isinstance(task, FixedMazeTask) else None
+    if fixed is not None and cfg.trainer.epochs is not None and not cfg.resume:
+        per_epoch = fixed.steps_per_epoch(int(cfg.trainer.supervised.batch_size))
+        cfg.trainer.steps = max(1, math.ceil(int(cfg.trainer.epochs) * per_epoch))
+    if cfg.backbone.maze_encoder and cfg.backbone.maze_shape is None:
+        shapes = {(level.height, level.width) for level in task.ladder}
+        if len(shapes) != 1:
+            raise ConfigError(
+                f"backbone.maze_encoder reads mazes of one size, but task.levels has sizes {sorted(shapes)}; "
+                "train on one size or set backbone.maze_encoder=false."
+            )
+        cfg.backbone.maze_shape = list(shapes.pop())
+    if isinstance(cfg.backbone.parity_with, str):
+        cfg.backbone.parity_with = preset_parameter_count(
+            cfg.backbone.parity_with, RUNNER, task.vocab_size, task.horizons, cfg.backbone.maze_shape
+        )
 
 
 def build_experiment(cfg: DictConfig, dist: DistInfo) -> MazeExperiment:

@@ -8,8 +8,11 @@ out = model(tokens, inspect=True)       # out.inspection: attention maps, memory
 
 from __future__ import annotations
 
+import dataclasses
+
 from agents.backbones.base import Backbone, BackboneOutput, Inspection, InspectionMap
 from agents.backbones.config import BackboneConfig
+from agents.backbones.poh import PoHBackbone
 from agents.backbones.transformer import TransformerBackbone
 
 
@@ -28,6 +31,18 @@ def build_backbone(cfg: BackboneConfig) -> Backbone:
             raise TypeError(
                 f"build_backbone takes a BackboneConfig or a mapping of its fields, got {type(cfg).__name__}."
             )
+    if isinstance(cfg.parity_with, int):  # width matched to a parameter count, depth and heads kept
+        from agents.backbones.parity import match_parameters
+
+        cfg = match_parameters(dataclasses.replace(cfg, parity_with=None), cfg.parity_with)
+    elif cfg.parity_with is not None:
+        raise ValueError(
+            f"BackboneConfig.parity_with={cfg.parity_with!r} names a preset; the runner turns it into that "
+            "preset's parameter count (python -m runners.maze backbone.parity_with=poh_hrm). From Python, "
+            "pass the count: BackboneConfig(parity_with=7_040_000)."
+        )
+    if cfg.kind == "poh":
+        return PoHBackbone(cfg)
     return TransformerBackbone(cfg)
 
 
@@ -37,6 +52,7 @@ __all__ = [
     "BackboneOutput",
     "Inspection",
     "InspectionMap",
+    "PoHBackbone",
     "TransformerBackbone",
     "build_backbone",
 ]

@@ -14,6 +14,7 @@ FFN_KINDS = ("swiglu", "gelu")
 # rate up to this one keeps the memory finite, measured with every gate saturated (docs/reliability.md).
 MAX_NEURAL_MEMORY_LR = 1.0
 MEMORY_KINDS = (None, "hebbian", "external", "titans")
+BACKBONE_KINDS = ("transformer", "poh")  # poh: per-token head routing in a two-timescale loop (poh.py)
 
 
 @dataclass
@@ -57,17 +58,35 @@ class BackboneConfig:
     micro_steps: int = 1  # stack applications inside each refinement step
     deep_supervision: bool = False  # return logits after every refinement step
     horizons: int = 1  # K > 1: also predict the tokens 2..K steps ahead (MLM-U style multi-horizon targets)
+    # Which backbone: the transformer family above, or "poh" (pointer over heads inside an HRM loop, whose
+    # R refinement passes are ``recursion``; its high-level controller updates every ``hrm_period`` passes).
+    kind: str = "transformer"
+    hrm_period: int = 4  # T: passes between updates of the slow high-level controller state
+    route_topk: int = 0  # 0: softmax over all heads per token; k: only each token's top-k heads, renormalised
+    route_temperature: float = 1.0
+    route_entropy_weight: float = 0.0  # lambda of lambda * routing entropy added to the loss
+    route_entropy_anneal_steps: int = 0  # > 0: lambda falls linearly to 0 over this many training forwards
+    # CNN maze encoder: a (2h+1) x (2w+1) wall image of the maze prefix, Conv2d 1->16->32, pooled, added
+    # to every token's embedding. Needs ``maze_shape`` [h, w] (the runner sets it from a one-size ladder).
+    maze_encoder: bool = False
+    maze_shape: Any = None
+    # Width matched to a parameter budget (agents.backbones.parity): an int count, or a preset name that
+    # the runner turns into that preset's count; depth and heads stay.
+    parity_with: Any = None
 
     def __post_init__(self) -> None:
         positive = ("vocab_size", "d_model", "n_layers", "n_heads", "max_seq_len", "memory_chunk")
         positive += ("memory_slots", "memory_read_heads", "memory_write_heads", "neural_memory_expansion")
-        positive += ("recursion", "micro_steps", "horizons")
+        positive += ("recursion", "micro_steps", "horizons", "hrm_period")
         for name in positive:
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise ValueError(f"BackboneConfig.{name} must be a positive int, got {value!r}.")
         if self.ffn not in FFN_KINDS:
             raise ValueError(f"BackboneConfig.ffn={self.ffn!r} is unknown; use one of {FFN_KINDS}.")
+        if self.kind not in BACKBONE_KINDS:
+            raise ValueError(f"BackboneConfig.kind={self.kind!r} is unknown; use one of {BACKBONE_KINDS}.")
+        self._check_poh()
         if self.memory == "none":
             self.memory = None
         if self.memory not in MEMORY_KINDS:
@@ -121,6 +140,44 @@ class BackboneConfig:
                 f"(got recursion={self.recursion}); raise recursion or set act=False."
             )
         self.memory_layer_indices()  # validates memory_layers
+
+    def _check_poh(self) -> None:
+        """Routing and maze-encoder fields: in range, and only where the backbone uses them."""
+        if isinstance(self.route_topk, bool) or not isinstance(self.route_topk, int):
+            raise ValueError(f"BackboneConfig.route_topk must be an int, got {self.route_topk!r}.")
+        if not 0 <= self.route_topk <= self.n_heads:
+            raise ValueError(
+                f"BackboneConfig.route_topk={self.route_topk} must lie in [0, n_heads={self.n_heads}] "
+                "(0 routes over every head); e.g. backbone.route_topk=2."
+            )
+        for name in ("route_temperature", "route_entropy_weight"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
+                raise ValueError(f"BackboneConfig.{name} must be a number >= 0, got {value!r}.")
+        if self.route_temperature <= 0:
+            raise ValueError(f"BackboneConfig.route_temperature must be > 0, got {self.route_temperature}.")
+        steps = self.route_entropy_anneal_steps
+        if isinstance(steps, bool) or not isinstance(steps, int) or steps < 0:
+            raise ValueError(f"BackboneConfig.route_entropy_anneal_steps must be an int >= 0, got {steps!r}.")
+        if self.kind == "poh" and (self.memory not in (None, "none") or self.act):
+            raise ValueError(
+                "BackboneConfig: kind='poh' routes heads in its own loop and takes no memory or ACT; "
+                "set backbone.memory=null and backbone.act=false, or backbone.kind=transformer."
+            )
+        if self.maze_encoder:
+            shape = self.maze_shape
+            if shape is None or len(shape) != 2 or not all(isinstance(v, int) and v > 0 for v in shape):
+                raise ValueError(
+                    f"BackboneConfig.maze_encoder needs maze_shape=[height, width] of the mazes, got "
+                    f"{shape!r}; the maze runner sets it from a ladder whose levels share one size."
+                )
+        if self.parity_with is not None and (
+            isinstance(self.parity_with, bool) or not isinstance(self.parity_with, int | str)
+        ):
+            raise ValueError(
+                "BackboneConfig.parity_with must be a parameter count or a preset name, got "
+                f"{self.parity_with!r}."
+            )
 
     @property
     def head_dim(self) -> int:

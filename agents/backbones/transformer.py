@@ -27,6 +27,7 @@ from agents.backbones.config import BackboneConfig
 from agents.backbones.halting import ActAccumulator, HaltingHead, HaltingResult
 from agents.backbones.layers import FeedForward, RotaryEmbedding, SelfAttention
 from agents.backbones.linear import Linear
+from agents.backbones.maze_encoder import MazeGridEncoder
 from agents.backbones.memory import build_memory
 
 
@@ -162,6 +163,7 @@ class TransformerBackbone(Backbone):
         # One learned map a further horizon, read out through the shared (tied) output head.
         self.horizon_maps = nn.ModuleList(Linear(cfg.d_model, cfg.d_model) for _ in range(cfg.horizons - 1))
         self.drop = nn.Dropout(cfg.dropout)
+        self.maze_encoder = MazeGridEncoder(cfg.d_model, *cfg.maze_shape) if cfg.maze_encoder else None
         self.apply(self._init_weights)
         if cfg.tie_embeddings:
             self.head.weight = self.embed.weight
@@ -183,7 +185,7 @@ class TransformerBackbone(Backbone):
         return self.head(self.norm(hidden))
 
     def init_state(self, batch_size: int, device: torch.device | str) -> Any:
-        if not self.cfg.causal or self.cfg.memory is None:
+        if not self.cfg.causal or self.cfg.memory is None or self.maze_encoder is not None:
             return None
         layers = []
         for _ in range(self.passes):
@@ -235,10 +237,18 @@ class TransformerBackbone(Backbone):
         self._check_inputs(tokens, state, head_scale)
         cfg = self.cfg
         return_state = return_state and cfg.causal  # an encoder has no state to continue
+        if self.maze_encoder is not None and (state is not None or return_state):
+            # the maze code comes from the whole prefix, which a later chunk no longer holds
+            if state is not None:
+                raise ValueError("backbone.maze_encoder reads whole sequences; pass state=None.")
+            return_state = False
         pos = state["pos"] if state is not None else 0
         old_layers = state["layers"] if state is not None and state.get("layers") else None
         rope = self.rope(pos, tokens.shape[1])
-        x0 = self.drop(self.embed(tokens))
+        x0 = self.embed(tokens)
+        if self.maze_encoder is not None:  # the seed's CNN code of the maze, added at every position
+            x0 = x0 + self.maze_encoder(tokens).to(x0.dtype)
+        x0 = self.drop(x0)
         pass_loop = self._skipping_passes if self._skips(inspect) else self._dense_passes
         run = pass_loop(x0, rope, head_scale, old_layers, return_state, inspect)
         step_hiddens, last_pass = run.step_hiddens, run.last_pass

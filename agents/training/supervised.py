@@ -3,6 +3,7 @@ smoothing, multi-horizon targets, deep supervision, aux losses) and the trainer 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -59,6 +60,9 @@ class SupervisedTrainer:
 
     def __init__(self, backbone: Backbone, config: SupervisedConfig, total_steps: int):
         self.backbone, self.config = backbone, config
+        # Validity-aware loss: tokens (B, T) -> (B, T, V) bool of the targets allowed at each position
+        # (a task's rule, e.g. MazeTask.allowed_targets); the rest get no probability in the loss.
+        self.allowed_targets: Callable[[torch.Tensor], torch.Tensor] | None = None
         model = getattr(backbone, "module", backbone)  # the plain module inside a DDP wrapper
         device = next(model.parameters()).device
         self.plan = compile_plan(model.cfg, config.compile, device) if hasattr(model, "cfg") else "none"
@@ -87,7 +91,9 @@ class SupervisedTrainer:
     ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         with torch.autocast(tokens.device.type, dtype=torch.bfloat16, enabled=self.config.bf16):
             output = self.backbone(tokens, return_state=False)
-        return self._loss(output, SupervisedBatch(tokens, targets, mask), self.config.label_smoothing)
+        allowed = self.allowed_targets(tokens) if self.allowed_targets is not None else None
+        batch = SupervisedBatch(tokens, targets, mask)
+        return self._loss(output, batch, self.config.label_smoothing, allowed)
 
     def step(self, batch: SupervisedBatch) -> dict[str, torch.Tensor]:
         """One optimiser step of the backbone on ``batch``; returns detached metrics (no host sync)."""
@@ -113,12 +119,20 @@ class SupervisedTrainer:
 
 
 def masked_cross_entropy(
-    logits: torch.Tensor, targets: torch.Tensor, mask: torch.Tensor, label_smoothing: float = 0.0
+    logits: torch.Tensor,
+    targets: torch.Tensor,
+    mask: torch.Tensor,
+    label_smoothing: float = 0.0,
+    allowed: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Mean cross-entropy of ``logits`` (..., V) against ``targets`` (...) over positions where ``mask``.
 
-    Computed in float32 whatever the autocast dtype of ``logits``.
+    Computed in float32 whatever the autocast dtype of ``logits``. With ``allowed`` (..., V) bool, the
+    classes it rules out are masked before the log-softmax (the validity-aware loss: no probability on
+    an invalid move) and label smoothing spreads only over the allowed classes.
     """
+    if allowed is not None:
+        return _allowed_cross_entropy(logits, targets, mask, label_smoothing, allowed)
     if logits.shape[:-1] != targets.shape:
         raise ValueError(
             f"Logits of shape {tuple(logits.shape)} do not match targets of shape {tuple(targets.shape)}: "
@@ -135,6 +149,26 @@ def masked_cross_entropy(
     return (losses * weights).sum() / weights.sum().clamp_min(1.0)
 
 
+def allowed_logits(logits: torch.Tensor, allowed: torch.Tensor) -> torch.Tensor:
+    """float32 ``logits`` with the classes ``allowed`` rules out at -inf (they get probability 0)."""
+    return logits.float().masked_fill(~allowed, float("-inf"))
+
+
+def _allowed_cross_entropy(
+    logits: torch.Tensor, targets: torch.Tensor, mask: torch.Tensor, smoothing: float, allowed: torch.Tensor
+) -> torch.Tensor:
+    if allowed.shape != logits.shape:
+        raise ValueError(f"allowed {tuple(allowed.shape)} must match the logits {tuple(logits.shape)}.")
+    logp = allowed_logits(logits, allowed).log_softmax(dim=-1)
+    picked = logp.gather(-1, targets.long().unsqueeze(-1)).squeeze(-1)
+    weights = mask.float() * picked.isfinite()  # a target the rule forbids (only padding) counts nothing
+    losses = -torch.where(weights > 0, picked, 0.0)
+    if smoothing > 0:
+        spread = torch.where(allowed, logp, 0.0).sum(-1) / allowed.sum(-1).clamp_min(1)
+        losses = (1.0 - smoothing) * losses - smoothing * torch.where(weights > 0, spread, 0.0)
+    return (losses * weights).sum() / weights.sum().clamp_min(1.0)
+
+
 def masked_accuracy(logits: torch.Tensor, targets: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     """Fraction of masked positions where the arg-max of ``logits`` equals the target."""
     hits = (logits.argmax(dim=-1) == targets) & mask
@@ -142,13 +176,18 @@ def masked_accuracy(logits: torch.Tensor, targets: torch.Tensor, mask: torch.Ten
 
 
 def supervised_loss(
-    output: BackboneOutput, batch: SupervisedBatch, label_smoothing: float = 0.0
+    output: BackboneOutput,
+    batch: SupervisedBatch,
+    label_smoothing: float = 0.0,
+    allowed: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
     """Task loss of a backbone output: final logits, the mean over deep-supervision logits, plus aux loss.
 
     Multi-horizon targets (B, T, K) are scored on ``output.horizon_logits`` (a backbone built with
     ``horizons=K``); deep supervision and accuracy use the next-token horizon. Returns the scalar to
-    minimise and detached 0-d tensors for logging (no host sync here).
+    minimise and detached 0-d tensors for logging (no host sync here). ``allowed`` (B, T, V) bool masks
+    the next-token classes a rule forbids before the log-softmax (the validity-aware loss, next horizon
+    only, as the maze seed does).
     """
     targets, mask = batch.targets, batch.loss_mask
     if targets.dim() == 3:
@@ -158,13 +197,19 @@ def supervised_loss(
                 f"The batch has {targets.shape[-1]}-horizon targets but the backbone gives {got or 1} "
                 f"horizon(s); build it with BackboneConfig(horizons={targets.shape[-1]})."
             )
-        task_loss = masked_cross_entropy(output.horizon_logits, targets, mask, label_smoothing)
+        horizon_allowed = None
+        if allowed is not None:
+            horizon_allowed = torch.ones_like(output.horizon_logits, dtype=torch.bool)
+            horizon_allowed[..., 0, :] = allowed
+        task_loss = masked_cross_entropy(
+            output.horizon_logits, targets, mask, label_smoothing, horizon_allowed
+        )
         targets, mask = targets[..., 0], mask[..., 0]
     else:
-        task_loss = masked_cross_entropy(output.logits, targets, mask, label_smoothing)
+        task_loss = masked_cross_entropy(output.logits, targets, mask, label_smoothing, allowed)
     loss = task_loss
     if output.deep_logits:
-        deep = [masked_cross_entropy(x, targets, mask, label_smoothing) for x in output.deep_logits]
+        deep = [masked_cross_entropy(x, targets, mask, label_smoothing, allowed) for x in output.deep_logits]
         loss = torch.stack(deep).mean()
     if output.aux_loss is not None:
         loss = loss + output.aux_loss

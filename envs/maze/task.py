@@ -14,6 +14,7 @@ from envs.maze.generators import generate_mazes
 from envs.maze.grid import MazeBatch
 from envs.maze.layout import layout_level, parse_layout
 from envs.maze.levels import MazeLevel, default_levels
+from envs.maze.validity import allowed_targets, width_table
 
 
 class MazeTask(Task[MazeLevel]):
@@ -90,6 +91,13 @@ class MazeTask(Task[MazeLevel]):
         mazes = self.generate(batch_size, generator, device if generator is None else None, level)
         batch = tok.supervised_batch(mazes, self.horizons)
         return batch.to(device) if device is not None else batch
+
+    def allowed_targets(self, tokens: torch.Tensor) -> torch.Tensor:
+        """(B, T, V) bool of the next tokens allowed at each position: no move into a wall from the
+        separator on (``envs.maze.validity``; the validity-aware loss, ``task.validity_loss=true``)."""
+        if getattr(self, "_widths", None) is None:
+            self._widths = width_table((level.height, level.width) for level in self.ladder)
+        return allowed_targets(tokens, self._widths, self.vocab_size)
 
     def batch_from_mazes(self, mazes: MazeBatch) -> SupervisedBatch:
         """Encode given mazes (e.g. a dataset) the same way sample_batch does."""

@@ -1,0 +1,182 @@
+"""Fixed train / test maze sets: the PoH-HRM seed's protocol (400 training mazes, 80 others to test on).
+
+MindGym's default draws fresh mazes for every batch, which asks how well a model learns from millions of
+mazes. The seed asks something else: how well it generalises from a few hundred. :class:`FixedMazeTask`
+is a :class:`MazeTask` whose ``sample_batch`` hands out its fixed training mazes epoch by epoch (each epoch
+one shuffled pass, batches cut across epoch ends), and which keeps a disjoint fixed test set per level.
+
+The sets follow from the seed alone (drawn on the CPU, so every device gets the same mazes): each level's
+training mazes are distinct, and its test mazes are distinct and none of them is a training maze (same
+passages, start and goal). ``state_dict`` holds the sets themselves and the place in the epoch, so a
+resumed run and ``runners.evaluate`` use exactly the mazes the run trained and was tested on.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+
+from envs.common.task import LevelLike, SupervisedBatch
+from envs.maze import tokens as tok
+from envs.maze.generators import generate_mazes
+from envs.maze.grid import MazeBatch
+from envs.maze.levels import MazeLevel
+from envs.maze.task import MazeTask
+from foundation import make_generator
+
+MAZE_FIELDS = ("passages", "start", "goal", "dist")
+MAX_ROUNDS = 50
+
+
+def maze_keys(mazes: MazeBatch) -> list[bytes]:
+    """One bytes key per maze (passages, start, goal): equal keys are the same task."""
+    rows = torch.cat(
+        [mazes.passages.long(), mazes.start[:, None].long(), mazes.goal[:, None].long()], dim=1
+    )
+    return [bytes(row.cpu().numpy().astype("int16").tobytes()) for row in rows]
+
+
+def distinct_mazes(
+    level: MazeLevel, n: int, generator: torch.Generator, exclude: set[bytes] | None = None
+) -> MazeBatch:
+    """``n`` distinct mazes of ``level`` none of which is in ``exclude``, drawn from ``generator``."""
+    exclude = set(exclude or ())
+    kept: list[MazeBatch] = []
+    have = 0
+    for _ in range(MAX_ROUNDS):
+        mazes = generate_mazes(level, max(n - have, 8), generator)
+        fresh = []
+        for i, key in enumerate(maze_keys(mazes)):
+            if key not in exclude and have + len(fresh) < n:
+                exclude.add(key)
+                fresh.append(i)
+        if fresh:
+            kept.append(mazes.select(torch.tensor(fresh)))
+            have += len(fresh)
+        if have == n:
+            return MazeBatch.cat(kept)
+    raise ValueError(
+        f"Level {level.name!r} gave only {have} distinct mazes of the {n} asked for ({MAX_ROUNDS} rounds): "
+        "it has too few different mazes; lower task.train_mazes / task.test_mazes or use a larger level."
+    )
+
+
+def maze_state(mazes: MazeBatch) -> dict[str, Any]:
+    """A MazeBatch as plain tensors and ints (checkpoints load with weights_only=True)."""
+    state: dict[str, Any] = {"height": mazes.height, "width": mazes.width}
+    state.update({k: getattr(mazes, k).cpu() for k in MAZE_FIELDS})
+    return state
+
+
+def maze_from_state(state: dict[str, Any]) -> MazeBatch:
+    return MazeBatch(int(state["height"]), int(state["width"]), *(state[k] for k in MAZE_FIELDS))
+
+
+class FixedMazeTask(MazeTask):
+    """A MazeTask that trains on ``train_mazes`` fixed mazes per level, epoch by epoch, and keeps
+    ``test_mazes`` other fixed mazes per level for evaluation (see the module doc). The sets come from
+    ``seed``; the epoch order from ``shuffle_seed`` (default ``seed``; DDP ranks pass their own)."""
+
+    def __init__(
+        self,
+        levels: Sequence[MazeLevel] | None,
+        level: LevelLike = 0,
+        horizons: int = 1,
+        *,
+        train_mazes: int,
+        test_mazes: int,
+        seed: int,
+        shuffle_seed: int | None = None,
+    ):
+        super().__init__(levels, level, horizons)
+        for name, value in (("task.train_mazes", train_mazes), ("task.test_mazes", test_mazes)):
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name} must be a positive int, got {value!r}; e.g. {name}=80.")
+        self.seed = int(seed)
+        self.train_sets: list[MazeBatch] = []
+        self.test_sets: list[MazeBatch] = []
+        for lv in self.ladder:
+            train = distinct_mazes(lv, train_mazes, make_generator(self.seed, f"maze/train/{lv.name}"))
+            test_gen = make_generator(self.seed, f"maze/test/{lv.name}")
+            self.test_sets.append(distinct_mazes(lv, test_mazes, test_gen, set(maze_keys(train))))
+            self.train_sets.append(train)
+        self._shuffle = make_generator(self.seed if shuffle_seed is None else shuffle_seed, "maze/epochs")
+        self._encode()
+
+    def _encode(self) -> None:
+        """Each level's training set as one token batch, and each row's width without padding."""
+        self._encoded = [tok.supervised_batch(mazes, self.horizons) for mazes in self.train_sets]
+        self._widths = None  # MazeTask.allowed_targets' table, rebuilt from the ladder on first use
+        self._order: list[torch.Tensor | None] = [None] * len(self.train_sets)
+        self._cursor = [0] * len(self.train_sets)
+        self.epochs_started = [0] * len(self.train_sets)
+
+    def steps_per_epoch(self, batch_size: int) -> float:
+        """Optimiser steps one pass over every level's training set takes at ``batch_size``."""
+        return sum(len(m) for m in self.train_sets) / batch_size
+
+    def _next_rows(self, index: int, n: int) -> torch.Tensor:
+        rows: list[torch.Tensor] = []
+        size = len(self.train_sets[index])
+        while n > 0:
+            order = self._order[index]
+            if order is None or self._cursor[index] >= size:
+                order = torch.randperm(size, generator=self._shuffle)
+                self._order[index], self._cursor[index] = order, 0
+                self.epochs_started[index] += 1
+            take = order[self._cursor[index] : self._cursor[index] + n]
+            self._cursor[index] += len(take)
+            rows.append(take)
+            n -= len(take)
+        return torch.cat(rows)
+
+    def sample_batch(
+        self,
+        batch_size: int,
+        device: str | torch.device | None = None,
+        generator: torch.Generator | None = None,
+        level: LevelLike | None = None,
+    ) -> SupervisedBatch:
+        """The next ``batch_size`` training mazes of ``level`` in this epoch's order (``generator`` is not
+        used: the order comes from the run's seed, so it is the same on every device)."""
+        if not isinstance(batch_size, int) or batch_size < 1:
+            raise ValueError(f"batch_size must be a positive int, got {batch_size!r}.")
+        index = self.ladder.index(self.resolve(level))
+        rows = self._next_rows(index, batch_size)
+        batch = self._encoded[index]
+        used = batch.loss_mask if batch.loss_mask.dim() == 2 else batch.loss_mask.any(dim=-1)
+        used = (used | (batch.tokens != tok.PAD))[rows]
+        width = int((used * torch.arange(1, used.shape[1] + 1)).amax())
+        parts = (batch.tokens, batch.targets, batch.loss_mask)
+        out = SupervisedBatch(*(part[rows, :width] for part in parts))
+        return out.to(device) if device is not None else out
+
+    def state_dict(self) -> dict[str, Any]:
+        """The sets themselves, the shuffle generator and each level's place in its epoch."""
+        return {
+            "levels": list(self.ladder.names),
+            "train": [maze_state(m) for m in self.train_sets],
+            "test": [maze_state(m) for m in self.test_sets],
+            "shuffle": self._shuffle.get_state(),
+            "order": [o if o is not None else torch.empty(0, dtype=torch.long) for o in self._order],
+            "cursor": list(self._cursor),
+            "epochs_started": list(self.epochs_started),
+        }
+
+    def load_state_dict(self, state: dict[str, Any], sets_only: bool = False) -> None:
+        """Take the saved sets (and, unless ``sets_only``, the place in the epoch)."""
+        if list(state["levels"]) != list(self.ladder.names):
+            raise ValueError(
+                f"The saved maze sets are for levels {state['levels']}, this task has {self.ladder.names}."
+            )
+        self.train_sets = [maze_from_state(s) for s in state["train"]]
+        self.test_sets = [maze_from_state(s) for s in state["test"]]
+        self._encode()
+        if sets_only:
+            return
+        self._shuffle.set_state(state["shuffle"])
+        self._order = [o if o.numel() else None for o in state["order"]]
+        self._cursor = [int(c) for c in state["cursor"]]
+        self.epochs_started = [int(e) for e in state["epochs_started"]]

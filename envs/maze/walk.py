@@ -1,0 +1,89 @@
+"""Greedy walks of a backbone through given mazes: solved and optimal (exact-path) rates on a fixed set.
+
+The env's rollout draws its mazes from a pool; a fixed test set needs these mazes and no others. Each step
+the backbone reads the whole token sequence (maze prefix, then the moves so far, as ``envs.maze.tokens``
+writes it), the arg-max over the four move tokens is taken (moves into walls excluded with
+``mask_invalid``, as the env's action mask does), and a move into a wall leaves the agent in place. A
+walk ends at the goal (solved) or after ceil(step_limit_factor * shortest length) steps, as in
+``MazeVectorEnv``; it is optimal when it solved the maze in exactly the shortest length (in a perfect
+maze that is the oracle's path).
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import torch
+from torch import nn
+
+from envs.maze import tokens as tok
+from envs.maze.grid import COL_STEP, ROW_STEP, MazeBatch
+
+
+class WalkResult(NamedTuple):
+    """Per maze: reached the goal, reached it by a shortest path, and the steps taken (all (n,))."""
+
+    solved: torch.Tensor
+    optimal: torch.Tensor
+    steps: torch.Tensor
+
+
+@torch.no_grad()
+def greedy_walk(
+    backbone: nn.Module,
+    mazes: MazeBatch,
+    mask_invalid: bool = True,
+    step_limit_factor: float = 3.0,
+    bf16: bool = False,
+    batch_size: int = 256,
+) -> WalkResult:
+    """Walk every maze of ``mazes`` greedily with ``backbone`` (in eval mode; restored afterwards)."""
+    if step_limit_factor <= 0:
+        raise ValueError(f"step_limit_factor must be > 0, got {step_limit_factor}.")
+    chunks = [torch.arange(i, min(i + batch_size, len(mazes))) for i in range(0, len(mazes), batch_size)]
+    parts = [_walk(backbone, mazes.select(rows), mask_invalid, step_limit_factor, bf16) for rows in chunks]
+    return WalkResult(*(torch.cat(values) for values in zip(*parts, strict=True)))
+
+
+def _walk(
+    backbone: nn.Module, mazes: MazeBatch, mask_invalid: bool, factor: float, bf16: bool
+) -> WalkResult:
+    device = next(backbone.parameters()).device
+    mazes = mazes.to(device)
+    was_training = backbone.training
+    backbone.eval()
+    width = mazes.width
+    shortest = mazes.optimal_length
+    limit = torch.ceil(factor * shortest.float()).long().clamp_min(1)
+    tokens = tok.encode_prefix(mazes)
+    cell = mazes.start.clone()
+    passages = mazes.passages.long()
+    bits = torch.arange(4, device=device)
+    row_step = torch.tensor(ROW_STEP, device=device)
+    col_step = torch.tensor(COL_STEP, device=device)
+    steps = torch.zeros_like(cell)
+    solved = torch.zeros_like(cell, dtype=torch.bool)
+    running = cell != mazes.goal
+    solved |= ~running
+    action_ids = torch.arange(tok.MOVE0, tok.MOVE0 + 4, device=device)
+    for _ in range(int(limit.max())):
+        if not bool(running.any()):
+            break
+        with torch.autocast(device.type, torch.bfloat16, enabled=bf16):
+            logits = backbone(tokens, return_state=False).logits[:, -1]
+        scores = logits[:, action_ids].float()
+        opened = ((passages.gather(1, cell[:, None]) >> bits) & 1).bool()  # (n, 4)
+        if mask_invalid:
+            scores = scores.masked_fill(~opened, float("-inf"))
+        action = scores.argmax(dim=-1)
+        legal = opened.gather(1, action[:, None]).squeeze(1) & running
+        target = (cell // width + row_step[action]) * width + cell % width + col_step[action]
+        cell = torch.where(legal, target, cell)
+        steps = steps + running.long()
+        arrived = running & (cell == mazes.goal)
+        solved |= arrived
+        running = running & ~arrived & (steps < limit)
+        tokens = torch.cat([tokens, (tok.MOVE0 + action)[:, None]], dim=1)
+    backbone.train(was_training)
+    optimal = solved & (steps == shortest)
+    return WalkResult(solved.cpu(), optimal.cpu(), steps.cpu())
