@@ -243,6 +243,7 @@ def train(
     (``runners.app.execute`` does both). ``overrides``, the run's command line, goes into every checkpoint.
     """
     trainer = cfg.trainer
+    best_ranking(cfg)  # a bad trainer.best_mode fails before any step runs
     stamp = {"overrides": list(overrides)} if overrides is not None else None
     keep_last = int(trainer.get("keep_last", 0))
     checkpoints = CheckpointManager(paths.checkpoints, enabled=dist.is_main, stamp=stamp, keep_last=keep_last)
@@ -285,6 +286,11 @@ def train(
                         **({"eval": last_eval} if last_eval else {}),
                         refresh=False,
                     )
+                saving = step % trainer.checkpoint_every == 0 or step % trainer.eval_every == 0
+                if saving or step == trainer.steps:  # never save weights a NaN step since the log made
+                    stop = stop or _non_finite_pending(meter, step, dist)
+                    if stop:
+                        break
                 if step % trainer.eval_every == 0 or step == trainer.steps:
                     with ticking_status(bar, f"evaluating at step {step}:"):
                         record = _evaluate(experiment, logger, checkpoints, cfg, step, history)
@@ -292,6 +298,10 @@ def train(
                     bar.set_postfix_str(f"eval {last_eval}, level {level_label(experiment)}")
                     meter.start = time.perf_counter()  # throughput counts training time only
                 stop = _should_stop(interrupt, step, cfg, dist, time.monotonic() - started)
+                if stop and not saving:  # a stop between log points saves too: check what it would keep
+                    stop = _non_finite_pending(meter, step, dist) or stop
+                    if stop.startswith("non-finite"):
+                        break
                 if step % trainer.checkpoint_every == 0 or step == trainer.steps or stop:
                     checkpoints.save_latest(checkpoint_state(experiment, cfg, step, history))
                     if not size_shown and dist.is_main:  # once: what a checkpoint of this run weighs
@@ -326,6 +336,49 @@ def _non_finite(values: Mapping[str, float], step: int, every: int, dist: DistIn
         return None
     names = ", ".join(f"train/{name}" for name in bad) or "a metric on another rank"
     return f"non-finite {names} between steps {max(step - every, 0)} and {step}"
+
+
+def _non_finite_pending(meter: _Meter, step: int, dist: DistInfo) -> str | None:
+    """Like ``_non_finite`` for the metrics summed since the last log point (read without resetting them),
+    so that a checkpoint or evaluation between log points never keeps weights a NaN step produced."""
+    bad = sorted(name for name, value in meter.sums.items() if not math.isfinite(to_float(value)))
+    if not any_rank(bool(bad), dist):
+        return None
+    names = ", ".join(f"train/{name}" for name in bad) or "a metric on another rank"
+    return f"non-finite {names} by step {step}"
+
+
+BEST_MODES = ("max", "min")
+
+
+def best_ranking(cfg: DictConfig) -> tuple[str | None, float]:
+    """``trainer.best_metric`` (None: the runner's own score) and the sign that makes higher better."""
+    metric = cfg.trainer.get("best_metric")
+    mode = cfg.trainer.get("best_mode", "max")
+    if mode not in BEST_MODES:
+        raise ValueError(
+            f"trainer.best_mode={mode!r} is unknown; use one of {BEST_MODES} "
+            "(e.g. trainer.best_mode=min for bits per character)."
+        )
+    if metric in (None, ""):
+        return None, 1.0  # the runner's score is higher-better; best_mode applies to best_metric
+    return str(metric), (1.0 if mode == "max" else -1.0)
+
+
+def ranking_score(result: EvalResult, cfg: DictConfig) -> float:
+    """The number the best checkpoint of ``result.level`` is kept by, higher better: the runner's score,
+    or ``trainer.best_metric`` of this evaluation signed by ``trainer.best_mode`` (NaN never wins)."""
+    metric, sign = best_ranking(cfg)
+    if metric is None:
+        return result.score
+    if metric not in result.metrics:
+        raise ValueError(
+            f"trainer.best_metric={metric!r} is not among this runner's evaluation metrics "
+            f"({', '.join(sorted(k for k in result.metrics if '/' not in k))}); pick one, e.g. "
+            "trainer.best_metric=bits_per_char trainer.best_mode=min, or trainer.best_metric=null."
+        )
+    value = float(result.metrics[metric])
+    return sign * value if math.isfinite(value) else float("-inf")
 
 
 def _should_stop(
@@ -365,7 +418,8 @@ def _evaluate(
     record = {"step": step, "level": result.level, "score": result.score, **metrics}
     record.update({f"success_level{k}": v for k, v in result.level_success.items()})
     history.append(record)
-    checkpoints.update_best(result.level, result.score, checkpoint_state(experiment, cfg, step, history))
+    score = ranking_score(result, cfg)
+    checkpoints.update_best(result.level, score, checkpoint_state(experiment, cfg, step, history))
     logger.flush()
     return record
 
@@ -389,8 +443,13 @@ def finish(
         "stopped_early": stopped,
         "final": history[-1] if history else {},
         "history": history,
-        "best_checkpoints": {
-            str(k): v for k, v in CheckpointManager(paths.checkpoints).best_scores().items()
+        "best_checkpoints": {  # in the unit of trainer.best_metric (or the runner's headline score)
+            str(k): best_ranking(cfg)[1] * v
+            for k, v in CheckpointManager(paths.checkpoints).best_scores().items()
+        },
+        "best_metric": {
+            "name": best_ranking(cfg)[0] or "score",
+            "mode": "max" if best_ranking(cfg)[1] > 0 else "min",
         },
         "checkpoint_sizes": _checkpoint_sizes(paths, cfg),
         **experiment.summary(),
