@@ -88,6 +88,7 @@ class GenerationTaskConfig:
     levels: list[Any] | None = None
     start_level: int = 0
     window: int = 256
+    train_window: int | None = None  # bytes per supervised window; None: the level's prompt + continuation
     order: int = 6
     dense: bool = True
     reward_weights: dict[str, float] = field(default_factory=dict)
@@ -368,6 +369,11 @@ RULES: dict[str, dict[str, Rule]] = {
     "generation": {
         **_SHARED_RULES,
         "task.window": _positive_int("bytes of context the model and the judge see", 256),
+        "task.train_window": _positive_int(
+            "bytes per supervised training window (and the bits-per-character context); null: the level's",
+            1024,
+            optional=True,
+        ),
         "task.order": _positive_int("n-gram order of the judge", 6),
         "task.eval_bytes": _positive_int("validation bytes scored for bits per character", 16384),
         "task.eval_envs": _positive_int("validation prompts continued per level at each evaluation", 32),

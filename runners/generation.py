@@ -43,6 +43,7 @@ def build_task(cfg: DictConfig, split: str = "train") -> TextQualityTask:
         int(cfg.task.start_level),
         corpus,
         window=int(cfg.task.window),
+        train_window=None if cfg.task.get("train_window") is None else int(cfg.task.train_window),
         order=int(cfg.task.order),
         reward_weights=OmegaConf.to_container(cfg.task.reward_weights),
         prompt_split=split,
@@ -96,7 +97,7 @@ class GenerationExperiment(AgentExperiment):
             self.agent.backbone,
             self.task.corpus,
             split,
-            context=int(self.cfg.task.window),
+            context=int(self.cfg.task.get("train_window") or self.cfg.task.window),  # the trained context
             max_bytes=int(self.cfg.task.eval_bytes),
             device=self.device,
         )

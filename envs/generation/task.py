@@ -61,7 +61,8 @@ class TextQualityTask(Task[TextLevel]):
     """Write a continuation of a corpus prompt that an independent n-gram judge rates well.
 
     ``corpus``: a Corpus, or a path of a text file or folder for ``load_corpus`` (default: the embedded
-    corpus). ``window``: observation length in bytes.
+    corpus). ``window``: observation length in bytes. ``train_window``: bytes per supervised training
+    window (None: the level's prompt plus continuation, capped at ``window``).
     ``order``: n-gram order of the reference scorer. ``reward_weights`` and the other reward arguments
     build a :class:`RewardConfig`. ``prompt_split``: the split prompts come from (use 'validation' or
     'test' to evaluate on text the scorer and the backbone never trained on).
@@ -84,10 +85,18 @@ class TextQualityTask(Task[TextLevel]):
         eos_byte: int | None = 0,
         prompt_split: str = "train",
         cache_dir: str | Path | None = None,
+        train_window: int | None = None,
     ):
         super().__init__(levels, level)
         if not isinstance(window, int) or window < order:
             raise ValueError(f"window must be an int >= the n-gram order ({order}), got {window!r}.")
+        if train_window is not None and (
+            isinstance(train_window, bool) or not isinstance(train_window, int) or train_window < 1
+        ):
+            raise ValueError(
+                f"train_window must be a positive int (bytes per supervised window) or None, got "
+                f"{train_window!r}; e.g. task.train_window=1024."
+            )
         if prompt_split not in SPLITS:
             raise ValueError(f"Unknown prompt_split {prompt_split!r}; use one of {list(SPLITS)}.")
         if isinstance(corpus, str | Path):
@@ -99,6 +108,7 @@ class TextQualityTask(Task[TextLevel]):
             )
         self.corpus = corpus if corpus is not None else default_corpus()
         self.window = window
+        self.train_window = train_window
         self.order = order
         self.prompt_split = prompt_split
         self.cache_dir = cache_dir
@@ -113,8 +123,10 @@ class TextQualityTask(Task[TextLevel]):
         self._bytes: dict[tuple[str, torch.device], torch.Tensor] = {}
         self._scorer: NGramScorer | None = None
         self._calibration: Calibration | None = None
-        longest = max(lv.prompt_length + lv.continuation_length for lv in self.ladder)
         for split in ("train", prompt_split):
+            longest = max(lv.prompt_length + lv.continuation_length for lv in self.ladder)
+            if split == "train" and train_window is not None:
+                longest = max(longest, train_window)
             if self.corpus.num_bytes(split) <= longest:
                 raise ValueError(
                     f"The {split!r} split of corpus {self.corpus.name!r} has {self.corpus.num_bytes(split)} "
@@ -185,7 +197,10 @@ class TextQualityTask(Task[TextLevel]):
         return self._bytes[(split, device)]
 
     def sequence_length(self, level: LevelLike | None = None) -> int:
-        """Tokens in a supervised window at ``level``: prompt plus continuation, capped at ``window``."""
+        """Tokens in a supervised window at ``level``: ``train_window`` when set (the model's training
+        context, whatever the level), else prompt plus continuation capped at ``window``."""
+        if self.train_window is not None:
+            return self.train_window
         lv = self.resolve(level)
         return min(self.window, lv.prompt_length + lv.continuation_length)
 
