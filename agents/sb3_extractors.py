@@ -1,0 +1,109 @@
+"""A Stable-Baselines3 feature extractor that plans on a maze: small 3x3 convolutions, iterated.
+
+SB3's NatureCNN (8x8 and 4x4 strided kernels) blurs an 11x11 maze image into a few numbers, and an MLP
+has to learn every maze position separately; neither generalised to unseen 5x5 mazes (docs/maze.md).
+:class:`MazePlannerExtractor` follows the maze's own structure instead:
+
+1. a 3x3 convolution with stride 2 turns the thin-wall image ``(3, 2H+1, 2W+1)`` into one feature vector
+   per maze cell (each cell sees its own pixel, its four walls and corners);
+2. one convolutional GRU cell, applied ``iterations`` times with shared weights, passes information one
+   cell per iteration (a learned Bellman-Ford sweep: the gates let walls stop it), so after k iterations a
+   cell knows about everything within k moves;
+3. the read-out takes the features of the agent's cell and of its four neighbours, which is what the
+   choice of a move needs, and a linear layer maps them to ``features_dim``.
+
+It reads the ``grid`` observation (an image SB3 has scaled to [0, 1]) or the ``walls`` observation (a
+Dict rebuilt into the same image with :func:`envs.maze.walls.grid_from_walls`), at ``grid_scale=1``.
+"""
+
+from __future__ import annotations
+
+import gymnasium as gym
+import torch
+from stable_baselines3.common.torch_layers import BaseFeaturesExtractor
+from torch import nn
+from torch.nn import functional as F
+
+from envs.maze.walls import grid_from_walls
+
+
+def _image_shape(observation_space: gym.Space) -> tuple[int, int]:
+    """(2H+1, 2W+1) of a maze ``grid`` or ``walls`` observation space; a clear error for anything else."""
+    if isinstance(observation_space, gym.spaces.Dict) and {"walls", "agent", "goal"} <= set(
+        observation_space.spaces
+    ):
+        shape = observation_space["walls"].shape
+    elif isinstance(observation_space, gym.spaces.Box) and len(observation_space.shape) == 3:
+        if observation_space.shape[0] != 3:
+            raise ValueError(f"MazePlannerExtractor needs 3 grid planes, got {observation_space.shape}.")
+        shape = observation_space.shape[1:]
+    else:
+        raise ValueError(
+            f"MazePlannerExtractor reads the maze 'grid' or 'walls' observation, got {observation_space}; "
+            "make the env with env_kwargs.obs_mode=grid (or walls)."
+        )
+    if shape[0] % 2 == 0 or shape[1] % 2 == 0:
+        raise ValueError(
+            f"MazePlannerExtractor needs the thin-wall image (2H+1, 2W+1) at grid_scale=1, got {shape}; "
+            "drop env_kwargs.grid_scale."
+        )
+    return shape
+
+
+class MazePlannerExtractor(BaseFeaturesExtractor):
+    """Features for a maze policy: iterated 3x3 convolutions over cells, read at the agent's cell.
+
+    channels: feature channels per cell. iterations: GRU sweeps (one cell of reach each; use about the
+    longest shortest path, e.g. 16-24 for 5x5 DFS mazes). features_dim: output size.
+    """
+
+    def __init__(
+        self, observation_space: gym.Space, channels: int = 32, iterations: int = 20, features_dim: int = 128
+    ):
+        for name, value in (
+            ("channels", channels),
+            ("iterations", iterations),
+            ("features_dim", features_dim),
+        ):
+            if not isinstance(value, int) or value < 1:
+                raise ValueError(f"MazePlannerExtractor {name} must be a positive int, got {value!r}.")
+        super().__init__(observation_space, features_dim)
+        self.image_shape = _image_shape(observation_space)
+        self.dict_obs = isinstance(observation_space, gym.spaces.Dict)
+        self.iterations = iterations
+        self.stem = nn.Conv2d(3, channels, kernel_size=3, stride=2)
+        self.gates = nn.Conv2d(2 * channels, 2 * channels, kernel_size=3, padding=1)  # update, reset
+        self.candidate = nn.Conv2d(2 * channels, channels, kernel_size=3, padding=1)
+        self.head = nn.Sequential(nn.Linear(5 * channels, features_dim), nn.ReLU())
+
+    def image(self, observations: torch.Tensor | dict[str, torch.Tensor]) -> torch.Tensor:
+        """(N, 3, 2H+1, 2W+1) float in [0, 1]: walls, agent, goal planes."""
+        if self.dict_obs:
+            walls = (observations["walls"] > 0).to(torch.uint8) * 255
+            grid = grid_from_walls(
+                walls, observations["agent"].round().long(), observations["goal"].round().long()
+            )
+            return grid.float() / 255
+        return (observations > 0).float()
+
+    def forward(self, observations: torch.Tensor | dict[str, torch.Tensor]) -> torch.Tensor:
+        x = self.image(observations)
+        cells = torch.relu(self.stem(x))  # (N, C, H, W): one vector per maze cell
+        h = torch.zeros_like(cells)
+        for _ in range(self.iterations):
+            update, reset = torch.sigmoid(self.gates(torch.cat([cells, h], 1))).chunk(2, dim=1)
+            new = torch.tanh(self.candidate(torch.cat([cells, reset * h], 1)))
+            h = (1 - update) * h + update * new
+        agent = x[:, 1:2, 1::2, 1::2]  # (N, 1, H, W): 1 at the agent's cell
+        padded = F.pad(h, (1, 1, 1, 1))
+        views = [
+            h,
+            padded[..., :-2, 1:-1],
+            padded[..., 1:-1, 2:],
+            padded[..., 2:, 1:-1],
+            padded[..., 1:-1, :-2],
+        ]
+        read = torch.cat(
+            [(view * agent).sum(dim=(2, 3)) for view in views], dim=1
+        )  # here, up, right, down, left
+        return self.head(read)

@@ -1,0 +1,139 @@
+"""SB3 recipes: the shipped files load, bad files fail by name, a tiny run trains, writes its curve and
+scores fresh episodes that exclude the training pool; the maze extractor reads grid and walls alike."""
+
+import json
+from pathlib import Path
+
+import gymnasium as gym
+import pytest
+import torch
+import yaml
+
+import envs  # noqa: F401  (registers the mindgym/ ids)
+from agents.sb3_eval import evaluate_fresh, maze_key, pool_keys
+from agents.sb3_extractors import MazePlannerExtractor
+from agents.sb3_recipe import load_recipe, main, resolve_class
+from envs.maze.vector import MazeVectorEnv
+from envs.maze.walls import grid_from_walls
+
+RECIPES = Path(__file__).resolve().parents[2] / "recipes" / "sb3"
+FIVE = [{"name": "5x5", "height": 5, "width": 5}]
+
+
+def _tiny(path: Path, recipe: str, **changes) -> Path:
+    """A shipped recipe shrunk to a few hundred steps (same keys, smaller numbers)."""
+    data = yaml.safe_load((RECIPES / recipe).read_text())
+    ((env_id, entry),) = data.items()
+    for key, value in changes.items():
+        entry[key] = {**entry[key], **value} if isinstance(value, dict) else value
+    out = path / recipe
+    out.write_text(yaml.safe_dump({env_id: entry}))
+    return out
+
+
+@pytest.mark.parametrize("name", ["maskable_ppo_maze.yml", "recurrent_ppo_copy.yml"])
+def test_shipped_recipes_load(name):
+    recipe = load_recipe(RECIPES / name)
+    assert recipe.eval["seed"] != recipe.seed and recipe.n_timesteps > 0
+    for key in ("features_extractor_class", "activation_fn"):
+        if key in recipe.policy_kwargs:
+            assert isinstance(resolve_class(recipe.policy_kwargs[key]), type)
+
+
+@pytest.mark.parametrize(
+    "entry, message",
+    [
+        ({"algo": "ppo", "policy": "MlpPolicy", "n_envs": 2, "n_timesteps": 10, "lr": 1}, "unknown key"),
+        ({"algo": "dqn", "policy": "MlpPolicy", "n_envs": 2, "n_timesteps": 10}, "algo must be one of"),
+        ({"algo": "ppo", "policy": "MlpPolicy", "n_envs": 2}, "missing key"),
+        (
+            {"algo": "ppo", "policy": "M", "n_envs": 2, "n_timesteps": 1, "eval": {"seed": 0}},
+            "eval.seed must",
+        ),
+    ],
+)
+def test_bad_recipes_fail_naming_the_problem(tmp_path, entry, message):
+    path = tmp_path / "bad.yml"
+    path.write_text(yaml.safe_dump({"mindgym/Maze-v0": entry}))
+    with pytest.raises(ValueError, match=message):
+        load_recipe(path)
+
+
+def test_classes_outside_the_allowed_packages_are_refused():
+    with pytest.raises(ValueError, match="dotted path under"):
+        resolve_class("os.system")
+
+
+def test_tiny_maze_recipe_trains_and_scores_fresh_mazes(tmp_path):
+    torch.manual_seed(0)
+    path = _tiny(
+        tmp_path,
+        "maskable_ppo_maze.yml",
+        n_envs=8,
+        n_timesteps=256,
+        env_kwargs={"pool_size": 64},
+        policy_kwargs={"features_extractor_kwargs": {"channels": 8, "iterations": 2, "features_dim": 16}},
+        hyperparams={"n_steps": 16, "batch_size": 64, "n_epochs": 1},
+        eval={"episodes": 20, "envs": 10, "curve_every": 128, "curve_episodes": 10},
+    )
+    result = main([str(path), "--out", str(tmp_path / "run"), "--device", "cpu"])
+    written = json.loads((tmp_path / "run" / "result.json").read_text())
+    assert written["fresh"] == result["fresh"] and result["timesteps"] >= 256
+    assert result["fresh"]["episodes"] + result["fresh"]["overlap"] == 20
+    assert result["pool_size"] <= 64 and result["pool"]["episodes"] == 20
+    curve = (tmp_path / "run" / "curve.csv").read_text().splitlines()
+    assert curve[0].startswith("timesteps,") and len(curve) >= 3  # a header and rows at 128 and 256 steps
+    assert (tmp_path / "run" / "model.zip").is_file()
+
+
+def test_tiny_recurrent_copy_recipe_runs(tmp_path):
+    path = _tiny(
+        tmp_path,
+        "recurrent_ppo_copy.yml",
+        n_envs=4,
+        n_timesteps=128,
+        policy_kwargs={"lstm_hidden_size": 8},
+        hyperparams={"n_steps": 32, "batch_size": 64, "n_epochs": 1},
+        eval={"episodes": 8, "envs": 4, "curve_every": 0},
+    )
+    result = main([str(path), "--device", "cpu"])
+    assert result["fresh"]["episodes"] == 8 and result["pool_size"] is None
+    assert 0.0 <= result["fresh"]["return"] <= 1.0
+
+
+def test_fresh_evaluation_leaves_out_mazes_of_the_training_pool():
+    """Excluding the very mazes the fresh envs will play leaves nothing to score: the check can bite."""
+    from sb3_contrib import MaskablePPO
+
+    from envs.common.sb3 import SB3VecEnvAdapter
+
+    kwargs = {"obs_mode": "grid", "levels": FIVE}
+    venv = SB3VecEnvAdapter(MazeVectorEnv(4, device="cpu", seed=0, pool_size=8, **kwargs))
+    model = MaskablePPO("MlpPolicy", venv, n_steps=8, batch_size=32, seed=0)
+    seen = evaluate_fresh(model, "mindgym/Maze-v0", kwargs, 6, 3, 500, exclude=None)
+    assert seen["episodes"] == 6 and seen["overlap"] == 0
+    played = set()
+    for i in range(3):  # the fresh envs' pools: env i is seeded 500 + i and plays its pool in order
+        env = gym.make("mindgym/Maze-v0", pool_size=2, **kwargs)
+        env.reset(seed=500 + i)
+        played.add(maze_key(env.unwrapped.current_maze()))
+        env.reset()
+        played.add(maze_key(env.unwrapped.current_maze()))
+    left = evaluate_fresh(model, "mindgym/Maze-v0", kwargs, 6, 3, 500, exclude=played)
+    assert left["overlap"] == 6 and left["episodes"] == 0
+    assert len(pool_keys(venv.env)) <= 8
+
+
+def test_planner_reads_grid_and_walls_observations_alike():
+    torch.manual_seed(0)
+    env = MazeVectorEnv(4, device="cpu", obs_mode="walls", levels=FIVE, seed=0, pool_size=8)
+    obs, _ = env.reset(seed=0)
+    walls_net = MazePlannerExtractor(env.single_observation_space, channels=8, iterations=3, features_dim=16)
+    grid_space = gym.spaces.Box(0, 255, (3, 11, 11), dtype="uint8")
+    grid_net = MazePlannerExtractor(grid_space, channels=8, iterations=3, features_dim=16)
+    grid_net.load_state_dict(walls_net.state_dict())
+    as_floats = {k: v.float() for k, v in obs.items()}  # as SB3 hands a Dict observation over
+    grid = grid_from_walls(obs["walls"], obs["agent"], obs["goal"]).float() / 255  # SB3 scales images
+    assert torch.allclose(walls_net(as_floats), grid_net(grid))
+    with pytest.raises(ValueError, match="grid_scale"):
+        MazePlannerExtractor(gym.spaces.Box(0, 255, (3, 22, 22), dtype="uint8"))
