@@ -1,0 +1,178 @@
+"""Actor-critic networks for ``runners.ppo``, one per kind of observation, behind one interface.
+
+Every policy maps ``(obs, state, starts)`` to ``(logits, value, state)``:
+
+- ``obs``: one batch of observations as the vector env returns them (uint8 images, int64 tokens);
+- ``state``: the recurrent state, (B, hidden) for :class:`RecurrentPolicy` and an empty (B, 0) tensor for
+  the feed-forward ones (``initial_state`` gives either);
+- ``starts``: (B,) bool, True where the observation is the first of an episode; a recurrent policy zeroes
+  its state there before reading the observation, so an episode never sees its predecessor's memory.
+
+Which network fits which env (:func:`make_policy`): a maze's full-grid image goes to :class:`MazeGridPolicy`
+(a convolution that reads each cell with its four walls, then a weight-shared convolution repeated
+``iterations`` times so information travels ``iterations`` cells, read out at the agent's cell); other
+images and vectors (egocentric views) to :class:`MLPPolicy`; and a stream of tokens (recall ``stream``
+mode), which needs memory, to :class:`RecurrentPolicy`, a GRU. ``recurrent=True`` puts a GRU on any of the
+encoders.
+"""
+
+from __future__ import annotations
+
+import math
+
+import gymnasium as gym
+import torch
+from torch import nn
+
+
+def layer_init(layer: nn.Module, std: float = math.sqrt(2), bias: float = 0.0) -> nn.Module:
+    """Orthogonal weights and constant bias, as CleanRL's PPO initialises its layers."""
+    nn.init.orthogonal_(layer.weight, std)
+    nn.init.constant_(layer.bias, bias)
+    return layer
+
+
+def heads(width: int, actions: int) -> tuple[nn.Module, nn.Module]:
+    """The actor (small initial logits: a near-uniform first policy) and critic heads."""
+    return layer_init(nn.Linear(width, actions), std=0.01), layer_init(nn.Linear(width, 1), std=1.0)
+
+
+class MazeGridCells(nn.Module):
+    """Encoder of a maze's grid image (3, 2H+1, 2W+1): one feature vector at the agent's cell.
+
+    The grid image has a pixel per cell and per wall; a 3x3 convolution of stride 2 reads each cell with
+    its four walls (cell (i, j) sits at pixel (2i+1, 2j+1)). A weight-shared 3x3 convolution applied
+    ``iterations`` times (a gated update, re-reading the cell features each time) moves information one
+    cell per iteration, so the agent's cell can learn which way leads to the goal; the output is the
+    feature vector at the agent's cell (the agent plane, at cell resolution, selects it) beside a global
+    max-pool.
+    """
+
+    def __init__(self, channels: int, iterations: int):
+        super().__init__()
+        self.iterations = iterations
+        self.stem = nn.Sequential(nn.Conv2d(3, channels, 3, stride=2), nn.ReLU())
+        self.step = nn.Conv2d(2 * channels, 2 * channels, 3, padding=1)  # candidate and gate
+        self.width = 2 * channels
+
+    def forward(self, obs: torch.Tensor) -> torch.Tensor:
+        image = obs.float() / 255.0
+        cells = self.stem(image)
+        hidden = cells
+        for _ in range(self.iterations):  # a gated update keeps many iterations stable
+            candidate, gate = self.step(torch.cat([hidden, cells], dim=1)).chunk(2, dim=1)
+            gate = torch.sigmoid(gate)
+            hidden = (1 - gate) * hidden + gate * torch.tanh(candidate)
+        agent = image[:, 1:2, 1::2, 1::2]  # (B, 1, H, W): 1 at the agent's cell
+        at_agent = (hidden * agent).sum((2, 3))
+        return torch.cat([at_agent, hidden.amax((2, 3))], dim=1)
+
+
+class FlatEncoder(nn.Module):
+    """An MLP over a flattened image or vector (egocentric views, small observations)."""
+
+    def __init__(self, space: gym.Space, hidden: int):
+        super().__init__()
+        size = int(math.prod(space.shape))
+        self.scale = 255.0 if space.dtype == torch.uint8 or str(space.dtype) == "uint8" else 1.0
+        self.net = nn.Sequential(
+            layer_init(nn.Linear(size, hidden)), nn.Tanh(), layer_init(nn.Linear(hidden, hidden)), nn.Tanh()
+        )
+        self.width = hidden
+
+    def forward(self, obs: torch.Tensor) -> torch.Tensor:
+        return self.net(obs.flatten(1).float() / self.scale)
+
+
+class TokenEncoder(nn.Module):
+    """An embedding of one token a step (recall ``stream`` mode: ``Discrete(vocab)`` observations)."""
+
+    def __init__(self, space: gym.spaces.Discrete, hidden: int):
+        super().__init__()
+        self.embed = nn.Embedding(int(space.n), hidden)
+        nn.init.normal_(self.embed.weight, std=hidden**-0.5)  # unit-norm inputs: the GRU's gates start unsaturated
+        self.width = hidden
+
+    def forward(self, obs: torch.Tensor) -> torch.Tensor:
+        return self.embed(obs.long())
+
+
+class ActorCritic(nn.Module):
+    """An encoder, an optional GRU, and the actor and critic heads; see the module docstring."""
+
+    def __init__(self, encoder: nn.Module, actions: int, hidden: int, recurrent: bool):
+        super().__init__()
+        self.encoder = encoder
+        self.recurrent = recurrent
+        self.gru = nn.GRUCell(encoder.width, hidden) if recurrent else None
+        self.state_size = hidden if recurrent else 0
+        width = hidden if recurrent else encoder.width
+        self.torso = nn.Sequential(layer_init(nn.Linear(width, hidden)), nn.ReLU())
+        self.actor, self.critic = heads(hidden, actions)
+
+    def initial_state(self, batch: int, device: torch.device | str) -> torch.Tensor:
+        """The state at the start of an episode: zeros (B, hidden), or (B, 0) without recurrence."""
+        return torch.zeros(batch, self.state_size, device=device)
+
+    def forward(
+        self, obs: torch.Tensor, state: torch.Tensor, starts: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(logits (B, A), value (B,), next state) for one step; see the module docstring."""
+        features = self.encoder(obs)
+        if self.gru is not None:
+            state = self.gru(features, state * (~starts).unsqueeze(1).to(state.dtype))
+            features = state
+        out = self.torso(features)
+        return self.actor(out), self.critic(out).squeeze(1), state
+
+
+POLICY_KINDS = ("auto", "maze_cnn", "mlp", "gru")
+
+
+def make_policy(
+    observation_space: gym.Space,
+    actions: int,
+    kind: str = "auto",
+    hidden: int = 128,
+    channels: int = 32,
+    iterations: int = 8,
+    recurrent: bool | None = None,
+) -> ActorCritic:
+    """The actor-critic for one sub-env's ``observation_space`` and ``actions`` moves.
+
+    ``kind="auto"`` picks by the observation: a maze grid image (3, 2H+1, 2W+1) -> ``maze_cnn``, a token
+    stream (``Discrete``) -> ``gru``, anything else -> ``mlp``. ``recurrent`` adds a GRU (default: only
+    for ``gru``).
+    """
+    if kind not in POLICY_KINDS:
+        raise ValueError(f"policy.kind={kind!r} is unknown; use one of {POLICY_KINDS}, e.g. policy.kind=auto")
+    space = observation_space
+    if kind == "auto":
+        if isinstance(space, gym.spaces.Discrete):
+            kind = "gru"
+        elif isinstance(space, gym.spaces.Box) and len(space.shape) == 3 and space.shape[0] == 3:
+            kind = "maze_cnn"
+        else:
+            kind = "mlp"
+    if isinstance(space, gym.spaces.Discrete):
+        if kind == "maze_cnn":
+            raise ValueError(
+                "policy.kind=maze_cnn reads maze grid images; a token stream needs policy.kind=gru"
+            )
+        encoder: nn.Module = TokenEncoder(space, hidden)
+    elif kind == "maze_cnn":
+        shape = tuple(space.shape)
+        if len(shape) != 3 or shape[0] != 3 or shape[1] % 2 == 0 or shape[2] % 2 == 0:
+            raise ValueError(
+                f"policy.kind=maze_cnn reads maze grid images (3, 2H+1, 2W+1) at grid_scale 1, got shape "
+                f"{shape}; use env.obs_mode=grid, or policy.kind=mlp for other observations."
+            )
+        encoder = MazeGridCells(channels, iterations)
+    elif isinstance(space, gym.spaces.Box):
+        encoder = FlatEncoder(space, hidden)
+    else:
+        raise ValueError(
+            f"no policy reads {type(space).__name__} observations (a Box image/vector or a Discrete token "
+            "stream); for maze token observations use runners.maze, which trains a backbone."
+        )
+    return ActorCritic(encoder, actions, hidden, recurrent=kind == "gru" if recurrent is None else recurrent)

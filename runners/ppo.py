@@ -1,0 +1,388 @@
+"""PPO on MindGym's native vector envs, on the GPU or the CPU: ``python -m runners.ppo``.
+
+One file, read top to bottom like CleanRL's ppo.py: collect ``ppo.num_steps`` steps from ``env.num_envs``
+sub-envs into buffers on the env's device, compute GAE advantages, then ``ppo.update_epochs`` passes of
+minibatches through the clipped policy loss, the (clipped) value loss and the entropy bonus. Invalid
+actions (maze moves into walls) are masked out of the policy; a recurrent policy (GRU) replays each
+sub-env's whole rollout from its saved initial state, its state zeroed where an episode starts.
+Mazes come from a pool the env regenerates every ``env.reseed_every`` updates, so training keeps seeing
+new mazes; evaluation walks fresh mazes from other seeds greedily (runners/ppo_envs.py).
+
+TensorBoard: ``charts/episodic_return``, ``charts/success``, ``charts/SPS``, ``losses/policy_loss``,
+``losses/value_loss``, ``losses/entropy`` (and ``losses/approx_kl``, ``losses/clipfrac``,
+``eval/<level>/success``). The run folder holds ``tb/``, ``checkpoints/latest.pt`` (atomic, resumable
+exactly with ``resume=true``) and ``report.json`` with the final table.
+
+    python -m runners.ppo                                   # 5x5 mazes on the CPU, a few minutes
+    python -m runners.ppo ppo/preset=maze8 hardware.device=cuda   # 8x8 mazes after a 3x3 curriculum
+    python -m runners.ppo ppo/preset=copy8 hardware.device=cuda   # stream-mode Copy to length 8, a GRU
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import hydra
+import torch
+from hydra.core.hydra_config import HydraConfig
+from omegaconf import DictConfig, OmegaConf
+
+from agents.ppo_policies import ActorCritic, make_policy
+from foundation import derive_seed, make_generator, resolve_device, rng_state, seed_everything, set_rng_state
+from runners.checkpoints import CheckpointManager, ResumePoint, load_resume_state
+from runners.config import ConfigError, option_keys
+from runners.logging import RunLogger
+from runners.ppo_config import register_ppo_config, resume_ppo_config, validate_ppo
+from runners.ppo_envs import Evaluator, make_training_env, masked_logits
+from runners.report import write_report
+
+RUNNER = "ppo"
+
+
+def gae(
+    rewards: torch.Tensor,
+    values: torch.Tensor,
+    dones: torch.Tensor,
+    next_value: torch.Tensor,
+    gamma: float,
+    gae_lambda: float,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Generalised advantage estimates and returns of a (T, N) rollout.
+
+    ``dones[t]`` is True when the step ``t`` ended its episode (so step ``t + 1`` starts a new one and
+    nothing is bootstrapped across); ``next_value`` (N,) is the value of the observation after the last
+    step. A time-limit truncation counts as an end, as in CleanRL.
+    """
+    advantages = torch.zeros_like(rewards)
+    last = torch.zeros_like(next_value)
+    for t in reversed(range(rewards.shape[0])):
+        following = next_value if t == rewards.shape[0] - 1 else values[t + 1]
+        alive = 1.0 - dones[t].float()
+        delta = rewards[t] + gamma * following * alive - values[t]
+        last = delta + gamma * gae_lambda * alive * last
+        advantages[t] = last
+    return advantages, advantages + values
+
+
+def sample_actions(logits: torch.Tensor, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+    """Actions drawn from ``softmax(logits)`` with the run's own generator (Gumbel-max), and their
+    log-probabilities; a masked logit (-1e8) is never drawn."""
+    uniform = torch.rand(logits.shape, generator=generator, device=logits.device).clamp_(min=1e-20)
+    actions = (logits - torch.log(-torch.log(uniform))).argmax(-1)
+    return actions, torch.log_softmax(logits, -1).gather(1, actions[:, None]).squeeze(1)
+
+
+def evaluate_actions(
+    net: ActorCritic,
+    obs: torch.Tensor,
+    state: torch.Tensor,
+    starts: torch.Tensor,
+    actions: torch.Tensor,
+    masks: torch.Tensor | None,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(log-prob, entropy, value) of ``actions`` for (T, B) rows: the recurrent policy steps through time
+    from ``state`` (B, H), a feed-forward one reads all rows at once."""
+    steps, batch = obs.shape[:2]
+    if net.recurrent:
+        logits, values = [], []
+        for t in range(steps):
+            step_logits, value, state = net(obs[t], state, starts[t])
+            logits.append(step_logits)
+            values.append(value)
+        logits, value = torch.stack(logits).flatten(0, 1), torch.stack(values).flatten()
+    else:
+        flat = starts.flatten()
+        logits, value, _ = net(obs.flatten(0, 1), net.initial_state(flat.shape[0], obs.device), flat)
+    logits = masked_logits(logits, None if masks is None else masks.flatten(0, 1))
+    log_probs = torch.log_softmax(logits, -1)
+    entropy = -(log_probs.exp() * log_probs).sum(-1)
+    chosen = log_probs.gather(1, actions.flatten()[:, None]).squeeze(1)
+    return chosen.view(steps, batch), entropy.view(steps, batch), value.view(steps, batch)
+
+
+def train(cfg: DictConfig, run_dir: Path, resumed: ResumePoint | None = None) -> dict[str, Any]:
+    """Train to ``trainer.total_steps`` env steps (or ``trainer.max_minutes``), evaluate, write the report."""
+    device = resolve_device(cfg.hardware.device)
+    if cfg.hardware.num_threads > 0:
+        torch.set_num_threads(int(cfg.hardware.num_threads))
+    seed_everything(int(cfg.seed))
+    if device.type == "cuda":
+        torch.set_float32_matmul_precision("high")  # TF32 matmuls (cuDNN convolutions use TF32 already)
+    algo, num_envs, num_steps = cfg.ppo, int(cfg.env.num_envs), int(cfg.ppo.num_steps)
+    batch_size = num_envs * num_steps
+    num_updates = int(cfg.trainer.total_steps) // batch_size
+    envs, base = make_training_env(cfg, device)
+    curriculum = getattr(envs, "curriculum", None)
+    use_mask = cfg.env.family == "maze" and bool(cfg.env.mask_actions)
+    net = make_policy(
+        base.single_observation_space,
+        int(base.single_action_space.n),
+        str(cfg.policy.kind),
+        int(cfg.policy.hidden),
+        int(cfg.policy.channels),
+        int(cfg.policy.iterations),
+        cfg.policy.recurrent,
+    ).to(device)
+    optimizer = torch.optim.Adam(net.parameters(), lr=float(algo.learning_rate), eps=1e-5)
+    generator = make_generator(derive_seed(int(cfg.seed), "ppo/actions"), device=device)
+    evaluator = Evaluator(cfg, device, base)
+    checkpoints = CheckpointManager(run_dir / "checkpoints")
+    logger = RunLogger(run_dir / "tb")
+
+    # ---- rollout buffers, on the env's device
+    obs_space = base.single_observation_space
+    obs_dtype = torch.uint8 if str(obs_space.dtype) == "uint8" else torch.long
+    obs_buf = torch.zeros((num_steps, num_envs, *obs_space.shape), dtype=obs_dtype, device=device)
+    actions_buf = torch.zeros((num_steps, num_envs), dtype=torch.long, device=device)
+    logprobs_buf, rewards_buf, values_buf = (torch.zeros((num_steps, num_envs), device=device) for _ in "123")
+    dones_buf = torch.zeros((num_steps, num_envs), dtype=torch.bool, device=device)
+    starts_buf = torch.zeros_like(dones_buf)
+    num_actions = int(base.single_action_space.n)
+    masks_buf = torch.ones((num_steps, num_envs, num_actions), dtype=torch.bool, device=device)
+
+    update, global_step, history = 0, 0, []
+    if resumed is not None:
+        state = resumed.state["experiment"]
+        net.load_state_dict(state["policy"])
+        optimizer.load_state_dict(state["optimizer"])
+        generator.set_state(state["generator"])
+        if curriculum is not None:
+            curriculum.load_state_dict(state["curriculum"])
+        set_rng_state(resumed.state["rng"])
+        update, global_step, history = resumed.step, int(state["global_step"]), list(resumed.state["history"])
+
+    def checkpoint_state() -> dict[str, Any]:
+        return {
+            "runner": RUNNER,
+            "step": update,
+            "config": OmegaConf.to_container(cfg, resolve=True),
+            "experiment": {
+                "policy": net.state_dict(),
+                "optimizer": optimizer.state_dict(),
+                "generator": generator.get_state(),
+                "curriculum": curriculum.state_dict() if curriculum is not None else None,
+                "global_step": global_step,
+            },
+            "history": history,
+            "rng": rng_state(),
+        }
+
+    # ---- per-episode statistics, summed on the device between log points
+    ep_return = torch.zeros(num_envs, device=device)
+    stats = torch.zeros(3, device=device)  # finished episodes, their returns, their successes
+    started, stopped, sps_clock, sps_steps = time.monotonic(), None, time.perf_counter(), 0
+    obs = rnn_state = starts = None
+    while update < num_updates:
+        if obs is None or update % int(cfg.env.reseed_every) == 0:  # new mazes; an exact-resume point
+            obs, _ = envs.reset(seed=derive_seed(int(cfg.seed), f"train/{update}") % 2**31)
+            rnn_state = net.initial_state(num_envs, device)
+            starts = torch.ones(num_envs, dtype=torch.bool, device=device)
+            ep_return.zero_()
+        if algo.anneal_lr:
+            optimizer.param_groups[0]["lr"] = (1.0 - update / num_updates) * float(algo.learning_rate)
+        initial_state = rnn_state.clone()
+
+        # ---- rollout
+        for step in range(num_steps):
+            obs_buf[step], starts_buf[step] = obs, starts
+            with torch.no_grad():
+                logits, value, rnn_state = net(obs, rnn_state, starts)
+            if use_mask:
+                masks_buf[step] = base.action_masks()
+                logits = masked_logits(logits, masks_buf[step])
+            action, logprob = sample_actions(logits, generator)
+            obs, reward, terminated, truncated, info = envs.step(action)
+            done = terminated | truncated
+            actions_buf[step], logprobs_buf[step], values_buf[step] = action, logprob, value
+            rewards_buf[step], dones_buf[step] = reward, done
+            ep_return += reward
+            success = info["final_info"]["success"] & done
+            stats += torch.stack([done.sum(), (ep_return * done).sum(), success.sum()]).float()
+            ep_return = ep_return.masked_fill(done, 0.0)
+            starts = done
+        with torch.no_grad():
+            next_value = net(obs, rnn_state, starts)[1]
+        advantages, returns = gae(
+            rewards_buf, values_buf, dones_buf, next_value, float(algo.gamma), float(algo.gae_lambda)
+        )
+
+        # ---- optimise: minibatches of whole sub-envs (a recurrent policy needs each one's sequence)
+        env_ids = torch.arange(num_envs, device=device)
+        per_batch = num_envs // int(algo.num_minibatches)
+        for _epoch in range(int(algo.update_epochs)):
+            order = env_ids[torch.randperm(num_envs, generator=generator, device=device)]
+            for first in range(0, num_envs, per_batch):
+                mb = order[first : first + per_batch]
+                new_logprob, entropy, new_value = evaluate_actions(
+                    net,
+                    obs_buf[:, mb],
+                    initial_state[mb],
+                    starts_buf[:, mb],
+                    actions_buf[:, mb],
+                    masks_buf[:, mb] if use_mask else None,
+                )
+                log_ratio = new_logprob - logprobs_buf[:, mb]
+                ratio = log_ratio.exp()
+                with torch.no_grad():
+                    approx_kl = ((ratio - 1) - log_ratio).mean()
+                    clipfrac = ((ratio - 1.0).abs() > float(algo.clip_coef)).float().mean()
+                mb_adv = advantages[:, mb]
+                if algo.norm_adv:
+                    mb_adv = (mb_adv - mb_adv.mean()) / (mb_adv.std() + 1e-8)
+                clip = float(algo.clip_coef)
+                pg_loss = torch.max(-mb_adv * ratio, -mb_adv * ratio.clamp(1 - clip, 1 + clip)).mean()
+                if algo.clip_vloss:
+                    clipped = values_buf[:, mb] + (new_value - values_buf[:, mb]).clamp(-clip, clip)
+                    v_loss = (
+                        0.5
+                        * torch.max((new_value - returns[:, mb]) ** 2, (clipped - returns[:, mb]) ** 2).mean()
+                    )
+                else:
+                    v_loss = 0.5 * ((new_value - returns[:, mb]) ** 2).mean()
+                entropy_loss = entropy.mean()
+                loss = pg_loss - float(algo.ent_coef) * entropy_loss + float(algo.vf_coef) * v_loss
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                torch.nn.utils.clip_grad_norm_(net.parameters(), float(algo.max_grad_norm))
+                optimizer.step()
+            if algo.target_kl is not None and float(approx_kl) > float(algo.target_kl):
+                break
+
+        update += 1
+        global_step += batch_size
+        sps_steps += batch_size
+        if curriculum is not None:
+            curriculum.advance(1)  # the run's one clock: one tick per PPO update
+
+        # ---- log, evaluate, checkpoint, stop
+        if update % int(cfg.trainer.log_every) == 0 or update == num_updates:
+            episodes, returns_sum, successes = stats.tolist()
+            stats.zero_()
+            variance = returns.flatten().var()
+            explained = 1 - (returns.flatten() - values_buf.flatten()).var() / variance if variance > 0 else 0
+            now = time.perf_counter()
+            charts = {
+                "SPS": sps_steps / max(now - sps_clock, 1e-9),
+                "learning_rate": optimizer.param_groups[0]["lr"],
+            }
+            sps_clock, sps_steps = now, 0
+            if episodes:
+                charts |= {"episodic_return": returns_sum / episodes, "success": successes / episodes}
+            logger.scalars("charts", charts, global_step)
+            losses = {
+                "policy_loss": pg_loss,
+                "value_loss": v_loss,
+                "entropy": entropy_loss,
+                "approx_kl": approx_kl,
+                "clipfrac": clipfrac,
+                "explained_variance": explained,
+            }
+            logger.scalars("losses", losses, global_step)
+            if curriculum is not None:
+                curriculum.log(logger.writer, global_step)
+        if update % int(cfg.trainer.eval_every) == 0:
+            history.append(periodic_eval(evaluator, net, cfg, update, global_step, started, logger))
+        if time.monotonic() - started >= 60.0 * float(cfg.trainer.max_minutes or float("inf")):
+            stopped = f"time budget of trainer.max_minutes={cfg.trainer.max_minutes} spent"
+        if update % int(cfg.trainer.checkpoint_every) == 0 or update == num_updates or stopped:
+            checkpoints.save_latest(checkpoint_state())
+        if stopped:
+            print(f"Stopped after update {update} ({stopped}); saved {checkpoints.latest_path}.")
+            break
+
+    train_minutes = (time.monotonic() - started) / 60.0
+    table = evaluator.table(net)
+    report = {
+        "runner": RUNNER,
+        "updates": update,
+        "env_steps": global_step,
+        "train_minutes": train_minutes,
+        "stopped_early": stopped,
+        "device": str(device),
+        "eval_episodes": int(cfg.eval.episodes),
+        "final": table,
+        "history": history,
+        "curriculum": curriculum.summary() if curriculum is not None else None,
+        "config": OmegaConf.to_container(cfg, resolve=True),
+    }
+    write_report(report, run_dir / "report.json")
+    logger.close()
+    print(final_table(report))
+    print(f"Run folder: {run_dir} (report.json, tb/ for tensorboard --logdir, checkpoints/latest.pt).")
+    return report
+
+
+def periodic_eval(
+    evaluator: Evaluator,
+    net: ActorCritic,
+    cfg: DictConfig,
+    update: int,
+    global_step: int,
+    started: float,
+    logger: RunLogger,
+) -> dict[str, Any]:
+    """Greedy success on fresh episodes at ``eval.levels`` (default: the last level), logged and printed."""
+    names = evaluator.fresh.task.ladder.names
+    levels = list(cfg.eval.levels) if cfg.eval.levels is not None else [len(names) - 1]
+    record: dict[str, Any] = {"update": update, "env_steps": global_step}
+    record["minutes"] = (time.monotonic() - started) / 60.0
+    for index in levels:
+        result = evaluator.level(net, int(index))
+        logger.scalars(f"eval/{names[index]}", result, global_step)
+        record[names[index]] = result
+    shown = ", ".join(f"{names[i]} {record[names[i]]['success']:.3f}" for i in levels)
+    print(f"update {update}, {global_step:,} env steps, {record['minutes']:.1f} min: greedy success {shown}")
+    return record
+
+
+def final_table(report: dict[str, Any]) -> str:
+    """The closing table: one row per level, greedy success on fresh episodes (and on the training pool)."""
+    rows = report["final"]
+    columns = sorted({c for row in rows.values() for c in row})
+    head = f"{'level':<12}" + "".join(f"{c:>16}" for c in columns)
+    lines = [
+        f"PPO after {report['updates']} updates, {report['env_steps']:,} env steps, "
+        f"{report['train_minutes']:.1f} min on {report['device']} "
+        f"(greedy, {report['eval_episodes']} episodes a level, seeds disjoint from training):",
+        head,
+    ]
+    for name, row in rows.items():
+        lines.append(f"{name:<12}" + "".join(f"{row.get(c, float('nan')):>16.3f}" for c in columns))
+    return "\n".join(lines)
+
+
+def run(cfg: DictConfig, run_dir: str | Path, overrides: list[str] | None = None) -> dict[str, Any]:
+    """Check the config, resume if asked (the checkpoint's own config, only safe changes), and train."""
+    validate_ppo(cfg)
+    run_dir = Path(run_dir)
+    point = load_resume_state(cfg.resume, run_dir)
+    if point is not None:
+        if point.runner != RUNNER:
+            raise ConfigError(
+                f"resume={cfg.resume!r} is a {point.runner!r} checkpoint, not a runners.ppo one."
+            )
+        cfg = resume_ppo_config(point.config, cfg, option_keys(overrides or []))
+        validate_ppo(cfg)
+        if point.step >= int(cfg.trainer.total_steps) // (int(cfg.env.num_envs) * int(cfg.ppo.num_steps)):
+            raise ConfigError(
+                f"resume: the run in {point.path} already did its updates; extend it with a larger "
+                f"trainer.total_steps (now {cfg.trainer.total_steps})."
+            )
+    return train(cfg, run_dir, point)
+
+
+register_ppo_config()
+
+
+@hydra.main(version_base="1.3", config_path="conf", config_name="ppo")
+def main(cfg: DictConfig) -> None:
+    try:
+        run(cfg, HydraConfig.get().runtime.output_dir, list(HydraConfig.get().overrides.task))
+    except ConfigError as err:
+        raise SystemExit(f"Error in the config of runners.ppo: {err}") from None
+
+
+if __name__ == "__main__":
+    main()

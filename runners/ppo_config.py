@@ -1,0 +1,238 @@
+"""The config of ``python -m runners.ppo``: its structured schema (registered in Hydra's ConfigStore as
+``ppo_schema``), the range of every numeric setting, and what a resume may change.
+
+Names follow CleanRL's PPO (``num_steps``, ``gae_lambda``, ``clip_coef``, ``ent_coef`` ...) so its users
+read them at once. Bad values are refused before anything runs with the override that fixes them, through
+the same :class:`runners.config.Rule` table and messages as the other runners.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from hydra.core.config_store import ConfigStore
+from omegaconf import DictConfig, OmegaConf
+
+from runners.config import ConfigError, CurriculumConfig, Rule, flatten, rule_message
+
+MAZE_OBS_MODES = ("grid", "egocentric")
+RECALL_FAMILIES = ("copy", "repeat_copy", "associative", "needle")
+
+
+@dataclass
+class PPOEnvConfig:
+    """Which native vector env to train on, and how many sub-envs.
+
+    ``family``: ``maze`` or a recall family. ``levels``: the ladder (names of the task's default levels
+    or field mappings; null: its default). Maze mazes come from a pool of ``pool_size`` per level that
+    is regenerated every ``reseed_every`` updates (a ``reset(seed=...)`` of the env with a seed derived
+    from the run seed and the update), so training keeps seeing new mazes and a checkpoint taken at such
+    a boundary resumes exactly. ``mask_actions``: invalid moves (into walls) get no probability.
+    """
+
+    family: str = "maze"
+    obs_mode: str = "grid"
+    levels: list[Any] | None = None
+    start_level: int = 0
+    num_envs: int = 64
+    pool_size: int = 1024
+    reseed_every: int = 4
+    step_limit_factor: float = 3.0
+    mask_actions: bool = True
+
+
+@dataclass
+class PPOPolicyConfig:
+    """The actor-critic (``agents.ppo_policies.make_policy``): ``auto`` picks a maze CNN for grid images,
+    a GRU for token streams, an MLP otherwise; ``recurrent`` adds a GRU to any of them (null: GRU only)."""
+
+    kind: str = "auto"
+    hidden: int = 128
+    channels: int = 32
+    iterations: int = 8
+    recurrent: bool | None = None
+
+
+@dataclass
+class PPOAlgoConfig:
+    """PPO's hyper-parameters, named as in CleanRL's ppo.py."""
+
+    num_steps: int = 32
+    learning_rate: float = 2.5e-4
+    anneal_lr: bool = True
+    gamma: float = 0.99
+    gae_lambda: float = 0.95
+    num_minibatches: int = 4
+    update_epochs: int = 4
+    norm_adv: bool = True
+    clip_coef: float = 0.2
+    clip_vloss: bool = True
+    ent_coef: float = 0.01
+    vf_coef: float = 0.5
+    max_grad_norm: float = 0.5
+    target_kl: float | None = None
+
+
+@dataclass
+class PPOTrainerConfig:
+    """Length and cadence, in env steps (``total_steps``) and PPO updates (the rest)."""
+
+    total_steps: int = 200_000
+    max_minutes: float | None = None  # wall-clock budget: stop cleanly, checkpoint and still evaluate
+    log_every: int = 1
+    eval_every: int = 50
+    checkpoint_every: int = 20
+
+
+@dataclass
+class PPOEvalConfig:
+    """Greedy evaluation: ``episodes`` fresh episodes per level (seeds disjoint from training) every
+    ``trainer.eval_every`` updates at ``levels`` (null: the last level), and at the end at every level."""
+
+    episodes: int = 1024
+    levels: list[int] | None = None
+
+
+@dataclass
+class PPOHardwareConfig:
+    device: str = "cpu"
+    num_threads: int = 0
+
+
+@dataclass
+class PPORunConfig:
+    name: str = "ppo"
+    seed: int = 0
+    resume: Any = False
+    env: PPOEnvConfig = field(default_factory=PPOEnvConfig)
+    policy: PPOPolicyConfig = field(default_factory=PPOPolicyConfig)
+    ppo: PPOAlgoConfig = field(default_factory=PPOAlgoConfig)
+    curriculum: CurriculumConfig = field(default_factory=lambda: CurriculumConfig(name="none"))
+    trainer: PPOTrainerConfig = field(default_factory=PPOTrainerConfig)
+    eval: PPOEvalConfig = field(default_factory=PPOEvalConfig)
+    hardware: PPOHardwareConfig = field(default_factory=PPOHardwareConfig)
+
+
+def register_ppo_config() -> None:
+    """Store the schema as ``ppo_schema`` (idempotent)."""
+    ConfigStore.instance().store(name="ppo_schema", node=PPORunConfig)
+
+
+def _int(meaning: str, example: Any, low: int = 1) -> Rule:
+    return Rule("int", meaning, example, low=low)
+
+
+def _unit(meaning: str, example: Any, low_open: bool = False) -> Rule:
+    return Rule("number", meaning, example, low=0, high=1, low_open=low_open)
+
+
+def _positive(meaning: str, example: Any, optional: bool = False) -> Rule:
+    return Rule("number", meaning, example, low=0, low_open=True, optional=optional)
+
+
+RULES: dict[str, Rule] = {
+    "env.start_level": _int("index of the first level", 0, low=0),
+    "env.num_envs": _int("sub-envs stepped together", 2048),
+    "env.pool_size": _int("mazes held per level between reseeds", 4096),
+    "env.reseed_every": _int("PPO updates between reseeding the env (new mazes)", 4),
+    "env.step_limit_factor": _positive("episode step limit as a multiple of the shortest path", 3.0),
+    "policy.hidden": _int("width of the torso and GRU", 128),
+    "policy.channels": _int("channels of the maze CNN", 32),
+    "policy.iterations": _int("repeats of the maze CNN's shared convolution (cells of reach)", 8, low=0),
+    "ppo.num_steps": _int("env steps per sub-env in one rollout", 32),
+    "ppo.learning_rate": _positive("Adam's learning rate", 2.5e-4),
+    "ppo.gamma": _unit("the reward discount", 0.99),
+    "ppo.gae_lambda": _unit("GAE's lambda", 0.95),
+    "ppo.num_minibatches": _int("minibatches per epoch", 4),
+    "ppo.update_epochs": _int("passes over each rollout", 4),
+    "ppo.clip_coef": _positive("PPO's clip range", 0.2),
+    "ppo.ent_coef": Rule("number", "weight of the entropy bonus", 0.01, low=0),
+    "ppo.vf_coef": Rule("number", "weight of the value loss", 0.5, low=0),
+    "ppo.max_grad_norm": _positive("the largest gradient norm", 0.5),
+    "ppo.target_kl": _positive("stop an update's epochs past this KL; null: never", "null", optional=True),
+    "trainer.total_steps": _int("env steps of the whole run", 1_000_000),
+    "trainer.max_minutes": _positive("wall-clock budget in minutes; null for none", 9, optional=True),
+    "trainer.log_every": _int("updates between TensorBoard log points", 1),
+    "trainer.eval_every": _int("updates between greedy evaluations", 50),
+    "trainer.checkpoint_every": _int("updates between saves of checkpoints/latest.pt", 20),
+    "eval.episodes": _int("fresh episodes per level at each evaluation", 1024),
+    "hardware.num_threads": _int("CPU threads; 0 keeps torch's default", 1, low=0),
+}
+
+RESUME_SAFE = (
+    "trainer.total_steps",
+    "trainer.max_minutes",
+    "trainer.log_every",
+    "trainer.eval_every",
+    "trainer.checkpoint_every",
+    "eval.episodes",
+    "hardware.device",
+    "hardware.num_threads",
+)
+"""What a resumed run may change: its length, budget, cadence, evaluation size and where it runs."""
+
+
+def validate_ppo(cfg: DictConfig | Mapping[str, Any]) -> None:
+    """Refuse a config before anything runs; one ConfigError lists every problem with its fix."""
+    data = OmegaConf.to_container(cfg, resolve=True) if isinstance(cfg, DictConfig) else dict(cfg)
+    flat = flatten({k: v for k, v in data.items() if k != "hydra"})
+    known = set(flatten(OmegaConf.to_container(OmegaConf.structured(PPORunConfig))))
+    problems = [
+        f"{path}: no such setting of runners.ppo (misspelt?); the settings are {', '.join(sorted(known))}"
+        for path in flat
+        if path not in known
+        and not path.startswith("curriculum.params.")
+        and not path.startswith("env.levels")
+    ]
+    problems += [rule_message(p, r, flat[p]) for p, r in RULES.items() if p in flat and not r.holds(flat[p])]
+    env, ppo = data["env"], data["ppo"]
+    if env["family"] not in ("maze", *RECALL_FAMILIES):
+        problems.append(f"env.family must be maze or one of {RECALL_FAMILIES}, got {env['family']!r}")
+    elif env["family"] == "maze" and env["obs_mode"] not in MAZE_OBS_MODES:
+        problems.append(
+            f"env.obs_mode must be one of {MAZE_OBS_MODES} for mazes (token observations train a backbone: "
+            f"python -m runners.maze), got {env['obs_mode']!r}; e.g. env.obs_mode=grid"
+        )
+    elif env["family"] != "maze" and env["obs_mode"] != "stream":
+        problems.append(
+            f"env.obs_mode must be stream for recall, got {env['obs_mode']!r}; env.obs_mode=stream"
+        )
+    if not problems:
+        batch = int(env["num_envs"]) * int(ppo["num_steps"])
+        if env["num_envs"] % ppo["num_minibatches"]:
+            problems.append(
+                f"env.num_envs={env['num_envs']} must be a multiple of ppo.num_minibatches="
+                f"{ppo['num_minibatches']} (minibatches split the sub-envs, keeping each one's sequence "
+                "whole for a recurrent policy); e.g. ppo.num_minibatches=4"
+            )
+        if data["trainer"]["total_steps"] < batch:
+            problems.append(
+                f"trainer.total_steps={data['trainer']['total_steps']} is less than one rollout "
+                f"(env.num_envs x ppo.num_steps = {batch}); e.g. trainer.total_steps={batch * 100}"
+            )
+    if problems:
+        raise ConfigError("\n- ".join(["the config of runners.ppo is refused:", *problems]))
+
+
+def resume_ppo_config(saved: Mapping[str, Any], current: DictConfig, named: set[str]) -> DictConfig:
+    """The config a resume runs: the checkpoint's own, with this command's changes to :data:`RESUME_SAFE`
+    settings; a change to any other setting is refused, naming the key and both values."""
+    merged = OmegaConf.merge(OmegaConf.structured(PPORunConfig), saved)
+    old, now = flatten(OmegaConf.to_container(merged)), flatten(OmegaConf.to_container(current, resolve=True))
+    refused = [
+        f"{path}: saved {old.get(path)!r}, now {value!r}"
+        for path, value in now.items()
+        if path in named and path not in RESUME_SAFE and path != "resume" and old.get(path) != value
+    ]
+    if refused:
+        raise ConfigError(
+            "resume continues the saved run with its own config, and this command changes it:\n  "
+            + "\n  ".join(refused)
+            + f"\nOn resume only {', '.join(RESUME_SAFE)} may change."
+        )
+    for path in named & set(RESUME_SAFE):
+        OmegaConf.update(merged, path, OmegaConf.select(current, path), merge=False)
+    merged.resume = current.resume
+    return merged
