@@ -58,6 +58,9 @@ class BackboneConfig:
     micro_steps: int = 1  # stack applications inside each refinement step
     deep_supervision: bool = False  # return logits after every refinement step
     horizons: int = 1  # K > 1: also predict the tokens 2..K steps ahead (MLM-U style multi-horizon targets)
+    # Training recomputes each block's activations in the backward instead of storing them (less memory,
+    # one more forward per block); outputs and gradients are the same.
+    gradient_checkpointing: bool = False
     # Which backbone: the transformer family above, or "poh" (pointer over heads inside an HRM loop, whose
     # R refinement passes are ``recursion``; its high-level controller updates every ``hrm_period`` passes).
     kind: str = "transformer"

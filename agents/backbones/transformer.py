@@ -19,6 +19,7 @@ from __future__ import annotations
 from typing import Any, NamedTuple
 
 import torch
+import torch.utils.checkpoint
 from torch import nn
 
 from agents.backbones.active_rows import ActiveRows, gather_rows, scatter_rows
@@ -290,6 +291,12 @@ class TransformerBackbone(Backbone):
             inspection=self._inspection(last_pass) if inspect else None,
         )
 
+    def _run(self, fn: Any, *args: Any) -> Any:
+        """``fn(*args)``, through activation checkpointing when training with ``gradient_checkpointing``."""
+        if self.cfg.gradient_checkpointing and self.training and torch.is_grad_enabled():
+            return torch.utils.checkpoint.checkpoint(fn, *args, use_reentrant=False)
+        return fn(*args)
+
     def _skips(self, inspect: bool) -> bool:
         """Whether halted tokens stop computing: ACT with ``act_skip``, except under ``inspect`` (whose
         maps cover every token of the last pass, so it runs the dense schedule)."""
@@ -319,7 +326,7 @@ class TransformerBackbone(Backbone):
                 slot = pass_index * self.n_layers + i
                 scale = head_scale[i] if head_scale is not None else None
                 old = old_layers[slot] if old_layers else None
-                out = block(h, rope, scale, old, return_state, looking)
+                out = self._run(block, h, rope, scale, old, return_state, looking)
                 h = out.hidden
                 new_layers.append(out.state)
                 layer_hiddens.append(h)
@@ -378,9 +385,10 @@ class TransformerBackbone(Backbone):
                 old = old_layers[slot] if old_layers else None
                 if rows is None:
                     inputs[i] = h
-                    out = block(h, rope, scale, old, return_state, False)
+                    out = self._run(block, h, rope, scale, old, return_state, False)
                 else:
-                    out, inputs[i] = block.forward_active(h, inputs[i], rows, rope, scale, old, return_state)
+                    args = (h, inputs[i], rows, rope, scale, old, return_state)
+                    out, inputs[i] = self._run(block.forward_active, *args)
                 h = out.hidden
                 new_layers.append(out.state)
                 layer_hiddens.append(h)

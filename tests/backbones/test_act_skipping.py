@@ -139,3 +139,21 @@ def test_the_halting_start_sets_how_many_steps_an_untrained_model_takes():
         assert float(metrics["act/computed_fraction"]) == pytest.approx(steps / 3)
     with pytest.raises(ValueError, match="act_halt_init"):
         tiny(act_halt_init=1.0)
+
+
+@pytest.mark.parametrize("memory", [None, "titans"])
+def test_gradient_checkpointing_gives_the_same_outputs_and_gradients(memory, monkeypatch):
+    checkpoint, calls = torch.utils.checkpoint.checkpoint, []
+    counted = lambda *args, **kwargs: calls.append(1) or checkpoint(*args, **kwargs)  # noqa: E731
+    monkeypatch.setattr(torch.utils.checkpoint, "checkpoint", counted)
+    tokens = torch.randint(0, VOCAB, (2, 12))
+    runs = []
+    for checkpointing in (False, True):
+        model = _model(memory).train()  # same seed: same weights, halting spread (skipping passes run)
+        model.cfg.gradient_checkpointing = checkpointing
+        out = model(tokens, return_state=False)
+        (out.logits.square().mean() + out.aux_loss).backward()
+        runs.append((out.logits, {n: p.grad for n, p in model.named_parameters()}))
+    torch.testing.assert_close(runs[1][0], runs[0][0])
+    torch.testing.assert_close(runs[1][1], runs[0][1])
+    assert len(calls) >= 2 * PASSES // 3  # every block of every pass that ran went through it

@@ -22,3 +22,17 @@ def test_agiformer_trains_and_scores_on_the_seeds_1024_byte_context():
 def test_a_bad_train_window_names_the_override():
     with pytest.raises(ValueError, match=r"task\.train_window=1024"):
         TextQualityTask(train_window=0)
+
+
+def test_cognate_phase_one_optimiser_settings_reach_mugrokfast():
+    from agents.backbones import build_backbone
+    from agents.training.supervised import SupervisedConfig, SupervisedTrainer
+    from tests.backbones.helpers import tiny
+
+    cfg = compose_config("generation", ["preset=cognate_speed"], tiny=False)
+    kwargs = dict(cfg.trainer.supervised.optimizer_kwargs)
+    assert kwargs == {"grokfast_lambda": 0.3, "qk_clip": 30.0}
+    assert cfg.backbone.act_halt_init == 0.45 and cfg.backbone.gradient_checkpointing is False
+    config = SupervisedConfig(optimizer="mugrokfast", compile="none", optimizer_kwargs=kwargs)
+    optimizer = SupervisedTrainer(build_backbone(tiny()), config, total_steps=10).optimizer
+    assert optimizer.grokfast_lambda == 0.3 and optimizer.qk_clip == 30.0
