@@ -57,6 +57,8 @@ class MazeExperiment(AgentExperiment):
         task = fixed_sets(cfg, task, rank_seed(cfg, dist))
         prepare_config(cfg, task)
         super().__init__(cfg, dist, task)
+        if self.fixed is not None:  # the epoch order lives in the task; a reservoir would redraw it
+            self.sampler.prefetch = 1
         if cfg.task.validity_loss:  # moves into walls get no probability in the loss (the seed's mask)
             self.agent.supervised.allowed_targets = task.allowed_targets
         self._eval_env: MazeVectorEnv | None = None
