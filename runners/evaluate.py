@@ -21,7 +21,7 @@ from tqdm.auto import tqdm
 from foundation import resolve_device, seed_everything
 from foundation.checkpoint import load_checkpoint
 from runners.app import hydra_run_dir
-from runners.checkpoints import resolve_resume
+from runners.checkpoints import LATEST
 from runners.config import SCHEMAS, register_configs
 from runners.ddp import DistInfo
 from runners.experiment import AgentExperiment
@@ -46,7 +46,26 @@ def checkpoint_paths(spec: Any) -> list[Path]:
         raise ValueError(
             f"checkpoint={spec!r}: pass a checkpoint file or run folder, or a list: 'checkpoint=[A,B]'."
         )
-    return [resolve_resume(item, ".") for item in items]  # type: ignore[misc]
+    return [checkpoint_file(item) for item in items]
+
+
+def checkpoint_file(spec: Any) -> Path:
+    """``checkpoint=``: a checkpoint file, or a run folder meaning its ``checkpoints/latest.pt``."""
+    path = Path(str(spec)).expanduser()
+    if path.is_dir():
+        for candidate in (path / "checkpoints" / LATEST, path / LATEST):
+            if candidate.is_file():
+                return candidate
+        raise ValueError(
+            f"checkpoint={spec}: the folder has no checkpoints/{LATEST}; pass a run folder "
+            "(checkpoint=outputs/<date>/<time>) or a file (checkpoint=<run>/checkpoints/best_level0.pt)."
+        )
+    if not path.is_file():
+        raise ValueError(
+            f"checkpoint={spec}: no such file or folder; pass a run folder, "
+            f"checkpoint=outputs/<date>/<time>, or a file, checkpoint=<run>/checkpoints/{LATEST}."
+        )
+    return path
 
 
 def run_labels(paths: list[Path], labels: list[str] | None) -> list[str]:
@@ -64,18 +83,27 @@ def run_labels(paths: list[Path], labels: list[str] | None) -> list[str]:
     return names
 
 
-def evaluate_checkpoint(path: Path, device: str, episodes: int) -> tuple[str, dict[str, Any]]:
-    """Rebuild the experiment a checkpoint came from, load it, run its full evaluation; (runner, results)."""
+def load_experiment(path: Path, device: str) -> tuple[AgentExperiment, dict[str, Any]]:
+    """Rebuild the experiment a checkpoint came from on ``device`` with its weights loaded; (experiment,
+    the checkpoint's state)."""
     state = load_checkpoint(path)
     runner = state.get("runner")
     if runner not in RUNNERS:
         raise ValueError(
-            f"{path} is not a MindGym runner checkpoint (runner={runner!r}; expected {RUNNERS})."
+            f"{path} is not a MindGym runner checkpoint (runner={runner!r}; expected {RUNNERS}); pass "
+            "checkpoint=<run folder> or checkpoint=<run folder>/checkpoints/latest.pt."
         )
     cfg = OmegaConf.merge(OmegaConf.structured(SCHEMAS[f"{runner}_schema"]), state["config"])
     cfg.hardware.device, cfg.hardware.ddp, cfg.resume = device, False, False
     experiment = EXPERIMENTS[runner](cfg, DistInfo(device=resolve_device(device)))
     experiment.load_weights(state["experiment"])
+    return experiment, state
+
+
+def evaluate_checkpoint(path: Path, device: str, episodes: int) -> tuple[str, dict[str, Any]]:
+    """Rebuild the experiment a checkpoint came from, load it, run its full evaluation; (runner, results)."""
+    experiment, state = load_experiment(path, device)
+    runner = experiment.runner
     results = experiment.full_evaluation(episodes=episodes or None)
     results["step"] = int(state["step"])
     results["checkpoint"] = str(path)
@@ -164,7 +192,10 @@ register_configs()
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="evaluate")
 def main(cfg: DictConfig) -> None:
-    evaluate(cfg, hydra_run_dir())
+    try:
+        evaluate(cfg, hydra_run_dir())
+    except ValueError as err:  # CheckpointError is one: a message for the command line, no traceback
+        raise SystemExit(f"Error in the command line of runners.evaluate: {err}") from None
 
 
 if __name__ == "__main__":

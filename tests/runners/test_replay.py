@@ -1,0 +1,90 @@
+"""python -m runners.replay: a trained agent's episodes as animations beside the run and in TensorBoard."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+
+import pytest
+from hydra import compose, initialize_config_dir
+from PIL import Image, ImageSequence
+
+from envs.maze import MazeLevel
+from envs.maze.render import walked_path
+from runners import maze, recall
+from runners.app import execute
+from runners.replay import replay
+from tests.runners.helpers import CONF_DIR, compose_config, event_tags
+
+
+def replay_config(overrides: list[str]):
+    with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
+        return compose(config_name="replay", overrides=overrides)
+
+
+def frames(path) -> list[Image.Image]:
+    return [frame.convert("RGB") for frame in ImageSequence.Iterator(Image.open(path))]
+
+
+@pytest.fixture(scope="module")
+def maze_run(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("maze_run")
+    execute(compose_config("maze", ["trainer.steps=4"]), "maze", maze.build_experiment, run_dir=folder)
+    return folder
+
+
+def test_maze_replay_draws_every_move_and_logs_to_tensorboard(maze_run):
+    written = replay(replay_config([f"checkpoint={maze_run}", "episodes=2", "level=3x3"]))
+    assert [p.name for p in written] == ["latest-3x3-episode1.gif", "latest-3x3-episode2.gif"]
+    assert all(p.parent == maze_run / "replay" for p in written)
+    for path in written:
+        shown = frames(path)
+        assert len(shown) >= 2 and len({f.size for f in shown}) == 1
+        assert len({f.tobytes() for f in shown}) > 1  # the frames change as the agent moves
+    assert {"replay/3x3/episode1", "replay/3x3/episode2"} <= set(event_tags(maze_run / "tb")["images"])
+
+
+def test_maze_replay_has_one_frame_per_move_plus_the_start(maze_run, monkeypatch):
+    seen = {}
+    original = maze.MazeExperiment.greedy_rollouts
+
+    def keep(self, env, level, seed):
+        out = original(self, env, level, seed)
+        seen["tokens"] = out.final_obs["tokens"].cpu().numpy()
+        return out
+
+    monkeypatch.setattr(maze.MazeExperiment, "greedy_rollouts", keep)
+    written = replay(replay_config([f"checkpoint={maze_run}", "episodes=1", "tensorboard=false"]))
+    walk = walked_path(seen["tokens"][0], MazeLevel("3x3", 3, 3))  # the run's level 0 (helpers.TINY)
+    assert len(frames(written[0])) == len(walk.moves) + 1
+
+
+def test_recall_replay_writes_a_frame_per_answer(tmp_path):
+    cfg = compose_config("recall", ["trainer.steps=2"])
+    execute(cfg, "recall", recall.build_experiment, run_dir=tmp_path)
+    written = replay(replay_config([f"checkpoint={tmp_path}", "episodes=1", "level=len2-v4"]))
+    assert len(frames(written[0])) == 3  # the sequence before each of the 2 answers, then the end
+
+
+@pytest.mark.parametrize(
+    "overrides, names",
+    [
+        (["format=avi"], "format=gif"),
+        (["episodes=0"], "episodes=4"),
+        (["level=9x9"], "level=3x3"),
+        (["checkpoint=/no/such/run"], "checkpoint=outputs/<date>/<time>"),
+    ],
+)
+def test_bad_options_name_the_override_that_fixes_them(maze_run, overrides, names):
+    cfg = replay_config([f"checkpoint={maze_run}", *overrides])
+    with pytest.raises(ValueError, match=names.replace("<", ".").replace(">", ".")):
+        replay(cfg)
+
+
+@pytest.mark.skipif(shutil.which("ffmpeg") is not None, reason="this machine has ffmpeg")
+def test_mp4_without_ffmpeg_says_to_use_gif_on_the_command_line(maze_run):
+    command = [sys.executable, "-m", "runners.replay", f"checkpoint={maze_run}", "format=mp4"]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 1
+    assert "ffmpeg" in done.stderr and "format=gif" in done.stderr and "Traceback" not in done.stderr
