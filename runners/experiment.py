@@ -51,6 +51,13 @@ def build_agent(cfg: DictConfig, task: Task, dist: DistInfo) -> DualAgent:
     backbone_cfg = dataclasses.replace(
         OmegaConf.to_object(cfg.backbone), vocab_size=task.vocab_size, horizons=task.horizons
     )
+    if backbone_cfg.compact_vocab and backbone_cfg.token_ids is None:
+        if not hasattr(task, "token_ids"):
+            raise ValueError(
+                f"backbone.compact_vocab=true needs a task that lists its token ids (the recall runner's "
+                f"do); {type(task).__name__} does not. Set backbone.compact_vocab=false."
+            )
+        backbone_cfg = dataclasses.replace(backbone_cfg, token_ids=task.token_ids())
     backbone = build_backbone(backbone_cfg)
     knobs = {name: cfg.engine[name] for name in EngineConfig.knob_names()}
     engine = InferenceEngine.for_backbone(backbone, task.action_token_ids, EngineConfig(**knobs))

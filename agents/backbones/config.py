@@ -61,6 +61,10 @@ class BackboneConfig:
     # Training recomputes each block's activations in the backward instead of storing them (less memory,
     # one more forward per block); outputs and gradients are the same.
     gradient_checkpointing: bool = False
+    # Compact vocabulary: embed and predict only ``token_ids`` (sorted ids below vocab_size; logits of the
+    # others are UNUSED_LOGIT). ``compact_vocab`` asks the runner to fill token_ids from the task.
+    compact_vocab: bool = False
+    token_ids: Any = None
     # Which backbone: the transformer family above, or "poh" (pointer over heads inside an HRM loop, whose
     # R refinement passes are ``recursion``; its high-level controller updates every ``hrm_period`` passes).
     kind: str = "transformer"
@@ -143,6 +147,7 @@ class BackboneConfig:
                 f"(got recursion={self.recursion}); raise recursion or set act=False."
             )
         self.memory_layer_indices()  # validates memory_layers
+        self._check_token_ids()
 
     def _check_poh(self) -> None:
         """Routing and maze-encoder fields: in range, and only where the backbone uses them."""
@@ -181,6 +186,25 @@ class BackboneConfig:
                 "BackboneConfig.parity_with must be a parameter count or a preset name, got "
                 f"{self.parity_with!r}."
             )
+
+    def _check_token_ids(self) -> None:
+        """``token_ids``: None, or distinct ints below vocab_size (stored sorted), transformer kind only."""
+        if self.token_ids is None:
+            return
+        ids = list(self.token_ids)
+        valid = (not isinstance(i, bool) and isinstance(i, int) and 0 <= i < self.vocab_size for i in ids)
+        if not ids or not all(valid):
+            raise ValueError(
+                f"BackboneConfig.token_ids must be distinct ints in [0, vocab_size={self.vocab_size}), got "
+                f"{self.token_ids!r}; leave it null and set backbone.compact_vocab=true to take the task's."
+            )
+        if len(set(ids)) != len(ids):
+            raise ValueError(f"BackboneConfig.token_ids repeats an id: {self.token_ids!r}.")
+        if self.kind != "transformer":
+            raise ValueError(
+                f"BackboneConfig.token_ids (a compact vocabulary) needs kind=transformer, got {self.kind!r}."
+            )
+        self.token_ids = sorted(ids)
 
     @property
     def head_dim(self) -> int:

@@ -45,6 +45,11 @@ class BlockOutput(NamedTuple):
     snapshot: dict[str, InspectionMap] | None = None
 
 
+# The logit of an id outside a compact vocabulary: exp() is 0 against any real logit, and finite, so that
+# entropies (p * log p) stay 0 rather than NaN; bf16 represents it.
+UNUSED_LOGIT = -1.0e4
+
+
 class PassRun(NamedTuple):
     """What the refinement passes produced: one hidden state (B, T, D) per refinement step, the last pass's
     per-block hidden states and outputs, the streaming state entries, the ACT result (None without ACT)
@@ -155,11 +160,19 @@ class TransformerBackbone(Backbone):
         self.vocab_size, self.d_model = cfg.vocab_size, cfg.d_model
         self.n_layers, self.n_heads = cfg.n_layers, cfg.n_heads
         memory_layers = set(cfg.memory_layer_indices())
-        self.embed = nn.Embedding(cfg.vocab_size, cfg.d_model)
+        rows = cfg.vocab_size if cfg.token_ids is None else len(cfg.token_ids)
+        self.embed = nn.Embedding(rows, cfg.d_model)
         self.rope = RotaryEmbedding(cfg.head_dim, cfg.max_seq_len, cfg.rope_base)
         self.blocks = nn.ModuleList(Block(cfg, i in memory_layers) for i in range(cfg.n_layers))
         self.norm = nn.RMSNorm(cfg.d_model, eps=cfg.norm_eps)
-        self.head = Linear(cfg.d_model, cfg.vocab_size, bias=False)
+        self.head = Linear(cfg.d_model, rows, bias=False)
+        # Compact vocabulary: row r of embed / head is id token_ids[r]; compact_of maps ids to rows.
+        ids = None if cfg.token_ids is None else torch.tensor(cfg.token_ids, dtype=torch.long)
+        self.register_buffer("token_ids", ids, persistent=False)
+        if ids is not None:
+            compact = torch.full((cfg.vocab_size,), rows, dtype=torch.long)  # unlisted ids: out of range
+            compact[ids] = torch.arange(rows)
+            self.register_buffer("compact_of", compact, persistent=False)
         self.halting = HaltingHead(cfg.d_model, cfg.act_halt_init) if cfg.act else None
         # One learned map a further horizon, read out through the shared (tied) output head.
         self.horizon_maps = nn.ModuleList(Linear(cfg.d_model, cfg.d_model) for _ in range(cfg.horizons - 1))
@@ -183,7 +196,12 @@ class TransformerBackbone(Backbone):
         return self.cfg.recursion * self.cfg.micro_steps
 
     def output_logits(self, hidden: torch.Tensor) -> torch.Tensor:
-        return self.head(self.norm(hidden))
+        logits = self.head(self.norm(hidden))
+        ids = getattr(self, "token_ids", None)
+        if ids is None:
+            return logits
+        full = logits.new_full((*logits.shape[:-1], self.vocab_size), UNUSED_LOGIT)
+        return full.index_copy(-1, ids, logits)  # ids outside the compact vocabulary are never predicted
 
     def init_state(self, batch_size: int, device: torch.device | str) -> Any:
         if not self.cfg.causal or self.cfg.memory is None or self.maze_encoder is not None:
@@ -246,7 +264,7 @@ class TransformerBackbone(Backbone):
         pos = state["pos"] if state is not None else 0
         old_layers = state["layers"] if state is not None and state.get("layers") else None
         rope = self.rope(pos, tokens.shape[1])
-        x0 = self.embed(tokens)
+        x0 = self.embed(tokens if self.token_ids is None else self.compact_of[tokens])
         if self.maze_encoder is not None:  # the seed's CNN code of the maze, added at every position
             x0 = x0 + self.maze_encoder(tokens).to(x0.dtype)
         x0 = self.drop(x0)

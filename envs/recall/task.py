@@ -18,7 +18,16 @@ import torch
 from envs.common.task import LevelLike, SupervisedBatch, Task, levels_from_spec
 from envs.recall.episode import EpisodeBatch, lookup
 from envs.recall.families import get_family
-from envs.recall.tokens import PAD, VOCAB_SIZE, describe_tokens
+from envs.recall.tokens import (
+    COUNT_BASE,
+    FILL,
+    MAX_REPEATS,
+    NUM_SYMBOLS,
+    PAD,
+    SEP,
+    VOCAB_SIZE,
+    describe_tokens,
+)
 from foundation.device import resolve_device
 
 
@@ -49,6 +58,16 @@ class RecallTask(Task):
     @property
     def vocab_size(self) -> int:
         return VOCAB_SIZE
+
+    def token_ids(self) -> list[int]:
+        """Every id this task's sequences can hold (a compact vocabulary, ``backbone.compact_vocab``): the
+        symbols below the largest ``vocab`` of the ladder (all 256 bytes for a family without one, such as
+        needle) and the special tokens PAD, SEP, FILL and, with repeat counts, the COUNT tokens."""
+        vocab = max(getattr(lv, "vocab", NUM_SYMBOLS) for lv in self.ladder)
+        specials = [PAD, SEP, FILL]
+        if any(getattr(lv, "has_count", False) for lv in self.ladder):
+            specials += range(COUNT_BASE, COUNT_BASE + MAX_REPEATS)
+        return sorted({*range(vocab), *specials})
 
     @property
     def pad_id(self) -> int:

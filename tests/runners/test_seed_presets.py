@@ -36,3 +36,47 @@ def test_cognate_phase_one_optimiser_settings_reach_mugrokfast():
     config = SupervisedConfig(optimizer="mugrokfast", compile="none", optimizer_kwargs=kwargs)
     optimizer = SupervisedTrainer(build_backbone(tiny()), config, total_steps=10).optimizer
     assert optimizer.grokfast_lambda == 0.3 and optimizer.qk_clip == 30.0
+
+
+def test_bwr_dnc_has_the_seeds_model_ladder_and_a_32_symbol_vocabulary(tmp_path):
+    from envs.recall.task import RecallTask
+    from envs.recall.tokens import PAD, SEP
+    from runners import recall
+    from runners.app import execute
+
+    cfg = compose_config("recall", ["preset=bwr_dnc"], tiny=False)
+    assert [lv["length"] for lv in cfg.task.levels] == [2, 6, 10, 14, 18, 22, 26, 30, 32]
+    assert {lv["vocab"] for lv in cfg.task.levels} == {32}
+    assert (cfg.backbone.d_model, cfg.backbone.n_layers, cfg.backbone.n_heads) == (128, 4, 8)
+    assert cfg.backbone.max_seq_len == 32 and cfg.trainer.supervised.batch_size == 32
+    assert cfg.trainer.supervised.lr == 0.0005
+    task = RecallTask.from_spec("copy", cfg.task.levels)
+    assert task.token_ids() == [*range(32), PAD, SEP, SEP + 1]
+    tiny_run = [
+        "preset=bwr_dnc",
+        "trainer.steps=2",
+        "trainer.eval_every=2",
+        "trainer.checkpoint_every=2",
+        "trainer.progress_bar=false",
+        "trainer.supervised.batch_size=4",
+        "task.eval_batch=4",
+        "backbone.d_model=32",
+        "backbone.n_layers=1",
+        "backbone.n_heads=2",
+    ]
+    cfg = compose_config("recall", tiny_run, tiny=False)
+    report = execute(cfg, "recall", recall.build_experiment, tmp_path)
+    state = torch.load(tmp_path / "checkpoints" / "latest.pt", weights_only=True)
+    weights = state["experiment"]["backbone"] if "backbone" in state["experiment"] else state["experiment"]
+    embed = next(v for k, v in _flatten(weights) if k.endswith("embed.weight"))
+    assert embed.shape == (35, 32)  # 32 symbols + PAD, SEP, FILL rows, not the family's 275
+    assert report["steps_done"] == 2
+
+
+def _flatten(tree, prefix=""):
+    """(dotted key, tensor) pairs of a nested state dict."""
+    for key, value in tree.items():
+        if isinstance(value, dict):
+            yield from _flatten(value, f"{prefix}{key}.")
+        elif isinstance(value, torch.Tensor):
+            yield f"{prefix}{key}", value
