@@ -16,6 +16,7 @@ import torch.distributed as dist
 from torch import nn
 
 from foundation import resolve_device
+from runners.config import ConfigError
 
 BACKENDS = ("auto", "gloo", "nccl")
 
@@ -38,6 +39,20 @@ class DistInfo:
         return self.world_size > 1
 
 
+def command_line_device(device: str | torch.device, key: str = "hardware.device") -> torch.device:
+    """:func:`foundation.resolve_device` with its fix worded for the command line: a device this machine
+    lacks names the overrides to type (``hardware=cpu``, ``hardware.device=auto``), not Python arguments."""
+    try:
+        return resolve_device(device)
+    except ValueError as err:
+        reason = str(err).split("; use ")[0].rstrip(".")
+    cpu = "hardware=cpu" if key == "hardware.device" else f"{key}=cpu"
+    raise ConfigError(
+        f"{key}={device}: {reason}. On the command line, run on the CPU with {cpu}, or let the run pick "
+        f"a GPU when there is one and the CPU otherwise with {key}=auto."
+    )
+
+
 def launched_by_torchrun() -> bool:
     return "RANK" in os.environ and "WORLD_SIZE" in os.environ
 
@@ -49,17 +64,18 @@ def setup_distributed(ddp: bool, device: str = "auto", backend: str = "auto") ->
     gloo on CPU.
     """
     if backend not in BACKENDS:
-        raise ValueError(f"Unknown DDP backend {backend!r}; use one of {list(BACKENDS)}.")
+        choices = ", ".join(f"hardware.backend={b}" for b in BACKENDS)
+        raise ConfigError(f"hardware.backend={backend} is not a DDP backend; use one of {choices}.")
     if not ddp:
-        return DistInfo(device=resolve_device(device))
+        return DistInfo(device=command_line_device(device))
     if not launched_by_torchrun():
-        raise ValueError(
+        raise ConfigError(
             "hardware.ddp=true needs the RANK/WORLD_SIZE variables torchrun sets; launch with "
             "`torchrun --nproc_per_node=N -m runners.<task> hardware=ddp` or drop hardware=ddp."
         )
     rank, world = int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"])
     local_rank = int(os.environ.get("LOCAL_RANK", rank))
-    resolved = resolve_device(device)
+    resolved = command_line_device(device)
     if resolved.type == "cuda":
         resolved = torch.device("cuda", local_rank % torch.cuda.device_count())
         torch.cuda.set_device(resolved)

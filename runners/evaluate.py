@@ -18,12 +18,13 @@ import hydra
 from omegaconf import DictConfig, ListConfig, OmegaConf
 from tqdm.auto import tqdm
 
-from foundation import resolve_device, seed_everything
+from foundation import seed_everything
 from foundation.checkpoint import load_checkpoint
 from runners.app import hydra_run_dir
 from runners.checkpoints import LATEST
 from runners.config import SCHEMAS, register_configs
-from runners.ddp import DistInfo
+from runners.cross_eval import evaluate_on_task
+from runners.ddp import DistInfo, command_line_device
 from runners.experiment import AgentExperiment
 from runners.generation import GenerationExperiment
 from runners.logging import ticking_status
@@ -95,7 +96,7 @@ def load_experiment(path: Path, device: str) -> tuple[AgentExperiment, dict[str,
         )
     cfg = OmegaConf.merge(OmegaConf.structured(SCHEMAS[f"{runner}_schema"]), state["config"])
     cfg.hardware.device, cfg.hardware.ddp, cfg.resume = device, False, False
-    experiment = EXPERIMENTS[runner](cfg, DistInfo(device=resolve_device(device)))
+    experiment = EXPERIMENTS[runner](cfg, DistInfo(device=command_line_device(device, key="device")))
     experiment.load_weights(state["experiment"])
     return experiment, state
 
@@ -165,6 +166,8 @@ def evaluation_tables(runs: dict[str, dict[str, Any]], runners: dict[str, str]) 
 
 def evaluate(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
     """Evaluate every checkpoint ``cfg.checkpoint`` names and write the combined report into ``out_dir``."""
+    if cfg.get("task") is not None:  # another family's task (a generation checkpoint on the needle)
+        return evaluate_on_task(cfg, out_dir)
     seed_everything(int(cfg.seed))
     paths = checkpoint_paths(cfg.checkpoint)
     labels = run_labels(paths, list(cfg.labels) if cfg.labels is not None else None)
