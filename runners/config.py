@@ -62,6 +62,8 @@ class MazeTaskConfig:
     train_mazes: int | None = None
     test_mazes: int | None = None
     validity_loss: bool = False  # moves into walls masked before the loss's log-softmax (not only acting)
+    avoid_revisits: bool = False  # fixed-set walks step back onto visited cells only when they must (seed)
+    augment: bool = False  # fixed training mazes shown in their 8 rotations / mirror images
 
 
 @dataclass
@@ -198,6 +200,10 @@ class EvaluateConfig:
     device: str = "cpu"
     seed: int = 0
     episodes: int = 0
+    # task=needle scores generation checkpoints on the needle task instead (runners.cross_eval).
+    task: str | None = None
+    needle_bytes: list[int] = field(default_factory=lambda: [2899])
+    needle_depths: list[float] = field(default_factory=lambda: [0.0, 0.5, 1.0])
 
 
 SCHEMAS = {

@@ -77,6 +77,7 @@ class MazeExperiment(AgentExperiment):
             mask_invalid=bool(self.cfg.task.mask_invalid),
             step_limit_factor=float(self.cfg.task.step_limit_factor),
             bf16=self.agent.sup_config.bf16,
+            avoid_revisits=bool(self.cfg.task.avoid_revisits),
         )
 
     def make_vector_env(
@@ -226,6 +227,11 @@ def fixed_sets(cfg: DictConfig, task: MazeTask, shuffle_seed: int) -> MazeTask:
     """``task`` as a FixedMazeTask when ``task.train_mazes`` / ``task.test_mazes`` are set (both or none)."""
     train, test = cfg.task.train_mazes, cfg.task.test_mazes
     if train is None and test is None:
+        if cfg.task.augment:
+            raise ConfigError(
+                "task.augment transforms a fixed training set; set task.train_mazes and task.test_mazes "
+                "(fresh mazes need no augmentation)."
+            )
         if cfg.trainer.epochs is not None:
             raise ConfigError(
                 "trainer.epochs counts passes over a fixed training set; set task.train_mazes (e.g. "
@@ -245,6 +251,7 @@ def fixed_sets(cfg: DictConfig, task: MazeTask, shuffle_seed: int) -> MazeTask:
         test_mazes=int(test),
         seed=int(cfg.seed),
         shuffle_seed=shuffle_seed,
+        augment=bool(cfg.task.augment),
     )
 
 

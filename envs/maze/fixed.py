@@ -4,6 +4,8 @@ MindGym's default draws fresh mazes for every batch, which asks how well a model
 mazes. The seed asks something else: how well it generalises from a few hundred. :class:`FixedMazeTask`
 is a :class:`MazeTask` whose ``sample_batch`` hands out its fixed training mazes epoch by epoch (each epoch
 one shuffled pass, batches cut across epoch ends), and which keeps a disjoint fixed test set per level.
+With ``augment`` each training maze comes as one of its eight rotations and mirror images, drawn afresh
+each time (``envs.maze.symmetry``); the test mazes are never transformed.
 
 The sets follow from the seed alone (drawn on the CPU, so every device gets the same mazes): each level's
 training mazes are distinct, and its test mazes are distinct and none of them is a training maze (same
@@ -23,6 +25,7 @@ from envs.maze import tokens as tok
 from envs.maze.generators import generate_mazes
 from envs.maze.grid import MazeBatch
 from envs.maze.levels import MazeLevel
+from envs.maze.symmetry import SYMMETRIES, all_symmetries
 from envs.maze.task import MazeTask
 from foundation import make_generator
 
@@ -89,8 +92,10 @@ class FixedMazeTask(MazeTask):
         test_mazes: int,
         seed: int,
         shuffle_seed: int | None = None,
+        augment: bool = False,
     ):
         super().__init__(levels, level, horizons)
+        self.augment = bool(augment)
         for name, value in (("task.train_mazes", train_mazes), ("task.test_mazes", test_mazes)):
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"{name} must be a positive int, got {value!r}; e.g. {name}=80.")
@@ -106,8 +111,10 @@ class FixedMazeTask(MazeTask):
         self._encode()
 
     def _encode(self) -> None:
-        """Each level's training set as one token batch, and each row's width without padding."""
-        self._encoded = [tok.supervised_batch(mazes, self.horizons) for mazes in self.train_sets]
+        """Each level's training set as one token batch (with ``augment``, all 8 images of each maze: row
+        k * n + i is maze i under symmetry k)."""
+        sets = [all_symmetries(m) if self.augment else m for m in self.train_sets]
+        self._encoded = [tok.supervised_batch(mazes, self.horizons) for mazes in sets]
         self._widths = None  # MazeTask.allowed_targets' table, rebuilt from the ladder on first use
         self._order: list[torch.Tensor | None] = [None] * len(self.train_sets)
         self._cursor = [0] * len(self.train_sets)
@@ -145,6 +152,9 @@ class FixedMazeTask(MazeTask):
             raise ValueError(f"batch_size must be a positive int, got {batch_size!r}.")
         index = self.ladder.index(self.resolve(level))
         rows = self._next_rows(index, batch_size)
+        if self.augment:  # each maze in one of its 8 images, drawn afresh every time it comes round
+            images = torch.randint(0, SYMMETRIES, (len(rows),), generator=self._shuffle)
+            rows = images * len(self.train_sets[index]) + rows
         batch = self._encoded[index]
         used = batch.loss_mask if batch.loss_mask.dim() == 2 else batch.loss_mask.any(dim=-1)
         used = (used | (batch.tokens != tok.PAD))[rows]

@@ -3,10 +3,11 @@
 The env's rollout draws its mazes from a pool; a fixed test set needs these mazes and no others. Each step
 the backbone reads the whole token sequence (maze prefix, then the moves so far, as ``envs.maze.tokens``
 writes it), the arg-max over the four move tokens is taken (moves into walls excluded with
-``mask_invalid``, as the env's action mask does), and a move into a wall leaves the agent in place. A
-walk ends at the goal (solved) or after ceil(step_limit_factor * shortest length) steps, as in
-``MazeVectorEnv``; it is optimal when it solved the maze in exactly the shortest length (in a perfect
-maze that is the oracle's path).
+``mask_invalid``, as the env's action mask does), and a move into a wall leaves the agent in place. With
+``avoid_revisits`` (the maze seed's decoding) a move onto a cell the walk already visited is taken only
+when every open move leads to one. A walk ends at the goal (solved) or after ceil(step_limit_factor *
+shortest length) steps, as in ``MazeVectorEnv``; it is optimal when it solved the maze in exactly the
+shortest length (in a perfect maze that is the oracle's path).
 """
 
 from __future__ import annotations
@@ -36,17 +37,21 @@ def greedy_walk(
     step_limit_factor: float = 3.0,
     bf16: bool = False,
     batch_size: int = 256,
+    avoid_revisits: bool = False,
 ) -> WalkResult:
     """Walk every maze of ``mazes`` greedily with ``backbone`` (in eval mode; restored afterwards)."""
     if step_limit_factor <= 0:
         raise ValueError(f"step_limit_factor must be > 0, got {step_limit_factor}.")
     chunks = [torch.arange(i, min(i + batch_size, len(mazes))) for i in range(0, len(mazes), batch_size)]
-    parts = [_walk(backbone, mazes.select(rows), mask_invalid, step_limit_factor, bf16) for rows in chunks]
+    parts = [
+        _walk(backbone, mazes.select(rows), mask_invalid, step_limit_factor, bf16, avoid_revisits)
+        for rows in chunks
+    ]
     return WalkResult(*(torch.cat(values) for values in zip(*parts, strict=True)))
 
 
 def _walk(
-    backbone: nn.Module, mazes: MazeBatch, mask_invalid: bool, factor: float, bf16: bool
+    backbone: nn.Module, mazes: MazeBatch, mask_invalid: bool, factor: float, bf16: bool, avoid: bool
 ) -> WalkResult:
     device = next(backbone.parameters()).device
     mazes = mazes.to(device)
@@ -66,6 +71,9 @@ def _walk(
     running = cell != mazes.goal
     solved |= ~running
     action_ids = torch.arange(tok.MOVE0, tok.MOVE0 + 4, device=device)
+    visited = torch.zeros_like(passages, dtype=torch.bool)
+    visited.scatter_(1, cell[:, None], True)
+    rows = torch.arange(len(cell), device=device)
     for _ in range(int(limit.max())):
         if not bool(running.any()):
             break
@@ -75,10 +83,15 @@ def _walk(
         opened = ((passages.gather(1, cell[:, None]) >> bits) & 1).bool()  # (n, 4)
         if mask_invalid:
             scores = scores.masked_fill(~opened, float("-inf"))
+        if avoid:  # prefer open moves onto unvisited cells, when there are any
+            ahead = ((cell // width)[:, None] + row_step) * width + (cell % width)[:, None] + col_step
+            fresh = opened & ~visited.gather(1, ahead.clamp(0, passages.shape[1] - 1))
+            scores = torch.where(fresh.any(-1, keepdim=True) & ~fresh, float("-inf"), scores)
         action = scores.argmax(dim=-1)
         legal = opened.gather(1, action[:, None]).squeeze(1) & running
         target = (cell // width + row_step[action]) * width + cell % width + col_step[action]
         cell = torch.where(legal, target, cell)
+        visited[rows, cell] = True
         steps = steps + running.long()
         arrived = running & (cell == mazes.goal)
         solved |= arrived

@@ -113,3 +113,15 @@ def _distance(mazes: MazeBatch, index: int, cell: int, action: int) -> int:
     if not (int(mazes.passages[index, cell]) >> action) & 1:
         return 10**6
     return int(mazes.dist[index, _moved(cell, action)])
+
+
+def test_avoiding_revisits_turns_a_fixed_preference_into_a_search():
+    task = FixedMazeTask([MazeLevel("5x5", 5, 5, min_path=4)], train_mazes=10, test_mazes=32, seed=0)
+    model = build_backbone(BackboneConfig(vocab_size=tok.VOCAB_SIZE, d_model=16, n_layers=1, n_heads=2))
+    with torch.no_grad():
+        for p in model.parameters():
+            p.zero_()  # equal logits: always the first open move
+    plain = greedy_walk(model, task.test_sets[0], step_limit_factor=4.0)
+    searching = greedy_walk(model, task.test_sets[0], step_limit_factor=4.0, avoid_revisits=True)
+    assert not plain.solved.any()  # it shuttles between two cells
+    assert searching.solved.sum() >= 5 and (searching.optimal <= searching.solved).all()

@@ -15,7 +15,9 @@ from runners.ddp import DistInfo
 from tests.runners.helpers import compose_config
 
 PRESETS = {
-    "poh_maze": ("maze", {"d_model": 384, "n_heads": 6, "n_layers": 4}),
+    "poh_maze": ("maze", {"kind": "poh", "d_model": 320, "n_heads": 5, "n_layers": 4, "recursion": 4}),
+    "poh_hrm": ("maze", {"kind": "poh", "d_model": 320, "n_heads": 5, "n_layers": 4, "hrm_period": 4}),
+    "poh_baseline": ("maze", {"kind": "transformer", "d_model": 384, "n_heads": 6, "n_layers": 4}),
     "bwr_dnc": ("recall", {"d_model": 128, "n_layers": 4, "n_heads": 8, "memory": "external"}),
     "agiformer": ("generation", {"d_model": 512, "n_layers": 6, "n_heads": 8, "memory": "hebbian"}),
     "cognate": (
