@@ -155,9 +155,11 @@ def make_train_env(recipe: Recipe) -> SB3VecEnvAdapter:
 class CurveCallback(BaseCallback):
     """Every ``every`` steps: training success/return of the last episodes and greedy fresh scores."""
 
-    def __init__(self, recipe: Recipe, venv: SB3VecEnvAdapter, out: Path | None):
+    def __init__(
+        self, recipe: Recipe, venv: SB3VecEnvAdapter, out: Path | None, max_minutes: float | None = None
+    ):
         super().__init__()
-        self.recipe, self.venv, self.out = recipe, venv, out
+        self.recipe, self.venv, self.out, self.max_minutes = recipe, venv, out, max_minutes
         self.exclude: set | None = None
         self.rows: list[dict[str, float]] = []
         self.next_at = recipe.eval["curve_every"] or None
@@ -171,7 +173,7 @@ class CurveCallback(BaseCallback):
         for i in dones.nonzero()[0]:
             self.ended.append((bool(infos[i].get("is_success", False)), float(self.running[i])))
             self.running[i] = 0.0
-        return True
+        return self.max_minutes is None or time.perf_counter() - self.started < 60 * self.max_minutes
 
     def _on_rollout_end(self) -> None:
         if self.next_at is not None and self.num_timesteps >= self.next_at:
@@ -215,12 +217,15 @@ def _write_csv(path: Path, rows: list[dict[str, float]]) -> None:
     os.replace(tmp, path)
 
 
-def run(recipe: Recipe, out: Path | None, device: str = "auto") -> dict[str, Any]:
-    """Train the recipe, then score it greedily on fresh episodes and on the training pool."""
+def run(
+    recipe: Recipe, out: Path | None, device: str = "auto", max_minutes: float | None = None
+) -> dict[str, Any]:
+    """Train the recipe (stopping early after ``max_minutes`` of training, if given), then score it greedily
+    on fresh episodes and on the training pool."""
     device = recipe.device if device == "auto" else device
     venv = make_train_env(recipe)
     model = build_model(recipe, venv, device)
-    curve = CurveCallback(recipe, venv, out)
+    curve = CurveCallback(recipe, venv, out, max_minutes)
     started = time.perf_counter()
     model.learn(recipe.n_timesteps, callback=curve)
     minutes = (time.perf_counter() - started) / 60
@@ -235,6 +240,7 @@ def run(recipe: Recipe, out: Path | None, device: str = "auto") -> dict[str, Any
     result = {
         "recipe": recipe.env_id + " " + recipe.algo,
         "timesteps": model.num_timesteps,
+        "planned_timesteps": recipe.n_timesteps,
         "train_minutes": minutes,
         "device": str(model.device),
         "fresh": fresh,
@@ -266,6 +272,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--timesteps", type=float, default=None, help="override n_timesteps")
     parser.add_argument("--n-envs", type=int, default=None, help="override n_envs")
     parser.add_argument("--eval-episodes", type=int, default=None, help="override eval.episodes")
+    parser.add_argument("--max-minutes", type=float, default=None, help="stop training after this long")
     parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (0 keeps torch's default)")
     args = parser.parse_args(argv)
     if args.threads:
@@ -279,7 +286,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         recipe.eval["episodes"] = args.eval_episodes
     if args.out is not None:
         args.out.mkdir(parents=True, exist_ok=True)
-    return run(recipe, args.out, args.device)
+    return run(recipe, args.out, args.device, args.max_minutes)
 
 
 if __name__ == "__main__":
