@@ -502,7 +502,8 @@ def run_summary(report: Mapping[str, Any], root: Path) -> str:
     harder level right after a move.
     """
     names = (report.get("curriculum") or {}).get("level_names") or []
-    metric = report_headline(report) or "score"
+    ranked_by = (report.get("best_metric") or {}).get("name")
+    metric = ranked_by if ranked_by not in (None, "score") else report_headline(report) or "score"
     level = (report.get("curriculum") or {}).get("level")
     known = isinstance(level, int) and 0 <= level < len(names)
     where = f"; curriculum at level {level} ({names[level]})" if known else ""
