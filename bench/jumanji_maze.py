@@ -42,15 +42,20 @@ def jax_device(device_type: str) -> Any:
         ) from None
 
 
-def steps_per_s(num_envs: int, chunk: int, device_type: str, repeats: int = 5, seed: int = 0) -> float:
-    """Median sub-env steps/s of Jumanji Maze-v0 with autoreset over ``num_envs`` envs on one device."""
+def steps_per_s(
+    num_envs: int, chunk: int, device_type: str, autoreset: bool = True, repeats: int = 5, seed: int = 0
+) -> float:
+    """Median sub-env steps/s of Jumanji Maze-v0 over ``num_envs`` envs on one device.
+
+    ``autoreset=False`` steps ``VmapWrapper`` instead: finished episodes are never reset (no new mazes),
+    which is not a training setting but shows what the autoreset costs."""
     import jax
     import jax.numpy as jnp
     import jumanji
-    from jumanji.wrappers import VmapAutoResetWrapper
+    from jumanji.wrappers import VmapAutoResetWrapper, VmapWrapper
 
     device = jax_device(device_type)
-    env = VmapAutoResetWrapper(jumanji.make("Maze-v0"))
+    env = (VmapAutoResetWrapper if autoreset else VmapWrapper)(jumanji.make("Maze-v0"))
 
     def checksum(obs: Any) -> jax.Array:
         parts = [

@@ -4,7 +4,8 @@ steps/s at several batch sizes with full observations and automatic resets (CPU 
 When jax and jumanji import (``pip install -e .[bench]``), Jumanji's Maze-v0 (10x10, autoreset onto a new
 maze) runs in the same process on the same kind of device at each batch size, and every MazeVectorEnv
 row gets a ``vs_jumanji`` column: its steps/s over Jumanji's at that batch size (``--maze 10`` compares
-equal maze sizes). Without them the comparison is skipped with a message.
+equal maze sizes). A second Jumanji row steps it without resets (no new mazes) to show what its autoreset
+costs. Without jax and jumanji the comparison is skipped with a message.
 
     python -m bench.maze_throughput --device cpu
     python -m bench.maze_throughput --device cuda --compile both --cuda-graph both
@@ -79,6 +80,36 @@ def vector_steps_per_s(
     return chunk * num_envs / timing.median
 
 
+def jumanji_rows(bench: Benchmark, sizes: list[int], device: torch.device) -> dict[int, float]:
+    """Jumanji Maze-v0 steps/s at each size with autoreset (the reference of the ``vs_jumanji`` column),
+    and without resets for scale; {} with a message when jax or jumanji is missing or has no such device."""
+    missing = jumanji_maze.available()
+    if missing:
+        print(f"Skipping the Jumanji Maze-v0 comparison: {missing}")
+        return {}
+    reference: dict[int, float] = {}
+    for n in sizes:
+        for autoreset in (True, False):
+            try:
+                sps = jumanji_maze.steps_per_s(n, steps_per_chunk(n, device), device.type, autoreset)
+            except RuntimeError as err:  # e.g. a CPU-only jax beside a GPU torch
+                print(f"Skipping the Jumanji Maze-v0 comparison: {err}")
+                return reference
+            reference.setdefault(n, sps)
+            label = "autoreset" if autoreset else "no resets"
+            bench.add(
+                env=f"Jumanji Maze-v0 10x10 {label} ({device.type}, jax)",
+                obs="walls+positions",
+                envs=n,
+                compile="jit",
+                cuda_graph="-",
+                steps_per_s=sps,
+                vs_jumanji=sps / reference[n],
+            )
+            print(f"   jumanji {label} envs={n:>7}: {sps:.3e} steps/s")
+    return reference
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -124,27 +155,7 @@ def main() -> None:
         except ImportError:
             print("minigrid is not installed: pip install minigrid (skipping the comparison)")
 
-    jumanji = {}  # num_envs -> Jumanji Maze-v0 steps/s
-    missing = jumanji_maze.available() if args.jumanji == "auto" else "--jumanji off"
-    if missing:
-        print(f"Skipping the Jumanji Maze-v0 comparison: {missing}")
-    else:
-        for n in args.sizes:
-            try:
-                jumanji[n] = jumanji_maze.steps_per_s(n, steps_per_chunk(n, device), device.type)
-            except RuntimeError as err:  # e.g. a CPU-only jax beside a GPU torch
-                print(f"Skipping the Jumanji Maze-v0 comparison: {err}")
-                break
-            bench.add(
-                env=f"Jumanji Maze-v0 10x10 ({device.type}, jax)",
-                obs="walls+positions",
-                envs=n,
-                compile="jit",
-                cuda_graph="-",
-                steps_per_s=jumanji[n],
-                vs_jumanji=1.0,
-            )
-            print(f"   jumanji envs={n:>7}: {jumanji[n]:.3e} steps/s")
+    jumanji = jumanji_rows(bench, args.sizes, device) if args.jumanji == "auto" else {}
 
     level = MazeLevel(f"{args.maze}x{args.maze}", args.maze, args.maze)
     choices = {"off": [False], "on": [True], "both": [False, True]}
