@@ -90,7 +90,9 @@ class TokenEncoder(nn.Module):
     def __init__(self, space: gym.spaces.Discrete, hidden: int):
         super().__init__()
         self.embed = nn.Embedding(int(space.n), hidden)
-        nn.init.normal_(self.embed.weight, std=hidden**-0.5)  # unit-norm inputs: the GRU's gates start unsaturated
+        nn.init.normal_(
+            self.embed.weight, std=hidden**-0.5
+        )  # unit-norm inputs: the GRU's gates start unsaturated
         self.width = hidden
 
     def forward(self, obs: torch.Tensor) -> torch.Tensor:
@@ -100,9 +102,10 @@ class TokenEncoder(nn.Module):
 class ActorCritic(nn.Module):
     """An encoder, an optional GRU, and the actor and critic heads; see the module docstring."""
 
-    def __init__(self, encoder: nn.Module, actions: int, hidden: int, recurrent: bool):
+    def __init__(self, encoder: nn.Module, actions: int, hidden: int, recurrent: bool, bf16: bool = False):
         super().__init__()
         self.encoder = encoder
+        self.bf16 = bf16  # the encoder (the costly part) under bf16 autocast on CUDA; the rest in float32
         self.recurrent = recurrent
         self.gru = nn.GRUCell(encoder.width, hidden) if recurrent else None
         self.state_size = hidden if recurrent else 0
@@ -118,7 +121,9 @@ class ActorCritic(nn.Module):
         self, obs: torch.Tensor, state: torch.Tensor, starts: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """(logits (B, A), value (B,), next state) for one step; see the module docstring."""
-        features = self.encoder(obs)
+        with torch.autocast("cuda", torch.bfloat16, enabled=self.bf16 and obs.is_cuda):
+            features = self.encoder(obs)
+        features = features.float()
         if self.gru is not None:
             state = self.gru(features, state * (~starts).unsqueeze(1).to(state.dtype))
             features = state
@@ -137,12 +142,13 @@ def make_policy(
     channels: int = 32,
     iterations: int = 8,
     recurrent: bool | None = None,
+    bf16: bool = False,
 ) -> ActorCritic:
     """The actor-critic for one sub-env's ``observation_space`` and ``actions`` moves.
 
     ``kind="auto"`` picks by the observation: a maze grid image (3, 2H+1, 2W+1) -> ``maze_cnn``, a token
     stream (``Discrete``) -> ``gru``, anything else -> ``mlp``. ``recurrent`` adds a GRU (default: only
-    for ``gru``).
+    for ``gru``). ``bf16`` runs the encoder under bf16 autocast on CUDA.
     """
     if kind not in POLICY_KINDS:
         raise ValueError(f"policy.kind={kind!r} is unknown; use one of {POLICY_KINDS}, e.g. policy.kind=auto")
@@ -175,4 +181,5 @@ def make_policy(
             f"no policy reads {type(space).__name__} observations (a Box image/vector or a Discrete token "
             "stream); for maze token observations use runners.maze, which trains a backbone."
         )
-    return ActorCritic(encoder, actions, hidden, recurrent=kind == "gru" if recurrent is None else recurrent)
+    recurrent = kind == "gru" if recurrent is None else recurrent
+    return ActorCritic(encoder, actions, hidden, recurrent, bf16)

@@ -124,6 +124,7 @@ def train(cfg: DictConfig, run_dir: Path, resumed: ResumePoint | None = None) ->
         int(cfg.policy.channels),
         int(cfg.policy.iterations),
         cfg.policy.recurrent,
+        bool(cfg.policy.bf16),
     ).to(device)
     optimizer = torch.optim.Adam(net.parameters(), lr=float(algo.learning_rate), eps=1e-5)
     generator = make_generator(derive_seed(int(cfg.seed), "ppo/actions"), device=device)
@@ -333,7 +334,11 @@ def periodic_eval(
         logger.scalars(f"eval/{names[index]}", result, global_step)
         record[names[index]] = result
     shown = ", ".join(f"{names[i]} {record[names[i]]['success']:.3f}" for i in levels)
-    print(f"update {update}, {global_step:,} env steps, {record['minutes']:.1f} min: greedy success {shown}")
+    sps = global_step / max(60.0 * record["minutes"], 1e-9)
+    print(
+        f"update {update}, {global_step:,} env steps, {record['minutes']:.1f} min ({sps:,.0f} env steps/s "
+        f"with evaluations): greedy success {shown}"
+    )
     return record
 
 

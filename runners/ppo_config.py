@@ -53,6 +53,7 @@ class PPOPolicyConfig:
     channels: int = 32
     iterations: int = 8
     recurrent: bool | None = None
+    bf16: bool = False  # the encoder under bf16 autocast on CUDA (ignored on the CPU)
 
 
 @dataclass

@@ -105,7 +105,9 @@ def test_a_bad_setting_is_refused_with_the_override_that_fixes_it():
 
 
 def test_learns_a_fixed_maze_on_the_cpu(tmp_path):
-    cfg = config(*TINY, "trainer.total_steps=12288", "ppo.learning_rate=0.003", "trainer.eval_every=1000")
+    untrained = run(config(*TINY, "trainer.total_steps=256", "ppo.learning_rate=1e-12"), tmp_path / "before")
+    assert untrained["final"]["fixed"]["fresh_success"] == 0.0  # the initial greedy walk loops
+    cfg = config(*TINY, "trainer.total_steps=4096", "ppo.learning_rate=0.003", "trainer.eval_every=1000")
     report = run(cfg, tmp_path)
     assert report["final"]["fixed"]["fresh_success"] == 1.0  # greedy walk reaches the goal
     assert report["final"]["fixed"]["fresh_optimal"] == 1.0  # by the shortest way
