@@ -115,7 +115,6 @@ class FixedMazeTask(MazeTask):
         k * n + i is maze i under symmetry k)."""
         sets = [all_symmetries(m) if self.augment else m for m in self.train_sets]
         self._encoded = [tok.supervised_batch(mazes, self.horizons) for mazes in sets]
-        self._widths = None  # MazeTask.allowed_targets' table, rebuilt from the ladder on first use
         self._order: list[torch.Tensor | None] = [None] * len(self.train_sets)
         self._cursor = [0] * len(self.train_sets)
         self.epochs_started = [0] * len(self.train_sets)

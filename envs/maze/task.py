@@ -95,9 +95,8 @@ class MazeTask(Task[MazeLevel]):
     def allowed_targets(self, tokens: torch.Tensor) -> torch.Tensor:
         """(B, T, V) bool of the next tokens allowed at each position: no move into a wall from the
         separator on (``envs.maze.validity``; the validity-aware loss, ``task.validity_loss=true``)."""
-        if getattr(self, "_widths", None) is None:
-            self._widths = width_table((level.height, level.width) for level in self.ladder)
-        return allowed_targets(tokens, self._widths, self.vocab_size)
+        widths = width_table((level.height, level.width) for level in self.ladder)
+        return allowed_targets(tokens, widths, self.vocab_size)
 
     def batch_from_mazes(self, mazes: MazeBatch) -> SupervisedBatch:
         """Encode given mazes (e.g. a dataset) the same way sample_batch does."""
