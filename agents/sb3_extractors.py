@@ -10,7 +10,9 @@ has to learn every maze position separately; neither generalised to unseen 5x5 m
    cell per iteration (a learned Bellman-Ford sweep: the gates let walls stop it), so after k iterations a
    cell knows about everything within k moves;
 3. the read-out takes the features of the agent's cell and of its four neighbours, which is what the
-   choice of a move needs, and a linear layer maps them to ``features_dim``.
+   choice of a move needs, with the goal's offset from the agent (rows and columns, over the maze's
+   size: the direction to head in while the goal is still out of the sweeps' reach), and a linear
+   layer maps them to ``features_dim``.
 
 It reads the ``grid`` observation (an image SB3 has scaled to [0, 1]) or the ``walls`` observation (a
 Dict rebuilt into the same image with :func:`envs.maze.walls.grid_from_walls`), at ``grid_scale=1``.
@@ -74,7 +76,7 @@ class MazePlannerExtractor(BaseFeaturesExtractor):
         self.stem = nn.Conv2d(3, channels, kernel_size=3, stride=2)
         self.gates = nn.Conv2d(2 * channels, 2 * channels, kernel_size=3, padding=1)  # update, reset
         self.candidate = nn.Conv2d(2 * channels, channels, kernel_size=3, padding=1)
-        self.head = nn.Sequential(nn.Linear(5 * channels, features_dim), nn.ReLU())
+        self.head = nn.Sequential(nn.Linear(5 * channels + 2, features_dim), nn.ReLU())
 
     def image(self, observations: torch.Tensor | dict[str, torch.Tensor]) -> torch.Tensor:
         """(N, 3, 2H+1, 2W+1) float in [0, 1]: walls, agent, goal planes."""
@@ -103,7 +105,14 @@ class MazePlannerExtractor(BaseFeaturesExtractor):
             padded[..., 2:, 1:-1],
             padded[..., 1:-1, :-2],
         ]
-        read = torch.cat(
-            [(view * agent).sum(dim=(2, 3)) for view in views], dim=1
-        )  # here, up, right, down, left
-        return self.head(read)
+        read = [(view * agent).sum(dim=(2, 3)) for view in views]  # here, up, right, down, left
+        return self.head(torch.cat([*read, self.goal_offset(agent, x[:, 2:3, 1::2, 1::2])], dim=1))
+
+    @staticmethod
+    def goal_offset(agent: torch.Tensor, goal: torch.Tensor) -> torch.Tensor:
+        """(N, 2): (goal row - agent row, goal col - agent col) / (H, W) from the one-hot cell planes."""
+        h, w = agent.shape[-2:]
+        rows = torch.arange(h, device=agent.device, dtype=agent.dtype).view(1, 1, h, 1) / h
+        cols = torch.arange(w, device=agent.device, dtype=agent.dtype).view(1, 1, 1, w) / w
+        diff = goal - agent
+        return torch.cat([(diff * rows).sum(dim=(2, 3)), (diff * cols).sum(dim=(2, 3))], dim=1)
