@@ -85,7 +85,10 @@ class AgentStep:
 
 class DualAgent:
     """Backbone + inference engine with their own trainers, the interleave schedule, RNG streams and
-    step counters. ``train_step`` is the one front door the runners call."""
+    step counters. ``train_step`` is the one front door the runners call.
+
+    ``mask_invalid`` and ``features`` (see :class:`agents.training.rl.EngineTrainer`) apply to the RL
+    rollouts and to :meth:`policy`."""
 
     def __init__(
         self,
@@ -98,6 +101,8 @@ class DualAgent:
         seed: int = 0,
         device: str | torch.device = "auto",
         total_steps: int = 10_000,
+        mask_invalid: bool = False,
+        features: Any = None,
     ):
         if list(engine.action_token_ids.tolist()) != list(task.action_token_ids):
             raise ValueError(
@@ -115,7 +120,15 @@ class DualAgent:
         self.task = task
         self.schedule = schedule or InterleaveSchedule()
         self.supervised = SupervisedTrainer(self.backbone, supervised or SupervisedConfig(), total_steps)
-        self.rl = EngineTrainer(self.engine, self.backbone, rl or RLConfig(), total_steps)
+        if getattr(engine, "n_features", 0) and features is None:
+            raise ValueError(
+                f"The engine reads {engine.n_features} features a step: pass features= (a function from "
+                "agents.engine_features.for_family) or build the engine with n_features=0."
+            )
+        self.mask_invalid, self.features = mask_invalid, features
+        self.rl = EngineTrainer(
+            self.engine, self.backbone, rl or RLConfig(), total_steps, mask_invalid, features
+        )
         self.generators = {
             "supervised": make_generator(seed, "agent/supervised", self.device),
             "actions": make_generator(seed, "agent/actions", self.device),
@@ -178,7 +191,12 @@ class DualAgent:
     def policy(self, greedy: bool = False, generator: torch.Generator | None = None) -> BackbonePolicy:
         """The engine's policy over the backbone, for :func:`agents.rollout.rollout`."""
         return BackbonePolicy(
-            self.backbone, self.engine, greedy=greedy, generator=generator or self.generators["actions"]
+            self.backbone,
+            self.engine,
+            greedy=greedy,
+            generator=generator or self.generators["actions"],
+            mask_invalid=self.mask_invalid,
+            features=self.features,
         )
 
     @torch.no_grad()

@@ -18,7 +18,9 @@ The repetition penalty divides the probability of every action token already pre
 context (prompt and what has been generated so far) by the penalty, i.e. subtracts ``log(penalty)`` from
 its logit - the shift-invariant form of CTRL's penalty. A conditioned engine adds a small head that reads
 the (mixed) hidden state and predicts per-step offsets (bounded by ``condition_range`` through a tanh) to
-the raw temperature and top-p, as adaptive-decoding work does.
+the raw temperature and top-p, as adaptive-decoding work does; with ``n_features > 0`` the head also reads
+per-step features of the env's state (:mod:`agents.engine_features`: the maze's legal moves, the position
+in a recall answer, how much of a text continuation is written), passed as ``features`` (B, n_features).
 
 Defaults are (close to) plain decoding: temperature 1, top-p 0.99, penalty 1.05, the last layer weighted
 0.9 and every head at 1. The penalty starts at 1.05 at the least (a request for less starts there): nearer
@@ -154,6 +156,7 @@ class InferenceEngine(nn.Module):
         config: EngineConfig | None = None,
         *,
         d_model: int | None = None,
+        n_features: int = 0,
         **knobs: Any,
     ):
         super().__init__()
@@ -172,6 +175,9 @@ class InferenceEngine(nn.Module):
         self.scale_heads = bool(config.scale_heads)
         self.conditioned = bool(config.conditioned)
         self.condition_range = float(config.condition_range)
+        if n_features < 0:
+            raise ValueError(f"n_features must be >= 0, got {n_features}.")
+        self.n_features = int(n_features) if self.conditioned else 0
         self.register_buffer("action_token_ids", torch.as_tensor(list(action_token_ids), dtype=torch.long))
 
         layer_init = torch.zeros(n_layers)
@@ -192,7 +198,10 @@ class InferenceEngine(nn.Module):
             nn.init.normal_(out.weight, std=0.01)
             nn.init.zeros_(out.bias)
             self.condition = nn.Sequential(
-                nn.LayerNorm(d_model), nn.Linear(d_model, config.condition_hidden), nn.GELU(), out
+                nn.LayerNorm(d_model + self.n_features),
+                nn.Linear(d_model + self.n_features, config.condition_hidden),
+                nn.GELU(),
+                out,
             )
         self._last: dict[str, torch.Tensor] = {}
 
@@ -216,9 +225,11 @@ class InferenceEngine(nn.Module):
         backbone: Backbone,
         action_token_ids: Sequence[int],
         config: EngineConfig | None = None,
+        n_features: int = 0,
         **knobs: Any,
     ) -> InferenceEngine:
-        """An engine sized for ``backbone`` acting on ``action_token_ids`` (``task.action_token_ids``)."""
+        """An engine sized for ``backbone`` acting on ``action_token_ids`` (``task.action_token_ids``);
+        ``n_features``: the width of the per-step features a conditioned engine reads (0: none)."""
         return cls(
             backbone.n_layers,
             backbone.n_heads,
@@ -226,6 +237,7 @@ class InferenceEngine(nn.Module):
             action_token_ids,
             config,
             d_model=backbone.d_model,
+            n_features=n_features,
             **knobs,
         )
 
@@ -258,11 +270,17 @@ class InferenceEngine(nn.Module):
 
     # ------------------------------------------------------------------ policy
     def forward(
-        self, backbone: Backbone, tokens: torch.Tensor, length: torch.Tensor, state: Any = None
+        self,
+        backbone: Backbone,
+        tokens: torch.Tensor,
+        length: torch.Tensor,
+        state: Any = None,
+        features: torch.Tensor | None = None,
     ) -> tuple[Categorical, BackboneOutput]:
         """Run ``backbone`` with this engine's head weights and return the action distribution and output."""
         output = self.read(backbone, tokens, state)
-        return self.distribution(output, tokens, length, backbone.output_logits), output
+        dist = self.distribution(output, tokens, length, backbone.output_logits, features=features)
+        return dist, output
 
     def read(self, backbone: Backbone, tokens: torch.Tensor, state: Any = None) -> BackboneOutput:
         """The backbone's output on ``tokens`` (after ``state``) with this engine's head weights and, when
@@ -276,12 +294,14 @@ class InferenceEngine(nn.Module):
         length: torch.Tensor,
         output_logits: Callable[[torch.Tensor], torch.Tensor],
         positions: torch.Tensor | None = None,
+        features: torch.Tensor | None = None,
     ) -> Categorical:
         """The distribution over actions for each row of the context ``tokens`` (B, T) / ``length``.
 
         The hidden state is read at ``positions`` of ``output`` (default ``length - 1``: the output covers
         the whole context; a streamed output of one new token reads position 0). The repetition penalty
-        always looks at the whole context.
+        always looks at the whole context. ``features`` (B, n_features): what a conditioned engine built
+        with ``n_features`` reads beside the hidden state (ignored by other engines).
         """
         rows = torch.arange(tokens.shape[0], device=tokens.device)
         last = (length.reshape(-1) - 1 if positions is None else positions.reshape(-1)).clamp(min=0)
@@ -302,7 +322,8 @@ class InferenceEngine(nn.Module):
         present = context_presence(tokens, length, self.vocab_size)[:, self.action_token_ids]
         raw_t, raw_p = self.raw_temperature, self.raw_top_p
         if self.conditioned:
-            offsets = self.condition_range * torch.tanh(self.condition(hidden) / self.condition_range)
+            raw_offsets = self.condition(self._head_input(hidden, features))
+            offsets = self.condition_range * torch.tanh(raw_offsets / self.condition_range)
             raw_t, raw_p = raw_t + offsets[:, 0], raw_p + offsets[:, 1]
         temperature = self.min_temperature + F.softplus(raw_t)
         top_p = torch.sigmoid(raw_p)
@@ -310,6 +331,19 @@ class InferenceEngine(nn.Module):
         decoded = decode_logits(logits, present, temperature, top_p, self.repetition_penalty(), sharpness)
         self._last = {"temperature": temperature.detach(), "top_p": top_p.detach()}
         return Categorical(logits=decoded)
+
+    def _head_input(self, hidden: torch.Tensor, features: torch.Tensor | None) -> torch.Tensor:
+        """The conditioned head's input: the hidden state, then the per-step features when it reads any."""
+        if not self.n_features:
+            return hidden
+        if features is None or features.shape != (hidden.shape[0], self.n_features):
+            got = None if features is None else tuple(features.shape)
+            raise ValueError(
+                f"This conditioned engine reads {self.n_features} features a step, got {got}; pass "
+                "features=agents.engine_features.for_family(<family>) to the policy / DualAgent, or build "
+                "the engine with n_features=0."
+            )
+        return torch.cat([hidden, features.to(hidden.device, hidden.dtype)], dim=-1)
 
     def param_groups(self, lr: float, condition_lr_scale: float = 0.1) -> list[dict[str, Any]]:
         """Optimiser groups: the decoding knobs at ``lr``, the conditioned head at ``lr * condition_lr_scale``

@@ -19,7 +19,7 @@ the host except the completion check every ``check_every`` steps.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -40,7 +40,8 @@ class Policy(Protocol):
     def act(
         self, obs: Mapping[str, torch.Tensor], mask: torch.Tensor | None
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """(actions (B,), log-probabilities (B,)) for the observation."""
+        """(actions (B,), log-probabilities (B,)) for the observation. A policy with a ``features``
+        function is called with its output as a third argument."""
 
     def observe(self, actions: torch.Tensor, obs: Mapping[str, torch.Tensor], keep_stream: bool) -> None:
         """The env answered ``actions`` with ``obs``; ``keep_stream`` is False once any sub-env may have
@@ -55,6 +56,8 @@ class Transitions:
     valid:         False for a step whose action the env ignored (the step right after an episode ended,
                    under next-step autoreset).
     done:          the step ended its episode (terminated or truncated); success: it ended in success.
+    mask:          the legal actions (S, B, A) when the policy masks them, else None.
+    features:      the per-step engine features (S, B, F) when the policy reads any, else None.
     """
 
     tokens: torch.Tensor
@@ -65,10 +68,13 @@ class Transitions:
     done: torch.Tensor
     valid: torch.Tensor
     success: torch.Tensor
+    mask: torch.Tensor | None = None
+    features: torch.Tensor | None = None
 
-    def flat(self, name: str) -> torch.Tensor:
-        """Field ``name`` with its (S, B) dims merged into one batch dim."""
-        return getattr(self, name).flatten(0, 1)
+    def flat(self, name: str) -> torch.Tensor | None:
+        """Field ``name`` with its (S, B) dims merged into one batch dim (None for an absent field)."""
+        value = getattr(self, name)
+        return None if value is None else value.flatten(0, 1)
 
 
 @dataclass
@@ -96,7 +102,9 @@ class BackbonePolicy:
     ``engine=None``: the backbone's own logits over the action tokens (``action_token_ids``). ``greedy``:
     the arg-max, else a sample drawn from ``generator``. ``mask_invalid``: actions the env's
     ``action_masks()`` rules out get no probability. ``stream``: the env appends the action's token to
-    the observation, so the backbone may read one token a step after the prefix.
+    the observation, so the backbone may read one token a step after the prefix. ``features``: a function
+    ``(env.unwrapped, obs, mask) -> (B, F)`` whose output a conditioned engine built with ``n_features=F``
+    reads each step (:mod:`agents.engine_features`); :func:`rollout` calls it and keeps its output.
     """
 
     def __init__(
@@ -109,6 +117,7 @@ class BackbonePolicy:
         generator: torch.Generator | None = None,
         mask_invalid: bool = False,
         stream: bool = False,
+        features: Callable[..., torch.Tensor] | None = None,
     ):
         if engine is None and action_token_ids is None:
             raise ValueError(
@@ -119,6 +128,7 @@ class BackbonePolicy:
         self.action_ids = ids.to(next(backbone.parameters()).device, torch.long)
         self.greedy, self.generator = greedy, generator
         self.uses_action_mask, self.stream = mask_invalid, stream
+        self.features = features if engine is not None and getattr(engine, "n_features", 0) else None
         self._output: Any = None
         self._streamable = False
 
@@ -126,7 +136,10 @@ class BackbonePolicy:
         self._output = None
 
     def act(
-        self, obs: Mapping[str, torch.Tensor], mask: torch.Tensor | None
+        self,
+        obs: Mapping[str, torch.Tensor],
+        mask: torch.Tensor | None,
+        features: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor]:
         tokens, length = sequence(obs, self.action_ids.device)
         if self._output is None:  # read the whole observation (a fresh rollout or no streaming)
@@ -137,7 +150,7 @@ class BackbonePolicy:
             positions = length.reshape(-1) - 1
         else:
             positions = torch.zeros_like(length.reshape(-1))
-        logits = self._logits(self._output, tokens, length, positions)
+        logits = self._logits(self._output, tokens, length, positions, features)
         if mask is not None:
             logits = logits.masked_fill(~mask.to(logits.device), float("-inf"))
         log_probs = logits.log_softmax(-1)
@@ -159,12 +172,19 @@ class BackbonePolicy:
         return self.engine.read(self.backbone, tokens, state)
 
     def _logits(
-        self, output: Any, tokens: torch.Tensor, length: torch.Tensor, positions: torch.Tensor
+        self,
+        output: Any,
+        tokens: torch.Tensor,
+        length: torch.Tensor,
+        positions: torch.Tensor,
+        features: torch.Tensor | None = None,
     ) -> torch.Tensor:
         if self.engine is None:
             rows = torch.arange(positions.shape[0], device=positions.device)
             return output.logits[rows, positions][:, self.action_ids].float()
-        dist = self.engine.distribution(output, tokens, length, self.backbone.output_logits, positions)
+        extra = {"features": features} if features is not None else {}
+        output_logits = self.backbone.output_logits
+        dist = self.engine.distribution(output, tokens, length, output_logits, positions, **extra)
         return dist.logits
 
 
@@ -219,7 +239,12 @@ def rollout(
         if steps is None and step % check_every == 0 and bool(finished.all()):
             break
         mask = base.action_masks() if policy.uses_action_mask else None
-        actions, log_probs = policy.act(obs, mask)
+        feature_fn = getattr(policy, "features", None)
+        features = feature_fn(base, obs, mask) if feature_fn is not None else None
+        if features is None:
+            actions, log_probs = policy.act(obs, mask)
+        else:
+            actions, log_probs = policy.act(obs, mask, features)
         previous = obs
         obs, reward, terminated, truncated, info = env.step(actions)
         done = torch.as_tensor(terminated, device=device) | torch.as_tensor(truncated, device=device)
@@ -241,6 +266,8 @@ def rollout(
                     "done": done & ~ignored,
                     "valid": ~ignored,
                     "success": success.bool() & done & ~ignored,
+                    **({"mask": torch.as_tensor(mask, device=device).bool()} if mask is not None else {}),
+                    **({"features": features.float()} if features is not None else {}),
                 }
             )
         finished |= first_end
@@ -255,7 +282,7 @@ def rollout(
             )
     transitions = None
     if keep_transitions:
-        names = [f.name for f in dataclasses.fields(Transitions)]
+        names = [f.name for f in dataclasses.fields(Transitions) if kept and f.name in kept[0]]
         transitions = Transitions(**{name: torch.stack([s[name] for s in kept]) for name in names})
     return Rollout(final, final_obs, finished, step * num, transitions, first_obs)
 

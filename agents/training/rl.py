@@ -19,12 +19,13 @@ over time steps (the return recursion) and minibatches.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
 import torch
 from torch import nn
+from torch.distributions import Categorical
 
 from agents.backbones.base import Backbone
 from agents.engine import InferenceEngine
@@ -79,10 +80,24 @@ def frozen(module: nn.Module) -> Iterator[None]:
 
 
 class EngineTrainer:
-    """The engine's optimiser and rate schedule, and the policy-gradient update from env reward."""
+    """The engine's optimiser and rate schedule, and the policy-gradient update from env reward.
 
-    def __init__(self, engine: InferenceEngine, backbone: Backbone, config: RLConfig, total_steps: int):
+    ``mask_invalid``: rollouts and the update give the env's illegal actions no probability (as the
+    evaluation policy does); ``features``: the per-step feature function a conditioned engine reads
+    (:mod:`agents.engine_features`), kept with every transition so the update sees what the rollout saw.
+    """
+
+    def __init__(
+        self,
+        engine: InferenceEngine,
+        backbone: Backbone,
+        config: RLConfig,
+        total_steps: int,
+        mask_invalid: bool = False,
+        features: Callable[..., torch.Tensor] | None = None,
+    ):
         self.engine, self.backbone, self.config = engine, backbone, config
+        self.mask_invalid, self.features = mask_invalid, features
         self.optimizer = torch.optim.Adam(engine.param_groups(config.lr, config.condition_lr_scale))
         length = config.total_steps or total_steps
         self.scheduler = warmup_cosine(
@@ -94,7 +109,13 @@ class EngineTrainer:
         cfg = self.config
         # 1. collect
         with frozen(self.backbone):
-            policy = BackbonePolicy(self.backbone, self.engine, generator=generator)
+            policy = BackbonePolicy(
+                self.backbone,
+                self.engine,
+                generator=generator,
+                mask_invalid=self.mask_invalid,
+                features=self.features,
+            )
             collected = rollout(env, policy, seed=seed, steps=cfg.rollout_steps, keep_transitions=True)
         batch = collected.transitions
         # 2. returns and advantages
@@ -137,12 +158,16 @@ class EngineTrainer:
         cfg = self.config
         tokens, length, actions = batch.flat("tokens"), batch.flat("length"), batch.flat("actions")
         old_log_probs, valid = batch.flat("log_probs"), batch.flat("valid")
+        mask, features = batch.flat("mask"), batch.flat("features")
         count = valid.sum().clamp_min(1)
         size = cfg.minibatch_size or len(actions)
         totals = torch.zeros(3, device=actions.device)
         for start in range(0, len(actions), size):
             part = slice(start, start + size)
-            dist, _ = self.engine(self.backbone, tokens[part], length[part])
+            part_features = None if features is None else features[part]
+            dist, _ = self.engine(self.backbone, tokens[part], length[part], features=part_features)
+            if mask is not None:  # the rollout's policy gave illegal actions no probability
+                dist = Categorical(logits=dist.logits.masked_fill(~mask[part], float("-inf")))
             log_probs = dist.log_prob(actions[part])
             if cfg.algorithm == "ppo":
                 policy, clipped = ppo_clip_loss(
