@@ -43,6 +43,10 @@ def build_backbone(cfg: BackboneConfig) -> Backbone:
         )
     if cfg.kind == "poh":
         return PoHBackbone(cfg)
+    if cfg.kind == "hf":  # transformers is optional: imported only for this kind
+        from agents.backbones.hf import HFBackbone
+
+        return HFBackbone.from_config(cfg)
     return TransformerBackbone(cfg)
 
 

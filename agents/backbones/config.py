@@ -14,7 +14,7 @@ FFN_KINDS = ("swiglu", "gelu")
 # rate up to this one keeps the memory finite, measured with every gate saturated (docs/reliability.md).
 MAX_NEURAL_MEMORY_LR = 1.0
 MEMORY_KINDS = (None, "hebbian", "external", "titans")
-BACKBONE_KINDS = ("transformer", "poh")  # poh: per-token head routing in a two-timescale loop (poh.py)
+BACKBONE_KINDS = ("transformer", "poh", "hf")  # poh: per-token head routing in a two-timescale loop (poh.py)
 
 
 @dataclass
@@ -65,6 +65,10 @@ class BackboneConfig:
     # others are UNUSED_LOGIT). ``compact_vocab`` asks the runner to fill token_ids from the task.
     compact_vocab: bool = False
     token_ids: Any = None
+    # kind="hf": a Hugging Face causal LM (agents.backbones.hf) from a local folder or the local cache, and
+    # how MindGym ids map to its ids ("bytes": GPT-2 style byte-level tokens; "identity": id i is id i).
+    hf_model: str | None = None
+    hf_token_map: str = "bytes"
     # Which backbone: the transformer family above, or "poh" (pointer over heads inside an HRM loop, whose
     # R refinement passes are ``recursion``; its high-level controller updates every ``hrm_period`` passes).
     kind: str = "transformer"
@@ -148,6 +152,12 @@ class BackboneConfig:
             )
         self.memory_layer_indices()  # validates memory_layers
         self._check_token_ids()
+        if self.hf_token_map not in ("bytes", "identity"):
+            raise ValueError(
+                f"BackboneConfig.hf_token_map={self.hf_token_map!r} is unknown; use 'bytes' or 'identity'."
+            )
+        if self.kind == "hf" and not self.hf_model:
+            raise ValueError("BackboneConfig: kind='hf' needs hf_model=<local folder or cached model id>.")
 
     def _check_poh(self) -> None:
         """Routing and maze-encoder fields: in range, and only where the backbone uses them."""
