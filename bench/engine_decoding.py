@@ -2,6 +2,7 @@
 
     python -m bench.engine_decoding --device cpu --threads 1   # small size: minutes on one CPU thread
     python -m bench.engine_decoding --device cuda --d-model 256 --layers 4 --sup-steps 3000 --rl-steps 300
+    python -m bench.engine_decoding --device cuda --seeds 0 1 2   # mean ± standard error over seeds
 
 1. Train a small backbone supervised on the generation task's sampler (or ``--checkpoint`` to load one;
    a missing checkpoint file is written after training).
@@ -14,7 +15,11 @@
        learned global knobs, trained the same way, starting from (b)'s setting.
 Each engine starts from the fixed decoding it is compared with (penalty at least 1.05, last layer 0.97),
 so the question is whether learning from reward improves on it.
-Targets (issue #7): (c) >= (a) and (d) >= (b).
+Each seed trains its own backbone and engines and draws its own prompts; the table gives, per decoding,
+the mean ± standard error over ``--seeds`` of the reward and of each of its components (fluency,
+diversity and repetition band distances, length penalty, batch diversity) and raw metrics (bits per
+byte, distinct-2, seq-rep-4, success). Targets (issue #7): (c) >= (a) and (d) >= (b); (issue #23): (d)
+beats (b) on the reward and on fluency alone by more than two standard errors of the paired difference.
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ from __future__ import annotations
 import argparse
 import itertools
 import math
+import statistics
 import time
 from pathlib import Path
 
@@ -47,7 +53,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--device", default="auto")
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0], help="one full run per seed")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (1 on a shared machine)")
     parser.add_argument("--prompt-length", type=int, default=48)
     parser.add_argument("--continuation-length", type=int, default=32)
@@ -77,6 +83,17 @@ def make_env(args: argparse.Namespace, split: str, num_envs: int, device: torch.
         dense=dense,
         seed=args.seed,
     )
+
+
+def mean_se(values: list[float]) -> tuple[float, float]:
+    """Mean and standard error of the mean over seeds (0 for one seed)."""
+    mean = statistics.fmean(values)
+    return mean, (statistics.stdev(values) / math.sqrt(len(values)) if len(values) > 1 else 0.0)
+
+
+def _fmt(values: list[float]) -> str:
+    mean, se = mean_se(values)
+    return f"{mean:.4g} ± {se:.2g}" if len(values) > 1 else f"{mean:.4g}"
 
 
 def train_backbone(args: argparse.Namespace, env: TextQualityVectorEnv, device: torch.device):
@@ -172,48 +189,44 @@ def train_engine(args, backbone, env, device, conditioned: bool, start: tuple[fl
     return agent.engine
 
 
-def main(argv: list[str] | None = None) -> None:
-    args = parse_args(argv)
+COLUMNS = (
+    "score",
+    "fluency",
+    "diversity",
+    "repetition",
+    "length",
+    "batch_diversity",
+    "bits_per_byte",
+    "distinct_2",
+    "seq_rep_4",
+    "success",
+)
+
+
+def run_seed(args: argparse.Namespace, device: torch.device) -> dict[str, tuple[str, dict[str, float]]]:
+    """One seed's four decodings: {name: (setting, mean final values on the test prompts)}."""
     seed_everything(args.seed)
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    device = resolve_device(args.device)
     train_env = make_env(args, "train", args.envs, device, dense=True)
     test_env = make_env(args, "test", args.eval_envs, device, dense=False)
-    bench = Benchmark("engine decoding: reward on held-out generation prompts", device)
-
     start = time.perf_counter()
     backbone, note = train_backbone(args, train_env, device)
     backbone.eval()
-    print(f"backbone: {note} ({time.perf_counter() - start:.0f}s)")
-
-    def add(name: str, engine: InferenceEngine | FixedDecoding, setting: str) -> dict[str, float]:
-        result = score(backbone, engine, test_env, args.seed + 7)
-        bench.add(
-            decoding=name,
-            setting=setting,
-            reward=result["score"],
-            seq_rep_4=result["seq_rep_4"],
-            distinct_2=result["diversity"],
-            bits_per_byte=result["bits_per_byte"],
-            episodes=int(result["episodes"]),
-        )
-        return result
+    print(f"seed {args.seed} backbone: {note} ({time.perf_counter() - start:.0f}s)")
 
     def fixed(setting: tuple[float, float, float]) -> FixedDecoding:
         return FixedDecoding([setting], test_env.num_envs, test_env, device)
 
-    default = add("(a) default", fixed((1.0, 0.9, 1.0)), "T=1, top-p=0.9")
-
+    rows = {
+        "(a) default": ("T=1, top-p=0.9", score(backbone, fixed((1.0, 0.9, 1.0)), test_env, args.seed + 7))
+    }
     start = time.perf_counter()
     (t, p, r), valid_reward = grid_search(args, backbone, device)
-    elapsed = time.perf_counter() - start
     print(
-        f"grid search: best T={t}, top-p={p}, penalty={r}: {valid_reward:.3f} on validation ({elapsed:.0f}s)"
+        f"seed {args.seed} grid search: best T={t}, top-p={p}, penalty={r}: {valid_reward:.3f} on validation "
+        f"({time.perf_counter() - start:.0f}s)"
     )
-    best = add("(b) best fixed (grid)", fixed((t, p, r)), f"T={t}, top-p={p}, penalty={r}")
-
-    results = {}
+    grid_setting = f"T={t}, top-p={p}, penalty={r}"
+    rows["(b) best fixed (grid)"] = (grid_setting, score(backbone, fixed((t, p, r)), test_env, args.seed + 7))
     runs = (
         ("(c) learned engine", False, (1.0, 0.9, 1.0), "(a)"),
         ("(d) conditioned engine", True, (t, p, r), "(b)"),
@@ -227,13 +240,58 @@ def main(argv: list[str] | None = None) -> None:
             f"penalty={values['engine/repetition_penalty']:.2f}, "
             f"last-layer w={values['engine/last_layer_weight']:.2f}"
         )
-        results[name] = add(name, engine, setting)
-        print(f"{name}: {args.rl_steps} RL steps ({time.perf_counter() - start:.0f}s)")
+        rows[name] = (setting, score(backbone, engine, test_env, args.seed + 7))
+        print(f"seed {args.seed} {name}: {args.rl_steps} RL steps ({time.perf_counter() - start:.0f}s)")
+    return rows
 
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    device = resolve_device(args.device)
+    checkpoint = args.checkpoint
+    per_seed = []
+    for seed in args.seeds:
+        args.seed = seed
+        if checkpoint is not None and len(args.seeds) > 1:
+            args.checkpoint = checkpoint.with_name(f"{checkpoint.stem}-seed{seed}{checkpoint.suffix}")
+        per_seed.append(run_seed(args, device))
+
+    title = "engine decoding: reward on held-out generation prompts"
+    if len(args.seeds) > 1:
+        title += f" (mean ± standard error over seeds {' '.join(map(str, args.seeds))})"
+    bench = Benchmark(title, device)
+    for name in per_seed[0]:
+        settings = [run[name][0] for run in per_seed]
+        row = {"decoding": name, "setting": settings[0] if len(set(settings)) == 1 else " / ".join(settings)}
+        for key in COLUMNS:
+            values = [run[name][1][key] for run in per_seed if key in run[name][1]]
+            if values:
+                row["reward" if key == "score" else key] = _fmt(values)
+        row["episodes"] = int(per_seed[0][name][1]["episodes"])
+        bench.add(**row)
     bench.report(record=not args.no_record)
-    learned, conditioned = results["(c) learned engine"]["score"], results["(d) conditioned engine"]["score"]
-    print(f"target (c) >= (a): {'met' if learned >= default['score'] else 'MISSED'}")
-    print(f"target (d) >= (b): {'met' if conditioned >= best['score'] else 'MISSED'}")
+
+    def paired(a: str, b: str, key: str) -> tuple[float, float]:
+        return mean_se([run[a][1][key] - run[b][1][key] for run in per_seed])
+
+    checks = (
+        ("(c) >= (a) on reward", "(c) learned engine", "(a) default", "score", 0.0),
+        ("(d) >= (b) on reward", "(d) conditioned engine", "(b) best fixed (grid)", "score", 0.0),
+        ("(d) > (b) on reward by > 2 s.e.", "(d) conditioned engine", "(b) best fixed (grid)", "score", 2.0),
+        (
+            "(d) > (b) on fluency by > 2 s.e.",
+            "(d) conditioned engine",
+            "(b) best fixed (grid)",
+            "fluency",
+            2.0,
+        ),
+    )
+    for label, a, b, key, margin in checks:
+        diff, se = paired(a, b, key)
+        met = diff > margin * se if margin else diff >= 0
+        print(f"target {label}: difference {diff:+.4f} ± {se:.4f}: {'met' if met else 'MISSED'}")
 
 
 if __name__ == "__main__":
