@@ -174,6 +174,8 @@ class AgentExperiment(Experiment):
         curriculum; ``<metric>/<level>`` for each level and plain ``<metric>`` for the current one."""
         level_before, levels = self.levels_to_evaluate()
         metrics = self.eval_extras(step, logger)
+        if self.agent.schedule.rl_steps:  # what the reward taught the engine, beside eval/<success>
+            metrics.update(self.agent.engine.metrics())
         per_level: dict[int, float] = {}
         env_steps = 0
         for index in levels:
