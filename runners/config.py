@@ -86,7 +86,10 @@ class GenerationTaskConfig:
     continuations of validation prompts are written per level at each evaluation.
     """
 
-    corpus: str = "builtin"
+    corpus: str = "builtin"  # "builtin", a text / jsonl file or folder, or hf:<dataset> (datasets)
+    hf_config: str | None = None  # with corpus=hf:<dataset>: the dataset's configuration name
+    text_field: Any = "text"  # with corpus=hf:...: the row field, or a list ([prompt,response]) joined
+    hf_kwargs: dict[str, Any] = field(default_factory=dict)  # more load_dataset arguments (data_files=...)
     levels: list[Any] | None = None
     start_level: int = 0
     window: int = 256

@@ -22,6 +22,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from agents.rollout import rollout
 from envs.generation import COMPONENTS, TextQualityTask, bits_per_char, decode, load_corpus
+from envs.generation.corpus import Corpus
 from envs.generation.vector import TextQualityVectorEnv
 from foundation import make_generator
 from runners.app import check_command_line, cli_main
@@ -34,9 +35,35 @@ from runners.report import plot_bars, plot_level_bars
 RUNNER = "generation"
 
 
+HF_PREFIX = "hf:"
+
+
+def corpus_from_config(task: DictConfig) -> Corpus:
+    """``task.corpus``: "builtin", a local file or folder (text or jsonl), or ``hf:<dataset>`` loaded
+    through ``datasets`` (``task.hf_config``, ``task.text_field`` and ``task.hf_kwargs`` such as
+    ``data_files``; it reads its local cache, so set HF_DATASETS_OFFLINE=1 to be sure nothing downloads)."""
+    source = str(task.corpus)
+    if source.startswith(HF_PREFIX):
+        name = source[len(HF_PREFIX) :]
+        if not name:
+            raise ValueError(
+                "task.corpus=hf: needs a dataset name, e.g. task.corpus=hf:roneneldan/TinyStories."
+            )
+        kwargs = OmegaConf.to_container(task.get("hf_kwargs") or {}, resolve=True)
+        field = task.get("text_field", "text")
+        text_field = ",".join(map(str, field)) if OmegaConf.is_list(field) else str(field)  # fields joined
+        return load_corpus(
+            hf_dataset=name,
+            hf_config=task.get("hf_config"),
+            text_field=text_field,
+            **kwargs,
+        )
+    return load_corpus(None if source == "builtin" else source)
+
+
 def build_task(cfg: DictConfig, split: str = "train") -> TextQualityTask:
-    """The task from config: corpus ("builtin" or a path), levels, window and reward options."""
-    corpus = load_corpus(None if cfg.task.corpus == "builtin" else str(cfg.task.corpus))
+    """The task from config: corpus ("builtin", a path or hf:<dataset>), levels, window and reward options."""
+    corpus = corpus_from_config(cfg.task)
     levels = OmegaConf.to_container(cfg.task.levels) if cfg.task.levels is not None else None
     return TextQualityTask(
         levels,

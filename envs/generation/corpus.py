@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import codecs
 import hashlib
+import json
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,7 +24,10 @@ SPLITS = ("train", "validation", "test")
 BINARY_CONTROL_SHARE = 0.01
 _BINARY_CONTROLS = tuple(chr(c) for c in [*range(32), 127] if chr(c) not in "\t\n\r\f\v")
 DOCUMENT_SEPARATOR = "\n\n"
-DEFAULT_SUFFIXES = (".txt", ".md", ".rst", ".text")
+DEFAULT_SUFFIXES = (".txt", ".md", ".rst", ".text", ".jsonl")
+# A jsonl corpus: one JSON object per line; a document is these fields joined by a newline (prompt then
+# response, as in the Echo seed's data), or the row's "text" when it has no prompt.
+JSONL_FIELDS = ("prompt", "response")
 MIN_DOCUMENTS = 3
 
 
@@ -135,8 +139,14 @@ def documents_from_path(
                 f"Corpus folder {path} holds no files ending in {list(suffixes)}; add text files or pass "
                 "suffixes=(...) with the endings your files use."
             )
-        return [_read_text(p, encoding) for p in files]
+        documents: list[str] = []
+        for p in files:
+            jsonl = p.suffix.lower() == ".jsonl"
+            documents += _jsonl_documents(p, encoding) if jsonl else [_read_text(p, encoding)]
+        return documents
     if path.is_file():
+        if path.suffix.lower() == ".jsonl":
+            return _jsonl_documents(path, encoding)
         return _read_text(path, encoding).replace("\r\n", "\n").split(DOCUMENT_SEPARATOR)
     raise ValueError(f"Corpus path {path} does not exist; pass an existing text file or folder, or None.")
 
@@ -157,12 +167,14 @@ def documents_from_hf(
     for i, row in enumerate(dataset):
         if max_documents is not None and i >= max_documents:
             break
-        if not isinstance(row, Mapping) or text_field not in row:
+        fields = [f.strip() for f in text_field.split(",")]  # "prompt,response": joined by a newline
+        if not isinstance(row, Mapping) or any(f not in row for f in fields):
             found = sorted(row) if isinstance(row, Mapping) else type(row).__name__
             raise ValueError(
-                f"Dataset rows have no field {text_field!r} (found {found}); pass text_field=..."
+                f"Dataset rows have no field {text_field!r} (found {found}); pass text_field=... "
+                "(task.text_field=... in the runner; [prompt,response] joins two fields)."
             )
-        documents.append(str(row[text_field]))
+        documents.append("\n".join(str(row[f]) for f in fields))
     return documents
 
 
@@ -279,6 +291,35 @@ def _check_encoding(encoding: Any) -> None:
         raise ValueError(
             f"Unknown corpus encoding {encoding!r}; pass a Python codec name such as 'utf-8' or 'latin-1'."
         ) from None
+
+
+def jsonl_document(row: Any, where: str, fields: Sequence[str] = JSONL_FIELDS) -> str:
+    """One document from a jsonl row: ``fields`` joined by a newline, or its ``text``."""
+    if isinstance(row, Mapping) and all(f in row for f in fields):
+        return "\n".join(str(row[f]) for f in fields)
+    if isinstance(row, Mapping) and "text" in row:
+        return str(row["text"])
+    found = sorted(row) if isinstance(row, Mapping) else type(row).__name__
+    raise ValueError(
+        f"{where}: a jsonl corpus row needs {' and '.join(repr(f) for f in fields)} (joined into one "
+        f"document) or 'text'; found {found}."
+    )
+
+
+def _jsonl_documents(path: Path, encoding: str = "utf-8") -> list[str]:
+    """The documents of a jsonl file: one per non-empty line (see ``jsonl_document``)."""
+    documents = []
+    for number, line in enumerate(_read_text(path, encoding).splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as err:
+            raise ValueError(
+                f"{path}, line {number}: not valid JSON ({err.msg}); a jsonl file holds one object a line."
+            ) from None
+        documents.append(jsonl_document(row, f"{path}, line {number}"))
+    return documents
 
 
 def _read_text(path: Path, encoding: str = "utf-8") -> str:
