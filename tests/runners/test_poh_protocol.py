@@ -19,7 +19,7 @@ from runners.app import execute
 from runners.config import ConfigError
 from runners.ddp import DistInfo
 from runners.evaluate import evaluate_checkpoint
-from tests.runners.helpers import compose_config
+from tests.runners.helpers import compose_config, event_tags
 
 VOCAB = tok.VOCAB_SIZE
 TINY_PROTOCOL = [
@@ -82,6 +82,8 @@ def test_a_run_trains_by_epochs_and_saves_its_sets_for_resume_and_evaluate(tmp_p
     assert report["steps"] == math.ceil(2 * 24 / 8)  # 2 epochs of 24 mazes at the tiny batch of 8
     final = report["history"][-1]
     assert {"exact_path", "success"} <= set(final)
+    scalars = event_tags(tmp_path / "tb")["scalars"]
+    assert {"train/poh/route_entropy", "train/poh/route_entropy_weight", "eval/success"} <= set(scalars)
     state = load_checkpoint(tmp_path / "checkpoints" / "latest.pt")
     saved = state["experiment"]["maze_sets"]
     assert saved["epochs_started"] == [2]
