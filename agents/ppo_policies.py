@@ -23,6 +23,7 @@ import math
 import gymnasium as gym
 import torch
 from torch import nn
+from torch.nn import functional as F
 
 
 def layer_init(layer: nn.Module, std: float = math.sqrt(2), bias: float = 0.0) -> nn.Module:
@@ -43,9 +44,9 @@ class MazeGridCells(nn.Module):
     The grid image has a pixel per cell and per wall; a 3x3 convolution of stride 2 reads each cell with
     its four walls (cell (i, j) sits at pixel (2i+1, 2j+1)). A weight-shared 3x3 convolution applied
     ``iterations`` times (a gated update, re-reading the cell features each time) moves information one
-    cell per iteration, so the agent's cell can learn which way leads to the goal; the output is the
-    feature vector at the agent's cell (the agent plane, at cell resolution, selects it) beside a global
-    max-pool.
+    cell per iteration, so the cells around the agent can learn which way leads to the goal; the output is
+    the feature vectors at the agent's cell and at its four neighbours in action order (the agent plane,
+    at cell resolution and shifted, selects them) beside a global max-pool.
     """
 
     def __init__(self, channels: int, iterations: int):
@@ -53,7 +54,7 @@ class MazeGridCells(nn.Module):
         self.iterations = iterations
         self.stem = nn.Sequential(nn.Conv2d(3, channels, 3, stride=2), nn.ReLU())
         self.step = nn.Conv2d(2 * channels, 2 * channels, 3, padding=1)  # candidate and gate
-        self.width = 2 * channels
+        self.width = 6 * channels
 
     def forward(self, obs: torch.Tensor) -> torch.Tensor:
         image = obs.float() / 255.0
@@ -64,8 +65,14 @@ class MazeGridCells(nn.Module):
             gate = torch.sigmoid(gate)
             hidden = (1 - gate) * hidden + gate * torch.tanh(candidate)
         agent = image[:, 1:2, 1::2, 1::2]  # (B, 1, H, W): 1 at the agent's cell
-        at_agent = (hidden * agent).sum((2, 3))
-        return torch.cat([at_agent, hidden.amax((2, 3))], dim=1)
+        # the agent's cell and its neighbours in action order (up, right, down, left): row i of ``up``
+        # holds the agent mask of row i + 1, so it marks the cell above the agent
+        up = F.pad(agent[:, :, 1:], (0, 0, 0, 1))
+        right = F.pad(agent[:, :, :, :-1], (1, 0, 0, 0))
+        down = F.pad(agent[:, :, :-1], (0, 0, 1, 0))
+        left = F.pad(agent[:, :, :, 1:], (0, 1, 0, 0))
+        read = [(hidden * mask).sum((2, 3)) for mask in (agent, up, right, down, left)]
+        return torch.cat([*read, hidden.amax((2, 3))], dim=1)
 
 
 class FlatEncoder(nn.Module):
