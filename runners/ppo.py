@@ -110,6 +110,7 @@ def train(cfg: DictConfig, run_dir: Path, resumed: ResumePoint | None = None) ->
     seed_everything(int(cfg.seed))
     if device.type == "cuda":
         torch.set_float32_matmul_precision("high")  # TF32 matmuls (cuDNN convolutions use TF32 already)
+        torch.backends.cudnn.benchmark = True  # the maze CNN's shapes repeat: pick the fastest kernels once
     algo, num_envs, num_steps = cfg.ppo, int(cfg.env.num_envs), int(cfg.ppo.num_steps)
     batch_size = num_envs * num_steps
     num_updates = int(cfg.trainer.total_steps) // batch_size
