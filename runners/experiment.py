@@ -22,6 +22,7 @@ from omegaconf import DictConfig, OmegaConf
 from agents.backbones import build_backbone
 from agents.dual import DualAgent
 from agents.engine import EngineConfig, InferenceEngine
+from agents.engine_features import for_family
 from agents.training.speed import flops_per_token
 from curricula import Curriculum, CurriculumSampler, CurriculumVectorWrapper, apply_knobs, build_schedule
 from envs.common import Task
@@ -41,8 +42,12 @@ from runners.loop import EvalResult, Experiment, StepOutput
 from runners.report import plot_bars
 
 
-def build_agent(cfg: DictConfig, task: Task, dist: DistInfo) -> DualAgent:
+def build_agent(cfg: DictConfig, task: Task, dist: DistInfo, family: str | None = None) -> DualAgent:
     """Backbone (with the task's vocabulary), engine and DualAgent as the config describes.
+
+    ``family`` (the runner's name) picks the per-step features a conditioned engine reads beside the
+    hidden state (:mod:`agents.engine_features`); a maze run with ``task.mask_invalid`` also masks the
+    engine's RL rollouts to legal moves, as its evaluation does.
 
     Under DDP the backbone is a DistributedDataParallel module (its supervised step is one forward and
     backward); the engine's update accumulates several backward passes, so instead its gradients are
@@ -60,7 +65,10 @@ def build_agent(cfg: DictConfig, task: Task, dist: DistInfo) -> DualAgent:
         backbone_cfg = dataclasses.replace(backbone_cfg, token_ids=task.token_ids())
     backbone = build_backbone(backbone_cfg)
     knobs = {name: cfg.engine[name] for name in EngineConfig.knob_names()}
-    engine = InferenceEngine.for_backbone(backbone, task.action_token_ids, EngineConfig(**knobs))
+    features = for_family(family) if family is not None and cfg.engine.conditioned else None
+    engine = InferenceEngine.for_backbone(
+        backbone, task.action_token_ids, EngineConfig(**knobs), n_features=features.size if features else 0
+    )
     agent = DualAgent(
         wrap_model(backbone, dist),
         engine.to(dist.device),
@@ -71,6 +79,8 @@ def build_agent(cfg: DictConfig, task: Task, dist: DistInfo) -> DualAgent:
         seed=rank_seed(cfg, dist),
         device=dist.device,
         total_steps=int(cfg.trainer.steps),
+        mask_invalid=bool(cfg.task.get("mask_invalid", False)),
+        features=features,
     )
     if dist.distributed:  # ranks start from rank 0's engine and average its gradients at every step
         for tensor in agent.engine.state_dict().values():
@@ -104,7 +114,7 @@ class AgentExperiment(Experiment):
         self.cfg, self.dist, self.task = cfg, dist, task
         self.device = dist.device
         self.seed = rank_seed(cfg, dist)
-        self.agent = build_agent(cfg, task, dist)
+        self.agent = build_agent(cfg, task, dist, family=self.runner)
         model = unwrap_model(self.agent.backbone)
         self.backbone_cfg, self.n_params = model.cfg, sum(p.numel() for p in model.parameters())
         params = OmegaConf.to_container(cfg.curriculum.params, resolve=True)
