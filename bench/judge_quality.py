@@ -24,6 +24,10 @@ word-shuffled on average with <= 1% success; >= 80% of real windows a success.
 
 The default text set is ``EVALUATION_DOMAINS`` of :mod:`envs.generation.english` (harvested from the
 installation; the judge is not fitted and the reward not calibrated on them). ``--no-record`` prints only.
+
+``--success-fractions 0.9 0.95 0.97`` adds a table of what other calibrated thresholds would do: for each
+share of held-out human calibration text that should succeed, the threshold it calibrates to and the
+success rate of real and of word-shuffled windows per text set (the trade-off behind the default 0.9).
 """
 
 from __future__ import annotations
@@ -40,8 +44,14 @@ from envs.generation.english import EVALUATION_DOMAINS, domain_documents
 from envs.generation.reward import score_continuations
 from envs.generation.task import TextQualityTask
 
-VARIANTS = ("real text", "words shuffled", "bytes shuffled", "one phrase repeated", "random bytes",
-            "random letters")
+VARIANTS = (
+    "real text",
+    "words shuffled",
+    "bytes shuffled",
+    "one phrase repeated",
+    "random bytes",
+    "random letters",
+)
 DEGENERATE = ("bytes shuffled", "one phrase repeated", "random bytes", "random letters")
 _SPLIT = re.compile(rb"(\s+)")
 
@@ -101,7 +111,10 @@ def score_windows(
     for i in range(0, len(texts), batch):
         parts.append(
             score_continuations(
-                task.scorer, task.calibration, prompts[i : i + batch], texts[i : i + batch],
+                task.scorer,
+                task.calibration,
+                prompts[i : i + batch],
+                texts[i : i + batch],
                 task.reward_config,
             )
         )
@@ -164,6 +177,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--no-record", action="store_true", help="print only, record nothing")
+    parser.add_argument(
+        "--success-fractions", nargs="*", type=float, default=[],
+        help="also tabulate real and word-shuffled success under thresholds calibrated at these fractions",
+    )
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     task = TextQualityTask(**({} if args.order is None else {"order": args.order}))
@@ -201,10 +218,39 @@ def main(argv: list[str] | None = None) -> None:
             success=_percent(real["success"]),
             real_beats_words_shuffled=_percent(real["score"] > shuffled["score"]),
         )
-    print(f"judge: order {task.order}, success threshold {success_threshold(task, args.window):.3f}, "
-          f"weights {dict(task.reward_config.weights)}")
+    print(
+        f"judge: order {task.order}, success threshold {success_threshold(task, args.window):.3f}, "
+        f"weights {dict(task.reward_config.weights)}"
+    )
     bench.report(record=not args.no_record)
     by_set.report(record=not args.no_record)
+    if args.success_fractions:
+        fractions_table(task, per_set, merged, args.window, args.success_fractions).report(
+            record=not args.no_record
+        )
+
+
+def fractions_table(
+    task: TextQualityTask,
+    per_set: dict[str, tuple[int, dict[str, dict[str, torch.Tensor]]]],
+    merged: dict[str, dict[str, torch.Tensor]],
+    window: int,
+    fractions: Sequence[float],
+) -> Benchmark:
+    """Real and word-shuffled success under the threshold each ``success_fraction`` calibrates to."""
+    table = Benchmark("judge quality: success under other calibrated thresholds (real / words shuffled)")
+    weights = task.reward_config.weights
+    for fraction in fractions:
+        if not 0.0 < fraction <= 1.0:
+            raise SystemExit(f"--success-fractions takes values in (0, 1], got {fraction}.")
+        thresholds = task.calibration.threshold(weights, fraction)
+        threshold = float(thresholds[min(window, len(thresholds) - 1)])
+        row: dict[str, object] = {"success_fraction": fraction, "threshold": threshold}
+        for name, scores in [("all", merged), *((n, s) for n, (_, s) in per_set.items())]:
+            real, shuffled = scores["real text"]["score"], scores["words shuffled"]["score"]
+            row[name] = f"{_percent(real >= threshold)} / {_percent(shuffled >= threshold)}"
+        table.add(**row)
+    return table
 
 
 if __name__ == "__main__":
