@@ -322,6 +322,17 @@ def run_seed(fam: Family, args: argparse.Namespace, seed: int, device: torch.dev
     return results
 
 
+def warm_up(fam: Family, args: argparse.Namespace, device: torch.device) -> None:
+    """A few untimed supervised and RL steps (kernel selection, allocator, the family's first env), so the
+    first arm measured does not pay start-up costs out of its budget."""
+    agent = make_agent(fam, "conditioned", args, 0, device)
+    env = fam.make_env(args.envs, 0, False)
+    for _ in range(3):
+        agent.supervised_step()
+        agent.rl_step(env)
+    evaluate(agent, fam, "conditioned", args, 0)
+
+
 def mean_se(values: list[float]) -> tuple[float, float]:
     """Mean and standard error of the mean (0 for a single value)."""
     mean = statistics.fmean(values)
@@ -423,6 +434,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     tables = []
     for name in args.families:
         fam = build_family(name, levels.get(name), device, mask=not args.no_mask)
+        warm_up(fam, args, device)
         per_seed = [run_seed(fam, args, seed, device, tb) for seed in args.seeds]
         cells = aggregate(per_seed)
         metric = {"maze": "exact path", "text": "judge success"}.get(name, "exact match")
