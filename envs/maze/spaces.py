@@ -59,6 +59,12 @@ class MazeObsSpec:
             raise ValueError(
                 f"grid_scale must be an int >= 1 (screen pixels a maze pixel), got {grid_scale!r}."
             )
+        if mode == "walls" and grid_scale != 1:
+            raise ValueError(
+                f"grid_scale={grid_scale} has no effect on obs_mode='walls' (unscaled walls and cells); "
+                "drop grid_scale and rebuild a scaled image with "
+                "envs.maze.walls.grid_from_walls(..., grid_scale=s)."
+            )
         if not step_limit_factor >= 1.0:
             raise ValueError(
                 f"step_limit_factor must be >= 1 (a multiple of the optimal length), "

@@ -134,6 +134,11 @@ def test_write_walls_copies_only_the_started_sub_envs():
     assert (out[1] == 7).all() and (out[3] == 7).all()
 
 
+def test_grid_scale_is_refused_with_the_walls_mode():
+    with pytest.raises(ValueError, match="grid_from_walls"):
+        MazeEnv(obs_mode="walls", levels=SMALL, grid_scale=2)
+
+
 def test_grid_from_walls_refuses_mismatched_shapes():
     with pytest.raises(ValueError, match="agent"):
         grid_from_walls(torch.zeros(2, 5, 5, dtype=torch.uint8), torch.zeros(3, 2), torch.zeros(3, 2))
