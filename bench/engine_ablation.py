@@ -445,6 +445,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             "mean_se": {c: {k: list(v) for k, v in m.items()} for c, m in cells.items()},
         }
         print(tables[-1], flush=True)
+        if args.out:  # after every family, so a run stopped by a time limit keeps what it measured
+            write_report(report, args.out / "engine_ablation.json")
     minutes = (time.perf_counter() - started) / 60
     header = (
         f"engine ablation on {device}, {len(args.seeds)} seeds, {args.budget_s:g} s of training per arm, "
