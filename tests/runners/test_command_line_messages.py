@@ -45,7 +45,6 @@ def test_ddp_outside_torchrun_says_how_to_launch(monkeypatch):
         setup_distributed(True, "cpu")
 
 
-@pytest.mark.slow  # a fresh interpreter: ~10 s of imports
 @no_cuda
 def test_the_readme_gpu_line_without_cuda_exits_with_the_fix_and_no_traceback(tmp_path):
     command = [sys.executable, "-m", "runners.maze", "hardware=gpu", f"hydra.run.dir={tmp_path}"]

@@ -82,7 +82,6 @@ def test_bad_options_name_the_override_that_fixes_them(maze_run, overrides, name
         replay(cfg)
 
 
-@pytest.mark.slow  # a fresh interpreter: ~10 s of imports
 @pytest.mark.skipif(shutil.which("ffmpeg") is not None, reason="this machine has ffmpeg")
 def test_mp4_without_ffmpeg_says_to_use_gif_on_the_command_line(maze_run):
     command = [sys.executable, "-m", "runners.replay", f"checkpoint={maze_run}", "format=mp4"]
