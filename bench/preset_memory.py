@@ -5,10 +5,11 @@
 
 Each preset runs in its own process (so its peak resident set size is its own): the runner's experiment is
 built from the composed config exactly as ``python -m runners.<runner> preset=<name>`` builds it, then
-trained for ``--steps`` optimiser steps without evaluation. Printed per preset: parameters, the size of a
-checkpoint's ``experiment`` entry after the steps (weights, optimiser state, curriculum), peak RSS after
-building and after the steps, and seconds per step. ``--device cuda`` measures the same on a GPU (RSS is
-still host memory; the GPU's peak allocation is added).
+trained for ``--steps`` optimiser steps without evaluation (with ``--device cuda`` under ``hardware=gpu``,
+as ``python -m runners.<runner> preset=<name> hardware=gpu`` runs). Printed per preset: parameters, the
+size of a checkpoint's ``experiment`` entry after the steps (weights, optimiser state, curriculum), peak
+RSS after building and after the steps, and seconds per step; on a GPU (RSS is still host memory) the
+GPU's peak allocation is added.
 """
 
 from __future__ import annotations
@@ -57,7 +58,8 @@ def measure(runner: str, overrides: list[str], steps: int, device: str, threads:
     torch.set_num_threads(threads)
     register_configs()
     with initialize_config_dir(config_dir=str(CONF_PATH), version_base="1.3"):
-        cfg = compose(config_name=runner, overrides=[f"hardware.device={device}", *overrides])
+        hardware = ["hardware=gpu"] if device.startswith("cuda") else []  # as the docs' GPU commands run
+        cfg = compose(config_name=runner, overrides=[*hardware, f"hardware.device={device}", *overrides])
     module = importlib.import_module(f"runners.{runner}")
     rss_start = peak_rss_mb()
     experiment = module.build_experiment(cfg, DistInfo(device=torch.device(device)))
