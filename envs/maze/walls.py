@@ -72,7 +72,9 @@ def write_walls(out: torch.Tensor, images: torch.Tensor, maze: torch.Tensor, mas
     ``out`` (N, hp, wp) uint8, ``images`` (mazes, hp, wp) uint8 (the pool's wall planes), ``maze`` (N,)
     int64 pool rows, ``mask`` (N,) bool. No host sync on any device.
     """
-    if available(out):
+    if available(out) and not torch.compiler.is_compiling():
+        # Inside torch.compile the generic masked copy below is used: Inductor cannot lower the bool->uint8
+        # view this launch needs (seen on an H200 with torch 2.11), and it fuses the copy into the step.
         row = out.shape[1] * out.shape[2]
         _copy_started[(out.shape[0],)](
             images, maze, mask.view(torch.uint8), out, row=row, block=triton.next_power_of_2(row)
