@@ -63,3 +63,24 @@ def event_tags(tb_dir: Path) -> dict[str, Any]:
     accumulator = EventAccumulator(str(tb_dir), size_guidance={"images": 0, "scalars": 0, "tensors": 0})
     accumulator.Reload()
     return accumulator.Tags() | {"accumulator": accumulator}
+
+
+def maze_history(records: list[tuple[int, int, float, float]]) -> list[dict[str, Any]]:
+    """A maze run's evaluation history from (step, level, 3x3 exact path, 4x4 exact path) rows, with the keys
+    the runner writes (per-level exact_path and success, their mean, timings)."""
+    return [
+        {
+            "step": step,
+            "level": level,
+            "score": a,
+            "exact_path": a,
+            "exact_path/3x3": a,
+            "exact_path/4x4": b,
+            "success/3x3": a,
+            "success/4x4": b,
+            "exact_path_mean": (a + b) / 2,
+            "seconds": 1.5,
+            "env_steps_per_s": 100.0,
+        }
+        for step, level, a, b in records
+    ]

@@ -9,6 +9,7 @@ from envs.recall.evaluate import GridReport, ladder_grid
 from envs.recall.task import RecallTask
 from runners import report
 from runners.recall import _heatmap_figure, grid_context
+from tests.runners.helpers import maze_history
 
 
 @pytest.fixture
@@ -20,22 +21,7 @@ def figures(monkeypatch):
 
 
 def _history():
-    rows = [(50, 0, 0.2, 0.0), (100, 0, 0.85, 0.05), (150, 1, 0.6, 0.1), (200, 1, 0.4, 0.3)]
-    return [
-        {
-            "step": s,
-            "level": lv,
-            "score": a,
-            "exact_path": a,
-            "exact_path/3x3": a,
-            "exact_path/4x4": b,
-            "success/3x3": a,
-            "success/4x4": b,
-            "exact_path_mean": (a + b) / 2,
-            "seconds": 2.0,
-        }
-        for s, lv, a, b in rows
-    ]
+    return maze_history([(50, 0, 0.2, 0.0), (100, 0, 0.85, 0.05), (150, 1, 0.6, 0.1), (200, 1, 0.4, 0.3)])
 
 
 def _axes(figure):

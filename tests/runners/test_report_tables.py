@@ -11,26 +11,14 @@ from runners.app import execute
 from runners.evaluate import evaluation_tables
 from runners.loop import run_summary
 from runners.report import format_table, level_results, markdown_table, run_table
-from tests.runners.helpers import compose_config
+from tests.runners.helpers import compose_config, maze_history
 
 
 def _maze_history():
     """3x3 peaks at 0.844 and falls to 0.375 after the curriculum moves to 4x4 (the quick start's story)."""
-    records = [(150, 0, 0.14, 0.0), (1050, 0, 0.844, 0.02), (1200, 1, 0.5, 0.05), (1500, 1, 0.375, 0.078)]
-    return [
-        {
-            "step": s,
-            "level": lv,
-            "score": a,
-            "exact_path/3x3": a,
-            "exact_path/4x4": b,
-            "exact_path": a,
-            "exact_path_mean": (a + b) / 2,
-            "seconds": 1.5,
-            "env_steps_per_s": 100.0,
-        }
-        for s, lv, a, b in records
-    ]
+    return maze_history(
+        [(150, 0, 0.14, 0.0), (1050, 0, 0.844, 0.02), (1200, 1, 0.5, 0.05), (1500, 1, 0.375, 0.078)]
+    )
 
 
 def _report(history, **extra):
