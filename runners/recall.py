@@ -12,7 +12,6 @@ associative recall, depth x context for the needle) goes to TensorBoard and the 
 
 from __future__ import annotations
 
-import dataclasses
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +19,8 @@ import hydra
 import torch
 from omegaconf import DictConfig, OmegaConf
 
-from envs.recall.evaluate import Grid, GridReport, answer_scores, evaluate_grid, ladder_grid
+from envs.recall.evaluate import GridReport, answer_scores, evaluate_grid, ladder_grid
+from envs.recall.render import grid_context, heatmap_figure
 from envs.recall.task import RecallTask
 from envs.recall.vector import RecallVectorEnv
 from foundation import make_generator
@@ -29,7 +29,7 @@ from runners.config import register_configs
 from runners.ddp import DistInfo
 from runners.experiment import AgentExperiment, LevelScore
 from runners.logging import RunLogger
-from runners.report import heatmap_figure, plot_bars, plot_level_bars, save_figure
+from runners.report import plot_bars, plot_level_bars, save_figure
 
 RUNNER = "recall"
 
@@ -70,7 +70,7 @@ class RecallExperiment(AgentExperiment):
             grid = ladder_grid(self.task)
             self.last_grid = evaluate_grid(self.agent.backbone, grid, 16, 1, self.device, step)
             self.last_grid_context = grid_context(self.task, grid)
-            logger.figure("eval/heatmap", _heatmap_figure(self.last_grid, self.last_grid_context), step)
+            logger.figure("eval/heatmap", heatmap_figure(self.last_grid, self.last_grid_context), step)
         return {}
 
     def full_evaluation(self, episodes: int | None = None) -> dict[str, Any]:
@@ -101,7 +101,7 @@ class RecallExperiment(AgentExperiment):
             plot_level_bars(history, self.headline, out_dir / f"{self.headline}_by_level.png", title, names)
         ]
         if self.last_grid is not None:
-            figure = _heatmap_figure(self.last_grid, self.last_grid_context)
+            figure = heatmap_figure(self.last_grid, self.last_grid_context)
             paths.append(save_figure(figure, out_dir / "recall_heatmap.png"))
         return paths
 
@@ -114,92 +114,12 @@ class RecallExperiment(AgentExperiment):
         ylabel = "exact-match rate (fraction of sequences)"
         paths = [plot_bars(groups, out_dir / "recall_exact_match.png", title, ylabel, xlabel="level")]
         for i, (label, r) in enumerate(runs.items()):
-            figure = _heatmap_figure(GridReport(**r["grid"]), r.get("grid_context"), label)
+            figure = heatmap_figure(GridReport(**r["grid"]), r.get("grid_context"), label)
             path = save_figure(figure, out_dir / f"recall_heatmap_{i}.png")
             paths.append(path)
             r["heatmap"] = str(path.name)
             r["label"] = label
         return paths
-
-
-FAMILY_TITLES = {
-    "copy": "copy",
-    "repeat_copy": "repeat-copy",
-    "associative": "associative recall",
-    "needle": "needle in a haystack",
-}
-
-AXIS_LABELS = {
-    ("copy", "length"): "length (symbols to copy)",
-    ("repeat_copy", "length"): "length (symbols to copy)",
-    ("associative", "length"): "sequence length (tokens)",
-    "vocab": "vocabulary (symbols)",
-    "pairs": "key-value pairs",
-    "repeats": "repeats",
-    "depth": "needle depth (fraction of context)",
-    "context_bytes": "context (bytes)",
-}
-
-
-def _axis_label(family: str, name: str) -> str:
-    return AXIS_LABELS.get((family, name)) or AXIS_LABELS.get(name) or name
-
-
-def grid_context(task: RecallTask, grid: Grid) -> dict[str, Any]:
-    """What a grid evaluates besides its two axes, for the heatmap's title, and which cells are levels
-    the run trains on.
-
-    ``fixed`` names every level field that is the same in all cells (``vocab 64``) or equal to an axis
-    (``queries = pairs``): a grid over a ladder whose levels differ in a third field (associative recall
-    trains at vocabularies 4 to 64) holds it at one value, so an early level scores 0 there while it
-    scored 1 in training. ``trained[r][c]`` is True where the cell is a ladder level (names aside).
-    """
-    cells = [level for row in grid.levels for level in row if level is not None]
-    if not cells:
-        return {"fixed": "", "trained": []}
-    axes = (grid.row_name, grid.col_name)
-    fixed = []
-    for f in dataclasses.fields(cells[0]):
-        if f.name == "name" or f.name in axes:
-            continue
-        values = {getattr(c, f.name) for c in cells}
-        if len(values) == 1:
-            value, trained_at = values.pop(), sorted({getattr(lv, f.name) for lv in task.ladder})
-            ladder = f" (the ladder trains at {f.name} {trained_at[0]} to {trained_at[-1]})"
-            fixed.append(f"{f.name} {value}" + (ladder if len(trained_at) > 1 else ""))
-            continue
-        same = [a for a in axes if all(getattr(c, f.name) == getattr(c, a) for c in cells)]
-        if same:
-            fixed.append(f"{f.name} = {same[0]}")
-
-    def key(level: Any) -> tuple:
-        return tuple(getattr(level, f.name) for f in dataclasses.fields(level) if f.name != "name")
-
-    ladder = {key(level) for level in task.ladder}
-    trained = [[level is not None and key(level) in ladder for level in row] for row in grid.levels]
-    return {"fixed": ", ".join(fixed), "trained": trained}
-
-
-def _heatmap_figure(report: GridReport, context: dict[str, Any] | None = None, label: str = "") -> Any:
-    """The grid report's exact-match heatmap as a pyplot figure: the title names the family, what the grid
-    holds fixed (e.g. the vocabulary) and the sequences per cell; red outlines mark trained levels."""
-    values = [[float("nan") if v is None else v for v in row] for row in report.exact_match]
-    family = report.family
-    fixed = (context or {}).get("fixed")
-    title = f"{label + ': ' if label else ''}{FAMILY_TITLES.get(family, family)}, exact match per cell"
-    title += f"\nat {fixed}; " if fixed else "\n"
-    title += f"{report.sequences_per_cell} sequences a cell"
-    return heatmap_figure(
-        values,
-        report.row_values,
-        report.col_values,
-        title,
-        _axis_label(family, report.col_name),
-        _axis_label(family, report.row_name),
-        cbar_label="exact-match rate (fraction of sequences)",
-        outlined=(context or {}).get("trained") or None,
-        outline_label="a level the run trains on",
-    )
 
 
 def build_experiment(cfg: DictConfig, dist: DistInfo) -> RecallExperiment:

@@ -417,57 +417,6 @@ def plot_bars(
     return _save(figure, Path(path))
 
 
-def heatmap_figure(
-    values: Sequence[Sequence[float]],
-    rows: Sequence[Any],
-    cols: Sequence[Any],
-    title: str,
-    xlabel: str,
-    ylabel: str,
-    cbar_label: str = "",
-    outlined: Sequence[Sequence[bool]] | None = None,
-    outline_label: str = "trained level",
-) -> Any:
-    """A matplotlib figure of a 2-D grid of values in [0, 1] with the value printed in each cell, a
-    labelled colour bar, blank (grey-hatched) cells for None / NaN, and a red outline around the cells
-    ``outlined`` marks (e.g. the levels the run trained on)."""
-    import numpy as np
-    from matplotlib.patches import Patch, Rectangle
-
-    grid = np.array([[np.nan if v is None else float(v) for v in row] for row in values], dtype=float)
-    figure, ax = plt.subplots(figsize=(2.4 + 0.75 * len(cols), 1.6 + 0.5 * len(rows)))
-    ax.set_facecolor("0.9")
-    image = ax.imshow(grid, vmin=0.0, vmax=1.0, cmap="viridis", aspect="auto")
-    ax.set_xticks(range(len(cols)), [str(c) for c in cols])
-    ax.set_yticks(range(len(rows)), [str(r) for r in rows])
-    ax.set_xlabel(xlabel)
-    ax.set_ylabel(ylabel)
-    ax.set_title(wrap_title(title, figure), fontsize=9)
-    for i, j in np.ndindex(grid.shape):
-        if math.isfinite(grid[i, j]):
-            v = grid[i, j]
-            ax.text(j, i, f"{v:.2f}", ha="center", va="center", fontsize=7, color="w" if v < 0.6 else "k")
-        else:
-            ax.text(j, i, "n/a", ha="center", va="center", fontsize=6, color="0.5")
-    handles = []
-    for i, row in enumerate(outlined or []):
-        for j, on in enumerate(row):
-            if on:
-                ax.add_patch(Rectangle((j - 0.5, i - 0.5), 1, 1, fill=False, edgecolor="red", linewidth=2))
-    if any(any(row) for row in outlined or []):
-        handles.append(Patch(facecolor="none", edgecolor="red", linewidth=2, label=outline_label))
-    if not np.isfinite(grid).all():
-        handles.append(Patch(facecolor="0.9", edgecolor="0.7", label="n/a: no such level"))
-    if handles:
-        ax.legend(
-            handles=handles, loc="upper left", bbox_to_anchor=(0, -0.18), fontsize=7, frameon=False, ncols=2
-        )
-    bar = figure.colorbar(image, ax=ax)
-    bar.set_label(cbar_label, fontsize=8)
-    figure.tight_layout()
-    return figure
-
-
 def save_figure(figure: Any, path: str | Path) -> Path:
-    """Write a pyplot figure as a PNG (dpi 110) and close it."""
+    """Write a matplotlib figure as a PNG (dpi 110) and close it."""
     return _save(figure, Path(path))

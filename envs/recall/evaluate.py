@@ -15,18 +15,17 @@ of them right. Cells that are not a valid level (e.g. more pairs than the length
 from __future__ import annotations
 
 import json
-import math
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 from torch import nn
 
 from envs.recall.associative import AssociativeLevel
 from envs.recall.needle import NeedleLevel
+from envs.recall.render import heatmap_figure
 from envs.recall.task import RecallTask
 from foundation.device import resolve_device
 
@@ -191,32 +190,8 @@ class GridReport:
         directory.mkdir(parents=True, exist_ok=True)
         json_path, png_path = directory / f"{stem}.json", directory / f"{stem}.png"
         json_path.write_text(json.dumps(self.to_dict(), indent=2))
-        plot_heatmap(self, metric, png_path)
+        heatmap_figure(self, metric=metric).savefig(png_path, dpi=100)
         return json_path, png_path
-
-
-def plot_heatmap(report: GridReport, metric: str, path: Path) -> None:
-    """A heatmap of ``metric`` with every cell's value written in it (empty cells blank)."""
-    from matplotlib.figure import Figure
-
-    values = np.array(
-        [[np.nan if v is None else v for v in row] for row in getattr(report, metric)], dtype=float
-    )
-    figure = Figure(figsize=(1.2 + 1.1 * len(report.col_values), 1.0 + 0.7 * len(report.row_values)))
-    axes = figure.subplots()
-    image = axes.imshow(values, vmin=0.0, vmax=1.0, cmap="viridis", aspect="auto")
-    axes.set_xticks(range(len(report.col_values)), [str(v) for v in report.col_values])
-    axes.set_yticks(range(len(report.row_values)), [str(v) for v in report.row_values])
-    axes.set_xlabel(report.col_name)
-    axes.set_ylabel(report.row_name)
-    axes.set_title(f"{report.family}: {metric.replace('_', ' ')}")
-    for r, c in np.ndindex(values.shape):
-        if not math.isnan(values[r, c]):
-            color = "black" if values[r, c] > 0.6 else "white"
-            axes.text(c, r, f"{values[r, c]:.2f}", ha="center", va="center", color=color, fontsize=8)
-    figure.colorbar(image, ax=axes)
-    figure.tight_layout()
-    figure.savefig(path, dpi=100)
 
 
 def model_logits(model: Callable[[torch.Tensor], Any], tokens: torch.Tensor) -> torch.Tensor:

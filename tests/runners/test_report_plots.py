@@ -6,9 +6,9 @@ from __future__ import annotations
 import pytest
 
 from envs.recall.evaluate import GridReport, ladder_grid
+from envs.recall.render import grid_context, heatmap_figure
 from envs.recall.task import RecallTask
 from runners import report
-from runners.recall import _heatmap_figure, grid_context
 from tests.runners.helpers import maze_history
 
 
@@ -89,7 +89,7 @@ def test_associative_grid_names_the_vocabulary_it_evaluates_and_outlines_trained
     result = GridReport(
         "associative", grid.row_name, grid.row_values, grid.col_name, grid.col_values, cells, cells, 16
     )
-    figure = _heatmap_figure(result, context)
+    figure = heatmap_figure(result, context)
     ax, colour_bar = figure.axes
     assert "vocab 64" in ax.get_title() and "16 sequences" in ax.get_title()
     assert ax.get_xlabel() == "sequence length (tokens)" and ax.get_ylabel() == "key-value pairs"
