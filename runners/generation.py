@@ -21,8 +21,8 @@ import hydra
 from omegaconf import DictConfig, OmegaConf
 
 from agents.rollout import rollout
-from envs.generation import COMPONENTS, TextQualityTask, bits_per_char, decode, load_corpus
-from envs.generation.corpus import Corpus
+from envs.generation import COMPONENTS, TextQualityTask, bits_per_char
+from envs.generation.tokens import prompt_continuations
 from envs.generation.vector import TextQualityVectorEnv
 from foundation import make_generator
 from runners.app import check_command_line, cli_main
@@ -35,46 +35,9 @@ from runners.report import plot_bars, plot_level_bars
 RUNNER = "generation"
 
 
-HF_PREFIX = "hf:"
-
-
-def corpus_from_config(task: DictConfig) -> Corpus:
-    """``task.corpus``: "builtin", a local file or folder (text or jsonl), or ``hf:<dataset>`` loaded
-    through ``datasets`` (``task.hf_config``, ``task.text_field`` and ``task.hf_kwargs`` such as
-    ``data_files``; it reads its local cache, so set HF_DATASETS_OFFLINE=1 to be sure nothing downloads)."""
-    source = str(task.corpus)
-    if source.startswith(HF_PREFIX):
-        name = source[len(HF_PREFIX) :]
-        if not name:
-            raise ValueError(
-                "task.corpus=hf: needs a dataset name, e.g. task.corpus=hf:roneneldan/TinyStories."
-            )
-        kwargs = OmegaConf.to_container(task.get("hf_kwargs") or {}, resolve=True)
-        field = task.get("text_field", "text")
-        text_field = ",".join(map(str, field)) if OmegaConf.is_list(field) else str(field)  # fields joined
-        return load_corpus(
-            hf_dataset=name,
-            hf_config=task.get("hf_config"),
-            text_field=text_field,
-            **kwargs,
-        )
-    return load_corpus(None if source == "builtin" else source)
-
-
 def build_task(cfg: DictConfig, split: str = "train") -> TextQualityTask:
     """The task from config: corpus ("builtin", a path or hf:<dataset>), levels, window and reward options."""
-    corpus = corpus_from_config(cfg.task)
-    levels = OmegaConf.to_container(cfg.task.levels) if cfg.task.levels is not None else None
-    return TextQualityTask(
-        levels,
-        int(cfg.task.start_level),
-        corpus,
-        window=int(cfg.task.window),
-        train_window=None if cfg.task.get("train_window") is None else int(cfg.task.train_window),
-        order=int(cfg.task.order),
-        reward_weights=OmegaConf.to_container(cfg.task.reward_weights),
-        prompt_split=split,
-    )
+    return TextQualityTask.from_config(OmegaConf.to_container(cfg.task, resolve=True), split)
 
 
 class GenerationExperiment(AgentExperiment):
@@ -100,7 +63,8 @@ class GenerationExperiment(AgentExperiment):
         """Every sub-env writes one continuation of a validation prompt with the engine's policy (the one
         rollout function): the reward and each of its components at the end, and a few samples."""
         if self._eval_env is None:
-            self._eval_env = self.make_vector_env(int(self.cfg.task.eval_envs), seed, self.eval_task)
+            envs = self.eval_share(int(self.cfg.task.eval_envs))
+            self._eval_env = self.make_vector_env(envs, seed, self.eval_task)
         env = self._eval_env
         env.set_level(index)
         self.agent.backbone.eval()
@@ -108,11 +72,7 @@ class GenerationExperiment(AgentExperiment):
         out = rollout(env, policy, seed=seed)
         means = {"reward": out.final["score"].float().mean(), "success": out.final["success"].float().mean()}
         means.update({f"reward_{c}": out.final[c].float().mean() for c in COMPONENTS if c in out.final})
-        prompts, ends = out.first_obs, out.final_obs
-        samples = []
-        for i in range(min(3, env.num_envs)):
-            prompt = decode(prompts["tokens"][i, : int(prompts["length"][i])])
-            samples.append((prompt, decode(ends["tokens"][i, : int(ends["length"][i])])[len(prompt) :]))
+        samples = prompt_continuations(out.first_obs, out.final_obs, 3)
         return LevelScore(means, out.final["success"], out.env_steps, detail=samples)
 
     def log_detail(self, detail: list[tuple[str, str]], index: int, logger: RunLogger, step: int) -> None:
@@ -168,26 +128,20 @@ class GenerationExperiment(AgentExperiment):
     @classmethod
     def comparison_plots(cls, runs: dict[str, dict[str, Any]], out_dir: Path) -> list[Path]:
         """Reward by level and bits per character, one bar per run."""
-        rewards = {label: r["reward"] for label, r in runs.items()}
-        bpc = {label: r["bits_per_char"] for label, r in runs.items()}
-        return [
-            plot_bars(
-                rewards,
-                out_dir / "generation_reward.png",
-                "reward by level (engine-decoded continuations of validation prompts)",
-                "reward (weighted sum, per episode)",
-                ylim=None,
-                xlabel="level",
-            ),
-            plot_bars(
-                bpc,
-                out_dir / "generation_bits_per_char.png",
-                "bits per character of held-out text",
-                "bits per character (lower is better)",
-                ylim=None,
-                xlabel="corpus split",
-            ),
-        ]
+        paths = []
+        for key, labels in COMPARISONS.items():
+            groups = {label: r[key] for label, r in runs.items()}
+            paths.append(plot_bars(groups, out_dir / f"generation_{key}.png", *labels))
+        return paths
+
+
+COMPARISONS = {
+    "reward": ("reward by level (engine-decoded continuations of validation prompts)",
+               "reward (weighted sum, per episode)", None, "level"),
+    "bits_per_char": ("bits per character of held-out text", "bits per character (lower is better)",
+                      None, "corpus split"),
+}
+"""What ``comparison_plots`` draws, one bar per run: each result's (title, y label, y limits, x label)."""
 
 
 def build_experiment(cfg: DictConfig, dist: DistInfo) -> GenerationExperiment:

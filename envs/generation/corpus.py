@@ -271,6 +271,26 @@ def load_corpus(
 _DEFAULT: Corpus | None = None
 
 
+HF_PREFIX = "hf:"
+
+
+def corpus_from_config(task: Mapping[str, Any]) -> Corpus:
+    """The corpus a task config names in ``corpus``: "builtin", a local file or folder (text or jsonl), or
+    ``hf:<dataset>`` loaded through ``datasets`` (``hf_config``, ``text_field`` (a list is joined with
+    commas) and ``hf_kwargs`` such as ``data_files``; it reads its local cache, so set
+    HF_DATASETS_OFFLINE=1 to be sure nothing downloads)."""
+    source = str(task["corpus"])
+    if not source.startswith(HF_PREFIX):
+        return load_corpus(None if source == "builtin" else source)
+    name = source[len(HF_PREFIX) :]
+    if not name:
+        raise ValueError("task.corpus=hf: needs a dataset name, e.g. task.corpus=hf:roneneldan/TinyStories.")
+    field = task.get("text_field") or "text"
+    text_field = ",".join(map(str, field)) if isinstance(field, list | tuple) else str(field)
+    kwargs = dict(task.get("hf_kwargs") or {})
+    return load_corpus(hf_dataset=name, hf_config=task.get("hf_config"), text_field=text_field, **kwargs)
+
+
 def default_corpus() -> Corpus:
     """The embedded corpus, built once per process."""
     global _DEFAULT

@@ -11,12 +11,13 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import torch
 
 from envs.common.task import LevelLike, SupervisedBatch, Task
 from envs.generation.calibration import Calibration, cached_calibration, calibration_path, measure
-from envs.generation.corpus import SPLITS, Corpus, default_corpus, load_corpus
+from envs.generation.corpus import SPLITS, Corpus, corpus_from_config, default_corpus, load_corpus
 from envs.generation.english import CALIBRATION_DOMAINS, domain_documents, english_fingerprint
 from envs.generation.ngram import NGramScorer
 from envs.generation.reward import RewardConfig
@@ -132,6 +133,23 @@ class TextQualityTask(Task[TextLevel]):
                     f"The {split!r} split of corpus {self.corpus.name!r} has {self.corpus.num_bytes(split)} "
                     f"bytes, fewer than the longest level needs ({longest}); use a larger corpus."
                 )
+
+    @classmethod
+    def from_config(cls, task: Mapping[str, Any], split: str = "train") -> TextQualityTask:
+        """The task a runner's ``task`` config describes (``corpus_from_config``'s keys, ``levels``,
+        ``start_level``, ``window``, ``train_window``, ``order``, ``reward_weights``), prompting from
+        ``split``."""
+        train_window = task.get("train_window")
+        return cls(
+            task["levels"],
+            int(task["start_level"]),
+            corpus_from_config(task),
+            window=int(task["window"]),
+            train_window=None if train_window is None else int(train_window),
+            order=int(task["order"]),
+            reward_weights=task["reward_weights"],
+            prompt_split=split,
+        )
 
     @classmethod
     def default_levels(cls) -> Sequence[TextLevel]:

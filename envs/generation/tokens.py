@@ -5,6 +5,8 @@ An action of the generation env is a byte, so the action's token id is the byte 
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import torch
 
 NUM_BYTES = 256
@@ -28,3 +30,15 @@ def corpus_bytes(text: str, device: str | torch.device | None = None) -> torch.T
     """A corpus split as a 1-D uint8 tensor (4x smaller than int64 ids; envs gather prompts from it)."""
     data = bytearray(text.encode("utf-8"))
     return torch.frombuffer(data, dtype=torch.uint8).to(device) if data else torch.zeros(0, dtype=torch.uint8)
+
+
+def prompt_continuations(
+    first_obs: Mapping[str, torch.Tensor], final_obs: Mapping[str, torch.Tensor], count: int
+) -> list[tuple[str, str]]:
+    """(prompt, continuation) texts of the first ``count`` episodes, from the observations (``tokens``,
+    ``length``) at an episode's start and end: the continuation is what the end adds to the prompt."""
+    pairs = []
+    for i in range(min(count, first_obs["tokens"].shape[0])):
+        prompt = decode(first_obs["tokens"][i, : int(first_obs["length"][i])])
+        pairs.append((prompt, decode(final_obs["tokens"][i, : int(final_obs["length"][i])])[len(prompt) :]))
+    return pairs

@@ -5,9 +5,10 @@ from __future__ import annotations
 import json
 
 import pytest
+from omegaconf import OmegaConf
 
-from envs.generation.corpus import documents_from_path, load_corpus
-from runners.generation import build_task, corpus_from_config
+from envs.generation.corpus import corpus_from_config, documents_from_path, load_corpus
+from runners.generation import build_task
 from tests.runners.helpers import compose_config
 
 
@@ -62,12 +63,11 @@ def test_a_hugging_face_dataset_is_chosen_from_the_runner_config(tmp_path, monke
         f"+task.hf_kwargs.data_files={tmp_path / 'pairs.jsonl'}",
     ]
     cfg = compose_config("generation", overrides)
-    corpus = corpus_from_config(cfg.task)
+    corpus = corpus_from_config(OmegaConf.to_container(cfg.task))
     assert corpus.name == "hf:json"
     everything = [*corpus.train, *corpus.validation, *corpus.test]
     assert sorted(everything) == sorted(f"{r['prompt']}\n{r['response']}" for r in rows)
     with pytest.raises(ValueError, match=r"task\.text_field"):
-        corpus_from_config(
-            compose_config("generation", [*overrides[:1], overrides[2], "task.text_field=body"]).task
-        )
+        bad = compose_config("generation", [*overrides[:1], overrides[2], "task.text_field=body"])
+        corpus_from_config(OmegaConf.to_container(bad.task))
     assert load_corpus().name.startswith("embedded")  # the default still needs nothing
