@@ -235,6 +235,19 @@ class ConfigError(ValueError):
     without a traceback)."""
 
 
+def build_curriculum_schedule(curriculum: Any, num_levels: int, **extra: Any) -> Any:
+    """``curricula.build_schedule`` from a runner's ``curriculum`` config (``name``, ``params``) plus
+    ``extra`` arguments; a bad name or setting is a ConfigError worded as overrides
+    (``curriculum.params.threshold=...``), so the runner prints it without a traceback."""
+    from curricula import build_schedule
+
+    params = OmegaConf.to_container(curriculum.params, resolve=True) or {}
+    try:
+        return build_schedule(str(curriculum.name), num_levels, config_key="curriculum", **params, **extra)
+    except ValueError as err:
+        raise ConfigError(str(err)) from None
+
+
 # --------------------------------------------------------------------------------------------- rules
 @dataclass(frozen=True)
 class Rule:

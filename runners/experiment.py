@@ -24,10 +24,11 @@ from agents.dual import DualAgent
 from agents.engine import EngineConfig, InferenceEngine
 from agents.engine_features import for_family
 from agents.training.speed import flops_per_token
-from curricula import Curriculum, CurriculumSampler, CurriculumVectorWrapper, apply_knobs, build_schedule
+from curricula import Curriculum, CurriculumSampler, CurriculumVectorWrapper, apply_knobs
 from envs.common import Task
 from foundation import make_generator
 from runners.app import rank_seed
+from runners.config import build_curriculum_schedule
 from runners.ddp import (
     DistInfo,
     all_reduce_mean,
@@ -117,10 +118,8 @@ class AgentExperiment(Experiment):
         self.agent = build_agent(cfg, task, dist, family=self.runner)
         model = unwrap_model(self.agent.backbone)
         self.backbone_cfg, self.n_params = model.cfg, sum(p.numel() for p in model.parameters())
-        params = OmegaConf.to_container(cfg.curriculum.params, resolve=True)
-        if cfg.curriculum.name == "staged":
-            params["on_stage"] = self.apply_knobs
-        schedule = build_schedule(cfg.curriculum.name, task.num_levels, **params)
+        extra = {"on_stage": self.apply_knobs} if cfg.curriculum.name == "staged" else {}
+        schedule = build_curriculum_schedule(cfg.curriculum, task.num_levels, **extra)
         self.curriculum = Curriculum(schedule, self.device, self.seed, task.ladder.names)
         self.sampler = CurriculumSampler(
             task,

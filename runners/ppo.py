@@ -30,9 +30,10 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
 from agents.ppo_policies import ActorCritic, make_policy
-from foundation import derive_seed, make_generator, resolve_device, rng_state, seed_everything, set_rng_state
+from foundation import derive_seed, make_generator, rng_state, seed_everything, set_rng_state
 from runners.checkpoints import CheckpointManager, ResumePoint, load_resume_state
 from runners.config import ConfigError, option_keys
+from runners.ddp import command_line_device
 from runners.logging import RunLogger
 from runners.ppo_config import register_ppo_config, resume_ppo_config, validate_ppo
 from runners.ppo_envs import Evaluator, make_training_env, masked_logits
@@ -102,9 +103,19 @@ def evaluate_actions(
     return chosen.view(steps, batch), entropy.view(steps, batch), value.view(steps, batch)
 
 
+def ppo_device(device: str) -> torch.device:
+    """``hardware.device`` resolved, or a ConfigError naming the overrides to type: runners.ppo has no
+    ``hardware`` config group, so its CPU fix is ``hardware.device=cpu`` (where the other runners say
+    ``hardware=cpu``)."""
+    try:
+        return command_line_device(device)
+    except ConfigError as err:
+        raise ConfigError(str(err).replace("hardware=cpu", "hardware.device=cpu")) from None
+
+
 def train(cfg: DictConfig, run_dir: Path, resumed: ResumePoint | None = None) -> dict[str, Any]:
     """Train to ``trainer.total_steps`` env steps (or ``trainer.max_minutes``), evaluate, write the report."""
-    device = resolve_device(cfg.hardware.device)
+    device = ppo_device(str(cfg.hardware.device))
     if cfg.hardware.num_threads > 0:
         torch.set_num_threads(int(cfg.hardware.num_threads))
     seed_everything(int(cfg.seed))

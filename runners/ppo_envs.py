@@ -18,13 +18,14 @@ from omegaconf import DictConfig, OmegaConf
 
 from agents.ppo_policies import ActorCritic
 from agents.rollout import rollout
-from curricula import CurriculumVectorWrapper, build_schedule
+from curricula import CurriculumVectorWrapper
 from envs.common.vector import TorchVectorEnv
 from envs.maze import MazeTask
 from envs.maze.vector import MazeVectorEnv
 from envs.recall.task import RecallTask
 from envs.recall.vector import RecallVectorEnv
 from foundation import derive_seed
+from runners.config import build_curriculum_schedule
 
 EVAL_POOL_FACTOR = 16  # eval pools hold 16 mazes per episode: ~97% of the walks are on distinct mazes
 
@@ -72,8 +73,7 @@ def make_training_env(cfg: DictConfig, device: torch.device) -> tuple[gym.vector
     base = make_vector_env(cfg, task, int(cfg.env.num_envs), seed, device, int(cfg.env.pool_size))
     if cfg.curriculum.name == "none":
         return base, base
-    params = OmegaConf.to_container(cfg.curriculum.params) or {}
-    schedule = build_schedule(str(cfg.curriculum.name), task.num_levels, **params)
+    schedule = build_curriculum_schedule(cfg.curriculum, task.num_levels)
     curriculum_seed = derive_seed(int(cfg.seed), "curriculum") % 2**31
     return CurriculumVectorWrapper(base, schedule, seed=curriculum_seed), base
 

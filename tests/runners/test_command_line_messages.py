@@ -52,3 +52,72 @@ def test_the_readme_gpu_line_without_cuda_exits_with_the_fix_and_no_traceback(tm
     assert done.returncode == 1
     assert "hardware=cpu" in done.stderr and "hardware.device=auto" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+@no_cuda
+def test_ppo_names_hardware_device_cpu_since_it_has_no_hardware_group():
+    from runners.ppo import ppo_device
+
+    with pytest.raises(ConfigError) as caught:
+        ppo_device("cuda")
+    message = str(caught.value)
+    assert "hardware.device=cpu" in message and "hardware.device=auto" in message
+    assert "hardware=cpu" not in message and "device='auto'" not in message
+
+
+def test_ppo_names_the_overrides_for_an_unknown_device():
+    from runners.ppo import ppo_device
+
+    with pytest.raises(ConfigError, match=r"hardware\.device=tpu: .* hardware\.device=cpu"):
+        ppo_device("tpu")
+
+
+@no_cuda
+def test_ppo_on_a_missing_gpu_exits_with_the_fix_and_no_traceback(tmp_path):
+    command = [sys.executable, "-m", "runners.ppo", "hardware.device=cuda", f"hydra.run.dir={tmp_path}"]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 1
+    assert "hardware.device=cpu" in done.stderr and "hardware.device=auto" in done.stderr
+    assert "Traceback" not in done.stderr
+
+
+def test_a_misspelt_curriculum_setting_names_the_override_and_its_fix():
+    from omegaconf import OmegaConf
+
+    from runners.config import build_curriculum_schedule
+
+    curriculum = OmegaConf.create({"name": "adaptive", "params": {"treshold": 0.5, "window": 8}})
+    with pytest.raises(ConfigError) as caught:
+        build_curriculum_schedule(curriculum, 3)
+    message = str(caught.value)
+    assert message.startswith("curriculum.params.treshold:")
+    assert "did you mean curriculum.params.threshold" in message and "Unknown argument" not in message
+
+
+def test_an_unknown_curriculum_name_lists_the_names_as_overrides():
+    from omegaconf import OmegaConf
+
+    from runners.config import build_curriculum_schedule
+
+    with pytest.raises(ConfigError, match=r"curriculum\.name=adaptiv .* curriculum\.name=adaptive"):
+        build_curriculum_schedule(OmegaConf.create({"name": "adaptiv", "params": {}}), 3)
+
+
+def test_the_schedule_factory_keeps_python_names_outside_a_runner():
+    from curricula import build_schedule
+
+    with pytest.raises(ValueError) as caught:
+        build_schedule("adaptive", 3, treshold=0.5)
+    message = str(caught.value)
+    assert "Unknown argument(s) ['treshold']" in message and "did you mean threshold" in message
+    assert "curriculum.params" not in message
+
+
+def test_a_runner_with_a_misspelt_curriculum_setting_exits_with_the_override_and_no_traceback(tmp_path):
+    command = [
+        sys.executable, "-m", "runners.recall", "+curriculum.params.treshold=0.5", f"hydra.run.dir={tmp_path}"
+    ]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 1
+    assert "curriculum.params.treshold" in done.stderr and "curriculum.params.threshold" in done.stderr
+    assert "Traceback" not in done.stderr
