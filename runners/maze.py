@@ -25,11 +25,17 @@ from omegaconf import DictConfig, OmegaConf
 
 from agents.rollout import BackbonePolicy, Rollout, rollout
 from envs.maze import MazeLevel, MazeTask
-from envs.maze.evaluate import exact_paths, oracle_path_check, teacher_forced_equals_rollout
-from envs.maze.fixed import FixedMazeTask
+from envs.maze.evaluate import (
+    exact_path_by_size,
+    level_table,
+    path_rates,
+    teacher_forced_equals_rollout,
+    teacher_forced_exact,
+)
+from envs.maze.fixed import FixedMazeTask, fixed_sets
+from envs.maze.levels import generator_variants
 from envs.maze.render import rollout_figure
 from envs.maze.vector import MazeVectorEnv
-from envs.maze.walk import WalkResult, greedy_walk
 from foundation import make_generator
 from runners.app import check_command_line, cli_main, rank_seed
 from runners.config import ConfigError, register_configs
@@ -54,7 +60,22 @@ class MazeExperiment(AgentExperiment):
             raise ValueError(f"task.eval_mode={cfg.task.eval_mode!r} is unknown; use one of {EVAL_MODES}.")
         spec = OmegaConf.to_container(cfg.task.levels) if cfg.task.levels is not None else None
         task = MazeTask.from_spec(spec, level=int(cfg.task.start_level), horizons=int(cfg.task.horizons))
-        task = fixed_sets(cfg, task, rank_seed(cfg, dist))
+        try:
+            task = fixed_sets(
+                task,
+                cfg.task.train_mazes,
+                cfg.task.test_mazes,
+                seed=int(cfg.seed),
+                shuffle_seed=rank_seed(cfg, dist),
+                augment=bool(cfg.task.augment),
+            )
+        except ValueError as error:  # a config the sets cannot follow: printed without a traceback
+            raise ConfigError(str(error)) from None
+        if cfg.trainer.epochs is not None and not isinstance(task, FixedMazeTask):
+            raise ConfigError(
+                "trainer.epochs counts passes over a fixed training set; set task.train_mazes (e.g. "
+                "task.train_mazes=400 task.test_mazes=80) or use trainer.steps instead."
+            )
         prepare_config(cfg, task)
         super().__init__(cfg, dist, task)
         if self.fixed is not None:  # the epoch order lives in the task; a reservoir would redraw it
@@ -62,23 +83,17 @@ class MazeExperiment(AgentExperiment):
         if cfg.task.validity_loss:  # moves into walls get no probability in the loss (the seed's mask)
             self.agent.supervised.allowed_targets = task.allowed_targets
         self._eval_env: MazeVectorEnv | None = None
+        self.walk_options = {  # greedy walks through the fixed test sets
+            "mask_invalid": bool(cfg.task.mask_invalid),
+            "step_limit_factor": float(cfg.task.step_limit_factor),
+            "bf16": self.agent.sup_config.bf16,
+            "avoid_revisits": bool(cfg.task.avoid_revisits),
+        }
 
     @property
     def fixed(self) -> FixedMazeTask | None:
         """The fixed train / test sets (``task.train_mazes``), or None when every batch is fresh."""
         return self.task if isinstance(self.task, FixedMazeTask) else None
-
-    def walk_test_set(self, index: int) -> WalkResult:
-        """Greedy walks through level ``index``'s fixed test mazes."""
-        assert self.fixed is not None
-        return greedy_walk(
-            self.agent.backbone,
-            self.fixed.test_sets[index],
-            mask_invalid=bool(self.cfg.task.mask_invalid),
-            step_limit_factor=float(self.cfg.task.step_limit_factor),
-            bf16=self.agent.sup_config.bf16,
-            avoid_revisits=bool(self.cfg.task.avoid_revisits),
-        )
 
     def make_vector_env(
         self, num_envs: int, seed: int, levels: list[MazeLevel] | None = None
@@ -108,32 +123,22 @@ class MazeExperiment(AgentExperiment):
         )
         return rollout(env, policy, seed=seed)
 
-    @torch.no_grad()
-    def teacher_forced(self, level: MazeLevel, episodes: int, seed: int) -> torch.Tensor:
-        """(episodes,) bool exact paths on fresh perfect mazes from one forward pass (equals the walk)."""
-        self.agent.backbone.eval()
-        mazes = self.task.generate(episodes, make_generator(seed, "eval/mazes", self.device), level=level)
-        check = oracle_path_check(mazes)
-        with torch.autocast(self.device.type, torch.bfloat16, enabled=self.agent.sup_config.bf16):
-            logits = self.agent.backbone(check.tokens, return_state=False).logits
-        action_logits = logits[..., self.task.action_token_ids].float()
-        return exact_paths(action_logits, check, bool(self.cfg.task.mask_invalid))
-
     def score_level(self, index: int, seed: int) -> LevelScore:
         level, episodes = self.task.ladder[index], int(self.cfg.task.eval_episodes)
         if self.fixed is not None:  # the fixed test set: solved (success) and optimal (exact path) rates
-            walked = self.walk_test_set(index)
-            means = {"exact_path": walked.optimal.float().mean(), "success": walked.solved.float().mean()}
-            return LevelScore(means, walked.optimal)
+            walked = self.fixed.walk_test_set(index, self.agent.backbone, **self.walk_options)
+            return LevelScore(path_rates(walked.optimal, walked.solved), walked.optimal)
         if self.cfg.task.eval_mode == "teacher_forced" and teacher_forced_equals_rollout(level):
-            exact = self.teacher_forced(level, episodes, seed)
+            self.agent.backbone.eval()  # fresh perfect mazes scored in one forward pass (equals the walk)
+            mazes = self.task.generate(episodes, make_generator(seed, "eval/mazes", self.device), level=level)
+            mask_invalid, bf16 = bool(self.cfg.task.mask_invalid), self.agent.sup_config.bf16
+            exact = teacher_forced_exact(self.agent.backbone, mazes, mask_invalid, bf16)
             return LevelScore({"exact_path": exact.float().mean()}, exact)
         if self._eval_env is None:
             self._eval_env = self.make_vector_env(episodes, seed)
         out = self.greedy_rollouts(self._eval_env, index, seed)
-        exact, success = out.final["solved_optimally"], out.final["success"]
-        means = {"exact_path": exact.float().mean(), "success": success.float().mean()}
-        return LevelScore(means, exact, out.env_steps, detail=out)
+        exact = out.final["solved_optimally"]
+        return LevelScore(path_rates(exact, out.final["success"]), exact, out.env_steps, detail=out)
 
     def log_detail(self, detail: Rollout | None, index: int, logger: RunLogger, step: int) -> None:
         """Draw the first few walks of the current level (rollout mode only)."""
@@ -147,42 +152,21 @@ class MazeExperiment(AgentExperiment):
             logger.figure(f"rollouts/{i}", figure, step)
 
     def full_evaluation(self, episodes: int | None = None) -> dict[str, Any]:
-        """Exact-path and success rate for every training level and the same sizes from other generators."""
+        """Exact-path and success rate for every training level and the same sizes from other generators;
+        for fixed sets, on every level's test set (the mazes the run was tested on)."""
         if self.fixed is not None:
-            return self.fixed_evaluation()
-        episodes = episodes or int(self.cfg.task.eval_episodes)
-        levels = list(self.task.ladder)
-        for generator in self.cfg.task.eval_generators:
-            levels += [
-                MazeLevel(
-                    f"{lv.name}-{generator}", lv.height, lv.width, generator=generator, min_path=lv.min_path
-                )
-                for lv in self.task.ladder
-                if lv.generator != generator and lv.generator != "layout"
-            ]
-        env = self.make_vector_env(episodes, self.seed + 7, levels)
-        results: dict[str, Any] = {"exact_path": {}, "success": {}, "generator": {}, "size": {}}
-        for index, level in enumerate(env.task.ladder):
-            out = self.greedy_rollouts(env, index, self.seed + 7 + index)
-            results["exact_path"][level.name] = float(out.final["solved_optimally"].float().mean())
-            results["success"][level.name] = float(out.final["success"].float().mean())
-            results["generator"][level.name] = level.generator
-            results["size"][level.name] = f"{level.height}x{level.width}"
-        return results
-
-    def fixed_evaluation(self) -> dict[str, Any]:
-        """Solved and optimal rates on every level's fixed test set (the mazes the run was tested on)."""
-        assert self.fixed is not None
-        keys = ("exact_path", "success", "test_mazes", "generator", "size")
-        results: dict[str, Any] = {key: {} for key in keys}
-        for index, level in enumerate(self.task.ladder):
-            walked = self.walk_test_set(index)
-            results["exact_path"][level.name] = float(walked.optimal.float().mean())
-            results["success"][level.name] = float(walked.solved.float().mean())
-            results["test_mazes"][level.name] = len(walked.solved)
-            results["generator"][level.name] = level.generator
-            results["size"][level.name] = f"{level.height}x{level.width}"
-        return results
+            return self.fixed.test_report(self.agent.backbone, **self.walk_options)
+        ladder = list(self.task.ladder)
+        env = self.make_vector_env(
+            episodes or int(self.cfg.task.eval_episodes),
+            self.seed + 7,
+            ladder + generator_variants(ladder, list(self.cfg.task.eval_generators)),
+        )
+        walks = [self.greedy_rollouts(env, i, self.seed + 7 + i).final for i in range(len(env.task.ladder))]
+        return level_table(
+            (level, path_rates(w["solved_optimally"], w["success"]))
+            for level, w in zip(env.task.ladder, walks, strict=True)
+        )
 
     def state_dict(self) -> dict[str, Any]:
         state = super().state_dict()
@@ -211,48 +195,12 @@ class MazeExperiment(AgentExperiment):
     def comparison_plots(cls, runs: dict[str, dict[str, Any]], out_dir: Path) -> list[Path]:
         """Exact-path accuracy by maze size, one bar per run and one figure per generator."""
         plots = []
-        for generator in sorted({g for r in runs.values() for g in r["generator"].values()}):
-            groups = {
-                label: {r["size"][k]: v for k, v in r["exact_path"].items() if r["generator"][k] == generator}
-                for label, r in runs.items()
-            }
+        for generator, groups in exact_path_by_size(runs).items():
             path = out_dir / f"maze_exact_path_{generator}.png"
             title = f"exact-path rate by maze size, {generator} mazes (greedy walks)"
             ylabel = "exact-path rate (fraction of mazes)"
             plots.append(plot_bars(groups, path, title, ylabel, xlabel="maze size (rows x columns)"))
         return plots
-
-
-def fixed_sets(cfg: DictConfig, task: MazeTask, shuffle_seed: int) -> MazeTask:
-    """``task`` as a FixedMazeTask when ``task.train_mazes`` / ``task.test_mazes`` are set (both or none)."""
-    train, test = cfg.task.train_mazes, cfg.task.test_mazes
-    if train is None and test is None:
-        if cfg.task.augment:
-            raise ConfigError(
-                "task.augment transforms a fixed training set; set task.train_mazes and task.test_mazes "
-                "(fresh mazes need no augmentation)."
-            )
-        if cfg.trainer.epochs is not None:
-            raise ConfigError(
-                "trainer.epochs counts passes over a fixed training set; set task.train_mazes (e.g. "
-                "task.train_mazes=400 task.test_mazes=80) or use trainer.steps instead."
-            )
-        return task
-    if train is None or test is None:
-        raise ConfigError(
-            f"Fixed maze sets need both task.train_mazes and task.test_mazes (got {train} and {test}); "
-            "e.g. task.train_mazes=400 task.test_mazes=80."
-        )
-    return FixedMazeTask(
-        list(task.ladder),
-        int(cfg.task.start_level),
-        task.horizons,
-        train_mazes=int(train),
-        test_mazes=int(test),
-        seed=int(cfg.seed),
-        shuffle_seed=shuffle_seed,
-        augment=bool(cfg.task.augment),
-    )
 
 
 def prepare_config(cfg: DictConfig, task: MazeTask) -> None:

@@ -5,16 +5,22 @@ between two cells, so a greedy walk is optimal if and only if, at every cell of 
 move is the path's next move. Before its first mistake the walk has seen exactly the oracle's moves, so
 its logits there are those of the oracle path read in one teacher-forced pass (up to floating-point
 ties). :func:`exact_paths` therefore scores a whole batch of fresh mazes with one forward pass instead
-of one step per move; ``runners.maze`` uses it under ``task.eval_mode=teacher_forced`` and keeps the
-rollout (which also measures success and draws the walks) as the ground truth. Open grids have ties
-between shortest paths and always go through the rollout.
+of one step per move (:func:`teacher_forced_exact` runs that pass); ``runners.maze`` uses it under
+``task.eval_mode=teacher_forced`` and keeps the rollout (which also measures success and draws the walks)
+as the ground truth. Open grids have ties between shortest paths and always go through the rollout.
+
+A maze evaluation is compared along two axes, the generator and the size: :func:`level_table` writes
+per-level results with both, and :func:`exact_path_by_size` regroups several runs' tables by them.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import torch
+from torch import nn
 
 from envs.common.task import SupervisedBatch
 from envs.maze import tokens as tok
@@ -67,3 +73,44 @@ def exact_paths(action_logits: torch.Tensor, check: PathCheck, mask_invalid: boo
         action_logits = action_logits.masked_fill(~check.legal, float("-inf"))
     wrong = (action_logits.argmax(-1) != check.targets) & (check.targets >= 0)
     return ~wrong.any(dim=1)
+
+
+@torch.no_grad()
+def teacher_forced_exact(
+    backbone: nn.Module, mazes: MazeBatch, mask_invalid: bool, bf16: bool = False
+) -> torch.Tensor:
+    """(n,) bool: ``backbone``'s greedy walk would follow each maze's oracle path exactly, from one
+    forward pass over the oracle paths (equal to the walk on perfect mazes; see the module doc)."""
+    check = oracle_path_check(mazes)
+    with torch.autocast(check.tokens.device.type, torch.bfloat16, enabled=bf16):
+        logits = backbone(check.tokens, return_state=False).logits
+    return exact_paths(logits[..., tok.ACTION_TOKEN_IDS].float(), check, mask_invalid)
+
+
+def path_rates(optimal: torch.Tensor, solved: torch.Tensor) -> dict[str, torch.Tensor]:
+    """A maze evaluation's two rates from per-maze bools: ``exact_path`` (solved by a shortest path) and
+    ``success`` (reached the goal)."""
+    return {"exact_path": optimal.float().mean(), "success": solved.float().mean()}
+
+
+def level_table(scores: Iterable[tuple[MazeLevel, Mapping[str, Any]]]) -> dict[str, dict[str, Any]]:
+    """``{result: {level name: value}}`` from each level's results (tensors as Python numbers), with the
+    level's evaluation axes added as two more results: its ``generator`` and ``size`` ("rows x columns")."""
+    table: dict[str, dict[str, Any]] = {}
+    for level, results in scores:
+        axes = {"generator": level.generator, "size": f"{level.height}x{level.width}"}
+        for key, value in {**results, **axes}.items():
+            table.setdefault(key, {})[level.name] = value.item() if isinstance(value, torch.Tensor) else value
+    return table
+
+
+def exact_path_by_size(runs: Mapping[str, Mapping[str, Any]]) -> dict[str, dict[str, dict[str, float]]]:
+    """Several runs' :func:`level_table` exact-path rates as ``{generator: {run: {size: rate}}}``."""
+    generators = sorted({g for table in runs.values() for g in table["generator"].values()})
+    return {
+        g: {
+            run: {t["size"][k]: v for k, v in t["exact_path"].items() if t["generator"][k] == g}
+            for run, t in runs.items()
+        }
+        for g in generators
+    }

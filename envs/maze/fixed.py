@@ -11,6 +11,7 @@ The sets follow from the seed alone (drawn on the CPU, so every device gets the 
 training mazes are distinct, and its test mazes are distinct and none of them is a training maze (same
 passages, start and goal). ``state_dict`` holds the sets themselves and the place in the epoch, so a
 resumed run and ``runners.evaluate`` use exactly the mazes the run trained and was tested on.
+``walk_test_set`` and ``test_report`` score a backbone's greedy walks (``envs.maze.walk``) on the test sets.
 """
 
 from __future__ import annotations
@@ -19,14 +20,17 @@ from collections.abc import Sequence
 from typing import Any
 
 import torch
+from torch import nn
 
 from envs.common.task import LevelLike, SupervisedBatch
 from envs.maze import tokens as tok
+from envs.maze.evaluate import level_table, path_rates
 from envs.maze.generators import generate_mazes
 from envs.maze.grid import MazeBatch
 from envs.maze.levels import MazeLevel
 from envs.maze.symmetry import SYMMETRIES, all_symmetries
 from envs.maze.task import MazeTask
+from envs.maze.walk import WalkResult, greedy_walk
 from foundation import make_generator
 
 MAZE_FIELDS = ("passages", "start", "goal", "dist")
@@ -162,6 +166,20 @@ class FixedMazeTask(MazeTask):
         out = SupervisedBatch(*(part[rows, :width] for part in parts))
         return out.to(device) if device is not None else out
 
+    def walk_test_set(self, index: int, backbone: nn.Module, **walk: Any) -> WalkResult:
+        """``backbone``'s greedy walks through level ``index``'s test mazes (``walk``: greedy_walk's
+        options, e.g. ``mask_invalid``, ``step_limit_factor``, ``avoid_revisits``)."""
+        return greedy_walk(backbone, self.test_sets[index], **walk)
+
+    def test_report(self, backbone: nn.Module, **walk: Any) -> dict[str, dict[str, Any]]:
+        """Solved (``success``) and optimal (``exact_path``) rates of ``backbone``'s greedy walks on every
+        level's test set, with its size (``test_mazes``) and each level's generator and size."""
+        walks = [self.walk_test_set(index, backbone, **walk) for index in range(len(self.ladder))]
+        return level_table(
+            (level, {**path_rates(w.optimal, w.solved), "test_mazes": len(w.solved)})
+            for level, w in zip(self.ladder, walks, strict=True)
+        )
+
     def state_dict(self) -> dict[str, Any]:
         """The sets themselves, the shuffle generator and each level's place in its epoch."""
         return {
@@ -189,3 +207,38 @@ class FixedMazeTask(MazeTask):
         self._order = [o if o.numel() else None for o in state["order"]]
         self._cursor = [int(c) for c in state["cursor"]]
         self.epochs_started = [int(e) for e in state["epochs_started"]]
+
+
+def fixed_sets(
+    task: MazeTask,
+    train_mazes: int | None,
+    test_mazes: int | None,
+    *,
+    seed: int,
+    shuffle_seed: int | None = None,
+    augment: bool = False,
+) -> MazeTask:
+    """``task`` (its ladder, level and horizons) as a FixedMazeTask when ``train_mazes`` and ``test_mazes``
+    are given, else ``task`` itself: every batch fresh, which ``augment`` has nothing to transform in."""
+    if train_mazes is None and test_mazes is None:
+        if augment:
+            raise ValueError(
+                "task.augment transforms a fixed training set; set task.train_mazes and task.test_mazes "
+                "(fresh mazes need no augmentation)."
+            )
+        return task
+    if train_mazes is None or test_mazes is None:
+        raise ValueError(
+            f"Fixed maze sets need both task.train_mazes and task.test_mazes (got {train_mazes} and "
+            f"{test_mazes}); e.g. task.train_mazes=400 task.test_mazes=80."
+        )
+    return FixedMazeTask(
+        list(task.ladder),
+        task.level_index,
+        task.horizons,
+        train_mazes=int(train_mazes),
+        test_mazes=int(test_mazes),
+        seed=seed,
+        shuffle_seed=shuffle_seed,
+        augment=augment,
+    )

@@ -10,6 +10,7 @@ Default ladder (easiest first): DFS mazes 5x5, 6x6, 7x7, 8x8, 10x10, 12x12, 16x1
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Sequence
 
 GENERATORS = ("dfs", "prim", "wilson", "division", "open", "layout")
 PERFECT_GENERATORS = ("dfs", "prim", "wilson", "division")
@@ -76,3 +77,15 @@ def default_levels() -> list[MazeLevel]:
     ladder = [MazeLevel(f"{s}x{s}", s, s) for s in sizes]
     ladder.append(MazeLevel("30x30-hard", 30, 30, min_path=111))
     return ladder
+
+
+def generator_variants(ladder: Sequence[MazeLevel], generators: Sequence[str]) -> list[MazeLevel]:
+    """Each ladder level drawn by each of ``generators`` it does not already use (``<name>-<generator>``,
+    same size and ``min_path``): how well a run trained on one generator's mazes does on another's.
+    Layout levels hold one given maze and have no variants."""
+    return [
+        MazeLevel(f"{lv.name}-{g}", lv.height, lv.width, generator=g, min_path=lv.min_path)
+        for g in generators
+        for lv in ladder
+        if lv.generator not in (g, "layout")
+    ]

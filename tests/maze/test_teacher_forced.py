@@ -10,7 +10,12 @@ from agents.rollout import BackbonePolicy, rollout
 from agents.training.supervised import SupervisedConfig, SupervisedTrainer
 from envs.maze import MazeLevel, MazeTask
 from envs.maze import tokens as tok
-from envs.maze.evaluate import exact_paths, oracle_path_check, teacher_forced_equals_rollout
+from envs.maze.evaluate import (
+    exact_paths,
+    oracle_path_check,
+    teacher_forced_equals_rollout,
+    teacher_forced_exact,
+)
 from envs.maze.vector import MazeVectorEnv
 
 LEVEL = MazeLevel("3x3", 3, 3)
@@ -49,11 +54,8 @@ def part_trained():
 def test_teacher_forced_exact_path_rate_matches_greedy_rollouts(part_trained, mask_invalid):
     backbone = part_trained
     n = 2048
-    with torch.no_grad():
-        mazes = MazeTask([LEVEL]).generate(n, torch.Generator().manual_seed(1))
-        check = oracle_path_check(mazes)
-        logits = backbone(check.tokens).logits[..., tok.ACTION_TOKEN_IDS]
-        forced = exact_paths(logits, check, mask_invalid).float().mean()
+    mazes = MazeTask([LEVEL]).generate(n, torch.Generator().manual_seed(1))
+    forced = teacher_forced_exact(backbone, mazes, mask_invalid).float().mean()
     env = MazeVectorEnv(n, device="cpu", obs_mode="tokens", levels=[LEVEL], seed=2)
     policy = BackbonePolicy(
         backbone,
