@@ -189,3 +189,38 @@ def any_rank(flag: bool, info: DistInfo) -> bool:
     value = torch.tensor([float(flag)], device=info.device)
     dist.all_reduce(value, op=dist.ReduceOp.MAX)
     return bool(value.item() > 0)
+
+
+def pooled_means(
+    means: dict[str, torch.Tensor], count: int, info: DistInfo
+) -> tuple[dict[str, float], int]:
+    """The run's means over every rank's episodes, and how many episodes that is.
+
+    Each rank measured ``means`` over its own ``count`` episodes; the shares may differ (5 episodes over
+    2 ranks is 3 + 2), so the ranks' sums and counts are added, not their means averaged.
+    """
+    names = sorted(means)
+    if not info.distributed:
+        return {n: float(means[n]) for n in names}, count
+    sums = [means[n].detach().float().reshape(()) * count for n in names]
+    packed = torch.stack([*sums, torch.tensor(float(count))]).double().to(info.device)
+    dist.all_reduce(packed, op=dist.ReduceOp.SUM)
+    total = round(float(packed[-1]))
+    return {n: float(packed[i]) / max(total, 1) for i, n in enumerate(names)}, total
+
+
+def share_of(total: int, info: DistInfo) -> int:
+    """This rank's share of ``total`` episodes: the ranks' shares differ by at most one and sum to
+    ``total``; a rank gets at least one, so every rank runs the same collectives."""
+    base, extra = divmod(total, info.world_size)
+    return max(base + (1 if info.rank < extra else 0), 1)
+
+
+def gather_to_main(value: object, info: DistInfo) -> list[object] | None:
+    """Every rank's ``value`` in rank order on rank 0 (None on the others); ``[value]`` in a single
+    process."""
+    if not info.distributed:
+        return [value]
+    gathered: list[object] | None = [None] * info.world_size if info.is_main else None
+    dist.gather_object(value, gathered, dst=0)
+    return gathered

@@ -31,12 +31,14 @@ from runners.app import rank_seed
 from runners.config import build_curriculum_schedule
 from runners.ddp import (
     DistInfo,
-    all_reduce_mean,
     average_gradients_before_step,
     broadcast_object,
+    pooled_means,
+    share_of,
     unwrap_model,
     wrap_model,
 )
+from runners.ddp_curriculum import SharedCurriculum
 from runners.introspection import log_model_internals
 from runners.logging import RunLogger
 from runners.loop import EvalResult, Experiment, StepOutput
@@ -120,7 +122,10 @@ class AgentExperiment(Experiment):
         self.backbone_cfg, self.n_params = model.cfg, sum(p.numel() for p in model.parameters())
         extra = {"on_stage": self.apply_knobs} if cfg.curriculum.name == "staged" else {}
         schedule = build_curriculum_schedule(cfg.curriculum, task.num_levels, **extra)
-        self.curriculum = Curriculum(schedule, self.device, self.seed, task.ladder.names)
+        if dist.distributed:  # every rank records every rank's outcomes and moves in step with the others
+            self.curriculum = SharedCurriculum(schedule, dist, self.seed, task.ladder.names)
+        else:
+            self.curriculum = Curriculum(schedule, self.device, self.seed, task.ladder.names)
         self.sampler = CurriculumSampler(
             task,
             self.curriculum,
@@ -138,7 +143,14 @@ class AgentExperiment(Experiment):
 
     @abstractmethod
     def score_level(self, index: int, seed: int) -> LevelScore:
-        """Measure ladder level ``index`` on fresh episodes drawn from ``seed``."""
+        """Measure ladder level ``index`` on fresh episodes drawn from ``seed``: this rank's share of
+        them (:meth:`eval_share`) under DDP, each rank from its own seed."""
+
+    def eval_share(self, total: int) -> int:
+        """How many of an evaluation's ``total`` episodes this rank plays: all of them in a single
+        process, about ``total / world_size`` under DDP (:func:`runners.ddp.share_of`); the ranks' results
+        are pooled by episode counts."""
+        return share_of(total, self.dist)
 
     def log_detail(self, detail: Any, index: int, logger: RunLogger, step: int) -> None:
         """Log what :meth:`score_level` kept about the current level (images, text); nothing by default."""
@@ -165,7 +177,8 @@ class AgentExperiment(Experiment):
     def levels_to_evaluate(self) -> tuple[int, list[int]]:
         """(current level, levels to evaluate) as rank 0 sees them, so every rank runs the same collectives.
 
-        Under DDP each rank's curriculum learns from its own episodes and may drift from the others'.
+        Under DDP the ranks' curricula record the same outcomes (:class:`SharedCurriculum`) and agree;
+        the broadcast makes the agreement a guarantee for the collectives that follow.
         """
         return broadcast_object((self.level, self.evaluation_levels()), self.dist)
 
@@ -180,7 +193,10 @@ class AgentExperiment(Experiment):
     # ----------------------------------------------------------------- evaluation
     def evaluate(self, step: int, logger: RunLogger) -> EvalResult:
         """Score the current level and its neighbours on fresh episodes; record every episode into the
-        curriculum; ``<metric>/<level>`` for each level and plain ``<metric>`` for the current one."""
+        curriculum; ``<metric>/<level>`` for each level and plain ``<metric>`` for the current one.
+
+        Under DDP each rank plays its share of the episodes from its own seed; the metrics are pooled over
+        all ranks' episodes and every rank's curriculum records all of them."""
         level_before, levels = self.levels_to_evaluate()
         metrics = self.eval_extras(step, logger)
         if self.agent.schedule.rl_steps:  # what the reward taught the engine, beside eval/<success>
@@ -190,7 +206,7 @@ class AgentExperiment(Experiment):
         for index in levels:
             scored = self.score_level(index, self.seed + 7 + step + index)
             env_steps += scored.env_steps
-            means = {k: float(v) for k, v in all_reduce_mean(scored.means, self.dist).items()}
+            means, _ = pooled_means(scored.means, int(scored.outcomes.numel()), self.dist)
             name = self.task.ladder[index].name
             metrics.update({f"{key}/{name}": value for key, value in means.items()})
             per_level[index] = means[self.headline]
@@ -199,6 +215,8 @@ class AgentExperiment(Experiment):
             if index == level_before:
                 metrics.update(means)
                 self.log_detail(scored.detail, index, logger, step)
+        if isinstance(self.curriculum, SharedCurriculum):
+            self.curriculum.sync()  # the evaluation's outcomes of every rank, before the curriculum logs
         metrics[f"{self.headline}_mean"] = sum(per_level.values()) / max(len(per_level), 1)
         if self.cfg.trainer.inspect and logger.enabled:
             generator = make_generator(step, "inspect", "cpu")

@@ -31,6 +31,7 @@ from curricula import Curriculum
 from foundation import rng_state, set_rng_state
 from runners.checkpoints import CheckpointManager, ResumePoint, megabytes
 from runners.ddp import DistInfo, any_rank
+from runners.ddp_checkpoint import gather_rank_parts, resume_state_of_rank
 from runners.logging import RunLogger, eval_postfix, level_label, ticking_status, to_float
 from runners.report import plot_eval_history, report_headline, run_table, write_report
 
@@ -148,9 +149,15 @@ class RunPaths:
         return self.root / "plots"
 
 
-def checkpoint_state(experiment: Experiment, cfg: DictConfig, step: int, history: list) -> dict[str, Any]:
-    """The dict a checkpoint holds: plain data only, so it loads with ``weights_only=True``."""
-    return {
+def checkpoint_state(
+    experiment: Experiment, cfg: DictConfig, step: int, history: list, dist: DistInfo | None = None
+) -> dict[str, Any]:
+    """The dict a checkpoint holds: plain data only, so it loads with ``weights_only=True``.
+
+    Under DDP (a collective then: every rank calls it) it also keeps each rank's own sampler, generators
+    and RNG states under ``ranks`` (:mod:`runners.ddp_checkpoint`), so a resume continues every rank.
+    """
+    state = {
         "runner": experiment.runner,
         "step": step,
         "config": OmegaConf.to_container(cfg, resolve=True),
@@ -158,6 +165,10 @@ def checkpoint_state(experiment: Experiment, cfg: DictConfig, step: int, history
         "history": history,
         "rng": rng_state(),
     }
+    ranks = gather_rank_parts(state["experiment"], dist) if dist is not None else None
+    if ranks is not None:
+        state["ranks"] = ranks
+    return state
 
 
 class StopOnInterrupt:
@@ -251,8 +262,9 @@ def train(
     history: list[dict[str, Any]] = []
     start = 0
     if resumed is not None:
-        experiment.load_state_dict(resumed.state["experiment"])
-        set_rng_state(resumed.state["rng"])
+        experiment_state, rng = resume_state_of_rank(resumed.state, dist)
+        experiment.load_state_dict(experiment_state)
+        set_rng_state(rng)
         start, history = resumed.step, list(resumed.state.get("history", []))
     meter = _Meter(peak_flops(dist.device))
     bar = tqdm(
@@ -293,7 +305,7 @@ def train(
                         break
                 if step % trainer.eval_every == 0 or step == trainer.steps:
                     with ticking_status(bar, f"evaluating at step {step}:"):
-                        record = _evaluate(experiment, logger, checkpoints, cfg, step, history)
+                        record = _evaluate(experiment, logger, checkpoints, cfg, step, history, dist)
                     last_eval = eval_postfix(record, experiment)
                     bar.set_postfix_str(f"eval {last_eval}, level {level_label(experiment)}")
                     meter.start = time.perf_counter()  # throughput counts training time only
@@ -303,7 +315,7 @@ def train(
                     if stop.startswith("non-finite"):
                         break
                 if step % trainer.checkpoint_every == 0 or step == trainer.steps or stop:
-                    checkpoints.save_latest(checkpoint_state(experiment, cfg, step, history))
+                    checkpoints.save_latest(checkpoint_state(experiment, cfg, step, history, dist))
                     if not size_shown and dist.is_main:  # once: what a checkpoint of this run weighs
                         tqdm.write(checkpoint_line(checkpoints))
                         size_shown = True
@@ -405,6 +417,7 @@ def _evaluate(
     cfg: DictConfig,
     step: int,
     history: list[dict[str, Any]],
+    dist: DistInfo | None = None,
 ) -> dict[str, Any]:
     """Evaluate, log, record in ``history`` and keep the best checkpoint of the level just evaluated."""
     start = time.perf_counter()
@@ -419,7 +432,7 @@ def _evaluate(
     record.update({f"success_level{k}": v for k, v in result.level_success.items()})
     history.append(record)
     score = ranking_score(result, cfg)
-    checkpoints.update_best(result.level, score, checkpoint_state(experiment, cfg, step, history))
+    checkpoints.update_best(result.level, score, checkpoint_state(experiment, cfg, step, history, dist))
     logger.flush()
     return record
 

@@ -53,7 +53,7 @@ class RecallExperiment(AgentExperiment):
 
     def score_level(self, index: int, seed: int, batch_size: int | None = None) -> LevelScore:
         """Teacher-forced answer accuracy and exact-match rate on fresh sequences at ladder ``index``."""
-        batch_size = batch_size or int(self.cfg.task.eval_batch)
+        batch_size = batch_size or self.eval_share(int(self.cfg.task.eval_batch))
         self.agent.backbone.eval()
         generator = make_generator(seed, "eval", "cpu")
         batch = self.task.sample_batch(batch_size, self.device, generator, index)
