@@ -320,7 +320,8 @@ def train(
                         tqdm.write(checkpoint_line(checkpoints))
                         size_shown = True
                 if stop:
-                    tqdm.write(f"\nStopped at step {step} ({stop}); saved {checkpoints.latest_path}.")
+                    if dist.is_main:  # one line for the run, not one per rank
+                        tqdm.write(f"\nStopped at step {step} ({stop}); saved {checkpoints.latest_path}.")
                     break
         finally:
             bar.close()
