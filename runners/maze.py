@@ -124,7 +124,7 @@ class MazeExperiment(AgentExperiment):
         return rollout(env, policy, seed=seed)
 
     def score_level(self, index: int, seed: int) -> LevelScore:
-        level, episodes = self.task.ladder[index], int(self.cfg.task.eval_episodes)
+        level, episodes = self.task.ladder[index], self.eval_share(int(self.cfg.task.eval_episodes))
         if self.fixed is not None:  # the fixed test set: solved (success) and optimal (exact path) rates
             walked = self.fixed.walk_test_set(index, self.agent.backbone, **self.walk_options)
             return LevelScore(path_rates(walked.optimal, walked.solved), walked.optimal)
