@@ -22,6 +22,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from agents.rollout import rollout
 from envs.generation import COMPONENTS, TextQualityTask, bits_per_char
+from envs.generation.reward import reward_means
 from envs.generation.tokens import prompt_continuations
 from envs.generation.vector import TextQualityVectorEnv
 from foundation import make_generator
@@ -70,10 +71,8 @@ class GenerationExperiment(AgentExperiment):
         self.agent.backbone.eval()
         policy = self.agent.policy(generator=make_generator(seed, "eval/generate", self.device))
         out = rollout(env, policy, seed=seed)
-        means = {"reward": out.final["score"].float().mean(), "success": out.final["success"].float().mean()}
-        means.update({f"reward_{c}": out.final[c].float().mean() for c in COMPONENTS if c in out.final})
         samples = prompt_continuations(out.first_obs, out.final_obs, 3)
-        return LevelScore(means, out.final["success"], out.env_steps, detail=samples)
+        return LevelScore(reward_means(out.final), out.final["success"], out.env_steps, detail=samples)
 
     def log_detail(self, detail: list[tuple[str, str]], index: int, logger: RunLogger, step: int) -> None:
         text = "\n\n".join(f"**prompt:** {p!r}\n\n**continuation:** {c!r}" for p, c in detail)
@@ -111,8 +110,8 @@ class GenerationExperiment(AgentExperiment):
         for index, level in enumerate(self.task.ladder):
             scored = self.score_level(index, self.seed + index)
             results["reward"][level.name] = float(scored.means["reward"])
-            components = {k: v for k, v in scored.means.items() if k.startswith("reward_")}
-            results["components"][level.name] = {k[len("reward_") :]: float(v) for k, v in components.items()}
+            components = {c: scored.means.get(f"reward_{c}") for c in COMPONENTS}
+            results["components"][level.name] = {c: float(v) for c, v in components.items() if v is not None}
             results["samples"][level.name] = scored.detail
         return results
 

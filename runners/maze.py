@@ -34,7 +34,7 @@ from envs.maze.evaluate import (
 )
 from envs.maze.fixed import FixedMazeTask, fixed_sets
 from envs.maze.levels import generator_variants
-from envs.maze.render import rollout_figure
+from envs.maze.render import walk_figures
 from envs.maze.vector import MazeVectorEnv
 from foundation import make_generator
 from runners.app import check_command_line, cli_main, rank_seed
@@ -60,15 +60,9 @@ class MazeExperiment(AgentExperiment):
             raise ValueError(f"task.eval_mode={cfg.task.eval_mode!r} is unknown; use one of {EVAL_MODES}.")
         spec = OmegaConf.to_container(cfg.task.levels) if cfg.task.levels is not None else None
         task = MazeTask.from_spec(spec, level=int(cfg.task.start_level), horizons=int(cfg.task.horizons))
-        try:
-            task = fixed_sets(
-                task,
-                cfg.task.train_mazes,
-                cfg.task.test_mazes,
-                seed=int(cfg.seed),
-                shuffle_seed=rank_seed(cfg, dist),
-                augment=bool(cfg.task.augment),
-            )
+        sets, shuffle_seed = (cfg.task.train_mazes, cfg.task.test_mazes), rank_seed(cfg, dist)
+        try:  # fixed train / test sets when task.train_mazes / task.test_mazes are set
+            task = fixed_sets(task, *sets, int(cfg.seed), shuffle_seed, augment=bool(cfg.task.augment))
         except ValueError as error:  # a config the sets cannot follow: printed without a traceback
             raise ConfigError(str(error)) from None
         if cfg.trainer.epochs is not None and not isinstance(task, FixedMazeTask):
@@ -144,11 +138,10 @@ class MazeExperiment(AgentExperiment):
         """Draw the first few walks of the current level (rollout mode only)."""
         if detail is None or not logger.enabled:
             return
-        count = min(int(self.cfg.task.render_rollouts), detail.finished.shape[0])
-        tokens = detail.final_obs["tokens"][:count].cpu().numpy()
-        success, optimal = detail.final["success"], detail.final["solved_optimally"]
-        for i in range(count):
-            figure = rollout_figure(tokens[i], self.task.ladder[index], bool(success[i]), bool(optimal[i]))
+        flags = detail.final["success"], detail.final["solved_optimally"]
+        level, count = self.task.ladder[index], int(self.cfg.task.render_rollouts)
+        figures = walk_figures(detail.final_obs["tokens"], level, *flags, count)
+        for i, figure in enumerate(figures):
             logger.figure(f"rollouts/{i}", figure, step)
 
     def full_evaluation(self, episodes: int | None = None) -> dict[str, Any]:

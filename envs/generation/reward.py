@@ -272,3 +272,11 @@ def score_continuations(
     components["score"] = state.score(components)
     components["success"] = components["score"] >= state.threshold()
     return components
+
+
+def reward_means(final: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Means over finished episodes' final infos: ``reward`` (the episode's ``score``), ``success`` and
+    each reward component present as ``reward_<component>``."""
+    means = {"reward": final["score"].float().mean(), "success": final["success"].float().mean()}
+    means.update({f"reward_{c}": final[c].float().mean() for c in COMPONENTS if c in final})
+    return means

@@ -213,13 +213,14 @@ def fixed_sets(
     task: MazeTask,
     train_mazes: int | None,
     test_mazes: int | None,
-    *,
     seed: int,
     shuffle_seed: int | None = None,
+    *,
     augment: bool = False,
 ) -> MazeTask:
     """``task`` (its ladder, level and horizons) as a FixedMazeTask when ``train_mazes`` and ``test_mazes``
-    are given, else ``task`` itself: every batch fresh, which ``augment`` has nothing to transform in."""
+    are given (sets from ``seed``, epoch order from ``shuffle_seed``), else ``task`` itself: every batch
+    fresh, which ``augment`` has nothing to transform in."""
     if train_mazes is None and test_mazes is None:
         if augment:
             raise ValueError(

@@ -1,5 +1,6 @@
 """Pictures of mazes: the thin-wall pixel image behind ``grid`` observations, RGB frames, ANSI text, and
-walks decoded from token sequences (``walked_path``) drawn as figures (``rollout_figure``).
+walks decoded from token sequences (``walked_path``) drawn as figures (``rollout_figure``; a batch of final
+observations: ``walk_figures``).
 
 A maze of ``h x w`` cells is drawn on ``(2h+1) x (2w+1)`` pixels: cell (r, c) sits at pixel
 (2r+1, 2c+1), the pixel between two neighbouring cells is open when a passage joins them, and corner
@@ -192,6 +193,15 @@ def rollout_figure(
     ax.axis("off")
     figure.tight_layout()
     return figure
+
+
+def walk_figures(
+    tokens: torch.Tensor, level: MazeLevel, success: torch.Tensor, optimal: torch.Tensor, count: int
+) -> list[Any]:
+    """:func:`rollout_figure` of the first ``count`` walks in a batch of final observations at ``level``
+    (``tokens`` (n, T), each episode's ``success`` and ``optimal`` flags (n,))."""
+    rows = tokens[: max(0, count)].cpu().numpy()
+    return [rollout_figure(row, level, bool(success[i]), bool(optimal[i])) for i, row in enumerate(rows)]
 
 
 def _spread_segments(points: np.ndarray) -> np.ndarray:
