@@ -171,17 +171,6 @@ def broadcast_object(value: object, info: DistInfo) -> object:
     return box[0]
 
 
-def all_reduce_mean(values: dict[str, torch.Tensor], info: DistInfo) -> dict[str, torch.Tensor]:
-    """Average a dict of scalar tensors over ranks (eval metrics each rank measured on its own envs)."""
-    if not info.distributed or not values:
-        return values
-    names = sorted(values)
-    stacked = torch.stack([values[n].detach().float().reshape(()) for n in names]).to(info.device)
-    dist.all_reduce(stacked, op=dist.ReduceOp.SUM)
-    stacked /= info.world_size
-    return dict(zip(names, stacked.unbind(0), strict=True))
-
-
 def any_rank(flag: bool, info: DistInfo) -> bool:
     """True on every rank when ``flag`` is True on at least one (e.g. a Ctrl-C that reached one rank)."""
     if not info.distributed:
