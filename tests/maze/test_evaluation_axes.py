@@ -1,0 +1,33 @@
+"""A maze evaluation's axes: levels from other generators, per-level tables, runs regrouped by generator."""
+
+from __future__ import annotations
+
+import torch
+
+from envs.maze import MazeLevel, layout_level
+from envs.maze.evaluate import exact_path_by_size, level_table, path_rates
+from envs.maze.levels import generator_variants
+
+LADDER = [MazeLevel("3x3", 3, 3), MazeLevel("4x4", 4, 4, generator="prim", min_path=3)]
+
+
+def test_variants_redraw_each_level_with_every_other_generator_but_not_layouts():
+    ladder = [*LADDER, layout_level("#####\n#S G#\n#####", "room")]
+    variants = generator_variants(ladder, ["prim", "wilson"])
+    assert [v.name for v in variants] == ["3x3-prim", "3x3-wilson", "4x4-wilson"]
+    assert variants[0] == MazeLevel("3x3-prim", 3, 3, generator="prim")
+    assert variants[2].min_path == 3  # the hard filter travels with the size
+
+
+def test_level_table_adds_generator_and_size_and_regroups_runs_by_them():
+    optimal = torch.tensor([True, False, True, True])
+    solved = torch.tensor([True, True, True, True])
+    table = level_table([(LADDER[0], path_rates(optimal, solved)), (LADDER[1], {"exact_path": 0.5})])
+    assert table["exact_path"] == {"3x3": 0.75, "4x4": 0.5} and table["success"] == {"3x3": 1.0}
+    assert isinstance(table["exact_path"]["3x3"], float)  # JSON-ready, not a tensor
+    assert table["generator"] == {"3x3": "dfs", "4x4": "prim"} and table["size"]["4x4"] == "4x4"
+    other = {**table, "exact_path": {"3x3": 0.25, "4x4": 1.0}}
+    assert exact_path_by_size({"a": table, "b": other}) == {
+        "dfs": {"a": {"3x3": 0.75}, "b": {"3x3": 0.25}},
+        "prim": {"a": {"4x4": 0.5}, "b": {"4x4": 1.0}},
+    }
