@@ -48,8 +48,15 @@ class SharedCurriculum(Curriculum):
 
     def sync(self) -> None:
         """Gather every rank's pending outcomes and record them all on every rank (a collective: all ranks
-        call it at the same points)."""
-        local = torch.cat(self._pending, dim=1) if self._pending else torch.zeros(3, 0, dtype=torch.long)
+        call it at the same points).
+
+        Nothing is exchanged when this rank recorded nothing since the last sync: the ranks run the same
+        schedule (the same RL steps and evaluations, each recording at least one episode), so then none
+        did, and a supervised step pays no collective and no host sync for the curriculum.
+        """
+        if not self._pending:
+            return
+        local = torch.cat(self._pending, dim=1)
         self._pending = []
         local = local.to(self.device)
         if not self.info.distributed:
