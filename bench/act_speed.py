@@ -52,8 +52,11 @@ def preset_section(name: str, section: str) -> dict:
 
 
 def variant_config(name: str, args: argparse.Namespace) -> BackboneConfig:
-    """The preset's backbone for bytes, with the command line's size overrides."""
+    """The preset's backbone for bytes, with the command line's size overrides. Settings that follow the
+    runner's hardware group (``${hardware.recompute_activations}``) keep BackboneConfig's defaults: this
+    bench is not composed with one, and ``--device`` picks where it runs."""
     fields = preset_section(name, "backbone")
+    fields = {k: v for k, v in fields.items() if not (isinstance(v, str) and v.startswith("${hardware."))}
     fields.update(vocab_size=256, max_seq_len=max(args.seq_len, 64))
     for key in ("d_model", "n_layers", "n_heads"):
         if getattr(args, key) is not None:

@@ -150,6 +150,9 @@ class HardwareConfig:
     ddp: bool = False
     backend: str = "auto"
     num_threads: int = 0
+    # Trade compute for memory where a preset opts in (the cognate presets' backbone.gradient_checkpointing
+    # follows it): on under hardware=cpu, where host memory is the limit, off on GPUs.
+    recompute_activations: bool = False
 
 
 @dataclass
@@ -686,9 +689,12 @@ RESUME_SAFE = (
     "trainer.inspect",
     "hardware.device",
     "hardware.num_threads",
+    "hardware.recompute_activations",
+    "backbone.gradient_checkpointing",
 )
 """The settings a resumed run may change: its length, its wall-clock budget, how often it logs,
-evaluates and saves, what it shows, and where it runs. Everything else comes from the checkpoint."""
+evaluates and saves, what it shows, where it runs, and whether activations are recomputed in the backward
+(the same gradients for less memory). Everything else comes from the checkpoint."""
 
 _ABSENT = object()
 
