@@ -134,6 +134,14 @@ def test_a_stopped_and_resumed_ddp_run_matches_an_uninterrupted_one(tmp_path):
     assert scores[0] == scores[1]
 
 
+@pytest.mark.slow
+def test_the_compiled_step_a_gpu_runs_keeps_the_ranks_identical(tmp_path):
+    """compile=auto compiles forward + loss on CUDA, around the DDP module: gradients still reach every
+    rank's optimiser averaged (about a minute on the CPU, most of it compiling)."""
+    ranks = launch(tmp_path, "maze", ["trainer.supervised.compile=loss"])
+    assert_same_models(ranks)
+
+
 def test_ddp_outside_torchrun_says_how_to_launch(monkeypatch):
     monkeypatch.delenv("RANK", raising=False)
     monkeypatch.delenv("WORLD_SIZE", raising=False)
