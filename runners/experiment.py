@@ -42,7 +42,7 @@ from runners.ddp_curriculum import SharedCurriculum
 from runners.introspection import log_model_internals
 from runners.logging import RunLogger
 from runners.loop import EvalResult, Experiment, StepOutput
-from runners.report import plot_bars
+from runners.report import plot_level_bars
 
 
 def build_agent(cfg: DictConfig, task: Task, dist: DistInfo, family: str | None = None) -> DualAgent:
@@ -229,11 +229,14 @@ class AgentExperiment(Experiment):
     def summary(self) -> dict[str, Any]:
         return {f"{self.headline}_by_level": self.last_eval, "curriculum": self.curriculum.summary()}
 
+    def plot_title(self) -> str:
+        """The per-level bar chart's title; a family adds how many episodes each level was scored on."""
+        return f"{self.runner}: {self.headline} per level"
+
     def plots(self, out_dir: Path, history: list[dict[str, Any]]) -> list[Path]:
-        if not self.last_eval:
-            return []
+        """Best and final headline metric per level (the end-of-run table's numbers)."""
         path = out_dir / f"{self.headline}_by_level.png"
-        return [plot_bars({"final": self.last_eval}, path, f"{self.runner}: {self.headline}", self.headline)]
+        return [plot_level_bars(history, self.headline, path, self.plot_title(), self.task.ladder.names)]
 
     # ----------------------------------------------------------------- training
     @property
@@ -259,21 +262,41 @@ class AgentExperiment(Experiment):
 
     # ----------------------------------------------------------------- state
     def state_dict(self) -> dict[str, Any]:
-        return {
+        """Agent, curriculum and sampler, and the task's own state when it has one (a fixed maze set's
+        mazes and place in the epoch)."""
+        state = {
             "agent": self.agent.state_dict(),
             "curriculum": self.curriculum.state_dict(),
             "sampler": self.sampler.state_dict(),
         }
+        if hasattr(self.task, "state_dict"):
+            state["task"] = self.task.state_dict()
+        return state
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.agent.load_state_dict(state["agent"])
         self.curriculum.load_state_dict(state["curriculum"])
         self.sampler.load_state_dict(state["sampler"])
+        if hasattr(self.task, "load_state_dict"):
+            self.task.load_state_dict(saved_task_state(state))
 
     def load_weights(self, state: dict[str, Any]) -> None:
-        """Only the models of a checkpoint (for evaluation)."""
+        """Only the models of a checkpoint (for evaluation), and the data a stateful task evaluates on
+        (a fixed maze run's test sets: ``runners.evaluate`` tests on the mazes the run was tested on)."""
         self.agent.backbone.load_state_dict(state["agent"]["backbone"])
         self.agent.engine.load_state_dict(state["agent"]["engine"])
+        if hasattr(self.task, "load_state_dict") and ("task" in state or "maze_sets" in state):
+            self.task.load_state_dict(saved_task_state(state), sets_only=True)
+
+
+def saved_task_state(state: dict[str, Any]) -> dict[str, Any]:
+    """The task's state in an experiment checkpoint: ``task``, or ``maze_sets`` as fixed maze runs saved
+    it before the key was shared by every task (those checkpoints still resume)."""
+    if "task" in state:
+        return state["task"]
+    if "maze_sets" in state:
+        return state["maze_sets"]
+    raise KeyError("The checkpoint holds no task state ('task'), which this run's task needs to resume.")
 
 
 def _short_names(metrics: dict[str, Any]) -> dict[str, Any]:

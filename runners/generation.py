@@ -31,7 +31,7 @@ from runners.config import register_configs
 from runners.ddp import DistInfo
 from runners.experiment import AgentExperiment, LevelScore
 from runners.logging import RunLogger
-from runners.report import plot_bars, plot_level_bars
+from runners.report import plot_bars
 
 RUNNER = "generation"
 
@@ -118,11 +118,8 @@ class GenerationExperiment(AgentExperiment):
     def summary(self) -> dict[str, Any]:
         return {**super().summary(), "bits_per_char": self.last_bits_per_char}
 
-    def plots(self, out_dir: Path, history: list[dict[str, Any]]) -> list[Path]:
-        """Best and final reward per level (the end-of-run table's numbers)."""
-        path = out_dir / f"{self.headline}_by_level.png"
-        title = f"{self.runner}: {self.headline} per level ({self.cfg.task.eval_envs} continuations each)"
-        return [plot_level_bars(history, self.headline, path, title, self.task.ladder.names)]
+    def plot_title(self) -> str:
+        return f"{super().plot_title()} ({self.cfg.task.eval_envs} continuations each)"
 
     @classmethod
     def comparison_plots(cls, runs: dict[str, dict[str, Any]], out_dir: Path) -> list[Path]:

@@ -43,7 +43,7 @@ from runners.ddp import DistInfo
 from runners.experiment import AgentExperiment, LevelScore
 from runners.logging import RunLogger
 from runners.parity import preset_parameter_count
-from runners.report import plot_bars, plot_level_bars
+from runners.report import plot_bars
 
 RUNNER = "maze"
 EVAL_MODES = ("rollout", "teacher_forced")
@@ -161,28 +161,8 @@ class MazeExperiment(AgentExperiment):
             for level, w in zip(env.task.ladder, walks, strict=True)
         )
 
-    def state_dict(self) -> dict[str, Any]:
-        state = super().state_dict()
-        if self.fixed is not None:
-            state["maze_sets"] = self.fixed.state_dict()
-        return state
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        super().load_state_dict(state)
-        if self.fixed is not None:
-            self.fixed.load_state_dict(state["maze_sets"])
-
-    def load_weights(self, state: dict[str, Any]) -> None:
-        """The models and, for a fixed-set run, its saved sets (``runners.evaluate`` tests on them)."""
-        super().load_weights(state)
-        if self.fixed is not None and "maze_sets" in state:
-            self.fixed.load_state_dict(state["maze_sets"], sets_only=True)
-
-    def plots(self, out_dir: Path, history: list[dict[str, Any]]) -> list[Path]:
-        """Best and final exact-path rate per level (the end-of-run table's numbers)."""
-        path = out_dir / f"{self.headline}_by_level.png"
-        title = f"{self.runner}: {self.headline} per level ({self.cfg.task.eval_episodes} mazes each)"
-        return [plot_level_bars(history, self.headline, path, title, self.task.ladder.names)]
+    def plot_title(self) -> str:
+        return f"{super().plot_title()} ({self.cfg.task.eval_episodes} mazes each)"
 
     @classmethod
     def comparison_plots(cls, runs: dict[str, dict[str, Any]], out_dir: Path) -> list[Path]:

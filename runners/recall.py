@@ -29,7 +29,7 @@ from runners.config import register_configs
 from runners.ddp import DistInfo
 from runners.experiment import AgentExperiment, LevelScore
 from runners.logging import RunLogger
-from runners.report import plot_bars, plot_level_bars, save_figure
+from runners.report import plot_bars, save_figure
 
 RUNNER = "recall"
 
@@ -93,13 +93,12 @@ class RecallExperiment(AgentExperiment):
             out["grid"] = self.last_grid.to_dict()
         return out
 
+    def plot_title(self) -> str:
+        return f"{self.runner} ({self.task.family.name}): {self.headline} per level"
+
     def plots(self, out_dir: Path, history: list[dict[str, Any]]) -> list[Path]:
         """Best and final exact match per level, and the last evaluation's grid heatmap."""
-        title = f"{self.runner} ({self.task.family.name}): {self.headline} per level"
-        names = self.task.ladder.names
-        paths = [
-            plot_level_bars(history, self.headline, out_dir / f"{self.headline}_by_level.png", title, names)
-        ]
+        paths = super().plots(out_dir, history)
         if self.last_grid is not None:
             figure = heatmap_figure(self.last_grid, self.last_grid_context)
             paths.append(save_figure(figure, out_dir / "recall_heatmap.png"))

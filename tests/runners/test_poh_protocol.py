@@ -85,7 +85,7 @@ def test_a_run_trains_by_epochs_and_saves_its_sets_for_resume_and_evaluate(tmp_p
     scalars = event_tags(tmp_path / "tb")["scalars"]
     assert {"train/poh/route_entropy", "train/poh/route_entropy_weight", "eval/success"} <= set(scalars)
     state = load_checkpoint(tmp_path / "checkpoints" / "latest.pt")
-    saved = state["experiment"]["maze_sets"]
+    saved = state["experiment"]["task"]
     assert saved["epochs_started"] == [2]
 
     # another seed draws other sets, until a checkpoint's are loaded (what resume does)
@@ -95,6 +95,12 @@ def test_a_run_trains_by_epochs_and_saves_its_sets_for_resume_and_evaluate(tmp_p
     assert maze_keys(experiment.fixed.test_sets[0]) != keys
     experiment.load_state_dict(state["experiment"])
     assert maze_keys(experiment.fixed.test_sets[0]) == keys
+    # checkpoints from before the task state had its shared key keep resuming
+    legacy = maze.MazeExperiment(other, DistInfo(device=torch.device("cpu")))
+    old = {**state["experiment"], "maze_sets": state["experiment"]["task"]}
+    del old["task"]
+    legacy.load_state_dict(old)
+    assert maze_keys(legacy.fixed.test_sets[0]) == keys and legacy.fixed.epochs_started == [2]
     assert experiment.fixed.epochs_started == [2] and experiment.agent.supervised.allowed_targets is not None
 
     _, results = evaluate_checkpoint(tmp_path / "checkpoints" / "latest.pt", "cpu", 0)
@@ -106,6 +112,6 @@ def test_a_run_trains_by_epochs_and_saves_its_sets_for_resume_and_evaluate(tmp_p
     resumed = compose_config("maze", extend, tiny=False)
     report = execute(resumed, "maze", maze.build_experiment, run_dir=tmp_path)
     assert report["steps_done"] == 8
-    again = load_checkpoint(tmp_path / "checkpoints" / "latest.pt")["experiment"]["maze_sets"]
+    again = load_checkpoint(tmp_path / "checkpoints" / "latest.pt")["experiment"]["task"]
     assert maze_keys(maze_from_state(again["train"][0])) == maze_keys(maze_from_state(saved["train"][0]))
     assert again["epochs_started"] == [3]  # 8 steps x 8 = 64 rows: into the third pass over 24 mazes
