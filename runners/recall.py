@@ -19,8 +19,8 @@ import hydra
 import torch
 from omegaconf import DictConfig, OmegaConf
 
-from envs.recall.evaluate import GridReport, answer_scores, evaluate_grid, ladder_grid
-from envs.recall.render import grid_context, heatmap_figure
+from envs.recall.evaluate import GridReport, answer_scores, evaluate_ladder_grid
+from envs.recall.render import heatmap_figure
 from envs.recall.task import RecallTask
 from envs.recall.vector import RecallVectorEnv
 from foundation import make_generator
@@ -67,9 +67,9 @@ class RecallExperiment(AgentExperiment):
     def eval_extras(self, step: int, logger: RunLogger) -> dict[str, float]:
         """The exact-match heatmap over the family's grid (rank 0 only: it is for the eyes)."""
         if logger.enabled:
-            grid = ladder_grid(self.task)
-            self.last_grid = evaluate_grid(self.agent.backbone, grid, 16, 1, self.device, step)
-            self.last_grid_context = grid_context(self.task, grid)
+            self.last_grid, self.last_grid_context = evaluate_ladder_grid(
+                self.agent.backbone, self.task, 16, self.device, step
+            )
             logger.figure("eval/heatmap", heatmap_figure(self.last_grid, self.last_grid_context), step)
         return {}
 
@@ -81,10 +81,10 @@ class RecallExperiment(AgentExperiment):
             means = self.score_level(index, self.seed + index, batch_size).means
             results["accuracy"][level.name] = float(means["accuracy"])
             results["exact_match"][level.name] = float(means["exact_match"])
-        grid = ladder_grid(self.task)
-        report = evaluate_grid(self.agent.backbone, grid, batch_size, 1, self.device, self.seed)
+        report, results["grid_context"] = evaluate_ladder_grid(
+            self.agent.backbone, self.task, batch_size, self.device, self.seed
+        )
         results["grid"] = report.to_dict()
-        results["grid_context"] = grid_context(self.task, grid)
         return results
 
     def summary(self) -> dict[str, Any]:

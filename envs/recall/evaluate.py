@@ -25,7 +25,7 @@ from torch import nn
 
 from envs.recall.associative import AssociativeLevel
 from envs.recall.needle import NeedleLevel
-from envs.recall.render import heatmap_figure
+from envs.recall.render import grid_context, heatmap_figure
 from envs.recall.task import RecallTask
 from foundation.device import resolve_device
 
@@ -276,6 +276,19 @@ def evaluate_grid(
         scores["exact_match"],
         batch_size * num_batches,
     )
+
+
+def evaluate_ladder_grid(
+    model: Callable[[torch.Tensor], Any],
+    task: RecallTask,
+    batch_size: int = 16,
+    device: str | torch.device | None = None,
+    seed: int = 0,
+) -> tuple[GridReport, dict[str, Any]]:
+    """``model`` scored over the grid of ``task``'s own ladder axes (:func:`ladder_grid`), with the grid's
+    context for the heatmap (:func:`envs.recall.render.grid_context`): what a run logs and reports."""
+    grid = ladder_grid(task)
+    return evaluate_grid(model, grid, batch_size, 1, device, seed), grid_context(task, grid)
 
 
 def _score_cell(

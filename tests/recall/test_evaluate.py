@@ -72,3 +72,14 @@ def _task_for(grid):
     from envs.recall.task import RecallTask
 
     return RecallTask(grid.family, levels=[lv for row in grid.levels for lv in row if lv is not None])
+
+
+def test_ladder_grid_evaluation_scores_the_ladders_axes_and_marks_its_levels():
+    from envs.recall import CopyLevel, RecallTask
+    from envs.recall.evaluate import evaluate_ladder_grid
+
+    task = RecallTask("copy", levels=[CopyLevel("a", 2, 4), CopyLevel("b", 4, 8)])
+    report, context = evaluate_ladder_grid(OracleModel(task), task, batch_size=2)
+    assert (report.row_values, report.col_values) == ([2, 4], [4, 8])
+    assert report.exact_match == [[1.0, 1.0], [1.0, 1.0]]
+    assert context["trained"] == [[True, False], [False, True]]  # the ladder's own two levels
