@@ -15,7 +15,6 @@ the oracle paths instead, which equals the walk (``envs.maze.evaluate``) and is 
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 from typing import Any
 
@@ -42,7 +41,7 @@ from runners.config import ConfigError, register_configs
 from runners.ddp import DistInfo
 from runners.experiment import AgentExperiment, LevelScore
 from runners.logging import RunLogger
-from runners.parity import preset_parameter_count
+from runners.parity import resolve_parity
 from runners.report import plot_bars
 
 RUNNER = "maze"
@@ -63,14 +62,9 @@ class MazeExperiment(AgentExperiment):
         sets, shuffle_seed = (cfg.task.train_mazes, cfg.task.test_mazes), rank_seed(cfg, dist)
         try:  # fixed train / test sets when task.train_mazes / task.test_mazes are set
             task = fixed_sets(task, *sets, int(cfg.seed), shuffle_seed, augment=bool(cfg.task.augment))
-        except ValueError as error:  # a config the sets cannot follow: printed without a traceback
+            prepare_config(cfg, task)
+        except ValueError as error:  # a config the task cannot follow: printed without a traceback
             raise ConfigError(str(error)) from None
-        if cfg.trainer.epochs is not None and not isinstance(task, FixedMazeTask):
-            raise ConfigError(
-                "trainer.epochs counts passes over a fixed training set; set task.train_mazes (e.g. "
-                "task.train_mazes=400 task.test_mazes=80) or use trainer.steps instead."
-            )
-        prepare_config(cfg, task)
         super().__init__(cfg, dist, task)
         if self.fixed is not None:  # the epoch order lives in the task; a reservoir would redraw it
             self.sampler.prefetch = 1
@@ -181,22 +175,18 @@ def prepare_config(cfg: DictConfig, task: MazeTask) -> None:
     trainer.steps from trainer.epochs (a fresh run only: a resumed one keeps its saved steps, which a
     trainer.steps override may extend), the CNN encoder's maze shape, and a parity target given as a
     preset name turned into that preset's parameter count."""
-    fixed = task if isinstance(task, FixedMazeTask) else None
-    if fixed is not None and cfg.trainer.epochs is not None and not cfg.resume:
-        per_epoch = fixed.steps_per_epoch(int(cfg.trainer.supervised.batch_size))
-        cfg.trainer.steps = max(1, math.ceil(int(cfg.trainer.epochs) * per_epoch))
-    if cfg.backbone.maze_encoder and cfg.backbone.maze_shape is None:
-        shapes = {(level.height, level.width) for level in task.ladder}
-        if len(shapes) != 1:
+    if cfg.trainer.epochs is not None:
+        if not isinstance(task, FixedMazeTask):
             raise ConfigError(
-                f"backbone.maze_encoder reads mazes of one size, but task.levels has sizes {sorted(shapes)}; "
-                "train on one size or set backbone.maze_encoder=false."
+                "trainer.epochs counts passes over a fixed training set; set task.train_mazes (e.g. "
+                "task.train_mazes=400 task.test_mazes=80) or use trainer.steps instead."
             )
-        cfg.backbone.maze_shape = list(shapes.pop())
-    if isinstance(cfg.backbone.parity_with, str):
-        cfg.backbone.parity_with = preset_parameter_count(
-            cfg.backbone.parity_with, RUNNER, task.vocab_size, task.horizons, cfg.backbone.maze_shape
-        )
+        if not cfg.resume:
+            batch_size = int(cfg.trainer.supervised.batch_size)
+            cfg.trainer.steps = task.steps_for_epochs(float(cfg.trainer.epochs), batch_size)
+    if cfg.backbone.maze_encoder and cfg.backbone.maze_shape is None:
+        cfg.backbone.maze_shape = list(task.maze_shape())
+    resolve_parity(cfg, RUNNER, task)
 
 
 def build_experiment(cfg: DictConfig, dist: DistInfo) -> MazeExperiment:

@@ -11,10 +11,11 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-from omegaconf import OmegaConf
+from omegaconf import DictConfig, OmegaConf
 
 from agents.backbones import BackboneConfig
 from agents.backbones.parity import count_parameters
+from envs.common import Task
 from runners.config import CONF_PATH, ConfigError, preset_runner
 
 
@@ -51,3 +52,12 @@ def preset_parameter_count(
         backbone, vocab_size=vocab_size, horizons=horizons, maze_shape=shape
     )
     return count_parameters(BackboneConfig(**dataclasses.asdict(target)))
+
+
+def resolve_parity(cfg: DictConfig, runner: str, task: Task) -> None:
+    """``backbone.parity_with`` given as a preset name becomes that preset's parameter count for ``task``
+    (in ``cfg``, so the saved config holds the number the run matched); a count stays as it is."""
+    if isinstance(cfg.backbone.parity_with, str):
+        cfg.backbone.parity_with = preset_parameter_count(
+            cfg.backbone.parity_with, runner, task.vocab_size, task.horizons, cfg.backbone.get("maze_shape")
+        )

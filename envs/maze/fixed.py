@@ -16,6 +16,7 @@ resumed run and ``runners.evaluate`` use exactly the mazes the run trained and w
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from typing import Any
 
@@ -126,6 +127,11 @@ class FixedMazeTask(MazeTask):
     def steps_per_epoch(self, batch_size: int) -> float:
         """Optimiser steps one pass over every level's training set takes at ``batch_size``."""
         return sum(len(m) for m in self.train_sets) / batch_size
+
+    def steps_for_epochs(self, epochs: float, batch_size: int) -> int:
+        """Optimiser steps (at least one) that ``epochs`` passes over the training sets take: what
+        ``trainer.epochs`` means as ``trainer.steps``."""
+        return max(1, math.ceil(epochs * self.steps_per_epoch(batch_size)))
 
     def _next_rows(self, index: int, n: int) -> torch.Tensor:
         rows: list[torch.Tensor] = []

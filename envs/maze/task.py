@@ -55,6 +55,16 @@ class MazeTask(Task[MazeLevel]):
     def default_levels(cls) -> list[MazeLevel]:
         return default_levels()
 
+    def maze_shape(self) -> tuple[int, int]:
+        """(height, width) of the ladder's one maze size, for an encoder that reads the maze as a grid."""
+        shapes = {(level.height, level.width) for level in self.ladder}
+        if len(shapes) != 1:
+            raise ValueError(
+                f"backbone.maze_encoder reads mazes of one size, but task.levels has sizes {sorted(shapes)}; "
+                "train on one size or set backbone.maze_encoder=false."
+            )
+        return shapes.pop()
+
     @property
     def vocab_size(self) -> int:
         return tok.VOCAB_SIZE

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from agents.backbones import BackboneConfig, build_backbone
-from envs.maze import MazeLevel
+from envs.maze import MazeLevel, MazeTask
 from envs.maze import tokens as tok
 from envs.maze.fixed import FixedMazeTask, maze_keys
 from envs.maze.grid import MazeBatch
@@ -45,6 +45,13 @@ def test_an_epoch_visits_every_training_maze_once():
     task.sample_batch(8, level=1)
     assert task.epochs_started == [0, 2]
     assert task.steps_per_epoch(8) == 10.0  # both levels' 40 mazes
+    assert task.steps_for_epochs(2.5, 8) == 25 and task.steps_for_epochs(1, 1000) == 1  # trainer.epochs
+
+
+def test_an_encoder_reads_the_maze_shape_of_a_one_size_ladder_only():
+    assert MazeTask([LEVELS[0]]).maze_shape() == (5, 5)
+    with pytest.raises(ValueError, match=r"backbone\.maze_encoder=false"):
+        make(train=8, test=4).maze_shape()
 
 
 def test_state_restores_the_sets_and_the_place_in_the_epoch():

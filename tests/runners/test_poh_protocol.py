@@ -19,6 +19,7 @@ from runners.app import execute
 from runners.config import ConfigError
 from runners.ddp import DistInfo
 from runners.evaluate import evaluate_checkpoint
+from runners.parity import resolve_parity
 from tests.runners.helpers import compose_config, event_tags
 
 VOCAB = tok.VOCAB_SIZE
@@ -57,7 +58,7 @@ def test_presets_keep_the_seed_protocol_under_hardware_gpu(preset, kind, width, 
 def test_parity_with_a_preset_matches_its_count():
     cfg = compose_config("maze", ["preset=poh_baseline", "backbone.parity_with=poh_hrm"], tiny=False)
     task = maze.MazeTask.from_spec(OmegaConf.to_container(cfg.task.levels))
-    maze.prepare_config(cfg, task)
+    resolve_parity(cfg, "maze", task)
     poh = OmegaConf.to_object(compose_config("maze", ["preset=poh_hrm"], tiny=False).backbone)
     target = count_parameters(dataclasses.replace(poh, vocab_size=tok.VOCAB_SIZE))
     assert cfg.backbone.parity_with == target
@@ -67,7 +68,7 @@ def test_parity_with_a_preset_matches_its_count():
     assert built.num_parameters() == pytest.approx(target, rel=0.05)
     with pytest.raises(ConfigError, match="neither a parameter count nor a preset"):
         bad = compose_config("maze", ["backbone.parity_with=nonsense"])
-        maze.prepare_config(bad, task)
+        resolve_parity(bad, "maze", task)
 
 
 def test_epochs_need_a_fixed_training_set():
