@@ -23,6 +23,7 @@ from agents.backbones import build_backbone
 from agents.dual import DualAgent
 from agents.engine import EngineConfig, InferenceEngine
 from agents.engine_features import for_family
+from agents.rollout import BackbonePolicy, Rollout, rollout
 from agents.training.speed import flops_per_token
 from curricula import Curriculum, CurriculumSampler, CurriculumVectorWrapper, apply_knobs
 from envs.common import Task
@@ -225,6 +226,13 @@ class AgentExperiment(Experiment):
         self.log_curriculum(logger, step)
         self.last_eval = {self.task.ladder[k].name: v for k, v in per_level.items()}
         return EvalResult(metrics, level_before, metrics[self.headline], per_level, env_steps)
+
+    def play(self, env: gym.vector.VectorEnv, index: int, policy: BackbonePolicy, seed: int) -> Rollout:
+        """One episode per sub-env of ``env`` at ladder level ``index`` with ``policy``, the backbone in
+        eval mode (the one rollout function, :func:`agents.rollout.rollout`)."""
+        env.set_level(index)
+        self.agent.backbone.eval()
+        return rollout(env, policy, seed=seed)
 
     def summary(self) -> dict[str, Any]:
         return {f"{self.headline}_by_level": self.last_eval, "curriculum": self.curriculum.summary()}

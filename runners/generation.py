@@ -20,7 +20,6 @@ from typing import Any
 import hydra
 from omegaconf import DictConfig, OmegaConf
 
-from agents.rollout import rollout
 from envs.generation import COMPONENTS, TextQualityTask, bits_per_char
 from envs.generation.reward import reward_means
 from envs.generation.tokens import prompt_continuations
@@ -66,11 +65,8 @@ class GenerationExperiment(AgentExperiment):
         if self._eval_env is None:
             envs = self.eval_share(int(self.cfg.task.eval_envs))
             self._eval_env = self.make_vector_env(envs, seed, self.eval_task)
-        env = self._eval_env
-        env.set_level(index)
-        self.agent.backbone.eval()
         policy = self.agent.policy(generator=make_generator(seed, "eval/generate", self.device))
-        out = rollout(env, policy, seed=seed)
+        out = self.play(self._eval_env, index, policy, seed)
         samples = prompt_continuations(out.first_obs, out.final_obs, 3)
         return LevelScore(reward_means(out.final), out.final["success"], out.env_steps, detail=samples)
 

@@ -22,8 +22,8 @@ import hydra
 import torch
 from omegaconf import DictConfig, OmegaConf
 
-from agents.rollout import BackbonePolicy, Rollout, rollout
-from envs.maze import MazeLevel, MazeTask
+from agents.rollout import BackbonePolicy, Rollout
+from envs.maze import MazeTask
 from envs.maze.evaluate import (
     exact_path_by_size,
     level_table,
@@ -32,7 +32,6 @@ from envs.maze.evaluate import (
     teacher_forced_exact,
 )
 from envs.maze.fixed import FixedMazeTask, fixed_sets
-from envs.maze.levels import generator_variants
 from envs.maze.render import walk_figures
 from envs.maze.vector import MazeVectorEnv
 from foundation import make_generator
@@ -83,33 +82,24 @@ class MazeExperiment(AgentExperiment):
         """The fixed train / test sets (``task.train_mazes``), or None when every batch is fresh."""
         return self.task if isinstance(self.task, FixedMazeTask) else None
 
-    def make_vector_env(
-        self, num_envs: int, seed: int, levels: list[MazeLevel] | None = None
-    ) -> MazeVectorEnv:
+    def make_vector_env(self, num_envs: int, seed: int, task: MazeTask | None = None) -> MazeVectorEnv:
         return MazeVectorEnv(
             num_envs,
-            task=None if levels else self.task,
+            task=task or self.task,
             device=self.device,
             obs_mode="tokens",
             seed=seed,
-            levels=levels or None,
-            horizons=self.task.horizons if levels else None,
             step_limit_factor=float(self.cfg.task.step_limit_factor),
         )
 
     def greedy_rollouts(self, env: MazeVectorEnv, level: int, seed: int) -> Rollout:
-        """Every sub-env walks one fresh maze at ``level`` greedily (the one rollout function, streaming
-        the backbone: it reads the maze once, then one move a step)."""
-        env.set_level(level)
-        self.agent.backbone.eval()
+        """Every sub-env walks one fresh maze at ``level`` greedily, streaming the backbone (it reads the
+        maze once, then one move a step)."""
+        ids, mask_invalid = torch.as_tensor(self.task.action_token_ids), bool(self.cfg.task.mask_invalid)
         policy = BackbonePolicy(
-            self.agent.backbone,
-            action_token_ids=torch.as_tensor(self.task.action_token_ids),
-            greedy=True,
-            mask_invalid=bool(self.cfg.task.mask_invalid),
-            stream=True,
+            self.agent.backbone, action_token_ids=ids, greedy=True, mask_invalid=mask_invalid, stream=True
         )
-        return rollout(env, policy, seed=seed)
+        return self.play(env, level, policy, seed)
 
     def score_level(self, index: int, seed: int) -> LevelScore:
         level, episodes = self.task.ladder[index], self.eval_share(int(self.cfg.task.eval_episodes))
@@ -143,12 +133,8 @@ class MazeExperiment(AgentExperiment):
         for fixed sets, on every level's test set (the mazes the run was tested on)."""
         if self.fixed is not None:
             return self.fixed.test_report(self.agent.backbone, **self.walk_options)
-        ladder = list(self.task.ladder)
-        env = self.make_vector_env(
-            episodes or int(self.cfg.task.eval_episodes),
-            self.seed + 7,
-            ladder + generator_variants(ladder, list(self.cfg.task.eval_generators)),
-        )
+        task = self.task.with_variants(list(self.cfg.task.eval_generators))
+        env = self.make_vector_env(episodes or int(self.cfg.task.eval_episodes), self.seed + 7, task)
         walks = [self.greedy_rollouts(env, i, self.seed + 7 + i).final for i in range(len(env.task.ladder))]
         return level_table(
             (level, path_rates(w["solved_optimally"], w["success"]))

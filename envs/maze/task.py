@@ -13,7 +13,7 @@ from envs.maze import tokens as tok
 from envs.maze.generators import generate_mazes
 from envs.maze.grid import MazeBatch
 from envs.maze.layout import layout_level, parse_layout
-from envs.maze.levels import MazeLevel, default_levels
+from envs.maze.levels import MazeLevel, default_levels, generator_variants
 from envs.maze.validity import allowed_targets, width_table
 
 
@@ -54,6 +54,12 @@ class MazeTask(Task[MazeLevel]):
     @classmethod
     def default_levels(cls) -> list[MazeLevel]:
         return default_levels()
+
+    def with_variants(self, generators: Sequence[str]) -> MazeTask:
+        """This ladder followed by each level drawn by the other ``generators`` (:func:`generator_variants`),
+        at this task's horizons: the mazes a full evaluation walks."""
+        ladder = list(self.ladder)
+        return MazeTask(ladder + generator_variants(ladder, generators), horizons=self.horizons)
 
     def maze_shape(self) -> tuple[int, int]:
         """(height, width) of the ladder's one maze size, for an encoder that reads the maze as a grid."""

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from envs.maze import MazeLevel, layout_level
+from envs.maze import MazeLevel, MazeTask, layout_level
 from envs.maze.evaluate import exact_path_by_size, level_table, path_rates
 from envs.maze.levels import generator_variants
 
@@ -17,6 +17,12 @@ def test_variants_redraw_each_level_with_every_other_generator_but_not_layouts()
     assert [v.name for v in variants] == ["3x3-prim", "3x3-wilson", "4x4-wilson"]
     assert variants[0] == MazeLevel("3x3-prim", 3, 3, generator="prim")
     assert variants[2].min_path == 3  # the hard filter travels with the size
+
+
+def test_a_full_evaluation_task_walks_the_ladder_then_its_variants_at_the_same_horizons():
+    task = MazeTask(LADDER, level=1, horizons=2).with_variants(["prim"])
+    assert task.ladder.names == ["3x3", "4x4", "3x3-prim"]
+    assert task.horizons == 2 and task.level_index == 0
 
 
 def test_level_table_adds_generator_and_size_and_regroups_runs_by_them():
