@@ -29,12 +29,11 @@ from envs.maze.evaluate import (
     level_table,
     path_rates,
     teacher_forced_equals_rollout,
-    teacher_forced_exact,
+    teacher_forced_fresh,
 )
-from envs.maze.fixed import FixedMazeTask, fixed_sets
+from envs.maze.fixed import FixedMazeTask, task_from_config
 from envs.maze.render import walk_figures
 from envs.maze.vector import MazeVectorEnv
-from foundation import make_generator
 from runners.app import check_command_line, cli_main, rank_seed
 from runners.config import ConfigError, register_configs
 from runners.ddp import DistInfo
@@ -44,7 +43,6 @@ from runners.parity import resolve_parity
 from runners.report import plot_bars
 
 RUNNER = "maze"
-EVAL_MODES = ("rollout", "teacher_forced")
 
 
 class MazeExperiment(AgentExperiment):
@@ -54,13 +52,9 @@ class MazeExperiment(AgentExperiment):
     headline = "exact_path"
 
     def __init__(self, cfg: DictConfig, dist: DistInfo):
-        if cfg.task.eval_mode not in EVAL_MODES:
-            raise ValueError(f"task.eval_mode={cfg.task.eval_mode!r} is unknown; use one of {EVAL_MODES}.")
-        spec = OmegaConf.to_container(cfg.task.levels) if cfg.task.levels is not None else None
-        task = MazeTask.from_spec(spec, level=int(cfg.task.start_level), horizons=int(cfg.task.horizons))
-        sets, shuffle_seed = (cfg.task.train_mazes, cfg.task.test_mazes), rank_seed(cfg, dist)
-        try:  # fixed train / test sets when task.train_mazes / task.test_mazes are set
-            task = fixed_sets(task, *sets, int(cfg.seed), shuffle_seed, augment=bool(cfg.task.augment))
+        try:  # the ladder, and fixed train / test sets when task.train_mazes / task.test_mazes are set
+            task_cfg = OmegaConf.to_container(cfg.task, resolve=True)
+            task = task_from_config(task_cfg, int(cfg.seed), rank_seed(cfg, dist))
             prepare_config(cfg, task)
         except ValueError as error:  # a config the task cannot follow: printed without a traceback
             raise ConfigError(str(error)) from None
@@ -107,10 +101,8 @@ class MazeExperiment(AgentExperiment):
             walked = self.fixed.walk_test_set(index, self.agent.backbone, **self.walk_options)
             return LevelScore(path_rates(walked.optimal, walked.solved), walked.optimal)
         if self.cfg.task.eval_mode == "teacher_forced" and teacher_forced_equals_rollout(level):
-            self.agent.backbone.eval()  # fresh perfect mazes scored in one forward pass (equals the walk)
-            mazes = self.task.generate(episodes, make_generator(seed, "eval/mazes", self.device), level=level)
-            mask_invalid, bf16 = bool(self.cfg.task.mask_invalid), self.agent.sup_config.bf16
-            exact = teacher_forced_exact(self.agent.backbone, mazes, mask_invalid, bf16)
+            options = self.walk_options["mask_invalid"], self.walk_options["bf16"]  # one pass = the walk
+            exact = teacher_forced_fresh(self.agent.backbone, self.task, level, episodes, seed, *options)
             return LevelScore({"exact_path": exact.float().mean()}, exact)
         if self._eval_env is None:
             self._eval_env = self.make_vector_env(episodes, seed)

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import nn
@@ -26,6 +26,13 @@ from envs.common.task import SupervisedBatch
 from envs.maze import tokens as tok
 from envs.maze.grid import MazeBatch, action_bits, oracle_moves
 from envs.maze.levels import PERFECT_GENERATORS, MazeLevel
+from foundation import make_generator
+
+if TYPE_CHECKING:
+    from envs.maze.task import MazeTask
+
+EVAL_MODES = ("rollout", "teacher_forced")
+"""``task.eval_mode``: greedy walks in the vector env, or one forward pass over the oracle paths."""
 
 
 @dataclass
@@ -85,6 +92,17 @@ def teacher_forced_exact(
     with torch.autocast(check.tokens.device.type, torch.bfloat16, enabled=bf16):
         logits = backbone(check.tokens, return_state=False).logits
     return exact_paths(logits[..., tok.ACTION_TOKEN_IDS].float(), check, mask_invalid)
+
+
+def teacher_forced_fresh(
+    backbone: nn.Module, task: MazeTask, level: MazeLevel, n: int, seed: int, mask_invalid: bool, bf16: bool
+) -> torch.Tensor:
+    """(n,) bool :func:`teacher_forced_exact` on ``n`` fresh mazes of ``level`` drawn from ``seed`` on the
+    backbone's device, the backbone in eval mode: ``task.eval_mode=teacher_forced`` on perfect mazes."""
+    device = next(backbone.parameters()).device
+    backbone.eval()
+    mazes = task.generate(n, make_generator(seed, "eval/mazes", device), level=level)
+    return teacher_forced_exact(backbone, mazes, mask_invalid, bf16)
 
 
 def path_rates(optimal: torch.Tensor, solved: torch.Tensor) -> dict[str, torch.Tensor]:

@@ -17,7 +17,7 @@ resumed run and ``runners.evaluate`` use exactly the mazes the run trained and w
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import torch
@@ -25,7 +25,7 @@ from torch import nn
 
 from envs.common.task import LevelLike, SupervisedBatch
 from envs.maze import tokens as tok
-from envs.maze.evaluate import level_table, path_rates
+from envs.maze.evaluate import EVAL_MODES, level_table, path_rates
 from envs.maze.generators import generate_mazes
 from envs.maze.grid import MazeBatch
 from envs.maze.levels import MazeLevel
@@ -249,3 +249,16 @@ def fixed_sets(
         shuffle_seed=shuffle_seed,
         augment=augment,
     )
+
+
+def task_from_config(task_cfg: Mapping[str, Any], seed: int, shuffle_seed: int) -> MazeTask:
+    """The maze task a runner's ``task`` config describes: its ladder (``levels``, ``start_level``,
+    ``horizons``), as fixed train / test sets (:func:`fixed_sets`) when ``train_mazes`` and ``test_mazes``
+    are set. Refuses an unknown ``eval_mode`` before anything is drawn."""
+    if task_cfg["eval_mode"] not in EVAL_MODES:
+        raise ValueError(f"task.eval_mode={task_cfg['eval_mode']!r} is unknown; use one of {EVAL_MODES}.")
+    task = MazeTask.from_spec(
+        task_cfg["levels"], level=int(task_cfg["start_level"]), horizons=int(task_cfg["horizons"])
+    )
+    sets = task_cfg["train_mazes"], task_cfg["test_mazes"]
+    return fixed_sets(task, *sets, seed, shuffle_seed, augment=bool(task_cfg["augment"]))
