@@ -208,9 +208,24 @@ class Task(ABC, Generic[L]):
     level_cls: type
     horizons: int = 1  # targets per position: K of (B, T, K) multi-horizon targets (1: (B, T))
 
-    def __init__(self, levels: Sequence[L] | None = None, level: LevelLike = 0):
-        self.ladder: LevelLadder[L] = LevelLadder(list(levels or self.default_levels()), self.level_cls)
+    def __init__(self, levels: Sequence[L | str] | None = None, level: LevelLike = 0):
+        self.ladder: LevelLadder[L] = LevelLadder(self._named_levels(levels), self.level_cls)
         self.level_index = self.ladder.index(level)
+
+    def _named_levels(self, levels: Sequence[L | str] | None) -> list[L]:
+        """``levels`` with each name replaced by the default ladder's level of that name (None: the default
+        ladder), so ``levels=["5x5", "8x8"]`` works as it does in a runner's ``task.levels``."""
+        defaults = list(self.default_levels())
+        if not levels:
+            return defaults
+        by_name = {level.name: level for level in defaults}
+        unknown = [item for item in levels if isinstance(item, str) and item not in by_name]
+        if unknown:
+            raise ValueError(
+                f"Unknown level name(s) {unknown}: names come from the default ladder {sorted(by_name)}; "
+                f"pass a {self.level_cls.__name__} or a mapping of its fields for any other level."
+            )
+        return [by_name[item] if isinstance(item, str) else item for item in levels]
 
     @classmethod
     @abstractmethod

@@ -49,3 +49,18 @@ def test_each_family_builds_its_task_from_a_spec():
         RecallTask.from_spec("associative", ["len2-v4"])
     with pytest.raises(ValueError, match="empty list"):
         RecallTask.from_spec("needle", [])
+
+
+def test_envs_take_level_names_from_the_default_ladder():
+    """gym.make(..., levels=["5x5", "8x8"]) works as task.levels does; unknown names list the known ones."""
+    import gymnasium as gym
+
+    import envs  # noqa: F401  (registers mindgym/*)
+
+    env = gym.make("mindgym/Maze-v0", levels=["5x5", "8x8"])
+    assert env.unwrapped.task.ladder.names == ["5x5", "8x8"]
+    copy = RecallTask("copy")
+    name = copy.ladder.names[1]
+    assert RecallTask("copy", levels=[name]).ladder.names == [name]
+    with pytest.raises(ValueError, match=r"Unknown level name\(s\) \['5x6'\].*'8x8'.*MazeLevel"):
+        gym.make("mindgym/Maze-v0", levels=["5x6"])
