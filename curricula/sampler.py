@@ -22,7 +22,7 @@ import torch
 from curricula.core import Curriculum
 from curricula.schedules import Schedule
 from envs.common.task import SupervisedBatch, Task
-from foundation import make_generator, resolve_device
+from foundation import make_generator, resolve_device, restore_generator
 
 
 @dataclass
@@ -164,13 +164,15 @@ class CurriculumSampler:
         return {"generator": self.generator.get_state(), "batches": self.batches, "reservoirs": reservoirs}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.generator.set_state(state["generator"])
+        restore_generator(self.generator, state["generator"], "sampler")
         self.batches = int(state["batches"])
         self._probabilities = None
         self.reservoirs = {}
         for level, saved in state.get("reservoirs", {}).items():
-            generator = torch.Generator(device=saved["generator_device"])
-            generator.set_state(saved["state"])
+            # without CUDA a CPU generator stands in, and restoring a CUDA state into it fails clearly
+            device = saved["generator_device"] if torch.cuda.is_available() else "cpu"
+            generator = torch.Generator(device=device)
+            restore_generator(generator, saved["state"], f"sampler reservoir {level}")
             reservoir = self._draw(int(level), int(saved["rows"]), torch.device(saved["device"]), generator)
             reservoir.used = int(saved["used"])
             self.reservoirs[int(level)] = reservoir

@@ -118,3 +118,17 @@ def _encode_numpy_state(state: tuple) -> dict:
 def _decode_numpy_state(state: dict) -> tuple:
     keys = state["keys"].numpy().astype(np.uint32)
     return (state["name"], keys, state["pos"], state["has_gauss"], state["cached"])
+
+
+def restore_generator(generator: torch.Generator, state: torch.Tensor, name: str) -> None:
+    """``generator.set_state(state)`` with an error that says what to do when the state was saved by a
+    generator of another device type (a CUDA run resumed on the CPU, say): such a resume cannot repeat the
+    run's random numbers, so it is refused rather than silently reseeded."""
+    try:
+        generator.set_state(state.cpu())
+    except RuntimeError:
+        raise ValueError(
+            f"The checkpoint's random generator {name!r} was saved on another device type than this run's "
+            f"{generator.device.type}: resume on the device it was trained on (hardware.device=...), or "
+            "score its weights anywhere with python -m runners.evaluate checkpoint=..."
+        ) from None

@@ -69,3 +69,18 @@ def test_benchmark_table_is_recorded(tmp_path):
     table = bench.report(path=out)
     text = out.read_text()
     assert "### unit" in text and "command:" in text and "device:" in text and table in text
+
+
+def test_a_generator_state_from_another_device_type_is_refused_with_the_fix():
+    """A CUDA generator's state (16 bytes) cannot restore a CPU generator: the error says to resume on the
+    training device or to evaluate the weights, instead of torch's size mismatch."""
+    from foundation import restore_generator
+
+    cuda_like_state = torch.zeros(16, dtype=torch.uint8)
+    fix = r"'agent/actions'.*another device type.*hardware\.device=.*runners\.evaluate"
+    with pytest.raises(ValueError, match=fix):
+        restore_generator(torch.Generator(), cuda_like_state, "agent/actions")
+    source = torch.Generator().manual_seed(3)
+    target = torch.Generator()
+    restore_generator(target, source.get_state(), "sampler")
+    assert torch.equal(torch.rand(4, generator=target), torch.rand(4, generator=source))
