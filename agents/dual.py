@@ -199,6 +199,14 @@ class DualAgent:
             features=self.features,
         )
 
+    def backbone_policy(self, mask_invalid: bool = False, stream: bool = False) -> BackbonePolicy:
+        """The backbone's own greedy arg-max over the task's action tokens, no engine: how a backbone
+        trained on the oracle's moves is scored (``stream``: the env appends each move's token)."""
+        ids = torch.as_tensor(self.task.action_token_ids)
+        return BackbonePolicy(
+            self.backbone, action_token_ids=ids, greedy=True, mask_invalid=mask_invalid, stream=stream
+        )
+
     @torch.no_grad()
     def act(self, obs: Mapping[str, Any], deterministic: bool = False) -> torch.Tensor:
         """Actions (B,) for a batch of sequence observations (dict of ``tokens`` and ``length``)."""

@@ -19,21 +19,22 @@ from pathlib import Path
 from typing import Any
 
 import hydra
-import torch
 from omegaconf import DictConfig, OmegaConf
 
-from agents.rollout import BackbonePolicy, Rollout
+from agents.rollout import Rollout
 from envs.maze import MazeTask
 from envs.maze.evaluate import (
     exact_path_by_size,
     level_table,
     path_rates,
+    rollout_rates,
     teacher_forced_equals_rollout,
     teacher_forced_fresh,
 )
 from envs.maze.fixed import FixedMazeTask, task_from_config
 from envs.maze.render import walk_figures
 from envs.maze.vector import MazeVectorEnv
+from envs.maze.walk import walk_options
 from runners.app import check_command_line, cli_main, rank_seed
 from runners.config import ConfigError, register_configs
 from runners.ddp import DistInfo
@@ -64,12 +65,7 @@ class MazeExperiment(AgentExperiment):
         if cfg.task.validity_loss:  # moves into walls get no probability in the loss (the seed's mask)
             self.agent.supervised.allowed_targets = task.allowed_targets
         self._eval_env: MazeVectorEnv | None = None
-        self.walk_options = {  # greedy walks through the fixed test sets
-            "mask_invalid": bool(cfg.task.mask_invalid),
-            "step_limit_factor": float(cfg.task.step_limit_factor),
-            "bf16": self.agent.sup_config.bf16,
-            "avoid_revisits": bool(cfg.task.avoid_revisits),
-        }
+        self.walk_options = walk_options(cfg.task, self.agent.sup_config.bf16)  # through fixed test sets
 
     @property
     def fixed(self) -> FixedMazeTask | None:
@@ -77,22 +73,13 @@ class MazeExperiment(AgentExperiment):
         return self.task if isinstance(self.task, FixedMazeTask) else None
 
     def make_vector_env(self, num_envs: int, seed: int, task: MazeTask | None = None) -> MazeVectorEnv:
-        return MazeVectorEnv(
-            num_envs,
-            task=task or self.task,
-            device=self.device,
-            obs_mode="tokens",
-            seed=seed,
-            step_limit_factor=float(self.cfg.task.step_limit_factor),
-        )
+        options = {"obs_mode": "tokens", "step_limit_factor": float(self.cfg.task.step_limit_factor)}
+        return MazeVectorEnv(num_envs, task=task or self.task, device=self.device, seed=seed, **options)
 
     def greedy_rollouts(self, env: MazeVectorEnv, level: int, seed: int) -> Rollout:
         """Every sub-env walks one fresh maze at ``level`` greedily, streaming the backbone (it reads the
         maze once, then one move a step)."""
-        ids, mask_invalid = torch.as_tensor(self.task.action_token_ids), bool(self.cfg.task.mask_invalid)
-        policy = BackbonePolicy(
-            self.agent.backbone, action_token_ids=ids, greedy=True, mask_invalid=mask_invalid, stream=True
-        )
+        policy = self.agent.backbone_policy(self.walk_options["mask_invalid"], stream=True)
         return self.play(env, level, policy, seed)
 
     def score_level(self, index: int, seed: int) -> LevelScore:
@@ -107,8 +94,7 @@ class MazeExperiment(AgentExperiment):
         if self._eval_env is None:
             self._eval_env = self.make_vector_env(episodes, seed)
         out = self.greedy_rollouts(self._eval_env, index, seed)
-        exact = out.final["solved_optimally"]
-        return LevelScore(path_rates(exact, out.final["success"]), exact, out.env_steps, detail=out)
+        return LevelScore(rollout_rates(out.final), out.final["solved_optimally"], out.env_steps, detail=out)
 
     def log_detail(self, detail: Rollout | None, index: int, logger: RunLogger, step: int) -> None:
         """Draw the first few walks of the current level (rollout mode only)."""
@@ -128,10 +114,7 @@ class MazeExperiment(AgentExperiment):
         task = self.task.with_variants(list(self.cfg.task.eval_generators))
         env = self.make_vector_env(episodes or int(self.cfg.task.eval_episodes), self.seed + 7, task)
         walks = [self.greedy_rollouts(env, i, self.seed + 7 + i).final for i in range(len(env.task.ladder))]
-        return level_table(
-            (level, path_rates(w["solved_optimally"], w["success"]))
-            for level, w in zip(env.task.ladder, walks, strict=True)
-        )
+        return level_table((level, rollout_rates(w)) for level, w in zip(env.task.ladder, walks, strict=True))
 
     def plot_title(self) -> str:
         return f"{super().plot_title()} ({self.cfg.task.eval_episodes} mazes each)"
@@ -139,13 +122,10 @@ class MazeExperiment(AgentExperiment):
     @classmethod
     def comparison_plots(cls, runs: dict[str, dict[str, Any]], out_dir: Path) -> list[Path]:
         """Exact-path accuracy by maze size, one bar per run and one figure per generator."""
-        plots = []
-        for generator, groups in exact_path_by_size(runs).items():
-            path = out_dir / f"maze_exact_path_{generator}.png"
-            title = f"exact-path rate by maze size, {generator} mazes (greedy walks)"
-            ylabel = "exact-path rate (fraction of mazes)"
-            plots.append(plot_bars(groups, path, title, ylabel, xlabel="maze size (rows x columns)"))
-        return plots
+        title, name = "exact-path rate by maze size, {} mazes (greedy walks)", "maze_exact_path_{}.png"
+        labels = {"ylabel": "exact-path rate (fraction of mazes)", "xlabel": "maze size (rows x columns)"}
+        groups = exact_path_by_size(runs)
+        return [plot_bars(groups[g], out_dir / name.format(g), title.format(g), **labels) for g in groups]
 
 
 def prepare_config(cfg: DictConfig, task: MazeTask) -> None:
@@ -153,15 +133,10 @@ def prepare_config(cfg: DictConfig, task: MazeTask) -> None:
     trainer.steps from trainer.epochs (a fresh run only: a resumed one keeps its saved steps, which a
     trainer.steps override may extend), the CNN encoder's maze shape, and a parity target given as a
     preset name turned into that preset's parameter count."""
-    if cfg.trainer.epochs is not None:
-        if not isinstance(task, FixedMazeTask):
-            raise ConfigError(
-                "trainer.epochs counts passes over a fixed training set; set task.train_mazes (e.g. "
-                "task.train_mazes=400 task.test_mazes=80) or use trainer.steps instead."
-            )
+    if cfg.trainer.epochs is not None:  # fresh mazes refuse it (a ValueError, shown as a ConfigError)
+        steps = task.steps_for_epochs(float(cfg.trainer.epochs), int(cfg.trainer.supervised.batch_size))
         if not cfg.resume:
-            batch_size = int(cfg.trainer.supervised.batch_size)
-            cfg.trainer.steps = task.steps_for_epochs(float(cfg.trainer.epochs), batch_size)
+            cfg.trainer.steps = steps
     if cfg.backbone.maze_encoder and cfg.backbone.maze_shape is None:
         cfg.backbone.maze_shape = list(task.maze_shape())
     resolve_parity(cfg, RUNNER, task)

@@ -26,10 +26,9 @@ from typing import Any
 
 import hydra
 import numpy as np
-import torch
 from omegaconf import DictConfig
 
-from agents.rollout import BackbonePolicy, rollout
+from agents.rollout import rollout
 from foundation import make_generator, seed_everything
 from runners.evaluate import checkpoint_file, load_experiment
 from runners.experiment import AgentExperiment
@@ -165,11 +164,7 @@ def text_episodes(
         policy = experiment.agent.policy(generator=make_generator(seed, "replay/generate", experiment.device))
     else:
         env = experiment.make_vector_env(episodes, seed)
-        policy = BackbonePolicy(
-            experiment.agent.backbone,
-            action_token_ids=torch.as_tensor(experiment.task.action_token_ids),
-            greedy=True,
-        )
+        policy = experiment.agent.backbone_policy()
     env.set_level(index)
     experiment.agent.backbone.eval()
     out = rollout(env, policy, seed=seed, keep_transitions=True)

@@ -111,6 +111,12 @@ def path_rates(optimal: torch.Tensor, solved: torch.Tensor) -> dict[str, torch.T
     return {"exact_path": optimal.float().mean(), "success": solved.float().mean()}
 
 
+def rollout_rates(final: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """:func:`path_rates` of ``MazeVectorEnv`` episodes from a rollout's ``final`` info (each episode's
+    ``solved_optimally`` and ``success``)."""
+    return path_rates(final["solved_optimally"], final["success"])
+
+
 def level_table(scores: Iterable[tuple[MazeLevel, Mapping[str, Any]]]) -> dict[str, dict[str, Any]]:
     """``{result: {level name: value}}`` from each level's results (tensors as Python numbers), with the
     level's evaluation axes added as two more results: its ``generator`` and ``size`` ("rows x columns")."""

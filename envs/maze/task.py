@@ -61,6 +61,13 @@ class MazeTask(Task[MazeLevel]):
         ladder = list(self.ladder)
         return MazeTask(ladder + generator_variants(ladder, generators), horizons=self.horizons)
 
+    def steps_for_epochs(self, epochs: float, batch_size: int) -> int:
+        """Fresh mazes have no epochs: ``trainer.epochs`` needs fixed sets (``envs.maze.fixed``)."""
+        raise ValueError(
+            "trainer.epochs counts passes over a fixed training set; set task.train_mazes (e.g. "
+            "task.train_mazes=400 task.test_mazes=80) or use trainer.steps instead."
+        )
+
     def maze_shape(self) -> tuple[int, int]:
         """(height, width) of the ladder's one maze size, for an encoder that reads the maze as a grid."""
         shapes = {(level.height, level.width) for level in self.ladder}

@@ -12,7 +12,8 @@ shortest length (in a perfect maze that is the oracle's path).
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from collections.abc import Mapping
+from typing import Any, NamedTuple
 
 import torch
 from torch import nn
@@ -27,6 +28,17 @@ class WalkResult(NamedTuple):
     solved: torch.Tensor
     optimal: torch.Tensor
     steps: torch.Tensor
+
+
+def walk_options(task_cfg: Mapping[str, Any], bf16: bool = False) -> dict[str, Any]:
+    """:func:`greedy_walk`'s options as a runner's ``task`` config sets them (``mask_invalid``,
+    ``step_limit_factor``, ``avoid_revisits``), with the backbone's ``bf16``."""
+    return {
+        "mask_invalid": bool(task_cfg["mask_invalid"]),
+        "step_limit_factor": float(task_cfg["step_limit_factor"]),
+        "bf16": bool(bf16),
+        "avoid_revisits": bool(task_cfg["avoid_revisits"]),
+    }
 
 
 @torch.no_grad()

@@ -70,6 +70,26 @@ def test_rl_learns_on_a_reward_the_engine_can_reach():
     assert agent.engine.metrics()["engine/repetition_penalty"] < start - 0.1
 
 
+def test_backbone_policy_acts_by_the_backbones_own_argmax_without_the_engine():
+    """Maze scoring walks with the backbone's greedy move, whatever the (untrained) engine would pick."""
+    agent = _agent()
+    obs, _ = EchoVectorEnv(num_envs=16, seed=0).reset(seed=0)
+    policy = agent.backbone_policy()
+    assert policy.engine is None and policy.greedy and not policy.stream
+    policy.begin(obs)
+    actions, _ = policy.act(obs, None)
+    with torch.no_grad():
+        logits = agent.backbone(obs["tokens"]).logits[torch.arange(16), obs["length"][:, 0] - 1]
+    ids = torch.as_tensor(agent.task.action_token_ids)
+    assert torch.equal(actions, logits[:, ids].argmax(-1))
+    mask = torch.zeros(16, len(ids), dtype=torch.bool)
+    mask[:, 1] = True  # mask_invalid: the only action the mask allows, whatever the logits say
+    masked = agent.backbone_policy(mask_invalid=True, stream=True)
+    assert masked.uses_action_mask and masked.stream
+    masked.begin(obs)
+    assert torch.equal(masked.act(obs, mask)[0], torch.ones(16, dtype=torch.long))
+
+
 def test_interleave_schedule_and_train_step():
     schedule = InterleaveSchedule(supervised_steps=2, rl_steps=1, warmup_supervised=3)
     assert [schedule.phase(i) for i in range(9)] == ["supervised"] * 5 + ["rl"] + ["supervised"] * 2 + ["rl"]

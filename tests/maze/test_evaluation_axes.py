@@ -5,8 +5,9 @@ from __future__ import annotations
 import torch
 
 from envs.maze import MazeLevel, MazeTask, layout_level
-from envs.maze.evaluate import exact_path_by_size, level_table, path_rates
+from envs.maze.evaluate import exact_path_by_size, level_table, path_rates, rollout_rates
 from envs.maze.levels import generator_variants
+from envs.maze.walk import walk_options
 
 LADDER = [MazeLevel("3x3", 3, 3), MazeLevel("4x4", 4, 4, generator="prim", min_path=3)]
 
@@ -37,3 +38,17 @@ def test_level_table_adds_generator_and_size_and_regroups_runs_by_them():
         "dfs": {"a": {"3x3": 0.75}, "b": {"3x3": 0.25}},
         "prim": {"a": {"4x4": 0.5}, "b": {"4x4": 1.0}},
     }
+
+
+def test_rollout_rates_read_an_env_rollouts_final_info():
+    optimal, solved = torch.tensor([True, False, False, True]), torch.tensor([True] * 4)
+    final = {"solved_optimally": optimal, "success": solved}
+    rates = rollout_rates(final)
+    assert float(rates["exact_path"]) == 0.5 and float(rates["success"]) == 1.0
+
+
+def test_walk_options_follow_the_task_config():
+    task_cfg = {"mask_invalid": 0, "step_limit_factor": 2, "avoid_revisits": 1, "eval_mode": "rollout"}
+    options = walk_options(task_cfg, bf16=True)
+    assert options == {"mask_invalid": False, "step_limit_factor": 2.0, "bf16": True, "avoid_revisits": True}
+    assert isinstance(options["step_limit_factor"], float)
