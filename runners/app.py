@@ -1,8 +1,8 @@
 """What every training runner's ``main`` does around the loop: config checks, devices, DDP, seeds, run folder.
 
-A runner module is three lines of glue: ``@hydra.main`` -> :func:`cli_main` with its runner name and the
-function that builds its :class:`runners.loop.Experiment`; before Hydra composes the command line, its
-``__main__`` block calls :func:`check_command_line`.
+A runner module's ``__main__`` block is one line: :func:`hydra_main` with its runner name and the function
+that builds its :class:`runners.loop.Experiment` (:func:`check_command_line`, then Hydra, then
+:func:`cli_main`).
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+import hydra
 import torch
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
@@ -24,11 +25,14 @@ from runners.config import (
     check_overrides,
     merge_overrides,
     option_keys,
+    register_configs,
     resume_config,
     validate,
 )
 from runners.ddp import DistInfo, broadcast_object, setup_distributed, teardown_distributed
 from runners.loop import Experiment, RunPaths, train
+
+register_configs()  # importing a runner stores the schemas its config composes from
 
 
 def check_preset(cfg: DictConfig, runner: str) -> None:
@@ -174,3 +178,16 @@ def cli_main(cfg: DictConfig, runner: str, build: Callable[[DictConfig, DistInfo
         raise SystemExit(130) from None
     except ConfigError as err:
         raise SystemExit(f"Error in the config of runners.{runner}: {err}") from None
+
+
+def hydra_main(runner: str, build: Callable[[DictConfig, DistInfo], Experiment]) -> None:
+    """``python -m runners.<runner>``: :func:`check_command_line` before Hydra composes it, then Hydra's
+    app over ``conf/<runner>.yaml`` running :func:`cli_main`. Hydra would name the job after this module;
+    each runner's yaml sets ``hydra.job.name`` to the runner's name (its log file, ``.hydra`` records)."""
+    check_command_line(runner)
+
+    @hydra.main(version_base="1.3", config_path=str(CONF_PATH), config_name=runner)
+    def main(cfg: DictConfig) -> None:
+        cli_main(cfg, runner, build)
+
+    main()

@@ -17,7 +17,6 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import hydra
 from omegaconf import DictConfig, OmegaConf
 
 from envs.generation import COMPONENTS, TextQualityTask, bits_per_char
@@ -25,8 +24,7 @@ from envs.generation.reward import reward_means
 from envs.generation.tokens import prompt_continuations
 from envs.generation.vector import TextQualityVectorEnv
 from foundation import make_generator
-from runners.app import check_command_line, cli_main
-from runners.config import register_configs
+from runners.app import hydra_main
 from runners.ddp import DistInfo
 from runners.experiment import AgentExperiment, LevelScore
 from runners.logging import RunLogger
@@ -136,18 +134,7 @@ COMPARISONS = {
 """What ``comparison_plots`` draws, one bar per run: each result's (title, y label, y limits, x label)."""
 
 
-def build_experiment(cfg: DictConfig, dist: DistInfo) -> GenerationExperiment:
-    return GenerationExperiment(cfg, dist)
-
-
-register_configs()
-
-
-@hydra.main(version_base="1.3", config_path="conf", config_name="generation")
-def main(cfg: DictConfig) -> None:
-    cli_main(cfg, RUNNER, build_experiment)
-
+build_experiment = GenerationExperiment  # what runners.app.execute builds a run with (cfg, dist)
 
 if __name__ == "__main__":
-    check_command_line(RUNNER)  # before Hydra composes: misspelt keys, another runner's preset
-    main()
+    hydra_main(RUNNER, build_experiment)

@@ -18,7 +18,6 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import hydra
 from omegaconf import DictConfig, OmegaConf
 
 from agents.rollout import Rollout
@@ -35,8 +34,8 @@ from envs.maze.fixed import FixedMazeTask, task_from_config
 from envs.maze.render import walk_figures
 from envs.maze.vector import MazeVectorEnv
 from envs.maze.walk import walk_options
-from runners.app import check_command_line, cli_main, rank_seed
-from runners.config import ConfigError, register_configs
+from runners.app import hydra_main, rank_seed
+from runners.config import ConfigError
 from runners.ddp import DistInfo
 from runners.experiment import AgentExperiment, LevelScore
 from runners.logging import RunLogger
@@ -142,18 +141,7 @@ def prepare_config(cfg: DictConfig, task: MazeTask) -> None:
     resolve_parity(cfg, RUNNER, task)
 
 
-def build_experiment(cfg: DictConfig, dist: DistInfo) -> MazeExperiment:
-    return MazeExperiment(cfg, dist)
-
-
-register_configs()
-
-
-@hydra.main(version_base="1.3", config_path="conf", config_name="maze")
-def main(cfg: DictConfig) -> None:
-    cli_main(cfg, RUNNER, build_experiment)
-
+build_experiment = MazeExperiment  # what runners.app.execute builds a run with (cfg, dist)
 
 if __name__ == "__main__":
-    check_command_line(RUNNER)  # before Hydra composes: misspelt keys, another runner's preset
-    main()
+    hydra_main(RUNNER, build_experiment)

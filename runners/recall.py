@@ -15,7 +15,6 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import hydra
 import torch
 from omegaconf import DictConfig, OmegaConf
 
@@ -24,8 +23,7 @@ from envs.recall.render import heatmap_figure
 from envs.recall.task import RecallTask
 from envs.recall.vector import RecallVectorEnv
 from foundation import make_generator
-from runners.app import check_command_line, cli_main
-from runners.config import register_configs
+from runners.app import hydra_main
 from runners.ddp import DistInfo
 from runners.experiment import AgentExperiment, LevelScore
 from runners.logging import RunLogger
@@ -121,18 +119,7 @@ class RecallExperiment(AgentExperiment):
         return paths
 
 
-def build_experiment(cfg: DictConfig, dist: DistInfo) -> RecallExperiment:
-    return RecallExperiment(cfg, dist)
-
-
-register_configs()
-
-
-@hydra.main(version_base="1.3", config_path="conf", config_name="recall")
-def main(cfg: DictConfig) -> None:
-    cli_main(cfg, RUNNER, build_experiment)
-
+build_experiment = RecallExperiment  # what runners.app.execute builds a run with (cfg, dist)
 
 if __name__ == "__main__":
-    check_command_line(RUNNER)  # before Hydra composes: misspelt keys, another runner's preset
-    main()
+    hydra_main(RUNNER, build_experiment)

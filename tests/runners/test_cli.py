@@ -8,10 +8,12 @@ import sys
 from pathlib import Path
 
 import pytest
+from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
 from runners import maze
 from runners.app import execute
+from runners.config import CONF_PATH
 from runners.ddp import DistInfo
 from runners.evaluate import EXPERIMENTS, evaluate
 from tests.runners.helpers import TINY, compose_config
@@ -43,8 +45,17 @@ def test_multirun_sweep_writes_one_complete_folder_per_job(tmp_path):
         assert (folder / ".hydra" / "config.yaml").is_file()
         assert (folder / "report.json").is_file() and (folder / "checkpoints" / "latest.pt").is_file()
         assert any((folder / "tb").iterdir())
+        assert (folder / "maze.log").is_file()  # Hydra's job is named after the runner, not runners.app
     memory = OmegaConf.load(tmp_path / "1" / ".hydra" / "config.yaml").backbone.memory
     assert memory == "hebbian"
+
+
+@pytest.mark.parametrize("runner", ["maze", "recall", "generation"])
+def test_each_runners_hydra_job_is_named_after_the_runner(runner):
+    """runners.app.hydra_main defines Hydra's task function; the job (and its <name>.log) is the runner's."""
+    with initialize_config_dir(config_dir=str(CONF_PATH), version_base="1.3"):
+        cfg = compose(config_name=runner, return_hydra_config=True)
+    assert cfg.hydra.job.name == runner
 
 
 def test_unknown_key_on_the_command_line_fails_before_any_work(tmp_path):
