@@ -33,6 +33,7 @@ from foundation import (
     load_checkpoint,
     make_generator,
     resolve_device,
+    restore_generator,
     rng_state,
     save_checkpoint,
     set_rng_state,
@@ -259,7 +260,7 @@ class DualAgent:
         self.rl.load_state_dict(state["rl"])
         self.counters = dict(state["counters"])
         for name, generator in self.generators.items():
-            generator.set_state(state["generators"][name].cpu())
+            restore_generator(generator, state["generators"][name], f"agent/{name}")
         set_rng_state(state["rng"])
 
     def save(self, path: str | Path, extra: Mapping[str, Any] | None = None) -> Path:
