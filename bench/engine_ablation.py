@@ -33,9 +33,7 @@ from __future__ import annotations
 
 import argparse
 import copy
-import math
 import os
-import statistics
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -49,6 +47,7 @@ from agents.dual import DualAgent, RLConfig, SupervisedConfig
 from agents.engine import InferenceEngine
 from agents.engine_features import for_family
 from agents.rollout import BackbonePolicy, rollout
+from bench.engine_decoding import mean_se
 from foundation import make_generator, resolve_device, seed_everything
 from runners.report import write_report
 
@@ -331,13 +330,6 @@ def warm_up(fam: Family, args: argparse.Namespace, device: torch.device) -> None
         agent.supervised_step()
         agent.rl_step(env)
     evaluate(agent, fam, "conditioned", args, 0)
-
-
-def mean_se(values: list[float]) -> tuple[float, float]:
-    """Mean and standard error of the mean (0 for a single value)."""
-    mean = statistics.fmean(values)
-    se = statistics.stdev(values) / math.sqrt(len(values)) if len(values) > 1 else 0.0
-    return mean, se
 
 
 def aggregate(per_seed: list[dict[str, dict[str, float]]]) -> dict[str, dict[str, tuple[float, float]]]:
