@@ -202,6 +202,16 @@ class CheckpointManager:
         os.replace(tmp, path)
 
 
+def latest_in_folder(folder: Path) -> Path | None:
+    """A run folder's latest checkpoint (``checkpoints/latest.pt``, or ``latest.pt`` when handed the
+    checkpoints folder itself), or None when it has none; what ``resume=`` and ``checkpoint=`` mean by a
+    folder."""
+    for candidate in (folder / "checkpoints" / LATEST, folder / LATEST):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
 def resolve_resume(resume: bool | str | None, run_dir: str | Path) -> Path | None:
     """The checkpoint file a run resumes from, or None for a fresh start.
 
@@ -220,9 +230,9 @@ def resolve_resume(resume: bool | str | None, run_dir: str | Path) -> Path | Non
         return path
     path = Path(str(resume)).expanduser()
     if path.is_dir():
-        for candidate in (path / "checkpoints" / LATEST, path / LATEST):
-            if candidate.is_file():
-                return candidate
+        latest = latest_in_folder(path)
+        if latest is not None:
+            return latest
         raise CheckpointError(
             f"resume={resume!r} is a folder without checkpoints/{LATEST}; pass a run's output folder "
             "or a checkpoint file."

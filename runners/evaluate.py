@@ -21,7 +21,7 @@ from tqdm.auto import tqdm
 from foundation import seed_everything
 from foundation.checkpoint import load_checkpoint
 from runners.app import hydra_run_dir
-from runners.checkpoints import LATEST
+from runners.checkpoints import LATEST, latest_in_folder
 from runners.config import SCHEMAS, register_configs
 from runners.cross_eval import evaluate_on_task
 from runners.ddp import DistInfo, command_line_device
@@ -54,9 +54,9 @@ def checkpoint_file(spec: Any) -> Path:
     """``checkpoint=``: a checkpoint file, or a run folder meaning its ``checkpoints/latest.pt``."""
     path = Path(str(spec)).expanduser()
     if path.is_dir():
-        for candidate in (path / "checkpoints" / LATEST, path / LATEST):
-            if candidate.is_file():
-                return candidate
+        latest = latest_in_folder(path)
+        if latest is not None:
+            return latest
         raise ValueError(
             f"checkpoint={spec}: the folder has no checkpoints/{LATEST}; pass a run folder "
             "(checkpoint=outputs/<date>/<time>) or a file (checkpoint=<run>/checkpoints/best_level0.pt)."
