@@ -218,6 +218,24 @@ def _save(figure: Any, path: Path) -> Path:
 
 STEP_LABEL = "training step (optimiser steps)"
 
+
+def _no_evaluation(path: str | Path, title: str) -> Path:
+    """A plot that says why it is empty: the run stopped before its first evaluation, so there is nothing
+    to draw (blank axes would read as a failed plot or a score of zero)."""
+    figure, ax = plt.subplots(figsize=(4.6, 3.4))
+    ax.axis("off")
+    ax.set_title(wrap_title(title, figure), fontsize=9)
+    ax.text(
+        0.5,
+        0.5,
+        "no evaluation was recorded:\nthe run stopped before its first one\n(trainer.eval_every); score the "
+        "checkpoint\nwith python -m runners.evaluate",
+        ha="center",
+        va="center",
+        fontsize=9,
+    )
+    return _save(figure, Path(path))
+
 UNITS = {
     "exact_path": "exact-path rate (fraction of mazes)",
     "success": "success rate (fraction of episodes)",
@@ -272,6 +290,8 @@ def plot_eval_history(
     (``<metric>/<level>`` entries, so a level change is no fake collapse), dotted vertical lines where the
     curriculum moved (labelled with the new level), and the level-independent metrics (bits per
     character, ...) in panels of their own. Every axis is labelled with its units."""
+    if not history:
+        return _no_evaluation(path, title)
     names = list(level_names or [])
     levels = history_levels(history, metric) if metric else []
     levels = [n for n in names if n in levels] + [n for n in levels if n not in names]
@@ -354,6 +374,8 @@ def plot_level_bars(
     """Per level, the best and the final value of ``metric`` over the evaluation history side by side
     (the numbers of the end-of-run table), each bar labelled with its value."""
     levels = level_results(history, metric, level_names)
+    if not levels:
+        return _no_evaluation(path, title)
     groups = {
         "best": {name: r["best"] for name, r in levels.items()},
         "final": {name: r["final"] for name, r in levels.items()},

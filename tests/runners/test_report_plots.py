@@ -111,3 +111,12 @@ def test_bars_label_every_axis_and_keep_long_titles_inside(figures):
     (ax,) = _axes(figures[0])
     assert "\n" in ax.get_title() and ax.get_xlabel() == "level" and ax.get_ylabel() == "reward"
     assert [t.get_text() for t in ax.texts] == ["1.20"]
+
+
+def test_a_run_without_evaluations_gets_plots_that_say_so(figures):
+    """A run stopped before its first evaluation: each plot states why it is empty, not blank axes."""
+    report.plot_eval_history([], "h.png", "maze: evaluation", "exact_path", ["12x12"])
+    report.plot_level_bars([], "exact_path", "b.png", "maze: exact_path per level", ["12x12"])
+    for figure in figures:
+        texts = [t.get_text() for ax in figure.axes for t in ax.texts]
+        assert any("no evaluation was recorded" in t and "runners.evaluate" in t for t in texts)
