@@ -24,7 +24,6 @@ import torch
 from torch import nn
 
 from envs.common.task import LevelLike, SupervisedBatch
-from envs.maze import tokens as tok
 from envs.maze.evaluate import EVAL_MODES, level_table, path_rates
 from envs.maze.generators import generate_mazes
 from envs.maze.grid import MazeBatch
@@ -116,10 +115,9 @@ class FixedMazeTask(MazeTask):
         self._encode()
 
     def _encode(self) -> None:
-        """Each level's training set as one token batch (with ``augment``, all 8 images of each maze: row
-        k * n + i is maze i under symmetry k)."""
-        sets = [all_symmetries(m) if self.augment else m for m in self.train_sets]
-        self._encoded = [tok.supervised_batch(mazes, self.horizons) for mazes in sets]
+        """Each level's mazes to draw batches from (with ``augment``, all 8 images of each maze: row
+        k * n + i is maze i under symmetry k), and a fresh epoch order."""
+        self._images = [all_symmetries(m) if self.augment else m for m in self.train_sets]
         self._order: list[torch.Tensor | None] = [None] * len(self.train_sets)
         self._cursor = [0] * len(self.train_sets)
         self.epochs_started = [0] * len(self.train_sets)
@@ -164,13 +162,8 @@ class FixedMazeTask(MazeTask):
         if self.augment:  # each maze in one of its 8 images, drawn afresh every time it comes round
             images = torch.randint(0, SYMMETRIES, (len(rows),), generator=self._shuffle)
             rows = images * len(self.train_sets[index]) + rows
-        batch = self._encoded[index]
-        used = batch.loss_mask if batch.loss_mask.dim() == 2 else batch.loss_mask.any(dim=-1)
-        used = (used | (batch.tokens != tok.PAD))[rows]
-        width = int((used * torch.arange(1, used.shape[1] + 1)).amax())
-        parts = (batch.tokens, batch.targets, batch.loss_mask)
-        out = SupervisedBatch(*(part[rows, :width] for part in parts))
-        return out.to(device) if device is not None else out
+        batch = self.batch_from_mazes(self._images[index].select(rows))  # encoded as MazeTask encodes
+        return batch.to(device) if device is not None else batch
 
     def walk_test_set(self, index: int, backbone: nn.Module, **walk: Any) -> WalkResult:
         """``backbone``'s greedy walks through level ``index``'s test mazes (``walk``: greedy_walk's
