@@ -237,14 +237,7 @@ class PoHBackbone(TransformerBackbone):
         metrics = {"poh/route_entropy": entropy.detach(), "poh/route_entropy_weight": weight}
         self._last_metrics = metrics
         final = step_hiddens[-1]
-        logits = self.output_logits(final)
-        horizon_logits = None
-        if self.horizon_maps:
-            further = [self.output_logits(final + project(final)) for project in self.horizon_maps]
-            horizon_logits = torch.stack([logits, *further], dim=-2)
-        deep_logits = None
-        if cfg.deep_supervision and cfg.recursion > 1:
-            deep_logits = tuple(self.output_logits(s) for s in step_hiddens)
+        logits, horizon_logits, deep_logits = self._output_heads(final, step_hiddens)
         inspection = Inspection(attention=attention, addressing=routing, memory={}) if inspect else None
         return BackboneOutput(
             logits=logits,

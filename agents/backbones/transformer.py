@@ -286,17 +286,10 @@ class TransformerBackbone(Backbone):
             metrics["act/steps_mean"] = result.steps.detach().mean()
             metrics["act/steps_max"] = result.steps.detach().amax()
             metrics["act/computed_fraction"] = torch.tensor(run.computed_fraction, device=ponder.device)
-        deep_logits = None
-        if cfg.deep_supervision and cfg.recursion > 1:
-            deep_logits = tuple(self.output_logits(s) for s in step_hiddens)
         metrics.update(self._memory_metrics(last_pass))
         self._last_metrics = metrics
         out_state = {"pos": pos + tokens.shape[1], "layers": new_layers} if return_state else None
-        logits = self.output_logits(final)
-        horizon_logits = None
-        if self.horizon_maps:
-            further = [self.output_logits(final + project(final)) for project in self.horizon_maps]
-            horizon_logits = torch.stack([logits, *further], dim=-2)
+        logits, horizon_logits, deep_logits = self._output_heads(final, step_hiddens)
         return BackboneOutput(
             logits=logits,
             hidden=final,
@@ -308,6 +301,21 @@ class TransformerBackbone(Backbone):
             metrics=metrics,
             inspection=self._inspection(last_pass) if inspect else None,
         )
+
+    def _output_heads(
+        self, final: torch.Tensor, step_hiddens: list[torch.Tensor]
+    ) -> tuple[torch.Tensor, torch.Tensor | None, tuple[torch.Tensor, ...] | None]:
+        """The logits of ``final``, its multi-horizon logits (B, T, K, V) when ``horizons`` > 1, and each
+        refinement step's logits under ``deep_supervision`` (shared with the subclasses' forwards)."""
+        logits = self.output_logits(final)
+        horizon_logits = None
+        if self.horizon_maps:
+            further = [self.output_logits(final + project(final)) for project in self.horizon_maps]
+            horizon_logits = torch.stack([logits, *further], dim=-2)
+        deep_logits = None
+        if self.cfg.deep_supervision and self.cfg.recursion > 1:
+            deep_logits = tuple(self.output_logits(s) for s in step_hiddens)
+        return logits, horizon_logits, deep_logits
 
     def _run(self, fn: Any, *args: Any) -> Any:
         """``fn(*args)``, through activation checkpointing when training with ``gradient_checkpointing``."""
