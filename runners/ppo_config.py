@@ -15,7 +15,18 @@ from typing import Any
 from hydra.core.config_store import ConfigStore
 from omegaconf import DictConfig, OmegaConf
 
-from runners.config import ConfigError, CurriculumConfig, Rule, flatten, rule_message
+from runners.config import (
+    ConfigError,
+    CurriculumConfig,
+    Rule,
+    _at_least,
+    _between,
+    _count,
+    _positive,
+    _positive_int,
+    flatten,
+    rule_message,
+)
 
 MAZE_OBS_MODES = ("grid", "egocentric")
 RECALL_FAMILIES = ("copy", "repeat_copy", "associative", "needle")
@@ -121,45 +132,33 @@ def register_ppo_config() -> None:
     ConfigStore.instance().store(name="ppo_schema", node=PPORunConfig)
 
 
-def _int(meaning: str, example: Any, low: int = 1) -> Rule:
-    return Rule("int", meaning, example, low=low)
-
-
-def _unit(meaning: str, example: Any, low_open: bool = False) -> Rule:
-    return Rule("number", meaning, example, low=0, high=1, low_open=low_open)
-
-
-def _positive(meaning: str, example: Any, optional: bool = False) -> Rule:
-    return Rule("number", meaning, example, low=0, low_open=True, optional=optional)
-
-
 RULES: dict[str, Rule] = {
-    "env.start_level": _int("index of the first level", 0, low=0),
-    "env.num_envs": _int("sub-envs stepped together", 2048),
-    "env.pool_size": _int("mazes held per level between reseeds", 4096),
-    "env.reseed_every": _int("PPO updates between reseeding the env (new mazes)", 4),
+    "env.start_level": _count("index of the first level", 0),
+    "env.num_envs": _positive_int("sub-envs stepped together", 2048),
+    "env.pool_size": _positive_int("mazes held per level between reseeds", 4096),
+    "env.reseed_every": _positive_int("PPO updates between reseeding the env (new mazes)", 4),
     "env.step_limit_factor": _positive("episode step limit as a multiple of the shortest path", 3.0),
-    "policy.hidden": _int("width of the torso and GRU", 128),
-    "policy.channels": _int("channels of the maze CNN", 32),
-    "policy.iterations": _int("repeats of the maze CNN's shared convolution (cells of reach)", 8, low=0),
-    "ppo.num_steps": _int("env steps per sub-env in one rollout", 32),
+    "policy.hidden": _positive_int("width of the torso and GRU", 128),
+    "policy.channels": _positive_int("channels of the maze CNN", 32),
+    "policy.iterations": _count("repeats of the maze CNN's shared convolution (cells of reach)", 8),
+    "ppo.num_steps": _positive_int("env steps per sub-env in one rollout", 32),
     "ppo.learning_rate": _positive("Adam's learning rate", 2.5e-4),
-    "ppo.gamma": _unit("the reward discount", 0.99),
-    "ppo.gae_lambda": _unit("GAE's lambda", 0.95),
-    "ppo.num_minibatches": _int("minibatches per epoch", 4),
-    "ppo.update_epochs": _int("passes over each rollout", 4),
+    "ppo.gamma": _between(0, 1, "the reward discount", 0.99),
+    "ppo.gae_lambda": _between(0, 1, "GAE's lambda", 0.95),
+    "ppo.num_minibatches": _positive_int("minibatches per epoch", 4),
+    "ppo.update_epochs": _positive_int("passes over each rollout", 4),
     "ppo.clip_coef": _positive("PPO's clip range", 0.2),
-    "ppo.ent_coef": Rule("number", "weight of the entropy bonus", 0.01, low=0),
-    "ppo.vf_coef": Rule("number", "weight of the value loss", 0.5, low=0),
+    "ppo.ent_coef": _at_least(0, "weight of the entropy bonus", 0.01),
+    "ppo.vf_coef": _at_least(0, "weight of the value loss", 0.5),
     "ppo.max_grad_norm": _positive("the largest gradient norm", 0.5),
     "ppo.target_kl": _positive("stop an update's epochs past this KL; null: never", "null", optional=True),
-    "trainer.total_steps": _int("env steps of the whole run", 1_000_000),
+    "trainer.total_steps": _positive_int("env steps of the whole run", 1_000_000),
     "trainer.max_minutes": _positive("wall-clock budget in minutes; null for none", 9, optional=True),
-    "trainer.log_every": _int("updates between TensorBoard log points", 1),
-    "trainer.eval_every": _int("updates between greedy evaluations", 50),
-    "trainer.checkpoint_every": _int("updates between saves of checkpoints/latest.pt", 20),
-    "eval.episodes": _int("fresh episodes per level at each evaluation", 1024),
-    "hardware.num_threads": _int("CPU threads; 0 keeps torch's default", 1, low=0),
+    "trainer.log_every": _positive_int("updates between TensorBoard log points", 1),
+    "trainer.eval_every": _positive_int("updates between greedy evaluations", 50),
+    "trainer.checkpoint_every": _positive_int("updates between saves of checkpoints/latest.pt", 20),
+    "eval.episodes": _positive_int("fresh episodes per level at each evaluation", 1024),
+    "hardware.num_threads": _count("CPU threads; 0 keeps torch's default", 1),
 }
 
 RESUME_SAFE = (
