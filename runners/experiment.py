@@ -227,12 +227,20 @@ class AgentExperiment(Experiment):
         self.last_eval = {self.task.ladder[k].name: v for k, v in per_level.items()}
         return EvalResult(metrics, level_before, metrics[self.headline], per_level, env_steps)
 
-    def play(self, env: gym.vector.VectorEnv, index: int, policy: BackbonePolicy, seed: int) -> Rollout:
+    def play(
+        self,
+        env: gym.vector.VectorEnv,
+        index: int,
+        policy: BackbonePolicy,
+        seed: int,
+        keep_transitions: bool = False,
+    ) -> Rollout:
         """One episode per sub-env of ``env`` at ladder level ``index`` with ``policy``, the backbone in
-        eval mode (the one rollout function, :func:`agents.rollout.rollout`)."""
+        eval mode (the one rollout function, :func:`agents.rollout.rollout`); ``keep_transitions`` keeps
+        every step (``runners.replay`` draws them)."""
         env.set_level(index)
         self.agent.backbone.eval()
-        return rollout(env, policy, seed=seed)
+        return rollout(env, policy, seed=seed, keep_transitions=keep_transitions)
 
     def summary(self) -> dict[str, Any]:
         return {f"{self.headline}_by_level": self.last_eval, "curriculum": self.curriculum.summary()}

@@ -28,7 +28,6 @@ import hydra
 import numpy as np
 from omegaconf import DictConfig
 
-from agents.rollout import rollout
 from foundation import make_generator, seed_everything
 from runners.evaluate import checkpoint_file, load_experiment
 from runners.experiment import AgentExperiment
@@ -165,9 +164,7 @@ def text_episodes(
     else:
         env = experiment.make_vector_env(episodes, seed)
         policy = experiment.agent.backbone_policy()
-    env.set_level(index)
-    experiment.agent.backbone.eval()
-    out = rollout(env, policy, seed=seed, keep_transitions=True)
+    out = experiment.play(env, index, policy, seed, keep_transitions=True)
     moves = out.transitions
     action_tokens = experiment.task.action_token_ids
     result = []
