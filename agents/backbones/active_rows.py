@@ -31,7 +31,8 @@ class ActiveRows(NamedTuple):
         """Pack the positions where ``running`` (B, T) is true, in sequence order per row."""
         b, t = running.shape
         per_row = running.sum(dim=1)
-        width = max(int(per_row.max()) if b * t else 0, 1)
+        most, total = torch.stack((per_row.max(), per_row.sum())).tolist() if b * t else (0, 0)  # one sync
+        width = max(most, 1)
         bucket = min(ROW_BUCKET, 1 << (width - 1).bit_length())  # powers of two below ROW_BUCKET
         width = min(-(-width // bucket) * bucket, max(t, 1))
         order = torch.argsort((~running).to(torch.int8), dim=1, stable=True)[:, :width]
@@ -39,7 +40,7 @@ class ActiveRows(NamedTuple):
         pos = torch.where(valid, order, torch.zeros_like(order))
         base = torch.arange(b, device=running.device)[:, None] * t
         flat = torch.where(valid, base + order, torch.full_like(order, b * t))
-        return ActiveRows(flat, pos, valid, int(per_row.sum()))
+        return ActiveRows(flat, pos, valid, total)
 
 
 def gather_rows(full: torch.Tensor, rows: ActiveRows) -> torch.Tensor:

@@ -429,9 +429,10 @@ class TransformerBackbone(Backbone):
             running = accumulator.update(full, self.halting(full), last=step == n_steps - 1) > 0
             if step == n_steps - 1:
                 break
-            if bool(running.all()):
+            still = int(running.sum())  # one host sync decides: all run on, none do, or some (gathered)
+            if still == b * t:
                 continue
-            if not return_state and not bool(running.any()):
+            if not return_state and still == 0:
                 step_hiddens.extend([full] * (n_steps - len(step_hiddens)))  # frozen: weigh zero
                 break
             rows = ActiveRows.from_mask(running)
