@@ -95,6 +95,10 @@ class HFBackbone(Backbone):
         self.register_buffer("token_map", torch.tensor(token_ids, dtype=torch.long), persistent=False)
         self.cfg = cfg
         self._projections = self._output_projections()
+        # The KV cache's name in the model's forward: ``cache`` (recent transformers) or ``past_key_values``;
+        # read once here, not on every forward of a rollout.
+        parameters = inspect.signature(model.forward).parameters
+        self._cache_argument = "cache" if "cache" in parameters else "past_key_values"
         self._head_scale: torch.Tensor | None = None
         self._last_metrics: dict[str, torch.Tensor] = {}
 
@@ -195,12 +199,6 @@ class HFBackbone(Backbone):
             state=cache if return_state else None,
             inspection=Inspection(attention={}, addressing={}, memory={}) if inspect else None,
         )
-
-    @property
-    def _cache_argument(self) -> str:
-        """The KV cache's name in the model's forward: ``cache`` (recent transformers) or
-        ``past_key_values``."""
-        return "cache" if "cache" in inspect.signature(self.model.forward).parameters else "past_key_values"
 
     def output_logits(self, hidden: torch.Tensor) -> torch.Tensor:
         """The model's output head (after its final norm, which the last hidden state already had)."""
