@@ -342,23 +342,26 @@ class NonFiniteMetricError(RuntimeError):
     """A training metric (the loss, a gradient norm, ...) became NaN or infinite."""
 
 
-def _non_finite(values: Mapping[str, float], step: int, every: int, dist: DistInfo) -> str | None:
-    """Name the training metrics that went NaN / Inf since the last log point (all ranks agree)."""
-    bad = sorted(name for name, value in values.items() if not math.isfinite(value))
+def _non_finite_names(values: Mapping[str, Any], dist: DistInfo) -> str | None:
+    """The training metrics of ``values`` that are NaN / Inf, named for the log (all ranks agree: a rank
+    whose own metrics are finite names "a metric on another rank"); None when every rank's are finite."""
+    bad = sorted(name for name, value in values.items() if not math.isfinite(to_float(value)))
     if not any_rank(bool(bad), dist):
         return None
-    names = ", ".join(f"train/{name}" for name in bad) or "a metric on another rank"
-    return f"non-finite {names} between steps {max(step - every, 0)} and {step}"
+    return ", ".join(f"train/{name}" for name in bad) or "a metric on another rank"
+
+
+def _non_finite(values: Mapping[str, float], step: int, every: int, dist: DistInfo) -> str | None:
+    """Name the training metrics that went NaN / Inf since the last log point (all ranks agree)."""
+    names = _non_finite_names(values, dist)
+    return names and f"non-finite {names} between steps {max(step - every, 0)} and {step}"
 
 
 def _non_finite_pending(meter: _Meter, step: int, dist: DistInfo) -> str | None:
     """Like ``_non_finite`` for the metrics summed since the last log point (read without resetting them),
     so that a checkpoint or evaluation between log points never keeps weights a NaN step produced."""
-    bad = sorted(name for name, value in meter.sums.items() if not math.isfinite(to_float(value)))
-    if not any_rank(bool(bad), dist):
-        return None
-    names = ", ".join(f"train/{name}" for name in bad) or "a metric on another rank"
-    return f"non-finite {names} by step {step}"
+    names = _non_finite_names(meter.sums, dist)
+    return names and f"non-finite {names} by step {step}"
 
 
 BEST_MODES = ("max", "min")
