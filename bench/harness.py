@@ -35,6 +35,18 @@ class Timing:
     repeats: int
 
 
+def runner_config(runner: str, overrides: list[str]) -> Any:
+    """The runner's config as ``python -m runners.<runner> <overrides>`` composes it (for benchmarks that
+    build or train a runner's experiment in process)."""
+    from hydra import compose, initialize_config_dir
+
+    from runners.config import CONF_PATH, register_configs
+
+    register_configs()
+    with initialize_config_dir(config_dir=str(CONF_PATH), version_base="1.3"):
+        return compose(config_name=runner, overrides=overrides)
+
+
 def device_name(device: str | torch.device | None = None) -> str:
     """A human-readable name of the device a benchmark ran on (GPU model, or CPU and core count)."""
     dev = torch.device(device) if device is not None else None

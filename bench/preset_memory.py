@@ -50,16 +50,13 @@ def measure(runner: str, overrides: list[str], steps: int, device: str, threads:
     import importlib
 
     import torch
-    from hydra import compose, initialize_config_dir
 
-    from runners.config import CONF_PATH, register_configs
+    from bench.harness import runner_config
     from runners.ddp import DistInfo
 
     torch.set_num_threads(threads)
-    register_configs()
-    with initialize_config_dir(config_dir=str(CONF_PATH), version_base="1.3"):
-        hardware = ["hardware=gpu"] if device.startswith("cuda") else []  # as the docs' GPU commands run
-        cfg = compose(config_name=runner, overrides=[*hardware, f"hardware.device={device}", *overrides])
+    hardware = ["hardware=gpu"] if device.startswith("cuda") else []  # as the docs' GPU commands run
+    cfg = runner_config(runner, [*hardware, f"hardware.device={device}", *overrides])
     module = importlib.import_module(f"runners.{runner}")
     rss_start = peak_rss_mb()
     experiment = module.build_experiment(cfg, DistInfo(device=torch.device(device)))

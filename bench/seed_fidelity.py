@@ -28,24 +28,12 @@ from typing import Any
 import torch
 
 from bench import act_speed
-from bench.harness import Benchmark, device_name
+from bench.harness import Benchmark, device_name, runner_config
 from envs.generation.corpus import default_corpus
 from foundation.checkpoint import load_checkpoint
 from foundation.device import resolve_device
 
 BWR_LENGTHS = {2: 0.372, 10: 0.141, 32: 0.100}  # the seed's copy accuracy at these lengths
-
-
-def compose(runner: str, overrides: list[str]) -> Any:
-    """The runner's config as ``python -m runners.<runner> <overrides>`` composes it."""
-    from hydra import compose as hydra_compose
-    from hydra import initialize_config_dir
-
-    from runners.config import CONF_PATH, register_configs
-
-    register_configs()
-    with initialize_config_dir(config_dir=str(CONF_PATH), version_base="1.3"):
-        return hydra_compose(config_name=runner, overrides=overrides)
 
 
 def train(
@@ -63,7 +51,7 @@ def train(
         f"trainer.max_minutes={minutes}",
         "trainer.progress_bar=false",
     ]
-    cfg = compose(runner, [*overrides, *extra])
+    cfg = runner_config(runner, [*overrides, *extra])
     module = importlib.import_module(f"runners.{runner}")
     execute(cfg, runner, module.build_experiment, run_dir=out, overrides=[*overrides, *extra])
     return out
