@@ -39,14 +39,17 @@ class DistInfo:
         return self.world_size > 1
 
 
-def command_line_device(device: str | torch.device, key: str = "hardware.device") -> torch.device:
+def command_line_device(
+    device: str | torch.device, key: str = "hardware.device", cpu_override: str | None = None
+) -> torch.device:
     """:func:`foundation.resolve_device` with its fix worded for the command line: a device this machine
-    lacks names the overrides to type (``hardware=cpu``, ``hardware.device=auto``), not Python arguments."""
+    lacks names the overrides to type (``hardware=cpu``, ``hardware.device=auto``), not Python arguments.
+    ``cpu_override`` replaces the CPU fix where a runner has no ``hardware`` group (``runners.ppo``)."""
     try:
         return resolve_device(device)
     except ValueError as err:
         reason = str(err).split("; use ")[0].rstrip(".")
-    cpu = "hardware=cpu" if key == "hardware.device" else f"{key}=cpu"
+    cpu = cpu_override or ("hardware=cpu" if key == "hardware.device" else f"{key}=cpu")
     raise ConfigError(
         f"{key}={device}: {reason}. On the command line, run on the CPU with {cpu}, or let the run pick "
         f"a GPU when there is one and the CPU otherwise with {key}=auto."

@@ -30,7 +30,14 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
 from agents.ppo_policies import ActorCritic, make_policy
-from foundation import derive_seed, make_generator, rng_state, seed_everything, set_rng_state
+from foundation import (
+    derive_seed,
+    make_generator,
+    restore_generator,
+    rng_state,
+    seed_everything,
+    set_rng_state,
+)
 from runners.checkpoints import CheckpointManager, ResumePoint, load_resume_state
 from runners.config import ConfigError, option_keys
 from runners.ddp import command_line_device
@@ -107,10 +114,7 @@ def ppo_device(device: str) -> torch.device:
     """``hardware.device`` resolved, or a ConfigError naming the overrides to type: runners.ppo has no
     ``hardware`` config group, so its CPU fix is ``hardware.device=cpu`` (where the other runners say
     ``hardware=cpu``)."""
-    try:
-        return command_line_device(device)
-    except ConfigError as err:
-        raise ConfigError(str(err).replace("hardware=cpu", "hardware.device=cpu")) from None
+    return command_line_device(device, cpu_override="hardware.device=cpu")
 
 
 def train(cfg: DictConfig, run_dir: Path, resumed: ResumePoint | None = None) -> dict[str, Any]:
@@ -160,7 +164,7 @@ def train(cfg: DictConfig, run_dir: Path, resumed: ResumePoint | None = None) ->
         state = resumed.state["experiment"]
         net.load_state_dict(state["policy"])
         optimizer.load_state_dict(state["optimizer"])
-        generator.set_state(state["generator"])
+        restore_generator(generator, state["generator"], "ppo/actions")
         if curriculum is not None:
             curriculum.load_state_dict(state["curriculum"])
         set_rng_state(resumed.state["rng"])
