@@ -16,7 +16,7 @@ import torch
 from curricula.reporting import level_change_line, logger, write_tensorboard
 from curricula.schedules import Schedule
 from curricula.stats import SuccessStats
-from foundation import make_generator, resolve_device
+from foundation import make_generator, resolve_device, restore_generator
 
 
 class Curriculum:
@@ -152,7 +152,7 @@ class Curriculum:
         """Continue exactly where :meth:`state_dict` left off (same schedule and ladder)."""
         self.schedule.load_state_dict(state["schedule"])
         self.stats.load_state_dict(state["stats"])
-        self.generator.set_state(state["generator"])
+        restore_generator(self.generator, state["generator"], "curriculum")
         self.reported_level = int(state["reported_level"])
 
 
