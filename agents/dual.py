@@ -126,7 +126,6 @@ class DualAgent:
                 f"The engine reads {engine.n_features} features a step: pass features= (a function from "
                 "agents.engine_features.for_family) or build the engine with n_features=0."
             )
-        self.mask_invalid, self.features = mask_invalid, features
         self.rl = EngineTrainer(
             self.engine, self.backbone, rl or RLConfig(), total_steps, mask_invalid, features
         )
@@ -191,14 +190,7 @@ class DualAgent:
     # ------------------------------------------------------------------ acting
     def policy(self, greedy: bool = False, generator: torch.Generator | None = None) -> BackbonePolicy:
         """The engine's policy over the backbone, for :func:`agents.rollout.rollout`."""
-        return BackbonePolicy(
-            self.backbone,
-            self.engine,
-            greedy=greedy,
-            generator=generator or self.generators["actions"],
-            mask_invalid=self.mask_invalid,
-            features=self.features,
-        )
+        return self.rl.policy(generator or self.generators["actions"], greedy=greedy)
 
     def backbone_policy(self, mask_invalid: bool = False, stream: bool = False) -> BackbonePolicy:
         """The backbone's own greedy arg-max over the task's action tokens, no engine: how a backbone

@@ -104,18 +104,24 @@ class EngineTrainer:
             self.optimizer, config.warmup_steps, max(length, config.warmup_steps + 1), config.min_lr_ratio
         )
 
+    def policy(self, generator: torch.Generator | None, greedy: bool = False) -> BackbonePolicy:
+        """The engine's policy over the backbone with this trainer's action mask and features: what its
+        rollouts sample from, and what :meth:`agents.dual.DualAgent.policy` evaluates."""
+        return BackbonePolicy(
+            self.backbone,
+            self.engine,
+            greedy=greedy,
+            generator=generator,
+            mask_invalid=self.mask_invalid,
+            features=self.features,
+        )
+
     def update(self, env: Any, seed: int, generator: torch.Generator) -> dict[str, torch.Tensor]:
         """Collect one rollout from ``env`` (reset with ``seed``) and update the engine from its reward."""
         cfg = self.config
         # 1. collect
         with frozen(self.backbone):
-            policy = BackbonePolicy(
-                self.backbone,
-                self.engine,
-                generator=generator,
-                mask_invalid=self.mask_invalid,
-                features=self.features,
-            )
+            policy = self.policy(generator)
             collected = rollout(env, policy, seed=seed, steps=cfg.rollout_steps, keep_transitions=True)
         batch = collected.transitions
         # 2. returns and advantages
