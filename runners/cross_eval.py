@@ -28,9 +28,10 @@ from envs.generation.tokens import VOCAB_SIZE as BYTE_VOCAB_SIZE
 from envs.recall.evaluate import answer_scores
 from envs.recall.needle import NeedleLevel
 from envs.recall.task import RecallTask
-from foundation import resolve_device, seed_everything
+from foundation import seed_everything
 from foundation.checkpoint import load_checkpoint
 from runners.config import SCHEMAS
+from runners.ddp import command_line_device
 from runners.report import format_table, write_report
 
 TASKS = ("needle",)
@@ -49,9 +50,7 @@ def generation_backbone(state: dict[str, Any], path: Path, device: torch.device)
     cfg = OmegaConf.merge(OmegaConf.structured(SCHEMAS["generation_schema"]), state["config"])
     backbone_cfg = dataclasses.replace(OmegaConf.to_object(cfg.backbone), vocab_size=BYTE_VOCAB_SIZE)
     model = build_backbone(backbone_cfg)
-    weights = state["experiment"]["agent"]["backbone"]
-    weights = {key.removeprefix("module."): value for key, value in weights.items()}  # saved under DDP
-    model.load_state_dict(weights)
+    model.load_state_dict(state["experiment"]["agent"]["backbone"])  # bare keys, DDP runs' too
     return model.to(device).eval()
 
 
@@ -112,7 +111,7 @@ def evaluate_on_task(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
     if cfg.task not in TASKS:
         raise ValueError(f"task={cfg.task!r} is not a cross-family task; use one of {TASKS} (or drop task=).")
     seed_everything(int(cfg.seed))
-    device = resolve_device(cfg.device)
+    device = command_line_device(cfg.device, key="device")
     paths = checkpoint_paths(cfg.checkpoint)
     labels = run_labels(paths, list(cfg.labels) if cfg.labels is not None else None)
     levels = needle_levels(list(cfg.needle_bytes), list(cfg.needle_depths))
