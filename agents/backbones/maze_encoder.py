@@ -2,8 +2,8 @@
 
 The seed conditions every position on one global code of the maze (``x + g``). Here the maze comes as
 the token prefix of ``envs.maze.tokens`` (one token per cell holding its open directions), so the encoder
-first draws the (2h+1) x (2w+1) wall image of those cells (1 = wall, 0 = open: cell centres, and the gap
-between two cells where a passage joins them), then runs the seed's stack: Conv2d(1, 16, 3) -> ReLU ->
+first draws the (2h+1) x (2w+1) wall image of those cells (``envs.maze.render.wall_image``: 1 = wall,
+0 = open), then runs the seed's stack: Conv2d(1, 16, 3) -> ReLU ->
 Conv2d(16, 32, 3) -> ReLU -> AdaptiveAvgPool2d(4, 4) -> Linear(512, d_model).
 """
 
@@ -13,27 +13,21 @@ import torch
 from torch import nn
 
 from envs.maze import tokens as tok
+from envs.maze.grid import BLOCKED
+from envs.maze.render import wall_image as wall_image_of_passages
 
 POOLED = 4
 
 
 def wall_image(tokens: torch.Tensor, height: int, width: int) -> torch.Tensor:
     """(B, 1, 2h+1, 2w+1) float wall image of the maze prefix of ``tokens`` (B, T >= h*w)."""
-    b = tokens.shape[0]
     if tokens.shape[1] < height * width:
         raise ValueError(
             f"The maze encoder reads the first {height * width} tokens ({height}x{width} cells) but the "
             f"sequence has only {tokens.shape[1]}; check backbone.maze_shape against the task's mazes."
         )
-    passages = (tokens[:, : height * width] - tok.CELL0).clamp(0, 16).view(b, height, width)
-    open_cell = passages < 16  # 16: a wall cell
-    right = ((passages >> 1) & 1).bool() & open_cell
-    down = ((passages >> 2) & 1).bool() & open_cell
-    image = torch.ones(b, 2 * height + 1, 2 * width + 1, dtype=torch.float32, device=tokens.device)
-    image[:, 1::2, 1::2] = (~open_cell).float()
-    image[:, 1::2, 2:-1:2] = (~right[:, :, :-1]).float()
-    image[:, 2:-1:2, 1::2] = (~down[:, :-1, :]).float()
-    return image[:, None]
+    passages = (tokens[:, : height * width] - tok.CELL0).clamp(0, BLOCKED)  # a fresh, contiguous tensor
+    return wall_image_of_passages(passages, height, width).float()[:, None]
 
 
 class MazeGridEncoder(nn.Module):
