@@ -43,7 +43,7 @@ from runners.config import ConfigError, option_keys
 from runners.ddp import command_line_device
 from runners.logging import RunLogger
 from runners.ppo_config import register_ppo_config, resume_ppo_config, validate_ppo
-from runners.ppo_envs import Evaluator, make_training_env, masked_logits
+from runners.ppo_envs import Evaluator, make_training_env, masked_logits, uses_action_mask
 from runners.report import write_report
 
 RUNNER = "ppo"
@@ -131,7 +131,7 @@ def train(cfg: DictConfig, run_dir: Path, resumed: ResumePoint | None = None) ->
     num_updates = int(cfg.trainer.total_steps) // batch_size
     envs, base = make_training_env(cfg, device)
     curriculum = getattr(envs, "curriculum", None)
-    use_mask = cfg.env.family == "maze" and bool(cfg.env.mask_actions)
+    use_mask = uses_action_mask(cfg)
     net = make_policy(
         base.single_observation_space,
         int(base.single_action_space.n),

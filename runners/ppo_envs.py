@@ -78,6 +78,12 @@ def make_training_env(cfg: DictConfig, device: torch.device) -> tuple[gym.vector
     return CurriculumVectorWrapper(base, schedule, seed=curriculum_seed), base
 
 
+def uses_action_mask(cfg: DictConfig) -> bool:
+    """Whether the policy's invalid actions are masked: maze moves into walls with ``env.mask_actions``
+    (recall has no invalid actions); training and evaluation mask alike."""
+    return cfg.env.family == "maze" and bool(cfg.env.mask_actions)
+
+
 class GreedyPolicy:
     """An :class:`ActorCritic` as :func:`agents.rollout.rollout`'s policy: the most likely legal action,
     the recurrent state carried from step to step."""
@@ -148,7 +154,7 @@ class Evaluator:
         """Greedy success (and return, optimal rate, distinct episodes) at ladder level ``index``."""
         env = self.on_pool if on_pool else self.fresh
         env.set_level(index)
-        policy = GreedyPolicy(net, self.episodes, self.device, self.maze and bool(self.cfg.env.mask_actions))
+        policy = GreedyPolicy(net, self.episodes, self.device, uses_action_mask(self.cfg))
         was_training = net.training
         net.eval()
         out = rollout(NamedObs(env), policy, seed=None if on_pool else self.seed + index)
