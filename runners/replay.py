@@ -10,7 +10,9 @@ one animation per episode into the run's ``replay/`` folder (``out=`` elsewhere)
 - generation: the prompt and the engine-decoded continuation growing byte by byte, with the reward at the end.
 
 The animations go to TensorBoard too (``tensorboard=true``): the run's ``tb/`` gets each GIF under
-``replay/<level>/episode<i>`` at the checkpoint's step. ``format=mp4`` needs ffmpeg on the PATH.
+``replay/<level>/episode<i>`` at the checkpoint's step, whichever the file format. ``format=mp4`` needs an
+ffmpeg: the one the ``video`` extra installs (``pip install 'mindgym[video]'``, i.e. imageio-ffmpeg, which
+ships a static binary in its wheel), else one on the PATH.
 """
 
 from __future__ import annotations
@@ -235,30 +237,62 @@ PLAYERS = {"maze": maze_episodes, "recall": recall_episodes, "generation": gener
 
 
 # ------------------------------------------------------------------------------------------ files
-def write_gif(frames: list[np.ndarray], path: Path, fps: float) -> bytes:
-    """Write ``frames`` as a looping GIF (the last frame held three times as long); returns its bytes."""
+def gif_bytes(frames: list[np.ndarray], fps: float) -> bytes:
+    """``frames`` encoded as a looping GIF (the last frame held three times as long)."""
     from PIL import Image
 
     images = [Image.fromarray(f) for f in frames]
     duration = [int(1000 / fps)] * (len(images) - 1) + [int(3000 / fps)]
     buffer = io.BytesIO()
     images[0].save(buffer, format="GIF", save_all=True, append_images=images[1:], duration=duration, loop=0)
-    data = buffer.getvalue()
+    return buffer.getvalue()
+
+
+def write_gif(frames: list[np.ndarray], path: Path, fps: float) -> bytes:
+    """Write ``frames`` as a looping GIF, atomically; returns its bytes."""
+    data = gif_bytes(frames, fps)
     _atomic_bytes(path, data)
     return data
 
 
+MP4_HELP = (
+    "format=mp4 needs ffmpeg: install the one the video extra ships with pip install 'mindgym[video]' "
+    "(or pip install imageio-ffmpeg), or put ffmpeg on the PATH; format=gif needs neither."
+)
+HELD_FRAMES = 2  # extra copies of the last frame in an MP4, so the verdict stays on screen
+
+
+def ffmpeg_executable() -> str | None:
+    """The ffmpeg to encode MP4s with: imageio-ffmpeg's bundled binary (the ``video`` extra) when that
+    package is installed, else ``ffmpeg`` on the PATH; None when there is neither."""
+    try:
+        import imageio_ffmpeg
+    except ImportError:
+        return shutil.which("ffmpeg")
+    try:
+        return imageio_ffmpeg.get_ffmpeg_exe()
+    except RuntimeError:  # the package is there but its binary is not (a source install): try the PATH
+        return shutil.which("ffmpeg")
+
+
 def write_mp4(frames: list[np.ndarray], path: Path, fps: float) -> None:
-    """Write ``frames`` as an H.264 MP4 through ffmpeg (the last frame held three times as long)."""
-    ffmpeg = shutil.which("ffmpeg")
+    """Write ``frames`` as an MP4 through ffmpeg (its default MP4 codec, H.264 where it has it, in yuv420p,
+    which every player reads), atomically; the last frame is repeated ``HELD_FRAMES`` times."""
+    ffmpeg = ffmpeg_executable()
     if ffmpeg is None:
-        raise ValueError("format=mp4 needs ffmpeg on the PATH, which this machine lacks; use format=gif.")
-    frames = frames + [frames[-1]] * 2
+        raise ValueError(MP4_HELP)
+    frames = frames + [frames[-1]] * HELD_FRAMES
     h, w = frames[0].shape[:2]
+    path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp.mp4")
     command = [ffmpeg, "-y", "-loglevel", "error", "-f", "rawvideo", "-pix_fmt", "rgb24", "-s", f"{w}x{h}"]
     command += ["-r", str(fps), "-i", "-", "-vf", "pad=ceil(iw/2)*2:ceil(ih/2)*2", "-pix_fmt", "yuv420p"]
-    subprocess.run([*command, str(tmp)], input=b"".join(f.tobytes() for f in frames), check=True)
+    command += ["-movflags", "+faststart", str(tmp)]
+    done = subprocess.run(command, input=b"".join(f.tobytes() for f in frames), capture_output=True)
+    if done.returncode != 0:
+        tmp.unlink(missing_ok=True)
+        message = done.stderr.decode(errors="replace").strip()[-400:]
+        raise RuntimeError(f"{ffmpeg} could not write {path}: {message}")
     tmp.replace(path)
 
 
@@ -270,7 +304,8 @@ def _atomic_bytes(path: Path, data: bytes) -> None:
 
 
 def log_gif(tb_dir: Path, tag: str, gif: bytes, frame: np.ndarray, step: int) -> None:
-    """Add a GIF to TensorBoard's image dashboard (which animates GIFs), as its add_video does."""
+    """Add a GIF to TensorBoard's image dashboard, which plays it: what SummaryWriter.add_video does, without
+    add_video's moviepy dependency."""
     from tensorboard.compat.proto.summary_pb2 import Summary
     from torch.utils.tensorboard import SummaryWriter
 
@@ -288,8 +323,8 @@ def check_options(cfg: DictConfig) -> None:
         raise ValueError(f"episodes={cfg.episodes!r}: replay 1 to 64 episodes, e.g. episodes=4.")
     if isinstance(cfg.fps, bool) or not isinstance(cfg.fps, int | float) or not 0 < cfg.fps <= 60:
         raise ValueError(f"fps={cfg.fps!r}: frames per second between 0 and 60, e.g. fps=3.")
-    if cfg.format == "mp4" and shutil.which("ffmpeg") is None:
-        raise ValueError("format=mp4 needs ffmpeg on the PATH, which this machine lacks; use format=gif.")
+    if cfg.format == "mp4" and ffmpeg_executable() is None:
+        raise ValueError(MP4_HELP)
 
 
 def replay(cfg: DictConfig) -> list[Path]:
@@ -310,13 +345,14 @@ def replay(cfg: DictConfig) -> list[Path]:
         path = out_dir / f"{checkpoint.stem}-{level}-episode{i + 1}.{cfg.format}"
         if cfg.format == "gif":
             gif = write_gif(episode.frames, path, float(cfg.fps))
-            if cfg.tensorboard:
-                log_gif(run / "tb", f"replay/{level}/episode{i + 1}", gif, episode.frames[0], step)
         else:
             write_mp4(episode.frames, path, float(cfg.fps))
+            gif = gif_bytes(episode.frames, float(cfg.fps)) if cfg.tensorboard else b""
+        if cfg.tensorboard:  # TensorBoard plays GIFs (its video format), whichever file was written
+            log_gif(run / "tb", f"replay/{level}/episode{i + 1}", gif, episode.frames[0], step)
         written.append(path)
         print(f"  episode {i + 1}: {episode.steps} steps, {episode.outcome} -> {path}")
-    if cfg.tensorboard and cfg.format == "gif":
+    if cfg.tensorboard:
         print(f"TensorBoard: tensorboard --logdir {run / 'tb'} (Images tab, replay/{level}/...).")
     return written
 

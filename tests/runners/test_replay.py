@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 from hydra import compose, initialize_config_dir
 from PIL import Image, ImageSequence
@@ -13,8 +13,9 @@ from PIL import Image, ImageSequence
 from envs.maze import MazeLevel
 from envs.maze.render import walked_path
 from runners import maze, recall
+from runners import replay as replay_module
 from runners.app import execute
-from runners.replay import replay
+from runners.replay import HELD_FRAMES, ffmpeg_executable, replay, write_mp4
 from tests.runners.helpers import CONF_DIR, compose_config, event_tags
 
 
@@ -82,9 +83,57 @@ def test_bad_options_name_the_override_that_fixes_them(maze_run, overrides, name
         replay(cfg)
 
 
-@pytest.mark.skipif(shutil.which("ffmpeg") is not None, reason="this machine has ffmpeg")
-def test_mp4_without_ffmpeg_says_to_use_gif_on_the_command_line(maze_run):
+def decoded_frames(path) -> list[np.ndarray]:
+    """Every frame of a video file, decoded back through imageio-ffmpeg (the video extra)."""
+    imageio_ffmpeg = pytest.importorskip("imageio_ffmpeg")
+    reader = imageio_ffmpeg.read_frames(str(path))
+    meta = next(reader)
+    width, height = meta["size"]
+    return [np.frombuffer(f, np.uint8).reshape(height, width, 3) for f in reader]
+
+
+def test_mp4_holds_every_frame_in_order_at_even_size(tmp_path):
+    pytest.importorskip("imageio_ffmpeg")
+    shades = [0, 120, 250]  # three flat frames, 41 x 31 pixels: ffmpeg's yuv420p needs even sides
+    frames = [np.full((31, 41, 3), shade, np.uint8) for shade in shades]
+    path = tmp_path / "clip.mp4"
+    write_mp4(frames, path, fps=3)
+    decoded = decoded_frames(path)
+    assert len(decoded) == len(frames) + HELD_FRAMES
+    assert all(f.shape == (32, 42, 3) for f in decoded)
+    means = [float(f[:31, :41].mean()) for f in decoded]
+    assert means == pytest.approx([*shades, shades[-1], shades[-1]], abs=6)
+    assert not list(tmp_path.glob(".*"))  # no temporary file left behind
+
+
+def test_maze_replay_as_mp4_has_a_frame_per_move_and_still_logs_to_tensorboard(maze_run, monkeypatch):
+    pytest.importorskip("imageio_ffmpeg")
+    seen = {}
+    original = maze.MazeExperiment.greedy_rollouts
+
+    def keep(self, env, level, seed):
+        out = original(self, env, level, seed)
+        seen["tokens"] = out.final_obs["tokens"].cpu().numpy()
+        return out
+
+    monkeypatch.setattr(maze.MazeExperiment, "greedy_rollouts", keep)
+    out = maze_run / "mp4"
+    written = replay(replay_config([f"checkpoint={maze_run}", "episodes=1", "format=mp4", f"out={out}"]))
+    assert [p.name for p in written] == ["latest-3x3-episode1.mp4"]
+    walk = walked_path(seen["tokens"][0], MazeLevel("3x3", 3, 3))
+    assert len(decoded_frames(written[0])) == len(walk.moves) + 1 + HELD_FRAMES
+    assert "replay/3x3/episode1" in event_tags(maze_run / "tb")["images"]
+
+
+def test_mp4_without_ffmpeg_names_the_install_command(maze_run, monkeypatch):
+    monkeypatch.setattr(replay_module, "ffmpeg_executable", lambda: None)
+    with pytest.raises(ValueError, match=r"pip install 'mindgym\[video\]'.*format=gif"):
+        replay(replay_config([f"checkpoint={maze_run}", "format=mp4"]))
+
+
+@pytest.mark.skipif(ffmpeg_executable() is not None, reason="this machine has an ffmpeg")
+def test_mp4_without_ffmpeg_says_so_on_the_command_line(maze_run):
     command = [sys.executable, "-m", "runners.replay", f"checkpoint={maze_run}", "format=mp4"]
     done = subprocess.run(command, capture_output=True, text=True, timeout=120)
     assert done.returncode == 1
-    assert "ffmpeg" in done.stderr and "format=gif" in done.stderr and "Traceback" not in done.stderr
+    assert "mindgym[video]" in done.stderr and "format=gif" in done.stderr and "Traceback" not in done.stderr
