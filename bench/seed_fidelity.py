@@ -1,168 +1,81 @@
-"""The seeds' own results beside MindGym's, in one command (issue 21): one table, one JSON file.
+"""The seeds' own results beside MindGym's (issue 21), measured in parts that each fit one GPU call.
 
-- **bwr_dnc**: ``preset=bwr_dnc`` trained for ``--bwr-minutes``, then copy accuracy (per symbol) and exact
-  match (whole copies) at lengths 2, 10 and 32 on fresh sequences; the seed reported 37.2%, 14.1% and
-  10.0% accuracy at those lengths (its difficulties 1, 5 and 10).
-- **cognate**: forward time of the Cognate backbone with every token halting after 1, 2 or 3 steps and
-  with per-token halting, ``act_skip`` on and off; then each variant's ACT mean steps, share of (token,
-  pass) pairs computed and forward speed after ``--act-train-steps`` training steps (``bench.act_speed``);
-  the seed names the speed model the fastest.
-- **agiformer** (with ``--agiformer-minutes`` > 0): ``preset=agiformer`` trained that long, then needle
-  exact rate at 2,899 bytes of haystack (``runners.evaluate task=needle``); the seed's check failed.
+Parts (``--parts``; each saves ``<out>/parts/<part>.json``, and every call then prints and writes the
+table of all parts saved under ``--out``: ``seed_fidelity.md`` and ``seed_fidelity.json``):
 
-    python -m bench.seed_fidelity --device cuda --out /tmp/seed_fidelity                  # ~7 minutes, H200
-    python -m bench.seed_fidelity --device cpu --out /tmp/sf --bwr-minutes 0.2 --act-train-steps 2 \
-        --act-seq-len 32 --act-batch 2 --act-d-model 40 --act-n-layers 2 --episodes 8    # a smoke run
+- ``bwr_dnc``: ``preset=bwr_dnc`` trained ``--bwr-minutes``, then copy accuracy per symbol and exact match
+  at lengths 2, 6, 10, 32 (the seed: 37.2%, 22.8%, 14.1%, 10.0%), and the parameter count (seed ~799K).
+- ``act_sweep`` (Cognate): forward time with every token halting after 1, 2, 3 steps and per-token
+  halting, ``act_skip`` on and off (``bench.act_speed``'s sweep).
+- ``act_variants`` (Cognate): each variant trained ``--act-train-steps``: ACT mean steps, share computed,
+  bits per byte, forward time, and speed / reasoning forward time (the seed: the speed model fastest).
+- ``agiformer``: ``preset=agiformer`` trained ``--agiformer-minutes``: validation bits per character (the
+  seed: 1.78 on Turkish Wikipedia) and needle exact at 2,899 bytes (the seed's check failed).
+- ``poh_hrm``, ``poh_baseline``: the seed's 12x12 protocol (400 fixed mazes, 30 epochs, 80 test mazes):
+  solved and optimal (the seed: 63.16% / 54.39% and 57.89% / 52.63%) and parameters (7.04M / 7.21M).
+- ``echo``: ``preset=echo`` trained ``--echo-minutes``: reward of the learned engine against fixed
+  decodings on test prompts (the seed reported no figure).
 
-Everything else a run writes (checkpoints, TensorBoard, reports) goes under ``--out``.
+Expected GPU minutes of each part on one H200 shared with one other job: ``--list`` prints them (each
+part prints its own before it starts). Calls of at most 8 minutes:
+
+    python -m bench.seed_fidelity --device cuda --out runs/sf --parts bwr_dnc act_sweep act_variants
+    python -m bench.seed_fidelity --device cuda --out runs/sf --parts poh_hrm poh_baseline
+    python -m bench.seed_fidelity --device cuda --out runs/sf --parts agiformer
+    python -m bench.seed_fidelity --device cuda --out runs/sf --parts echo
+    python -m bench.seed_fidelity --out runs/sf --combine        # the table of the saved parts
+
+``--overrides PART:key=value`` (or ``key=value`` for every training part) passes runner overrides; the
+CPU smoke run in tests/bench/test_seed_fidelity.py shrinks every part that way. Runs, checkpoints and
+TensorBoard files go under ``<out>/runs/<part>``.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
+import shlex
+import sys
 import time
 from pathlib import Path
-from typing import Any
 
 import torch
 
-from bench import act_speed
-from bench.harness import Benchmark, device_name, runner_config
-from envs.generation.corpus import default_corpus
-from foundation.checkpoint import load_checkpoint
+from bench.harness import device_name
+from bench.seed_fidelity_parts import BY_NAME, PART_NAMES, PARTS
+from bench.seed_fidelity_record import (
+    PartRecord,
+    combine,
+    load_parts,
+    markdown,
+    part_names,
+    save_part,
+    today,
+    write_combined,
+)
 from foundation.device import resolve_device
 
-BWR_LENGTHS = {2: 0.372, 10: 0.141, 32: 0.100}  # the seed's copy accuracy at these lengths
 
-
-def train(
-    runner: str, preset: str, minutes: float, device: torch.device, out: Path, extra: list[str]
-) -> Path:
-    """Train ``preset`` for ``minutes`` of wall clock into ``out``; returns the run folder."""
-    import importlib
-
-    from runners.app import execute
-
-    hardware = ["hardware=gpu"] if device.type == "cuda" else [f"hardware.device={device.type}"]
-    overrides = [
-        f"preset={preset}",
-        *hardware,
-        f"trainer.max_minutes={minutes}",
-        "trainer.progress_bar=false",
-    ]
-    cfg = runner_config(runner, [*overrides, *extra])
-    module = importlib.import_module(f"runners.{runner}")
-    execute(cfg, runner, module.build_experiment, run_dir=out, overrides=[*overrides, *extra])
-    return out
-
-
-def bwr_dnc(args: argparse.Namespace, device: torch.device) -> list[dict[str, Any]]:
-    from runners.evaluate import evaluate_checkpoint
-
-    started = time.perf_counter()
-    run = train("recall", "bwr_dnc", args.bwr_minutes, device, args.out / "bwr_dnc", [])
-    _, results = evaluate_checkpoint(run / "checkpoints" / "latest.pt", str(device), args.episodes)
-    minutes = (time.perf_counter() - started) / 60
-    rows = []
-    for length, seed_accuracy in BWR_LENGTHS.items():
-        name = f"len{length}-v32"
-        rows.append(
-            {
-                "seed": "bwr_dnc",
-                "measure": f"copy accuracy, length {length}",
-                "seed_reported": seed_accuracy,
-                "mindgym": results["accuracy"].get(name),
-                "mindgym_exact": results["exact_match"].get(name),
-                "minutes": minutes,
-                "step": results["step"],
-            }
-        )
-    return rows
-
-
-def cognate(args: argparse.Namespace, device: torch.device) -> list[dict[str, Any]]:
-    ns = argparse.Namespace(
-        d_model=args.act_d_model,
-        n_layers=args.act_n_layers,
-        n_heads=args.act_n_heads,
-        seq_len=args.act_seq_len,
-        batch=args.act_batch,
-        train_steps=args.act_train_steps,
-        compile="none",
-        seed=0,
-        warmup=2,
-        repeats=args.act_repeats,
-    )
-    held_out = act_speed.byte_windows(
-        default_corpus().text("validation"),
-        ns.batch,
-        ns.seq_len,
-        torch.Generator().manual_seed(1),
-    ).to(device)
-    sweep = act_speed.sweep(ns, device, held_out[:, :-1])
-    rows = [
-        {
-            "seed": "cognate",
-            "measure": f"forward, {row['halting']}, act_skip={row['act_skip']}: ACT mean steps",
-            "mindgym": row["steps_mean"],
-            "forward_ms": row["forward_ms"],
-            "computed": row["computed"],
-        }
-        for row in sweep.rows
-    ]
-    started = time.perf_counter()
-    bench = act_speed.variants(ns, device, held_out)
-    minutes = (time.perf_counter() - started) / 60
-    return rows + [
-        {
-            "seed": "cognate",
-            "measure": f"cognate_{row['variant']} after {ns.train_steps} steps: ACT mean steps",
-            "seed_reported": "speed fastest" if row["variant"] == "speed" else None,
-            "mindgym": row["steps_mean"],
-            "forward_ms": row["forward_ms"],
-            "computed": row["computed"],
-            "bits_per_byte": row["bits_per_byte"],
-            "minutes": minutes,
-        }
-        for row in bench.rows
-    ]
-
-
-def agiformer(args: argparse.Namespace, device: torch.device) -> list[dict[str, Any]]:
-    from runners.cross_eval import SEED_NEEDLE_BYTES, generation_backbone, needle_levels, needle_scores
-
-    started = time.perf_counter()
-    extra = list(args.agiformer_overrides)
-    run = train("generation", "agiformer", args.agiformer_minutes, device, args.out / "agiformer", extra)
-    path = run / "checkpoints" / "latest.pt"
-    state = load_checkpoint(path)
-    model = generation_backbone(state, path, device)
-    levels = needle_levels([SEED_NEEDLE_BYTES], [0.0, 0.5, 1.0])
-    scores = needle_scores(model, levels, args.episodes, device)
-    exact = sum(r["exact"] for r in scores) / len(scores)
-    history = state.get("history") or [{}]
-    return [
-        {
-            "seed": "agiformer",
-            "measure": f"needle exact at {SEED_NEEDLE_BYTES} bytes (depths 0, 0.5, 1)",
-            "seed_reported": 0.0,
-            "mindgym": exact,
-            "bits_per_char": history[-1].get("bits_per_char"),
-            "minutes": (time.perf_counter() - started) / 60,
-            "step": int(state["step"]),
-        }
-    ]
-
-
-def main(argv: list[str] | None = None) -> None:
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+        prog="python -m bench.seed_fidelity",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--device", default="auto")
-    parser.add_argument("--out", type=Path, required=True, help="runs, checkpoints and seed_fidelity.json")
+    parser.add_argument("--out", type=Path, required=True, help="parts/, runs/ and the combined table")
+    parser.add_argument("--parts", nargs="+", default=[], help=f"some of {', '.join(PART_NAMES)}, or all")
+    parser.add_argument("--combine", action="store_true", help="only print and write the saved parts' table")
+    parser.add_argument("--list", action="store_true", help="print the parts and their expected minutes")
+    parser.add_argument(
+        "--overrides", nargs="*", default=[], help="runner overrides: PART:key=value or key=value"
+    )
+    parser.add_argument(
+        "--episodes", type=int, default=256, help="sequences per length / needle cell / prompts"
+    )
     parser.add_argument("--bwr-minutes", type=float, default=3.0)
-    parser.add_argument("--episodes", type=int, default=256, help="sequences per level / needle cell")
+    parser.add_argument("--agiformer-minutes", type=float, default=3.0)
+    parser.add_argument("--echo-minutes", type=float, default=3.0)
+    parser.add_argument("--poh-max-minutes", type=float, default=4.0, help="a cap: the protocol is 375 steps")
     parser.add_argument("--act-train-steps", type=int, default=80)
     parser.add_argument("--act-seq-len", type=int, default=512)
     parser.add_argument("--act-batch", type=int, default=16)
@@ -170,26 +83,86 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--act-d-model", type=int, default=None, help="default: the preset's")
     parser.add_argument("--act-n-layers", type=int, default=None)
     parser.add_argument("--act-n-heads", type=int, default=None)
-    parser.add_argument("--agiformer-minutes", type=float, default=0.0, help="0: skip the needle check")
-    parser.add_argument("--agiformer-overrides", nargs="*", default=[], help="more runner overrides")
-    parser.add_argument("--skip", nargs="*", default=[], choices=("bwr_dnc", "cognate"))
     args = parser.parse_args(argv)
-    device = resolve_device(args.device)
+    try:
+        args.parts = part_names(args.parts, PART_NAMES)
+    except ValueError as err:
+        parser.error(str(err))
+    if not (args.parts or args.combine or args.list):
+        parser.error(
+            f"name the parts to measure (--parts {' '.join(PART_NAMES)} or all), --combine or --list."
+        )
+    return args
+
+
+def part_command(args: argparse.Namespace, part: str) -> str:
+    """The command line that measures ``part`` alone with this call's settings."""
+    words = ["python", "-m", "bench.seed_fidelity", "--device", str(args.device), "--out", str(args.out)]
+    words += ["--parts", part]
+    for flag in BY_NAME[part].flags:
+        value = getattr(args, flag.removeprefix("--").replace("-", "_"))
+        if value is not None:
+            words += [flag, str(value)]
+    mine = [o for o in args.overrides if ":" not in o.split("=", 1)[0] or o.startswith(f"{part}:")]
+    if mine and BY_NAME[part].trains_runner:
+        words += ["--overrides", *mine]
+    return shlex.join(words)
+
+
+def expected_lines(args: argparse.Namespace, parts: list[str]) -> list[str]:
+    lines = []
+    for name in parts:
+        part = BY_NAME[name]
+        lines.append(f"  {name:<13} about {part.expected_minutes(args):4.1f} GPU min  ({part.about})")
+    total = sum(BY_NAME[n].expected_minutes(args) for n in parts)
+    lines.append(
+        f"  {'in all':<13} about {total:4.1f} GPU min on one H200 shared with one other job (estimates)"
+    )
+    return lines
+
+
+def run_part(args: argparse.Namespace, name: str, device: torch.device) -> PartRecord:
+    """Measure one part and save it under ``--out``."""
+    part = BY_NAME[name]
+    print(
+        f"[seed_fidelity] {name}: expected about {part.expected_minutes(args):.1f} GPU minutes ({part.about})"
+    )
+    started = time.perf_counter()
+    rows = part.measure(args, device)
+    record = PartRecord(
+        part=name,
+        rows=rows,
+        device=device_name(device),
+        date=today(),
+        minutes=(time.perf_counter() - started) / 60,
+        command=part_command(args, name),
+        settings={"torch": torch.__version__, "python": sys.version.split()[0]},
+    )
+    path = save_part(args.out, record)
+    print(f"[seed_fidelity] {name}: {record.minutes:.1f} minutes, saved {path}")
+    return record
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+    if args.list:
+        print("\n".join(["Parts and their expected GPU minutes:", *expected_lines(args, list(PART_NAMES))]))
+        if not (args.parts or args.combine):
+            return
     args.out.mkdir(parents=True, exist_ok=True)
-    rows: list[dict[str, Any]] = []
-    if "bwr_dnc" not in args.skip:
-        rows += bwr_dnc(args, device)
-    if "cognate" not in args.skip:
-        rows += cognate(args, device)
-    if args.agiformer_minutes > 0:
-        rows += agiformer(args, device)
-    table = Benchmark("Seed fidelity (issue 21): the seeds' own results beside MindGym's", device)
-    for row in rows:
-        table.add(**row)
-    table.report(record=False)
-    summary = {"device": device_name(device), "rows": rows}
-    (args.out / "seed_fidelity.json").write_text(json.dumps(summary, indent=2, default=str))
-    print(f"Wrote {args.out / 'seed_fidelity.json'}")
+    if args.parts:
+        device = resolve_device(args.device)
+        print(
+            "\n".join([f"[seed_fidelity] parts on {device_name(device)}:", *expected_lines(args, args.parts)])
+        )
+        for name in args.parts:
+            run_part(args, name, device)
+    commands = {p.name: part_command(args, p.name) for p in PARTS}
+    combined = combine(load_parts(args.out), PART_NAMES)
+    print("\nSeed fidelity (issue 21): the seeds' own results beside MindGym's\n")
+    print(markdown(combined, commands))
+    json_path, md_path = write_combined(args.out, combined, commands)
+    print(f"\nWrote {md_path} and {json_path}")
 
 
 if __name__ == "__main__":
