@@ -1,30 +1,24 @@
 """TorchRL runs MindGym's native vector envs: spec checks for every id, observation mode and autoreset mode
-TorchRL accepts, and a short PPO from TorchRL's own pieces (Collector, GAE, ClipPPOLoss) on 5x5 mazes.
+TorchRL accepts, and a short PPO from TorchRL's own pieces (Collector, GAE, ClipPPOLoss) on 5x5 mazes
+(``tests/integrations/torchrl_ppo.py``).
 
 Slow, and skipped where torchrl is not installed (``pip install -e ".[torchrl]"``).
 """
 
 from __future__ import annotations
 
-import time
-
 import pytest
 
 pytest.importorskip("torchrl")
 
 import torch
-from tensordict.nn import TensorDictModule
-from torch import nn
-from torchrl.collectors import Collector
-from torchrl.envs import ExplorationType, GymWrapper, set_exploration_type
+from torchrl.envs import GymWrapper
 from torchrl.envs.utils import check_env_specs
-from torchrl.modules import MLP, ProbabilisticActor, ValueOperator
-from torchrl.objectives import ClipPPOLoss
-from torchrl.objectives.value import GAE
 
 from envs.maze import MazeLevel
 from tests.integrations.contract import OBS_MODES
-from tests.integrations.torchrl_adapter import make_vec, wrap
+from tests.integrations.torchrl_adapter import DeviceGymWrapper, make_vec, wrap
+from tests.integrations.torchrl_ppo import maze_ppo
 
 pytestmark = pytest.mark.slow
 
@@ -47,12 +41,14 @@ def test_check_env_specs(env_id, obs_mode, autoreset_mode, encoding):
     assert rollout.batch_size == (4, 64)
 
 
+@pytest.mark.parametrize("wrapper", [GymWrapper, DeviceGymWrapper])
 @pytest.mark.parametrize("env_id", ["mindgym/Copy-v0", "mindgym/AssociativeRecall-v0", "mindgym/Needle-v0"])
-def test_disabled_mode_resets_only_finished_sub_envs(env_id):
-    """TorchRL resets finished sub-envs through reset_mask; the others go on with their episode."""
+def test_disabled_mode_resets_only_finished_sub_envs(env_id, wrapper):
+    """TorchRL resets finished sub-envs through reset_mask (NumPy from the stock wrapper, a tensor from
+    DeviceGymWrapper); the others go on with their episode."""
     vec = make_vec(env_id, 8, "disabled", obs_mode="stream", seed=0)
     vec.unwrapped.set_level(torch.arange(8) % 4)  # episodes of different lengths end out of step
-    env = GymWrapper(vec, categorical_action_encoding=True)
+    env = wrapper(vec, categorical_action_encoding=True)
     steps = 300
     rollout = env.rollout(steps, break_when_any_done=False)
     done = rollout["next", "done"].squeeze(-1)
@@ -75,97 +71,6 @@ def test_stock_same_step_reader_still_misreads_dict_and_discrete_observations(ob
     env_id = "mindgym/Copy-v0"
     env = GymWrapper(make_vec(env_id, 4, "same_step", obs_mode=obs_mode, seed=0))
     check_env_specs(env, seed=0)
-
-
-class Pixels(nn.Module):
-    """A (..., C, H, W) uint8 image as (..., C*H*W) floats in [0, 1]."""
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x.flatten(-3).float() / 255.0
-
-
-def maze_ppo(
-    batches: int = 30,
-    num_envs: int = 64,
-    steps: int = 32,
-    seed: int = 0,
-    level: MazeLevel = SMALL_MAZES[0],
-    epochs: int = 4,
-    minibatch: int = 512,
-    lr: float = 1e-3,
-    pool_size: int = 512,
-    device: str = "cpu",
-    log: bool = False,
-) -> dict[str, float]:
-    """PPO with TorchRL's Collector, GAE and ClipPPOLoss on MindGym's native maze vector env (grid images,
-    DISABLED autoreset). Returns the greedy success rate before and after training, and steps/s."""
-    torch.manual_seed(seed)
-    maze = {"obs_mode": "grid", "levels": [level], "pool_size": pool_size}
-    vec = make_vec("mindgym/Maze-v0", num_envs, "disabled", seed=seed, device=device, **maze)
-    env = GymWrapper(vec, categorical_action_encoding=True, device=device).auto_register_info_dict()
-    features = env.observation_spec["observation"].shape[1:].numel()
-    actions = env.action_spec.space.n
-
-    def body(out: int) -> nn.Module:
-        return nn.Sequential(Pixels(), MLP(in_features=features, out_features=out, num_cells=[128, 128]))
-
-    actor = ProbabilisticActor(
-        TensorDictModule(body(actions), in_keys=["observation"], out_keys=["logits"]),
-        in_keys=["logits"],
-        spec=env.action_spec,
-        distribution_class=torch.distributions.Categorical,
-        return_log_prob=True,
-    )
-    critic = ValueOperator(body(1), in_keys=["observation"])
-    actor, critic = actor.to(device), critic.to(device)
-    advantage = GAE(gamma=0.99, lmbda=0.95, value_network=critic, average_gae=True)
-    loss = ClipPPOLoss(actor, critic, clip_epsilon=0.2, entropy_coeff=0.01, critic_coeff=0.5)
-    optimiser = torch.optim.Adam(loss.parameters(), lr=lr)
-
-    def greedy_success(episodes: int = 256) -> float:
-        eval_vec = make_vec("mindgym/Maze-v0", episodes, "disabled", seed=seed, device=device, **maze)
-        eval_env = GymWrapper(
-            eval_vec, categorical_action_encoding=True, device=device
-        ).auto_register_info_dict()
-        with torch.no_grad(), set_exploration_type(ExplorationType.DETERMINISTIC):
-            run = eval_env.rollout(10_000, actor, break_when_all_done=True, break_when_any_done=False)
-        done = run["next", "done"].squeeze(-1)
-        first = done.float().argmax(dim=1)  # each sub-env's first episode end
-        return run["next", "success"][torch.arange(episodes), first].float().mean().item()
-
-    before = greedy_success()
-    collector = Collector(
-        env, actor, frames_per_batch=num_envs * steps, total_frames=batches * num_envs * steps
-    )
-    start, frames, successes = time.perf_counter(), 0, []
-    for data in collector:
-        with torch.no_grad():
-            advantage(data)
-        flat = data.reshape(-1)
-        for _ in range(epochs):
-            for index in torch.randperm(flat.numel()).split(minibatch):
-                out = loss(flat[index])
-                total = out["loss_objective"] + out["loss_critic"] + out["loss_entropy"]
-                optimiser.zero_grad()
-                total.backward()
-                nn.utils.clip_grad_norm_(loss.parameters(), 0.5)
-                optimiser.step()
-        collector.update_policy_weights_()
-        ended = data["next", "done"].squeeze(-1)
-        successes.append(data["next", "success"][ended].float().mean().item())
-        frames += data.numel()
-        if log and len(successes) % 10 == 0:
-            print(len(successes), frames, round(sum(successes[-10:]) / 10, 3), flush=True)
-    seconds = time.perf_counter() - start
-    collector.shutdown()
-    return {
-        "greedy_success_before": before,
-        "greedy_success_after": greedy_success(),
-        "train_success_first_batch": successes[0],
-        "train_success_last_batch": successes[-1],
-        "frames": frames,
-        "steps_per_second": frames / seconds,
-    }
 
 
 def test_torchrl_ppo_learns_a_5x5_maze():

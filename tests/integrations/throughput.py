@@ -6,15 +6,18 @@
 The task is 5x5 DFS mazes with ``grid`` observations (3x11x11 images), the same everywhere. Two numbers a
 framework: ``env`` steps with random actions through the framework's env interface (what its collector
 pays for the env), and ``PPO`` whole training steps (collection plus updates, each framework's own PPO
-with a 2x64 MLP, 64-step rollouts, a few epochs) per second. Frameworks that are not installed are left
-out. Prints a Markdown table.
+with a 2x64 MLP, 64-step rollouts, a few epochs) per second. Prints a Markdown table, a row as soon as it
+is measured. A framework that is not installed gets one row saying so; one that fails gets one row naming
+the error (its traceback on stderr) and the command goes on to the next, exiting with status 1 at the end.
 """
 
 from __future__ import annotations
 
 import argparse
+import sys
 import time
-from collections.abc import Callable
+import traceback
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import gymnasium as gym
@@ -24,9 +27,10 @@ import torch
 import envs  # noqa: F401  (registers mindgym/*)
 
 MAZE: dict[str, Any] = {"obs_mode": "grid", "levels": [{"name": "5x5", "height": 5, "width": 5}]}
+Rate = tuple[float, float, float]  # steps/s: median, lowest, highest
 
 
-def rate(run: Callable[[], int], seconds: float) -> tuple[float, float, float]:
+def rate(run: Callable[[], int], seconds: float) -> Rate:
     """Steps/s of ``run`` (returns the steps it took): median, lowest and highest over the calls of about
     ``seconds`` after one warm-up call (the machine may be shared: the spread says how much that mattered)."""
     run()
@@ -53,7 +57,11 @@ def native(
     )
 
 
-def plain(num_envs: int, device: str, seconds: float) -> dict[str, float]:
+def spread(rates: list[float]) -> Rate:
+    return float(np.median(rates)), min(rates), max(rates)
+
+
+def plain(num_envs: int, device: str, seconds: float) -> Iterator[tuple[str, Rate]]:
     single = gym.make("mindgym/Maze-v0", **MAZE)
     single.reset(seed=0)
 
@@ -64,6 +72,7 @@ def plain(num_envs: int, device: str, seconds: float) -> dict[str, float]:
                 single.reset()
         return 256
 
+    yield "plain loop, single MazeEnv", rate(single_steps, seconds)
     vec = native(num_envs, device)
     vec.reset(seed=0)
     generator = torch.Generator(device=device).manual_seed(0)
@@ -75,13 +84,10 @@ def plain(num_envs: int, device: str, seconds: float) -> dict[str, float]:
             torch.cuda.synchronize()
         return 64 * num_envs
 
-    return {
-        "plain loop, single MazeEnv": rate(single_steps, seconds),
-        "plain loop, native vector env": rate(vector_steps, seconds),
-    }
+    yield "plain loop, native vector env", rate(vector_steps, seconds)
 
 
-def sb3(num_envs: int, device: str, seconds: float) -> dict[str, float]:
+def sb3(num_envs: int, device: str, seconds: float) -> Iterator[tuple[str, Rate]]:
     from sb3_contrib import MaskablePPO
     from stable_baselines3 import PPO
 
@@ -96,43 +102,43 @@ def sb3(num_envs: int, device: str, seconds: float) -> dict[str, float]:
             venv.step(rng.integers(0, 4, num_envs))
         return 64 * num_envs
 
-    out = {"SB3 adapter (env)": rate(env_steps, seconds)}
+    yield "SB3 adapter (env)", rate(env_steps, seconds)
     for name, algo in (("SB3 PPO", PPO), ("sb3-contrib MaskablePPO", MaskablePPO)):
         model = algo("MlpPolicy", venv, n_steps=64, batch_size=512, n_epochs=4, device=device, seed=0)
         total = 4 * 64 * num_envs
-        out[name] = rate(lambda model=model, total=total: model.learn(total) and total, seconds)
-    return out
+        yield name, rate(lambda model=model, total=total: model.learn(total) and total, seconds)
 
 
-def torchrl(num_envs: int, device: str, seconds: float) -> dict[str, float]:
-    from torchrl.envs import GymWrapper
+def torchrl(num_envs: int, device: str, seconds: float) -> Iterator[tuple[str, Rate]]:
+    """The env through DeviceGymWrapper (TorchRL's GymWrapper passing tensors, so a CUDA env works) in
+    DISABLED and in SAME_STEP mode, and maze_ppo's training loop: the rate of each batch after the first
+    (warm-up), for about ``seconds`` and at least three batches. Minibatches of 512 frames (as on the CPU)
+    up to 1,024 envs, num_envs / 2 above, so that 16,384 envs make 256 updates a batch, not 4,096."""
+    from tests.integrations.torchrl_adapter import wrap
+    from tests.integrations.torchrl_ppo import maze_ppo
 
-    from tests.integrations.test_torchrl import maze_ppo
-    from tests.integrations.torchrl_adapter import same_step_env
-
-    out = {}
     for mode in ("disabled", "same_step"):
-        vec = native(num_envs, device, mode)
-        env = GymWrapper(vec, device=device) if mode == "disabled" else same_step_env(vec, device=device)
+        env = wrap(native(num_envs, device, mode))
 
         def env_steps(env: Any = env) -> int:
             env.rollout(64, break_when_any_done=False)
             return 64 * num_envs
 
-        out[f"TorchRL GymWrapper, {mode.upper()} (env)"] = rate(env_steps, seconds)
-    # the training loop's own rate (maze_ppo times it apart from building and evaluating), three runs
-    rates = [maze_ppo(batches=20, num_envs=num_envs, device=device)["steps_per_second"] for _ in range(3)]
-    out["TorchRL PPO (Collector, GAE, ClipPPOLoss)"] = (float(np.median(rates)), min(rates), max(rates))
-    return out
+        label = "DeviceGymWrapper" if mode == "disabled" else "DeviceGymWrapper + FinalObsReader"
+        yield f"TorchRL {label}, {mode} (env)", rate(env_steps, seconds)
+    minibatch = max(512, num_envs // 2)
+    ppo = {"num_envs": num_envs, "device": device, "minibatch": minibatch, "evaluate": False}
+    result = maze_ppo(batches=10_000, max_seconds=seconds, min_batches=4, **ppo)
+    label = f"TorchRL PPO (Collector, GAE, ClipPPOLoss; minibatch {minibatch})"
+    yield label, spread(result["batch_steps_per_second"][1:])
 
 
-def rllib(num_envs: int, device: str, seconds: float) -> dict[str, float]:
+def rllib(num_envs: int, device: str, seconds: float) -> Iterator[tuple[str, Rate]]:
     import ray
 
     from tests.integrations.test_rllib import ppo_config
 
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, ignore_reinit_error=True)
-    out = {}
     for native_env, label in (
         (False, "RLlib vectorises single envs (sync)"),
         (True, "RLlib on the native vector env"),
@@ -148,15 +154,22 @@ def rllib(num_envs: int, device: str, seconds: float) -> dict[str, float]:
                 len(episode) for episode in runner.sample(num_timesteps=64 * num_envs, random_actions=True)
             )
 
-        out[f"{label} (env)"] = rate(env_steps, seconds)
+        yield f"{label} (env)", rate(env_steps, seconds)
 
         def train(algo: Any = algo) -> int:
             return algo.train()["env_runners"]["num_env_steps_sampled"]
 
-        out[f"{label}, PPO"] = rate(train, seconds)
+        yield f"{label}, PPO", rate(train, seconds)
         algo.stop()
     ray.shutdown()
-    return out
+
+
+FRAMEWORKS: dict[str, Callable[[int, str, float], Iterator[tuple[str, Rate]]]] = {
+    "plain": plain,
+    "sb3": sb3,
+    "torchrl": torchrl,
+    "rllib": rllib,
+}
 
 
 def main() -> None:
@@ -166,22 +179,26 @@ def main() -> None:
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--num-envs", type=int, default=64)
     parser.add_argument("--seconds", type=float, default=8.0, help="time per measurement")
-    parser.add_argument("--only", nargs="*", default=["plain", "sb3", "torchrl", "rllib"])
+    parser.add_argument("--only", nargs="*", default=list(FRAMEWORKS), choices=list(FRAMEWORKS))
     parser.add_argument("--threads", type=int, default=1, help="torch threads (small MLPs: 1 is fastest)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     setting = f"{args.device}, {args.num_envs} envs, {args.threads} torch thread(s)"
     print(f"| path | steps/s: median (lowest-highest), {setting} |")
     print("|---|---|")
+    failed = False
     for name in args.only:
         try:
-            results = globals()[name](args.num_envs, args.device, args.seconds)
+            for label, (median, low, high) in FRAMEWORKS[name](args.num_envs, args.device, args.seconds):
+                print(f"| {label} | {median:,.0f} ({low:,.0f}-{high:,.0f}) |", flush=True)
         except ImportError as err:
-            print(f"| {name} | not installed ({err.name}) |")
-            continue
-        for label, value in results.items():
-            median, low, high = value if isinstance(value, tuple) else (value, value, value)
-            print(f"| {label} | {median:,.0f} ({low:,.0f}-{high:,.0f}) |", flush=True)
+            print(f"| {name} | not run: {err.name or err} not installed |", flush=True)
+        except Exception as err:  # one framework's failure must not hide the others' rows
+            traceback.print_exc()
+            first_line = str(err).splitlines()[0] if str(err) else ""
+            print(f"| {name} | failed: {type(err).__name__}: {first_line} (traceback on stderr) |")
+            failed = True
+    sys.exit(1 if failed else 0)
 
 
 if __name__ == "__main__":

@@ -16,6 +16,11 @@ mishandles two kinds of observation space, whatever env produces them (gymnasium
   every slot of the one-hot row.
 
 ``same_step_env`` builds the same GymWrapper with a reader that fixes both (``FinalObsReader``).
+
+On a GPU, GymWrapper (torchrl 0.14.1) hands the env NumPy: it turns each action batch into a host array, and
+in DISABLED mode turns TorchRL's ``_reset`` mask into ``options["reset_mask"]`` with ``.numpy()``, which
+raises on a CUDA tensor. ``DeviceGymWrapper`` passes both as torch tensors on the wrapper's device instead;
+MindGym's vector envs take tensors on any device there, so a CUDA env's batches never leave the GPU.
 """
 
 from __future__ import annotations
@@ -32,6 +37,7 @@ from torchrl.envs.libs.gym import terminal_obs_reader
 from torchrl.envs.transforms import VecGymEnvTransform
 
 import envs  # noqa: F401  (registers mindgym/*)
+from envs.common.vector import TorchVectorEnv
 
 FINAL_KEYS = ("final_obs", "final_info", "_final_obs", "_final_info")
 
@@ -71,6 +77,40 @@ class FinalObsReader(terminal_obs_reader):
         return tensordict
 
 
+class DeviceGymWrapper(GymWrapper):
+    """GymWrapper for MindGym's vector envs: actions and the DISABLED-mode reset mask stay torch tensors.
+
+    The stock wrapper sends the env NumPy, which needs every batch on the host: the reset mask's
+    ``.numpy()`` raises on CUDA (torchrl 0.14.1, ``GymWrapper._replace_reset``) and each action batch is
+    copied to the host and back. The wrapper's ``device`` defaults to the env's own device, so a CUDA env
+    gives CUDA data without copies (GymWrapper's default is the CPU).
+    """
+
+    def __init__(self, env: gym.vector.VectorEnv, **kwargs: Any) -> None:
+        if not isinstance(env.unwrapped, TorchVectorEnv):
+            raise TypeError(
+                f"DeviceGymWrapper passes torch tensors, which only MindGym's vector envs take; got "
+                f"{type(env.unwrapped).__name__}. Wrap other envs in torchrl's GymWrapper."
+            )
+        kwargs.setdefault("device", env.unwrapped.device)
+        super().__init__(env, **kwargs)
+
+    def read_action(self, action: torch.Tensor) -> torch.Tensor:
+        """The action batch as the env's integer actions, on the wrapper's device (one-hot -> indices)."""
+        if isinstance(self.action_spec, OneHot):
+            return action.argmax(-1)
+        return action
+
+    def _replace_reset(self, reset: torch.Tensor | None, kwargs: dict[str, Any]) -> dict[str, Any]:
+        """In DISABLED mode, TorchRL's ``_reset`` mask becomes ``options["reset_mask"]`` as a tensor.
+
+        Without a mask (a plain ``env.reset(tensordict)``) every sub-env resets; the stock wrapper raises.
+        """
+        if reset is not None and self._env.unwrapped.autoreset_mode is gym.vector.AutoresetMode.DISABLED:
+            kwargs.setdefault("options", {})["reset_mask"] = reset.reshape(self.batch_size)
+        return kwargs
+
+
 def make_vec(env_id: str, num_envs: int, autoreset_mode: str, **kwargs: Any) -> gym.vector.VectorEnv:
     """The native vector env of ``env_id`` (``device="cpu"`` unless given)."""
     kwargs.setdefault("device", "cpu")
@@ -92,7 +132,7 @@ def same_step_env(vec: gym.vector.VectorEnv, **wrapper_kwargs: Any) -> Transform
     """
     native = vec.unwrapped
     native.set_autoreset_mode("disabled")
-    base = GymWrapper(vec, **wrapper_kwargs)
+    base = DeviceGymWrapper(vec, **wrapper_kwargs)
     native.set_autoreset_mode("same_step")
     env = base.auto_register_info_dict(
         info_dict_reader=FinalObsReader(base.observation_spec, backend="gymnasium")
@@ -101,7 +141,8 @@ def same_step_env(vec: gym.vector.VectorEnv, **wrapper_kwargs: Any) -> Transform
 
 
 def wrap(vec: gym.vector.VectorEnv, **wrapper_kwargs: Any) -> Any:
-    """A TorchRL env over ``vec``: GymWrapper in DISABLED mode, ``same_step_env`` in SAME_STEP."""
+    """A TorchRL env over ``vec`` on its device: DeviceGymWrapper in DISABLED mode, ``same_step_env`` in
+    SAME_STEP."""
     if vec.unwrapped.autoreset_mode is gym.vector.AutoresetMode.SAME_STEP:
         return same_step_env(vec, **wrapper_kwargs)
-    return GymWrapper(vec, **wrapper_kwargs)
+    return DeviceGymWrapper(vec, **wrapper_kwargs)
