@@ -20,6 +20,7 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
+from matplotlib.ticker import MaxNLocator
 
 
 def _json_safe(value: Any) -> Any:
@@ -210,7 +211,8 @@ def wrap_title(title: str, figure: Any, per_inch: float = 11.0) -> str:
 
 def _save(figure: Any, path: Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
-    figure.tight_layout()
+    if figure.get_layout_engine() is None:  # a figure drawn with its own (constrained) layout keeps it
+        figure.tight_layout()
     figure.savefig(path, dpi=110)
     plt.close(figure)
     return path
@@ -287,9 +289,10 @@ def plot_eval_history(
     level_names: Sequence[str] | None = None,
 ) -> Path:
     """The evaluation history as a researcher reads it: one panel per metric, one line per level
-    (``<metric>/<level>`` entries, so a level change is no fake collapse), dotted vertical lines where the
-    curriculum moved (labelled with the new level), and the level-independent metrics (bits per
-    character, ...) in panels of their own. Every axis is labelled with its units."""
+    (``<metric>/<level>`` entries, so a level change is no fake collapse) named in one legend beside the
+    panels, dotted vertical lines where the curriculum moved (named with the new level above the panel),
+    and the level-independent metrics (bits per character, ...) in panels of their own. Every axis is
+    labelled with its units."""
     if not history:
         return _no_evaluation(path, title)
     names = list(level_names or [])
@@ -319,7 +322,9 @@ def plot_eval_history(
     panels = [(m, True) for m in per_level] + [(m, False) for m in single]
     cols = min(max(len(panels), 1), 3)
     rows = max(1, -(-len(panels) // cols))
-    figure, axes = plt.subplots(rows, cols, figsize=(4.6 * cols, 3.4 * rows), squeeze=False)
+    size = (4.6 * cols + 1.2, 3.4 * rows + 0.4)  # + the level legend on the right and a two-line title
+    figure, axes = plt.subplots(rows, cols, figsize=size, squeeze=False, layout="constrained")
+    level_lines: dict[str, Any] = {}  # one legend entry per level, shared by every per-level panel
     for ax in axes.flat:
         ax.axis("off")
     colours = plt.get_cmap("viridis")
@@ -332,36 +337,43 @@ def plot_eval_history(
             if not points:
                 continue
             colour = colours(i / max(len(series) - 1, 1) * 0.85) if by_level else None
-            ax.plot(*zip(*points), marker="o", markersize=3, color=colour, label=level or name)
+            (line,) = ax.plot(*zip(*points), marker="o", markersize=3, color=colour, label=level or name)
+            if level is not None:
+                level_lines.setdefault(level, line)
         if name in references:  # e.g. the n-gram judge's own bits per character, for scale
             ref = [(h["step"], h[references[name]]) for h in history if _number(h.get(references[name]))]
             ax.plot(*zip(*ref), color="0.4", linestyle="--", label=references[name])
             ax.legend(fontsize=7)
-        for step, new in changes:
-            ax.axvline(step, color="0.45", linestyle=":", linewidth=1)
-            label = names[new] if 0 <= new < len(names) else f"level {new}"
-            ax.annotate(
-                f"→ {label}",
-                (step, 0.02),
-                xycoords=("data", "axes fraction"),
-                rotation=90,
-                fontsize=7,
-                ha="right",
-                va="bottom",
-                color="0.3",
-                bbox={"facecolor": "white", "edgecolor": "none", "alpha": 0.8, "pad": 1},
-            )
+        _mark_level_changes(ax, changes, names)
         ax.set_title(f"{name} per level" if by_level else name, fontsize=9)
         ax.set_xlabel(STEP_LABEL, fontsize=8)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # steps are whole numbers
         ax.set_ylabel(axis_label(name), fontsize=8)
         _fraction_axis(ax, name)
         ax.grid(alpha=0.3)
-        if by_level and len(series) > 1:
-            ax.legend(title="level", fontsize=7, title_fontsize=7, loc="best")
+    if level_lines:  # outside the panels, so no point hides behind it; one level too says which it is
+        order = [lv for lv in levels if lv in level_lines]
+        place = {"loc": "outside right upper", "fontsize": 8, "title_fontsize": 8}
+        figure.legend([level_lines[lv] for lv in order], order, title="level", **place)
     if changes:
-        title += "  (dotted: curriculum level changes)"
-    figure.suptitle(title)
+        title += "\n(dotted, labelled on top: the evaluations after which the curriculum moved to that level)"
+    figure.suptitle(title, fontsize=10)
     return _save(figure, Path(path))
+
+
+def _mark_level_changes(ax: Any, changes: Sequence[tuple[float, int]], names: Sequence[str]) -> None:
+    """A dotted vertical line at each curriculum move, named (``→ 4x4``) on a tick axis above the panel, so
+    no label covers a data point."""
+    if not changes:
+        return
+    for step, _ in changes:
+        ax.axvline(step, color="0.45", linestyle=":", linewidth=1)
+    labels = [f"→ {names[new] if 0 <= new < len(names) else f'level {new}'}" for _, new in changes]
+    top = ax.secondary_xaxis("top")
+    top.set_xticks([step for step, _ in changes], labels)
+    top.tick_params(axis="x", labelsize=7, labelcolor="0.3", color="0.45", labelrotation=30, length=3)
+    for label in top.get_xticklabels():
+        label.set_horizontalalignment("left")
 
 
 def plot_level_bars(
@@ -382,7 +394,7 @@ def plot_level_bars(
     }
     last = history[-1].get("step") if history else None
     better = "lowest" if is_lower_better(metric) else "highest"
-    subtitle = f"best: the {better} evaluation; final: the last one (step {last})"
+    subtitle = f"best: the {better} evaluation; final: the last (step {last})"
     ylim = (0, 1.08) if metric in FRACTIONS else None
     return plot_bars(
         groups,
@@ -405,15 +417,17 @@ def plot_bars(
     xlabel: str | None = None,
     annotate: bool = True,
     colors: Mapping[str, str] | None = None,
+    legend_title: str | None = None,
 ) -> Path:
     """Grouped bar chart: ``groups[series][category] = value`` (e.g. runs x maze sizes -> accuracy), each
-    bar labelled with its value when ``annotate`` and there are few enough bars to read them."""
+    bar labelled with its value when ``annotate`` and there are few enough bars to read them; the legend
+    (titled ``legend_title``) names every series, a single run's too."""
     series = list(groups)
     categories: list[str] = []
     for values in groups.values():
         categories += [c for c in values if c not in categories]
     width = 0.8 / max(len(series), 1)
-    figure, ax = plt.subplots(figsize=(max(4.6, 1.1 * len(categories) * max(1, len(series)) ** 0.5), 3.8))
+    figure, ax = plt.subplots(figsize=(max(5.6, 1.1 * len(categories) * max(1, len(series)) ** 0.5), 3.8))
     label_bars = annotate and len(series) * len(categories) <= 40
     for i, name in enumerate(series):
         xs = [j + (i - (len(series) - 1) / 2) * width for j in range(len(categories))]
@@ -433,8 +447,9 @@ def plot_bars(
         ax.margins(y=0.12)  # room for the value labels
     ax.axhline(0.0, color="0.3", linewidth=0.8)
     ax.set_title(wrap_title(title, figure, 10), fontsize=10)
-    if len(series) > 1:
-        ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.0, 1.0))
+    if series:  # one run too: the legend names the run the bars measured
+        place = {"loc": "upper left", "bbox_to_anchor": (1.0, 1.0)}
+        ax.legend(fontsize=8, title=legend_title, title_fontsize=8, **place)
     ax.grid(axis="y", alpha=0.3)
     return _save(figure, Path(path))
 

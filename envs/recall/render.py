@@ -1,10 +1,10 @@
 """Recall grids drawn as heatmaps: a family's titles and axis labels, what a grid holds fixed, and the figure.
 
 ``heatmap_figure(report, context)`` draws one metric of a :class:`~envs.recall.evaluate.GridReport` with the
-value printed in each cell, grey-hatched cells where the grid has no level, a labelled colour bar, and a red
-outline around the cells ``grid_context`` marks as levels the run trains on. It returns a matplotlib
-``Figure`` (no pyplot state), which ``GridReport.save``, the recall runner's TensorBoard images and its
-report all use.
+value printed in each cell, grey cells where the grid has no level, a labelled colour bar, a red outline
+inside each cell ``grid_context`` marks as a level the run trains on, and a legend under the axes. It
+returns a matplotlib ``Figure`` (no pyplot state, constrained layout), which ``GridReport.save``, the recall
+runner's TensorBoard images and its report all use.
 """
 
 from __future__ import annotations
@@ -56,11 +56,13 @@ def grid_context(task: RecallTask, grid: Grid) -> dict[str, Any]:
     ``fixed`` names every level field that is the same in all cells (``vocab 64``) or equal to an axis
     (``queries = pairs``): a grid over a ladder whose levels differ in a third field (associative recall
     trains at vocabularies 4 to 64) holds it at one value, so an early level scores 0 there while it
-    scored 1 in training. ``trained[r][c]`` is True where the cell is a ladder level (names aside).
+    scored 1 in training. ``trained[r][c]`` is True where the cell is a ladder level (names aside); a
+    ladder level that leaves a field random (None) trains every cell along it, and ``random`` names the
+    grid axes the ladder leaves random (the needle's depth).
     """
     cells = [level for row in grid.levels for level in row if level is not None]
     if not cells:
-        return {"fixed": "", "trained": []}
+        return {"fixed": "", "trained": [], "random": []}
     axes = (grid.row_name, grid.col_name)
     fixed = []
     for f in dataclasses.fields(cells[0]):
@@ -76,12 +78,17 @@ def grid_context(task: RecallTask, grid: Grid) -> dict[str, Any]:
         if same:
             fixed.append(f"{f.name} = {same[0]}")
 
-    def key(level: Any) -> tuple:
-        return tuple(getattr(level, f.name) for f in dataclasses.fields(level) if f.name != "name")
+    def fields(level: Any) -> dict[str, Any]:
+        return {f.name: getattr(level, f.name) for f in dataclasses.fields(level) if f.name != "name"}
 
-    ladder = {key(level) for level in task.ladder}
-    trained = [[level is not None and key(level) in ladder for level in row] for row in grid.levels]
-    return {"fixed": ", ".join(fixed), "trained": trained}
+    def trains_on(level: Any) -> bool:
+        """A ladder level with a field left random (None: the needle's depth) trains every value of it."""
+        cell = fields(level)
+        return any(all(v is None or cell.get(k) == v for k, v in fields(lv).items()) for lv in task.ladder)
+
+    trained = [[level is not None and trains_on(level) for level in row] for row in grid.levels]
+    random_axes = [a for a in axes if any(getattr(lv, a, 0) is None for lv in task.ladder)]
+    return {"fixed": ", ".join(fixed), "trained": trained, "random": random_axes}
 
 
 def heatmap_figure(
@@ -96,11 +103,15 @@ def heatmap_figure(
     rows, cols = report.row_values, report.col_values
     values = [[np.nan if v is None else float(v) for v in row] for row in getattr(report, metric)]
     grid = np.array(values, dtype=float).reshape(len(rows), len(cols))
-    fixed, outlined = (context or {}).get("fixed"), (context or {}).get("trained") or []
+    context = context or {}
+    fixed, outlined = context.get("fixed"), context.get("trained") or []
     title = f"{label + ': ' if label else ''}{FAMILY_TITLES.get(report.family, report.family)}, "
     title += f"{metric.replace('_', ' ')} per cell" + (f"\nat {fixed}; " if fixed else "\n")
     title += f"{report.sequences_per_cell} sequences a cell"
-    figure = Figure(figsize=(2.4 + 0.75 * len(cols), 1.6 + 0.5 * len(rows)))
+    # Constrained layout keeps the title, the colour bar's label and the legend under the x-axis label
+    # apart at any grid size; a small grid still gets a figure wide and tall enough for them.
+    size = (max(5.0, 2.4 + 0.75 * len(cols)), max(3.4, 1.9 + 0.5 * len(rows)))
+    figure = Figure(figsize=size, layout="constrained")
     ax = figure.subplots()
     ax.set_facecolor("0.9")
     image = ax.imshow(grid, vmin=0.0, vmax=1.0, cmap="viridis", aspect="auto")
@@ -117,17 +128,19 @@ def heatmap_figure(
         else:
             ax.text(j, i, "n/a", ha="center", va="center", fontsize=6, color="0.5")
     for i, j in ((i, j) for i, row in enumerate(outlined) for j, on in enumerate(row) if on):
-        ax.add_patch(Rectangle((j - 0.5, i - 0.5), 1, 1, fill=False, edgecolor="red", linewidth=2))
+        # inset, so that two trained cells side by side stay two outlines, not one merged block
+        box = Rectangle((j - 0.44, i - 0.44), 0.88, 0.88, fill=False, edgecolor="red", linewidth=1.8)
+        ax.add_patch(box)
     handles = []
     if any(any(row) for row in outlined):
+        random_axes = [axis_label(report.family, a).split(" (")[0] for a in context.get("random") or []]
         trained = "a level the run trains on"
-        handles.append(Patch(facecolor="none", edgecolor="red", linewidth=2, label=trained))
+        trained += f" (at random {', '.join(random_axes)})" if random_axes else ""
+        handles.append(Patch(facecolor="none", edgecolor="red", linewidth=1.8, label=trained))
     if not np.isfinite(grid).all():
         handles.append(Patch(facecolor="0.9", edgecolor="0.7", label="n/a: no such level"))
     if handles:
-        ax.legend(
-            handles=handles, loc="upper left", bbox_to_anchor=(0, -0.18), fontsize=7, frameon=False, ncols=2
-        )
-    figure.colorbar(image, ax=ax).set_label(METRIC_LABELS.get(metric, metric), fontsize=8)
-    figure.tight_layout()
+        figure.legend(handles=handles, loc="outside lower center", fontsize=7, frameon=False, ncols=2)
+    colour_bar = figure.colorbar(image, ax=ax)
+    colour_bar.set_label(METRIC_LABELS.get(metric, metric).replace(" (", "\n("), fontsize=8)
     return figure

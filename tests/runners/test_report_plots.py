@@ -39,10 +39,24 @@ def test_history_draws_one_line_per_level_and_marks_the_level_change(figures):
     assert list(lines["3x3"].get_ydata()) == [0.2, 0.85, 0.6, 0.4]
     markers = [line for line in exact.get_lines() if line.get_linestyle() == ":"]
     assert [line.get_xdata()[0] for line in markers] == [100]  # the evaluation after which 3x3 -> 4x4
-    assert any("4x4" in text.get_text() for text in exact.texts)
+    figure.canvas.draw()
+    (top,) = exact.child_axes  # the move is named on a tick axis above the panel, over no data point
+    assert [(t.get_position()[0], t.get_text()) for t in top.get_xticklabels()] == [(100, "→ 4x4")]
+    assert not exact.texts
+    (legend,) = figure.legends  # one legend for every per-level panel, beside them
+    assert legend.get_title().get_text() == "level"
+    assert [t.get_text() for t in legend.get_texts()] == ["3x3", "4x4"]
     for ax in axes:
         assert ax.get_xlabel() == "training step (optimiser steps)"
         assert "fraction" in ax.get_ylabel()
+
+
+def test_a_single_level_history_still_names_its_level(figures):
+    history = [{"step": s, "level": 0, "exact_match/len1-v2": v} for s, v in [(10, 0.2), (20, 0.6)]]
+    report.plot_eval_history(history, "h.png", "recall: evaluation", "exact_match", ["len1-v2", "len2-v4"])
+    (legend,) = figures[0].legends
+    assert [t.get_text() for t in legend.get_texts()] == ["len1-v2"]
+    assert not _axes(figures[0])[0].child_axes  # no level change, no marker axis
 
 
 def test_level_independent_metrics_get_their_own_panel_with_units_and_reference(figures):
@@ -93,9 +107,54 @@ def test_associative_grid_names_the_vocabulary_it_evaluates_and_outlines_trained
     ax, colour_bar = figure.axes
     assert "vocab 64" in ax.get_title() and "16 sequences" in ax.get_title()
     assert ax.get_xlabel() == "sequence length (tokens)" and ax.get_ylabel() == "key-value pairs"
-    assert colour_bar.get_ylabel() == "exact-match rate (fraction of sequences)"
+    assert colour_bar.get_ylabel() == "exact-match rate\n(fraction of sequences)"
     assert len(ax.patches) == 1  # one outlined cell
-    assert "a level the run trains on" in [t.get_text() for t in ax.get_legend().get_texts()]
+    (legend,) = figure.legends
+    assert [t.get_text() for t in legend.get_texts()] == ["a level the run trains on"]
+
+
+def _flat_scores(grid, value):
+    """The same score in every cell of ``grid`` (8 sequences a cell)."""
+    cells = [[value] * len(grid.col_values) for _ in grid.row_values]
+    axes = (grid.row_name, grid.row_values, grid.col_name, grid.col_values)
+    return GridReport(grid.family, *axes, cells, cells, 8)
+
+
+def _extents(figure):
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    renderer = FigureCanvasAgg(figure).get_renderer()
+    figure.draw(renderer)
+    return renderer
+
+
+@pytest.mark.parametrize("levels", [["len1-v2", "len2-v4"], ["len1-v2", "len2-v4", "len4-v8", "len8-v8"]])
+def test_heatmap_legend_sits_below_the_x_axis_label_and_outlines_stay_apart(levels):
+    task = _task("copy", levels)
+    grid = ladder_grid(task)
+    figure = heatmap_figure(_flat_scores(grid, 0.5), grid_context(task, grid))
+    renderer = _extents(figure)
+    ax = figure.axes[0]
+    label = ax.xaxis.label.get_window_extent(renderer)
+    (legend,) = figure.legends
+    assert legend.get_window_extent(renderer).y1 <= label.y0  # wholly below the label: no overlap
+    assert legend.get_window_extent(renderer).y0 >= 0  # and inside the figure
+    assert ax.title.get_window_extent(renderer).y1 <= figure.bbox.y1
+    outlines = [patch.get_bbox() for patch in ax.patches]
+    assert len(outlines) == len(levels)
+    assert all(box.width < 1 and box.height < 1 for box in outlines)  # inset: neighbours do not merge
+
+
+def test_needle_grid_outlines_every_depth_of_the_contexts_it_trains_at():
+    task = _task("needle", ["ctx64", "ctx128"])
+    grid = ladder_grid(task)
+    context = grid_context(task, grid)
+    assert context["random"] == ["depth"]
+    trained_columns = {grid.col_values[c] for row in context["trained"] for c, on in enumerate(row) if on}
+    assert trained_columns == {64, 128} and all(all(row) for row in context["trained"])
+    (legend,) = heatmap_figure(_flat_scores(grid, 0.0), context).legends
+    expected = "a level the run trains on (at random needle depth)"
+    assert [t.get_text() for t in legend.get_texts()] == [expected]
 
 
 def test_copy_grid_holds_nothing_fixed_and_marks_its_ladder():
@@ -111,6 +170,7 @@ def test_bars_label_every_axis_and_keep_long_titles_inside(figures):
     (ax,) = _axes(figures[0])
     assert "\n" in ax.get_title() and ax.get_xlabel() == "level" and ax.get_ylabel() == "reward"
     assert [t.get_text() for t in ax.texts] == ["1.20"]
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == ["a"]  # a single run is named too
 
 
 def test_a_run_without_evaluations_gets_plots_that_say_so(figures):
