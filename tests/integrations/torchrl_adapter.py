@@ -2,12 +2,13 @@
 
 Importing this module needs torchrl (the tests that use it call ``pytest.importorskip("torchrl")`` first).
 
-``GymWrapper(gym.make_vec(..., vectorization_mode="vector_entry_point", autoreset_mode="disabled"))`` works
-as it is for every id and observation mode: TorchRL then resets finished sub-envs itself through
-``reset_mask``, and this is the mode TorchRL prefers. Under ``autoreset_mode="same_step"`` GymWrapper reads
-each step's ``info["final_obs"]`` with ``torchrl.envs.libs.gym.terminal_obs_reader``, which (torchrl 0.14.1)
-mishandles two kinds of observation space, whatever env produces them (gymnasium's own
-``FrozenLake-v1`` under ``SyncVectorEnv`` fails the same way):
+On the CPU, ``GymWrapper(gym.make_vec(..., vectorization_mode="vector_entry_point",
+autoreset_mode="disabled"))`` works as it is for every id and observation mode: TorchRL then resets
+finished sub-envs itself through ``reset_mask``, and this is the mode TorchRL prefers. Under
+``autoreset_mode="same_step"`` GymWrapper reads each step's ``info["final_obs"]`` with
+``torchrl.envs.libs.gym.terminal_obs_reader``, which (torchrl 0.14.1) mishandles two kinds of observation
+space, whatever env produces them (gymnasium's own ``FrozenLake-v1`` under ``SyncVectorEnv`` fails the
+same way):
 
 - ``Dict`` spaces (recall ``sequence``, maze ``tokens``, TextQuality): it looks each observation key up among
   the entries of ``final_info`` instead of in ``final_obs``, finds nothing and leaves zeros, so the final
@@ -15,12 +16,13 @@ mishandles two kinds of observation space, whatever env produces them (gymnasium
 - ``Discrete`` spaces (recall ``stream``) with the default one-hot encoding: it writes the raw token id into
   every slot of the one-hot row.
 
-``same_step_env`` builds the same GymWrapper with a reader that fixes both (``FinalObsReader``).
+``same_step_env`` builds the wrapper with a reader that fixes both (``FinalObsReader``).
 
 On a GPU, GymWrapper (torchrl 0.14.1) hands the env NumPy: it turns each action batch into a host array, and
 in DISABLED mode turns TorchRL's ``_reset`` mask into ``options["reset_mask"]`` with ``.numpy()``, which
 raises on a CUDA tensor. ``DeviceGymWrapper`` passes both as torch tensors on the wrapper's device instead;
-MindGym's vector envs take tensors on any device there, so a CUDA env's batches never leave the GPU.
+MindGym's vector envs take tensors on any device there, so a CUDA env's batches stay on the GPU.
+``wrap`` and ``same_step_env`` build it; it works on the CPU alike.
 """
 
 from __future__ import annotations
