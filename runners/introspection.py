@@ -3,7 +3,7 @@
 The backbone does the measuring: ``model(tokens, inspect=True)`` returns an ``Inspection`` of labelled maps
 (every block's attention probabilities, each memory's addressing and a snapshot of each memory; see
 ``agents.backbones.base``). This module only draws them: one figure per map with one panel per head, axes
-named after what they index, a colour bar on every panel and a title naming the block. It runs on one
+named after what they index, a labelled colour bar on every panel and a title naming the block. It runs on one
 sample under ``no_grad``, only when an evaluation asks.
 """
 
@@ -48,8 +48,14 @@ def readable(name: str) -> str:
     return re.sub(r"block(\d+)", r"block \1", name).replace(".", " · ").replace("_", " ")
 
 
-def map_figure(title: str, heatmap: InspectionMap, probabilities: bool = False) -> Any:
-    """One panel per map of the first sample in ``heatmap``, each with labelled axes and a colour bar.
+def quantity(name: str) -> str:
+    """What a map measures, for its colour bar: ``block0.read_weights`` -> ``read weights``."""
+    return name.split(".", 1)[-1].replace("_", " ")
+
+
+def map_figure(title: str, heatmap: InspectionMap, probabilities: bool = False, value: str = "value") -> Any:
+    """One panel per map of the first sample in ``heatmap``, each with labelled axes and a colour bar
+    labelled ``value`` (what the colours measure).
 
     ``probabilities`` puts every panel on one 0..1 scale with a square-root colour ramp, so that weak
     attention stays visible next to the first query's certain 1; maps with negative entries (weights,
@@ -78,7 +84,9 @@ def map_figure(title: str, heatmap: InspectionMap, probabilities: bool = False) 
             ax.axis("off")
             continue
         image = ax.imshow(values[index].numpy(), aspect="auto", interpolation="nearest", **scale)
-        figure.colorbar(image, ax=ax, fraction=0.08, pad=0.03).ax.tick_params(labelsize=7)
+        colour_bar = figure.colorbar(image, ax=ax, fraction=0.08, pad=0.03)
+        colour_bar.ax.tick_params(labelsize=7)
+        colour_bar.set_label(value, fontsize=7)
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.yaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_xlabel(heatmap.cols, fontsize=8)
@@ -95,12 +103,15 @@ def map_figure(title: str, heatmap: InspectionMap, probabilities: bool = False) 
 
 def inspection_figures(inspection: Inspection) -> Iterator[tuple[str, Any]]:
     """(tag, figure) for every map: ``attention/block<i>``, ``addressing/...`` and ``memory/...``."""
+    probability = "probability (√ colour scale)"
     for name, heatmap in inspection.attention.items():
-        yield f"attention/{name}", map_figure(f"{readable(name)} · attention probabilities", heatmap, True)
+        title = f"{readable(name)} · attention probabilities"
+        yield f"attention/{name}", map_figure(title, heatmap, True, probability)
     for name, heatmap in inspection.addressing.items():
-        yield f"addressing/{name}", map_figure(readable(name), heatmap)
+        yield f"addressing/{name}", map_figure(readable(name), heatmap, value=quantity(name))
     for name, heatmap in inspection.memory.items():
-        yield f"memory/{name}", map_figure(f"{readable(name)} (after the sample)", heatmap)
+        title = f"{readable(name)} (after the sample)"
+        yield f"memory/{name}", map_figure(title, heatmap, value=quantity(name))
 
 
 def log_model_internals(backbone: torch.nn.Module, tokens: torch.Tensor, logger: RunLogger, step: int) -> int:

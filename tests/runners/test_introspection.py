@@ -81,6 +81,10 @@ def test_every_panel_has_axis_labels_a_colour_bar_and_a_title():
     assert "block 0" in attention.get_suptitle()
     reads = [ax for ax in figures["addressing/block0.read_weights"].axes if ax.get_images()]
     assert all((ax.get_xlabel(), ax.get_ylabel()) == ("slot", "token") for ax in reads)
+    bars = [ax for ax in figures["addressing/block0.read_weights"].axes if not ax.get_images()]
+    assert bars and all(ax.get_ylabel() == "read weights" for ax in bars)  # what each colour bar shows
+    bars = [ax for ax in attention.axes if not ax.get_title().startswith("head")]
+    assert all(ax.get_ylabel().startswith("probability") for ax in bars)
     for figure in figures.values():
         drawn = [ax for ax in figure.axes if ax.get_images()]
         assert drawn and len(figure.axes) >= 2 * len(drawn)
