@@ -105,9 +105,15 @@ def heatmap_figure(
     grid = np.array(values, dtype=float).reshape(len(rows), len(cols))
     context = context or {}
     fixed, outlined = context.get("fixed"), context.get("trained") or []
+    random_axes = [axis_label(report.family, a).split(" (")[0] for a in context.get("random") or []]
+    trained = "a level the run trains on" + (f" (at random {', '.join(random_axes)})" if random_axes else "")
+    flags = [on for row in outlined for on in row]
     title = f"{label + ': ' if label else ''}{FAMILY_TITLES.get(report.family, report.family)}, "
     title += f"{metric.replace('_', ' ')} per cell" + (f"\nat {fixed}; " if fixed else "\n")
     title += f"{report.sequences_per_cell} sequences a cell"
+    if flags and all(flags):  # the ladder covers the grid: say so once rather than outline every cell
+        title += f"\nevery cell is {trained}"
+        outlined = []
     # Constrained layout keeps the title, the colour bar's label and the legend under the x-axis label
     # apart at any grid size; a small grid still gets a figure wide and tall enough for them.
     size = (max(5.0, 2.4 + 0.75 * len(cols)), max(3.4, 1.9 + 0.5 * len(rows)))
@@ -133,9 +139,6 @@ def heatmap_figure(
         ax.add_patch(box)
     handles = []
     if any(any(row) for row in outlined):
-        random_axes = [axis_label(report.family, a).split(" (")[0] for a in context.get("random") or []]
-        trained = "a level the run trains on"
-        trained += f" (at random {', '.join(random_axes)})" if random_axes else ""
         handles.append(Patch(facecolor="none", edgecolor="red", linewidth=1.8, label=trained))
     if not np.isfinite(grid).all():
         handles.append(Patch(facecolor="0.9", edgecolor="0.7", label="n/a: no such level"))
