@@ -29,7 +29,7 @@ import torch
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
-from agents.ppo_policies import ActorCritic, make_policy
+from agents.ppo_policies import ActorCritic, compile_encoder_step, make_policy
 from foundation import (
     derive_seed,
     make_generator,
@@ -110,6 +110,128 @@ def evaluate_actions(
     return chosen.view(steps, batch), entropy.view(steps, batch), value.view(steps, batch)
 
 
+class Rollout:
+    """One rollout's buffers (T, N, ...) on the env's device, and what carries from one rollout to the
+    next: the last observation, the recurrent state, which sub-envs start an episode, the running
+    returns and the episode statistics summed on the device between log points."""
+
+    def __init__(self, num_steps: int, num_envs: int, obs_space: Any, num_actions: int, device: torch.device):
+        obs_dtype = torch.uint8 if str(obs_space.dtype) == "uint8" else torch.long
+        self.obs = torch.zeros((num_steps, num_envs, *obs_space.shape), dtype=obs_dtype, device=device)
+        self.actions = torch.zeros((num_steps, num_envs), dtype=torch.long, device=device)
+        self.logprobs, self.rewards, self.values = (
+            torch.zeros((num_steps, num_envs), device=device) for _ in "123"
+        )
+        self.dones = torch.zeros((num_steps, num_envs), dtype=torch.bool, device=device)
+        self.starts = torch.zeros_like(self.dones)
+        self.masks = torch.ones((num_steps, num_envs, num_actions), dtype=torch.bool, device=device)
+        self.ep_return = torch.zeros(num_envs, device=device)
+        self.stats = torch.zeros(3, device=device)  # finished episodes, their returns, their successes
+        self.next_obs: Any = None
+        self.next_state = self.initial_state = self.next_starts = torch.zeros(0, device=device)
+
+    def restart(self, obs: Any, net: ActorCritic) -> None:
+        """Every sub-env starts an episode at ``obs`` (after an env reset)."""
+        num_envs = self.dones.shape[1]
+        self.next_obs, self.next_state = obs, net.initial_state(num_envs, self.dones.device)
+        self.next_starts = torch.ones(num_envs, dtype=torch.bool, device=self.dones.device)
+        self.ep_return.zero_()
+
+
+def collect(
+    rollout: Rollout,
+    envs: Any,
+    base: Any,
+    net: ActorCritic,
+    generator: torch.Generator,
+    use_mask: bool,
+) -> torch.Tensor:
+    """Step ``envs`` ``num_steps`` times with actions sampled from ``net`` into ``rollout``'s buffers,
+    without a host sync; returns the value of the observation after the last step (for GAE)."""
+    obs, state, starts = rollout.next_obs, rollout.next_state, rollout.next_starts
+    rollout.initial_state = state.clone()
+    for step in range(rollout.obs.shape[0]):
+        rollout.obs[step], rollout.starts[step] = obs, starts
+        with torch.no_grad():
+            logits, value, state = net(obs, state, starts)
+        if use_mask:
+            rollout.masks[step] = base.action_masks()
+            logits = masked_logits(logits, rollout.masks[step])
+        action, logprob = sample_actions(logits, generator)
+        obs, reward, terminated, truncated, info = envs.step(action)
+        done = terminated | truncated
+        rollout.actions[step], rollout.logprobs[step], rollout.values[step] = action, logprob, value
+        rollout.rewards[step], rollout.dones[step] = reward, done
+        rollout.ep_return += reward
+        success = info["final_info"]["success"] & done
+        rollout.stats += torch.stack([done.sum(), (rollout.ep_return * done).sum(), success.sum()]).float()
+        rollout.ep_return = rollout.ep_return.masked_fill(done, 0.0)
+        starts = done
+    rollout.next_obs, rollout.next_state, rollout.next_starts = obs, state, starts
+    with torch.no_grad():
+        return net(obs, state, starts)[1]
+
+
+def optimise(
+    net: ActorCritic,
+    optimizer: torch.optim.Optimizer,
+    rollout: Rollout,
+    advantages: torch.Tensor,
+    returns: torch.Tensor,
+    algo: Any,
+    generator: torch.Generator,
+    use_mask: bool,
+) -> dict[str, torch.Tensor]:
+    """``ppo.update_epochs`` passes of minibatches of whole sub-envs (a recurrent policy needs each one's
+    sequence) through the clipped objective; returns the last minibatch's losses (device tensors)."""
+    num_envs = rollout.dones.shape[1]
+    env_ids = torch.arange(num_envs, device=rollout.dones.device)
+    per_batch = num_envs // int(algo.num_minibatches)
+    clip = float(algo.clip_coef)
+    for _epoch in range(int(algo.update_epochs)):
+        order = env_ids[torch.randperm(num_envs, generator=generator, device=env_ids.device)]
+        for first in range(0, num_envs, per_batch):
+            mb = order[first : first + per_batch]
+            new_logprob, entropy, new_value = evaluate_actions(
+                net,
+                rollout.obs[:, mb],
+                rollout.initial_state[mb],
+                rollout.starts[:, mb],
+                rollout.actions[:, mb],
+                rollout.masks[:, mb] if use_mask else None,
+            )
+            log_ratio = new_logprob - rollout.logprobs[:, mb]
+            ratio = log_ratio.exp()
+            with torch.no_grad():
+                approx_kl = ((ratio - 1) - log_ratio).mean()
+                clipfrac = ((ratio - 1.0).abs() > clip).float().mean()
+            mb_adv = advantages[:, mb]
+            if algo.norm_adv:
+                mb_adv = (mb_adv - mb_adv.mean()) / (mb_adv.std() + 1e-8)
+            pg_loss = torch.max(-mb_adv * ratio, -mb_adv * ratio.clamp(1 - clip, 1 + clip)).mean()
+            old_value, target = rollout.values[:, mb], returns[:, mb]
+            if algo.clip_vloss:
+                clipped = old_value + (new_value - old_value).clamp(-clip, clip)
+                v_loss = 0.5 * torch.max((new_value - target) ** 2, (clipped - target) ** 2).mean()
+            else:
+                v_loss = 0.5 * ((new_value - target) ** 2).mean()
+            entropy_loss = entropy.mean()
+            loss = pg_loss - float(algo.ent_coef) * entropy_loss + float(algo.vf_coef) * v_loss
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(net.parameters(), float(algo.max_grad_norm))
+            optimizer.step()
+        if algo.target_kl is not None and float(approx_kl) > float(algo.target_kl):
+            break
+    return {
+        "policy_loss": pg_loss,
+        "value_loss": v_loss,
+        "entropy": entropy_loss,
+        "approx_kl": approx_kl,
+        "clipfrac": clipfrac,
+    }
+
+
 def ppo_device(device: str) -> torch.device:
     """``hardware.device`` resolved, or a ConfigError naming the overrides to type: runners.ppo has no
     ``hardware`` config group, so its CPU fix is ``hardware.device=cpu`` (where the other runners say
@@ -142,6 +264,8 @@ def train(cfg: DictConfig, run_dir: Path, resumed: ResumePoint | None = None) ->
         cfg.policy.recurrent,
         bool(cfg.policy.bf16),
     ).to(device)
+    if cfg.policy.compile and not compile_encoder_step(net):
+        print(f"policy.compile=true: policy.kind={cfg.policy.kind} has no repeated update to compile; eager.")
     optimizer = torch.optim.Adam(net.parameters(), lr=float(algo.learning_rate), eps=1e-5)
     generator = make_generator(derive_seed(int(cfg.seed), "ppo/actions"), device=device)
     evaluator = Evaluator(cfg, device, base)
@@ -149,15 +273,8 @@ def train(cfg: DictConfig, run_dir: Path, resumed: ResumePoint | None = None) ->
     logger = RunLogger(run_dir / "tb")
 
     # ---- rollout buffers, on the env's device
-    obs_space = base.single_observation_space
-    obs_dtype = torch.uint8 if str(obs_space.dtype) == "uint8" else torch.long
-    obs_buf = torch.zeros((num_steps, num_envs, *obs_space.shape), dtype=obs_dtype, device=device)
-    actions_buf = torch.zeros((num_steps, num_envs), dtype=torch.long, device=device)
-    logprobs_buf, rewards_buf, values_buf = (torch.zeros((num_steps, num_envs), device=device) for _ in "123")
-    dones_buf = torch.zeros((num_steps, num_envs), dtype=torch.bool, device=device)
-    starts_buf = torch.zeros_like(dones_buf)
     num_actions = int(base.single_action_space.n)
-    masks_buf = torch.ones((num_steps, num_envs, num_actions), dtype=torch.bool, device=device)
+    rollout = Rollout(num_steps, num_envs, base.single_observation_space, num_actions, device)
 
     update, global_step, history = 0, 0, []
     if resumed is not None:
@@ -186,86 +303,25 @@ def train(cfg: DictConfig, run_dir: Path, resumed: ResumePoint | None = None) ->
             "rng": rng_state(),
         }
 
-    # ---- per-episode statistics, summed on the device between log points
-    ep_return = torch.zeros(num_envs, device=device)
-    stats = torch.zeros(3, device=device)  # finished episodes, their returns, their successes
     started, stopped, sps_clock, sps_steps = time.monotonic(), None, time.perf_counter(), 0
-    obs = rnn_state = starts = None
     while update < num_updates:
-        if obs is None or update % int(cfg.env.reseed_every) == 0:  # new mazes; an exact-resume point
+        if rollout.next_obs is None or update % int(cfg.env.reseed_every) == 0:  # new mazes; exact resume
             obs, _ = envs.reset(seed=derive_seed(int(cfg.seed), f"train/{update}") % 2**31)
-            rnn_state = net.initial_state(num_envs, device)
-            starts = torch.ones(num_envs, dtype=torch.bool, device=device)
-            ep_return.zero_()
+            rollout.restart(obs, net)
         if algo.anneal_lr:
             optimizer.param_groups[0]["lr"] = (1.0 - update / num_updates) * float(algo.learning_rate)
-        initial_state = rnn_state.clone()
 
-        # ---- rollout
-        for step in range(num_steps):
-            obs_buf[step], starts_buf[step] = obs, starts
-            with torch.no_grad():
-                logits, value, rnn_state = net(obs, rnn_state, starts)
-            if use_mask:
-                masks_buf[step] = base.action_masks()
-                logits = masked_logits(logits, masks_buf[step])
-            action, logprob = sample_actions(logits, generator)
-            obs, reward, terminated, truncated, info = envs.step(action)
-            done = terminated | truncated
-            actions_buf[step], logprobs_buf[step], values_buf[step] = action, logprob, value
-            rewards_buf[step], dones_buf[step] = reward, done
-            ep_return += reward
-            success = info["final_info"]["success"] & done
-            stats += torch.stack([done.sum(), (ep_return * done).sum(), success.sum()]).float()
-            ep_return = ep_return.masked_fill(done, 0.0)
-            starts = done
-        with torch.no_grad():
-            next_value = net(obs, rnn_state, starts)[1]
+        # ---- rollout, advantages, then minibatch epochs of the clipped objective
+        next_value = collect(rollout, envs, base, net, generator, use_mask)
         advantages, returns = gae(
-            rewards_buf, values_buf, dones_buf, next_value, float(algo.gamma), float(algo.gae_lambda)
+            rollout.rewards,
+            rollout.values,
+            rollout.dones,
+            next_value,
+            float(algo.gamma),
+            float(algo.gae_lambda),
         )
-
-        # ---- optimise: minibatches of whole sub-envs (a recurrent policy needs each one's sequence)
-        env_ids = torch.arange(num_envs, device=device)
-        per_batch = num_envs // int(algo.num_minibatches)
-        for _epoch in range(int(algo.update_epochs)):
-            order = env_ids[torch.randperm(num_envs, generator=generator, device=device)]
-            for first in range(0, num_envs, per_batch):
-                mb = order[first : first + per_batch]
-                new_logprob, entropy, new_value = evaluate_actions(
-                    net,
-                    obs_buf[:, mb],
-                    initial_state[mb],
-                    starts_buf[:, mb],
-                    actions_buf[:, mb],
-                    masks_buf[:, mb] if use_mask else None,
-                )
-                log_ratio = new_logprob - logprobs_buf[:, mb]
-                ratio = log_ratio.exp()
-                with torch.no_grad():
-                    approx_kl = ((ratio - 1) - log_ratio).mean()
-                    clipfrac = ((ratio - 1.0).abs() > float(algo.clip_coef)).float().mean()
-                mb_adv = advantages[:, mb]
-                if algo.norm_adv:
-                    mb_adv = (mb_adv - mb_adv.mean()) / (mb_adv.std() + 1e-8)
-                clip = float(algo.clip_coef)
-                pg_loss = torch.max(-mb_adv * ratio, -mb_adv * ratio.clamp(1 - clip, 1 + clip)).mean()
-                if algo.clip_vloss:
-                    clipped = values_buf[:, mb] + (new_value - values_buf[:, mb]).clamp(-clip, clip)
-                    v_loss = (
-                        0.5
-                        * torch.max((new_value - returns[:, mb]) ** 2, (clipped - returns[:, mb]) ** 2).mean()
-                    )
-                else:
-                    v_loss = 0.5 * ((new_value - returns[:, mb]) ** 2).mean()
-                entropy_loss = entropy.mean()
-                loss = pg_loss - float(algo.ent_coef) * entropy_loss + float(algo.vf_coef) * v_loss
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                torch.nn.utils.clip_grad_norm_(net.parameters(), float(algo.max_grad_norm))
-                optimizer.step()
-            if algo.target_kl is not None and float(approx_kl) > float(algo.target_kl):
-                break
+        losses = optimise(net, optimizer, rollout, advantages, returns, algo, generator, use_mask)
 
         update += 1
         global_step += batch_size
@@ -275,10 +331,11 @@ def train(cfg: DictConfig, run_dir: Path, resumed: ResumePoint | None = None) ->
 
         # ---- log, evaluate, checkpoint, stop
         if update % int(cfg.trainer.log_every) == 0 or update == num_updates:
-            episodes, returns_sum, successes = stats.tolist()
-            stats.zero_()
+            episodes, returns_sum, successes = rollout.stats.tolist()
+            rollout.stats.zero_()
             variance = returns.flatten().var()
-            explained = 1 - (returns.flatten() - values_buf.flatten()).var() / variance if variance > 0 else 0
+            residual = (returns.flatten() - rollout.values.flatten()).var()
+            explained = 1 - residual / variance if variance > 0 else 0
             now = time.perf_counter()
             charts = {
                 "SPS": sps_steps / max(now - sps_clock, 1e-9),
@@ -288,15 +345,7 @@ def train(cfg: DictConfig, run_dir: Path, resumed: ResumePoint | None = None) ->
             if episodes:
                 charts |= {"episodic_return": returns_sum / episodes, "success": successes / episodes}
             logger.scalars("charts", charts, global_step)
-            losses = {
-                "policy_loss": pg_loss,
-                "value_loss": v_loss,
-                "entropy": entropy_loss,
-                "approx_kl": approx_kl,
-                "clipfrac": clipfrac,
-                "explained_variance": explained,
-            }
-            logger.scalars("losses", losses, global_step)
+            logger.scalars("losses", losses | {"explained_variance": explained}, global_step)
             if curriculum is not None:
                 curriculum.log(logger.writer, global_step)
         if update % int(cfg.trainer.eval_every) == 0:

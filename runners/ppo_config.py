@@ -57,7 +57,8 @@ class PPOEnvConfig:
 @dataclass
 class PPOPolicyConfig:
     """The actor-critic (``agents.ppo_policies.make_policy``): ``auto`` picks a maze CNN for grid images,
-    a GRU for token streams, an MLP otherwise; ``recurrent`` adds a GRU to any of them (null: GRU only)."""
+    a GRU for token streams, an MLP otherwise; ``maze_graph`` is message passing on the maze's passages
+    (the ``maze8``/``maze12`` presets' choice); ``recurrent`` adds a GRU to any of them (null: GRU only)."""
 
     kind: str = "auto"
     hidden: int = 128
@@ -65,6 +66,7 @@ class PPOPolicyConfig:
     iterations: int = 8
     recurrent: bool | None = None
     bf16: bool = False  # the encoder under bf16 autocast on CUDA (ignored on the CPU)
+    compile: bool = False  # torch.compile the maze encoder's repeated update (fused kernels; GPU presets)
 
 
 @dataclass
@@ -170,8 +172,10 @@ RESUME_SAFE = (
     "eval.episodes",
     "hardware.device",
     "hardware.num_threads",
+    "policy.compile",
 )
-"""What a resumed run may change: its length, budget, cadence, evaluation size and where it runs."""
+"""What a resumed run may change: its length, budget, cadence, evaluation size, where it runs and whether the
+encoder is compiled (same weights, same computation)."""
 
 
 def validate_ppo(cfg: DictConfig | Mapping[str, Any]) -> None:

@@ -1,0 +1,172 @@
+"""Where runners.ppo's time goes: env steps/s of the env alone, of the rollout (policy acting + env), of the
+PPO update, and of both together, per policy variant, eager and ``torch.compile``-d.
+
+Every variant runs the ``maze8`` preset's settings (``--preset``) at its last level (8x8 mazes, no
+curriculum), through the runner's own functions (``runners.ppo.collect``, ``optimise``), so the numbers
+are the training loop's. Columns: ``env`` (random legal moves, the env alone), ``rollout`` (act + step,
+``ppo.num_steps`` steps of all sub-envs), ``update`` (env steps of rollout data consumed per second by
+``ppo.update_epochs`` x ``ppo.num_minibatches`` minibatches), ``train`` (the two in sequence: what a run
+gets before evaluations), the share of the rollout in it, torch ops launched per act step (one policy
+forward, counted by torch.profiler), the first call's seconds (compile time for compiled variants) and
+peak GPU memory.
+
+    python -m bench.ppo_throughput --device cuda --out outputs/ppo_bench     # ~3 minutes on an H200
+    python -m bench.ppo_throughput --device cpu --num-envs 64 --variants graph --repeats 1   # smoke run
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch.profiler import profile
+
+from agents.ppo_policies import compile_encoder_step, make_policy
+from bench.harness import Benchmark, cuda_sync_for, runner_config, time_call
+from runners.ppo import Rollout, collect, gae, optimise
+from runners.ppo_config import register_ppo_config
+from runners.ppo_envs import make_training_env, masked_logits, uses_action_mask
+
+VARIANTS = {  # name: (policy overrides, compiled)
+    "cnn": (["policy.kind=maze_cnn", "policy.channels=32", "policy.iterations=24"], False),
+    "cnn_compiled": (["policy.kind=maze_cnn", "policy.channels=32", "policy.iterations=24"], True),
+    "graph": ([], False),  # the preset's own policy
+    "graph_compiled": ([], True),
+}
+
+
+def ops_per_act(net: torch.nn.Module, obs: torch.Tensor, state: torch.Tensor, starts: torch.Tensor) -> int:
+    """Top-level torch ops (kernel launches, roughly) of one policy forward."""
+    with torch.no_grad(), profile() as prof:
+        net(obs, state, starts)
+    return sum(1 for e in prof.events() if e.name.startswith("aten::") and e.cpu_parent is None)
+
+
+def measure(name: str, args: argparse.Namespace) -> dict[str, Any]:
+    """One variant's row."""
+    overrides, compiled = VARIANTS[name]
+    cfg = runner_config(
+        "ppo",
+        [
+            f"ppo/preset={args.preset}",
+            f"hardware.device={args.device}",
+            "curriculum.name=none",
+            f"env.start_level={args.level}",
+            *([f"env.num_envs={args.num_envs}"] if args.num_envs else []),
+            *overrides,
+        ],
+    )
+    device = torch.device(args.device)
+    torch.manual_seed(0)
+    if device.type == "cuda":
+        torch.set_float32_matmul_precision("high")
+        torch.backends.cudnn.benchmark = True
+        torch.cuda.reset_peak_memory_stats()
+    envs, base = make_training_env(cfg, device)
+    policy = cfg.policy
+    net = make_policy(
+        base.single_observation_space,
+        4,
+        str(policy.kind),
+        int(policy.hidden),
+        int(policy.channels),
+        int(policy.iterations),
+        policy.recurrent,
+        bool(policy.bf16),
+    ).to(device)
+    num_envs, num_steps = int(cfg.env.num_envs), int(cfg.ppo.num_steps)
+    use_mask = uses_action_mask(cfg)
+    obs, _ = envs.reset(seed=1)
+    starts = torch.ones(num_envs, dtype=torch.bool, device=device)
+    ops = ops_per_act(net, obs, net.initial_state(num_envs, device), starts)
+    if compiled:
+        compile_encoder_step(net)
+    optimizer = torch.optim.Adam(net.parameters(), lr=float(cfg.ppo.learning_rate), eps=1e-5)
+    generator = torch.Generator(device=device).manual_seed(0)
+    rollout = Rollout(num_steps, num_envs, base.single_observation_space, 4, device)
+    rollout.restart(obs, net)
+    sync = cuda_sync_for(device)
+    algo = cfg.ppo
+
+    def act_and_update() -> None:
+        next_value = collect(rollout, envs, base, net, generator, use_mask)
+        advantages, returns = gae(
+            rollout.rewards,
+            rollout.values,
+            rollout.dones,
+            next_value,
+            float(algo.gamma),
+            float(algo.gae_lambda),
+        )
+        optimise(net, optimizer, rollout, advantages, returns, algo, generator, use_mask)
+
+    first = time_call(act_and_update, warmup=0, repeats=1, sync=sync).median  # compiles every shape
+    rollout_s = time_call(
+        lambda: collect(rollout, envs, base, net, generator, use_mask), 1, args.repeats, sync
+    ).median
+    advantages = torch.zeros_like(rollout.rewards)
+    returns = torch.zeros_like(rollout.rewards)
+    update_s = time_call(
+        lambda: optimise(net, optimizer, rollout, advantages, returns, algo, generator, use_mask),
+        0,
+        args.repeats,
+        sync,
+    ).median
+
+    def random_steps() -> None:
+        for _ in range(num_steps):
+            logits = masked_logits(torch.zeros(num_envs, 4, device=device), base.action_masks())
+            envs.step(torch.distributions.Categorical(logits=logits).sample())
+
+    env_s = time_call(random_steps, 1, args.repeats, sync).median
+    batch = num_envs * num_steps
+    row = {
+        "variant": name,
+        "policy": f"{policy.kind} c{policy.channels} x{policy.iterations}",
+        "envs": num_envs,
+        "env": batch / env_s,
+        "rollout": batch / rollout_s,
+        "update": batch / update_s,
+        "train": batch / (rollout_s + update_s),
+        "rollout_share": rollout_s / (rollout_s + update_s),
+        "ops_per_act": ops,
+        "first_call_s": first,
+    }
+    if device.type == "cuda":
+        row["peak_gib"] = torch.cuda.max_memory_allocated() / 2**30
+    return row
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--device", default="cuda")
+    parser.add_argument("--preset", default="maze8")
+    parser.add_argument("--level", type=int, default=5, help="ladder index to play (maze8: 5 is 8x8)")
+    parser.add_argument("--num-envs", type=int, default=0, help="0: the preset's")
+    parser.add_argument(
+        "--variants", default=",".join(VARIANTS), help=f"comma-separated, of {list(VARIANTS)}"
+    )
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--out", type=Path, default=None, help="folder for ppo_throughput.json")
+    parser.add_argument("--record", action="store_true", help="also append the table to docs/benchmarks.md")
+    args = parser.parse_args()
+    register_ppo_config()
+    bench = Benchmark(f"runners.ppo throughput, {args.preset} settings at level {args.level}", args.device)
+    for name in args.variants.split(","):
+        if name not in VARIANTS:
+            raise SystemExit(f"--variants: {name!r} is not one of {list(VARIANTS)}")
+        started = time.perf_counter()
+        bench.add(**measure(name, args))
+        print(f"{name}: {time.perf_counter() - started:.0f} s", flush=True)
+    bench.report(record=args.record)
+    if args.out is not None:
+        args.out.mkdir(parents=True, exist_ok=True)
+        (args.out / "ppo_throughput.json").write_text(json.dumps(bench.rows, indent=2))
+
+
+if __name__ == "__main__":
+    main()
