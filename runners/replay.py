@@ -6,7 +6,8 @@ one animation per episode into the run's ``replay/`` folder (``out=`` elsewhere)
 
 - maze: the greedy walk drawn move by move (start, goal, the path coloured from first to last move, revisited
   cells ringed, wall bumps crossed, the agent's cell in red), the verdict on the last frame;
-- recall: the sequence as the agent sees it after each answer it writes, each answer marked right or wrong;
+- recall: the sequence as the agent sees it after each answer it writes, the next answer beside the right
+  one, each answer so far marked right or wrong;
 - generation: the prompt and the engine-decoded continuation growing byte by byte, with the reward at the end.
 
 The animations go to TensorBoard too (``tensorboard=true``): the run's ``tb/`` gets each GIF under
@@ -190,22 +191,29 @@ def text_episodes(
 
 
 def recall_episodes(experiment: AgentExperiment, index: int, episodes: int, seed: int) -> list[Episode]:
-    """Greedy answers to ``episodes`` fresh recall sequences, one frame per answer written."""
+    """Greedy answers to ``episodes`` fresh recall sequences, one frame per answer written, each beside the
+    right answer (the task's oracle on the same prefix, which is what the reward scores)."""
     from envs.recall.tokens import describe_tokens
 
-    family = experiment.task.family.name
+    task = experiment.task
+    family = task.family.name
     as_bytes = family == "needle"
-    level = experiment.task.ladder[index].name
+    level = task.ladder[index].name
+    answers: dict[int, list[str]] = {}  # episode -> "right" / "wrote x, not y" for each answer so far
 
     def frame(i: int, step: int, view: dict[str, Any]) -> np.ndarray:
+        done = answers.setdefault(i, [])
         right = sum(r > 0 for r in view["rewards"][:step])
-        marks = " ".join("right" if r > 0 else "wrong" for r in view["rewards"][:step])
         seen = describe_tokens(view["tokens"], as_bytes)
         blocks = [("sequence the agent reads (answers written in):", seen, "k")]
         if view["token"] is not None:
-            blocks.append(("writes next:", describe_tokens([view["token"]], as_bytes), "tab:blue"))
+            wrote = describe_tokens([view["token"]], as_bytes)
+            correct = describe_tokens([task.oracle_next_token(view["tokens"])], as_bytes)
+            blocks.append(("writes next:", wrote, "tab:blue"))
+            blocks.append(("the right answer:", correct, "tab:green" if wrote == correct else "tab:red"))
+            done.append("right" if wrote == correct else f"wrote {wrote!r}, not {correct!r}")
         colour = "tab:green" if right == step else "tab:red"
-        blocks.append((f"answers so far: {right} right of {step}", marks, colour))
+        blocks.append((f"answers so far: {right} right of {step}", ";  ".join(done[:step]), colour))
         head = f"{family} {level}, episode {i + 1}, step {step}"
         if "final" in view:
             head += " - success" if view["final"].get("success") else " - not all answers right"

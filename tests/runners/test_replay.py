@@ -68,6 +68,23 @@ def test_recall_replay_writes_a_frame_per_answer(tmp_path):
     assert len(frames(written[0])) == 3  # the sequence before each of the 2 answers, then the end
 
 
+def test_recall_replay_shows_the_right_answer_beside_each_written_one(tmp_path, monkeypatch):
+    cfg = compose_config("recall", ["trainer.steps=2"])
+    execute(cfg, "recall", recall.build_experiment, run_dir=tmp_path)
+    drawn = []
+    keep = lambda title, blocks: drawn.append(blocks) or np.zeros((4, 4, 3), np.uint8)  # noqa: E731
+    monkeypatch.setattr(replay_module, "text_frame", keep)
+    replay(replay_config([f"checkpoint={tmp_path}", "episodes=1", "level=len4-v8", "tensorboard=false"]))
+    assert len(drawn) == 5  # before each of the 4 answers, then the end
+    for blocks in drawn[:-1]:
+        labels = [label for label, _, _ in blocks]
+        assert labels[1:3] == ["writes next:", "the right answer:"]
+    label, marks, _ = drawn[-1][-1]
+    right = int(label.split()[3])  # "answers so far: <k> right of 4"
+    assert label.endswith("of 4") and len(marks.split(";")) == 4
+    assert sum(m.strip() == "right" for m in marks.split(";")) == right  # the oracle agrees with the reward
+
+
 @pytest.mark.parametrize(
     "overrides, names",
     [
