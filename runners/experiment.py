@@ -222,7 +222,8 @@ class AgentExperiment(Experiment):
         if self.cfg.trainer.inspect and logger.enabled:
             generator = make_generator(step, "inspect", "cpu")
             sample = self.task.sample_batch(1, self.device, generator, level_before)
-            log_model_internals(self.agent.backbone, sample.tokens, logger, step)
+            about = f"one {self.task.ladder[level_before].name} sample"  # the level in every image's title
+            log_model_internals(self.agent.backbone, sample.tokens, logger, step, about)
         self.log_curriculum(logger, step)
         self.last_eval = {self.task.ladder[k].name: v for k, v in per_level.items()}
         return EvalResult(metrics, level_before, metrics[self.headline], per_level, env_steps)

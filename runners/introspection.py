@@ -101,25 +101,30 @@ def map_figure(title: str, heatmap: InspectionMap, probabilities: bool = False, 
     return figure
 
 
-def inspection_figures(inspection: Inspection) -> Iterator[tuple[str, Any]]:
-    """(tag, figure) for every map: ``attention/block<i>``, ``addressing/...`` and ``memory/...``."""
+def inspection_figures(inspection: Inspection, sample: str = "") -> Iterator[tuple[str, Any]]:
+    """(tag, figure) for every map: ``attention/block<i>``, ``addressing/...`` and ``memory/...``; each
+    title ends with ``sample`` (what was inspected, e.g. ``one 3x3 sample``) when given."""
     probability = "probability (√ colour scale)"
+    on = f", {sample}" if sample else ""
     for name, heatmap in inspection.attention.items():
-        title = f"{readable(name)} · attention probabilities"
+        title = f"{readable(name)} · attention probabilities{on}"
         yield f"attention/{name}", map_figure(title, heatmap, True, probability)
     for name, heatmap in inspection.addressing.items():
-        yield f"addressing/{name}", map_figure(readable(name), heatmap, value=quantity(name))
+        yield f"addressing/{name}", map_figure(f"{readable(name)}{on}", heatmap, value=quantity(name))
     for name, heatmap in inspection.memory.items():
-        title = f"{readable(name)} (after the sample)"
+        title = f"{readable(name)} (after the sample){on}"
         yield f"memory/{name}", map_figure(title, heatmap, value=quantity(name))
 
 
-def log_model_internals(backbone: torch.nn.Module, tokens: torch.Tensor, logger: RunLogger, step: int) -> int:
-    """Log every map of one inspected sample as ``inspect/<tag>`` images; returns how many images."""
+def log_model_internals(
+    backbone: torch.nn.Module, tokens: torch.Tensor, logger: RunLogger, step: int, sample: str = ""
+) -> int:
+    """Log every map of one inspected sample as ``inspect/<tag>`` images, titled with ``sample`` (what the
+    tokens are, e.g. ``one 3x3 sample``); returns how many images."""
     if not logger.enabled:
         return 0
     count = 0
-    for tag, figure in inspection_figures(inspect_sample(backbone, tokens)):
+    for tag, figure in inspection_figures(inspect_sample(backbone, tokens), sample):
         logger.figure(f"inspect/{tag}", figure, step)
         count += 1
     return count

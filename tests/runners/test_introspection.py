@@ -72,7 +72,8 @@ def test_every_variant_is_logged_as_one_image_per_map(tmp_path, name):
 
 def test_every_panel_has_axis_labels_a_colour_bar_and_a_title():
     inspection = inspect_sample(tiny("external"), torch.randint(0, 40, (1, 20)))
-    figures = dict(inspection_figures(inspection))
+    figures = dict(inspection_figures(inspection, "one 3x3 sample"))
+    assert all(figure.get_suptitle().endswith(", one 3x3 sample") for figure in figures.values())
     attention = figures["attention/block0"]
     heads = [ax for ax in attention.axes if ax.get_title().startswith("head")]
     assert [ax.get_title() for ax in heads] == ["head 0", "head 1"]
