@@ -104,10 +104,12 @@ def test_a_bad_setting_is_refused_with_the_override_that_fixes_it():
         validate_ppo(config("env.obs_mode=tokens"))
 
 
-def test_learns_a_fixed_maze_on_the_cpu(tmp_path):
-    untrained = run(config(*TINY, "trainer.total_steps=256", "ppo.learning_rate=1e-12"), tmp_path / "before")
+@pytest.mark.parametrize("kind", ["maze_cnn", "maze_graph"])
+def test_learns_a_fixed_maze_on_the_cpu(tmp_path, kind):
+    tiny = [*TINY, f"policy.kind={kind}"]
+    untrained = run(config(*tiny, "trainer.total_steps=256", "ppo.learning_rate=1e-12"), tmp_path / "before")
     assert untrained["final"]["fixed"]["fresh_success"] == 0.0  # the initial greedy walk loops
-    cfg = config(*TINY, "trainer.total_steps=4096", "ppo.learning_rate=0.003", "trainer.eval_every=1000")
+    cfg = config(*tiny, "trainer.total_steps=4096", "ppo.learning_rate=0.003", "trainer.eval_every=1000")
     report = run(cfg, tmp_path)
     assert report["final"]["fixed"]["fresh_success"] == 1.0  # greedy walk reaches the goal
     assert report["final"]["fixed"]["fresh_optimal"] == 1.0  # by the shortest way
