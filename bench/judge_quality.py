@@ -16,7 +16,8 @@ after the same prompt:
 - random bytes: uniform over 0..255;
 - random letters: lowercase a-z and spaces (one in six), uniformly at random.
 
-The table gives each variant's mean fluency, bits per byte, diversity, repetition and score, the fraction
+The table gives each variant's mean fluency and word order (and the bits per byte and per word start
+behind them), diversity, repetition and score, the fraction
 of its windows counted as success, and the fraction of windows where real text scores above it (and, for
 the degenerate variants, where word-shuffled text does). Targets (issue #23), on English prose from domains
 outside the judge's corpus: real > word-shuffled in >= 99% of windows; every degenerate variant below
@@ -27,7 +28,7 @@ installation; the judge is not fitted and the reward not calibrated on them). ``
 
 ``--success-fractions 0.9 0.95 0.97`` adds a table of what other calibrated thresholds would do: for each
 share of held-out human calibration text that should succeed, the threshold it calibrates to and the
-success rate of real and of word-shuffled windows per text set (the trade-off behind the default 0.9).
+success rate of real and of word-shuffled windows per text set (the trade-off behind the default).
 """
 
 from __future__ import annotations
@@ -146,7 +147,9 @@ def summary_rows(scores: dict[str, dict[str, torch.Tensor]]) -> list[dict[str, o
         row: dict[str, object] = {
             "text": name,
             "fluency": float(s["fluency"].mean()),
+            "word_order": float(s["word_order"].mean()),
             "bits_per_byte": float(s["bits_per_byte"].mean()),
+            "word_start_bits": float(s["word_start_bits"].mean()),
             "diversity": float(s["diversity"].mean()),
             "repetition": float(s["repetition"].mean()),
             "distinct_2": float(s["distinct_2"].mean()) if "distinct_2" in s else "",
@@ -214,6 +217,8 @@ def main(argv: list[str] | None = None) -> None:
             windows=count,
             bits_per_byte=float(real["bits_per_byte"].mean()),
             fluency=float(real["fluency"].mean()),
+            word_start_bits=float(real["word_start_bits"].mean()),
+            word_order=float(real["word_order"].mean()),
             score=float(real["score"].mean()),
             success=_percent(real["success"]),
             real_beats_words_shuffled=_percent(real["score"] > shuffled["score"]),

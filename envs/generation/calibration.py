@@ -6,16 +6,19 @@ The reward (``envs.generation.reward``) measures a continuation against what hum
 length. This module measures that: it cuts held-out human text into windows (``CAL_PROMPT`` bytes of
 prompt, then up to ``CAL_LENGTH`` bytes of continuation) and records, as the envs' byte-by-byte
 bookkeeping would, for every window and every prefix length t = 1..T the continuation's bits per byte
-under the judge, its distinct-n (n = ``diversity_n``) and its seq-rep-n (n = ``repetition_n``). From that
+under the judge, the mean bits of its word starts (``is_word_start``: a byte that is not whitespace after
+one that is), its distinct-n (n = ``diversity_n``) and its seq-rep-n (n = ``repetition_n``). From that
 profile, for each t:
 
 - ``reference_bits``: the median bits per byte of the human windows at ``REFERENCE_LENGTH`` bytes
   (fluency 1 = as predictable as the median held-out human window);
-- the diversity and repetition **bands**: the ``BAND_QUANTILES`` (5%-95%) of human distinct-n and
+- ``start_reference_bits``: the median bits per word start at the same length (word order 1 = each
+  word's first byte as predictable from the words before it as in the median human window);
+- the diversity and repetition **bands**: the ``BAND_QUANTILES`` (1%-99%) of human distinct-n and
   seq-rep-n at length t; the reward's components are 0 inside the band and fall to -1 towards either
   extreme (0 or 1), so text too repetitive and text too random both lose;
 - the **success threshold**: the ``1 - success_fraction`` quantile of the human windows' own scores at
-  length t under the configured weights, so a ``success_fraction`` (default 90%) of held-out human text
+  length t under the configured weights, so a ``success_fraction`` (default 95%) of held-out human text
   succeeds. Beyond the longest calibrated length the last value holds.
 
 Which text is "held-out human text": for the default (embedded) corpus, the ``CALIBRATION_DOMAINS`` of
@@ -38,14 +41,15 @@ from envs.generation.ngram import NGramScorer
 from envs.generation.tokens import NUM_BYTES
 from foundation.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 
-CALIBRATION_VERSION = 1
+CALIBRATION_VERSION = 2
 CAL_PROMPT = 64
 CAL_LENGTH = 512
 MAX_WINDOWS = 1024
 MIN_LENGTH = 16
 REFERENCE_LENGTH = 256
-BAND_QUANTILES = (0.05, 0.95)
+BAND_QUANTILES = (0.01, 0.99)  # wide: the bands catch degenerate text, not human variation
 UNIFORM_BITS = 8.0
+WHITESPACE = (9, 10, 11, 12, 13, 32)  # the bytes Python's bytes.isspace() accepts
 _EPS = 1e-6
 _MEMO: dict[Path, Calibration] = {}
 
@@ -54,11 +58,15 @@ _MEMO: dict[Path, Calibration] = {}
 class Calibration:
     """Per-window, per-length profile of held-out human text under one judge, and the tables it yields.
 
-    ``bits``, ``distinct`` and ``seq_rep`` are (windows, T) float32: column t-1 holds the value of each
-    window's first t continuation bytes. ``source`` names the text.
+    ``bits``, ``start_bits``, ``distinct`` and ``seq_rep`` are (windows, T) float32 and ``starts`` (windows,
+    T) int32: column t-1 holds the value of each window's first t continuation bytes (``start_bits``: mean
+    bits of its word starts, 0 while it has none; ``starts``: how many word starts). ``source`` names the
+    text.
     """
 
     bits: torch.Tensor
+    start_bits: torch.Tensor
+    starts: torch.Tensor
     distinct: torch.Tensor
     seq_rep: torch.Tensor
     diversity_n: int
@@ -79,6 +87,18 @@ class Calibration:
         """Median bits per byte of the human windows at ``REFERENCE_LENGTH`` bytes (or the longest)."""
         return float(self.bits[:, min(REFERENCE_LENGTH, self.length) - 1].median())
 
+    @property
+    def start_reference_bits(self) -> float:
+        """Median bits per word start of the human windows (those with one) at ``REFERENCE_LENGTH`` bytes."""
+        column = min(REFERENCE_LENGTH, self.length) - 1
+        has_start = self.starts[:, column] > 0
+        if not bool(has_start.any()):
+            raise ValueError(
+                f"The calibration text ({self.source}) has no word starts (a byte after whitespace) in its "
+                "windows: the word-order component is undefined. Calibrate on prose."
+            )
+        return float(self.start_bits[has_start, column].median())
+
     def bands(self) -> dict[str, torch.Tensor]:
         """(T + 1,) tables indexed by length: ``div_lo``, ``div_hi``, ``rep_lo``, ``rep_hi``."""
         if "bands" not in self._tables:
@@ -95,6 +115,7 @@ class Calibration:
         bands = self.bands()
         return {
             "fluency": fluency(self.bits, self.reference_bits),
+            "word_order": word_order(self.start_bits, self.starts, self.start_reference_bits),
             "diversity": band_penalty(self.distinct, bands["div_lo"][1:], bands["div_hi"][1:]),
             "repetition": band_penalty(self.seq_rep, bands["rep_lo"][1:], bands["rep_hi"][1:]),
         }
@@ -114,6 +135,8 @@ class Calibration:
         return {
             "version": CALIBRATION_VERSION,
             "bits": self.bits,
+            "start_bits": self.start_bits,
+            "starts": self.starts,
             "distinct": self.distinct,
             "seq_rep": self.seq_rep,
             "diversity_n": self.diversity_n,
@@ -126,8 +149,8 @@ class Calibration:
         if state.get("version") != CALIBRATION_VERSION:
             raise ValueError(f"Calibration version {state.get('version')!r}, expected {CALIBRATION_VERSION}.")
         return cls(
-            state["bits"], state["distinct"], state["seq_rep"], int(state["diversity_n"]),
-            int(state["repetition_n"]), str(state["source"]),
+            state["bits"], state["start_bits"], state["starts"], state["distinct"], state["seq_rep"],
+            int(state["diversity_n"]), int(state["repetition_n"]), str(state["source"]),
         )
 
 
@@ -135,6 +158,29 @@ def fluency(bits_per_byte: torch.Tensor, reference_bits: float) -> torch.Tensor:
     """``(8 - b) / (8 - b_ref)``, at least -1: 1 = the median held-out human text, 0 = uniform random bytes,
     above 1 = more predictable than it (at most ``8 / (8 - b_ref)``, for text the judge predicts exactly)."""
     return ((UNIFORM_BITS - bits_per_byte) / (UNIFORM_BITS - reference_bits)).clamp(min=-1.0)
+
+
+def word_order(start_bits: torch.Tensor, starts: torch.Tensor, start_reference_bits: float) -> torch.Tensor:
+    """Fluency of the word starts: ``(8 - b_start) / (8 - b_start_ref)``, at least -1, and 0 for a text with
+    no word start yet (no whitespace-then-word, so no evidence that its words follow each other as English
+    words do; 0 is what uniform random bytes score)."""
+    return torch.where(starts > 0, fluency(start_bits, start_reference_bits), 0.0)
+
+
+def whitespace_table(device: torch.device | str = "cpu") -> torch.Tensor:
+    """(257,) bool: which ids are whitespace bytes (id 256, pad or "no byte", is not)."""
+    table = torch.zeros(NUM_BYTES + 1, dtype=torch.bool)
+    table[list(WHITESPACE)] = True
+    return table.to(device)
+
+
+def is_word_start(
+    previous: torch.Tensor, byte: torch.Tensor, whitespace: torch.Tensor | None = None
+) -> torch.Tensor:
+    """Whether ``byte`` starts a word: it is not whitespace and ``previous`` (256: no byte) is, elementwise.
+    ``whitespace`` is ``whitespace_table`` on the bytes' device (built if not given)."""
+    space = whitespace if whitespace is not None else whitespace_table(byte.device)
+    return space[previous.clamp(0, NUM_BYTES)] & ~space[byte.clamp(0, NUM_BYTES)]
 
 
 def band_penalty(value: torch.Tensor, low: torch.Tensor, high: torch.Tensor) -> torch.Tensor:
@@ -195,8 +241,13 @@ def measure(
     start = CAL_PROMPT - (scorer.order - 1)  # the judge sees as much prompt as the envs give it
     bits = scorer.token_bits(windows.to(scorer.device), start=start)[:, CAL_PROMPT:].float().cpu()
     positions = torch.arange(1, length + 1)
+    word_starts = is_word_start(windows[:, CAL_PROMPT - 1 : -1], texts)
+    starts = word_starts.int().cumsum(dim=1)
+    start_sum = torch.where(word_starts, bits, 0.0).cumsum(dim=1)
     return Calibration(
         bits=bits.cumsum(dim=1) / positions,
+        start_bits=torch.where(starts > 0, start_sum / starts.clamp(min=1), 0.0),
+        starts=starts.int(),
         distinct=1.0 - prefix_share(repeat_flags(texts, diversity_n), length, diversity_n, 0.0),
         seq_rep=prefix_share(repeat_flags(texts, repetition_n), length, repetition_n, 0.0),
         diversity_n=diversity_n,
@@ -242,11 +293,11 @@ def describe(calibration: Calibration, weights: Mapping[str, float], success_fra
         f"calibration text: {calibration.source} ({calibration.num_windows} windows of up to "
         f"{calibration.length} bytes after a {CAL_PROMPT}-byte prompt)",
         f"reference bits per byte (median human window at {min(REFERENCE_LENGTH, calibration.length)} "
-        f"bytes): {calibration.reference_bits:.3f}",
+        f"bytes): {calibration.reference_bits:.3f}; per word start: {calibration.start_reference_bits:.3f}",
         "",
         f"| length | distinct-{calibration.diversity_n} band | seq-rep-{calibration.repetition_n} band | "
-        "human fluency (median) | success threshold |",
-        "|---|---|---|---|---|",
+        "human fluency (median) | human word order (median) | success threshold |",
+        "|---|---|---|---|---|---|",
     ]
     for t in (16, 32, 64, 128, 256, 512):
         if t > calibration.length:
@@ -254,7 +305,8 @@ def describe(calibration: Calibration, weights: Mapping[str, float], success_fra
         lines.append(
             f"| {t} | {bands['div_lo'][t]:.3f}-{bands['div_hi'][t]:.3f} | "
             f"{bands['rep_lo'][t]:.3f}-{bands['rep_hi'][t]:.3f} | "
-            f"{float(human['fluency'][:, t - 1].median()):.3f} | {float(threshold[t]):.3f} |"
+            f"{float(human['fluency'][:, t - 1].median()):.3f} | "
+            f"{float(human['word_order'][:, t - 1].median()):.3f} | {float(threshold[t]):.3f} |"
         )
     return "\n".join(lines)
 

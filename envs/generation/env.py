@@ -6,7 +6,8 @@ across steps (:class:`~envs.generation.scalar.ScalarTextScore`): the same reward
 torch step for a batch of one. Observation: ``{"tokens": (window,), "length": (1,)}``
 byte tokens of prompt + text written so far; action: the next byte (Discrete(256)); the episode ends
 after the level's continuation length or at the end-of-text byte (``eos_byte``, default 0).
-``info`` holds every reward component, ``score``, ``bits_per_byte``, ``seq_rep_4``, ``success``, ``level``.
+``info`` holds every reward component, ``score``, ``bits_per_byte``, ``word_start_bits``, ``seq_rep_4``,
+``success``, ``level``.
 
     import envs, gymnasium
     env = gymnasium.make("mindgym/TextQuality-v0", level="p64-c32", dense=True)
@@ -56,7 +57,8 @@ class TextQualityEnv(gym.Env):
     ## Rewards
 
     The episode score ``S = sum_k weight_k * component_k`` over fluency (under the judge, 1 = as
-    predictable as the median held-out human text), diversity and repetition (0 while distinct-2 and
+    predictable as the median held-out human text), word order (the same over the bytes that start a
+    word: are the words in an English order?), diversity and repetition (0 while distinct-2 and
     seq-rep-4 stay in the band human text occupies at that length, down to -1 at either extreme),
     length (0, or minus the share left unwritten after an early ``eos_byte``) and, when weighted, batch
     diversity. Sparse (default): ``S`` on the last step, 0 before. ``dense=True``: the change of
@@ -70,9 +72,10 @@ class TextQualityEnv(gym.Env):
     ## Episode End
 
     Terminated after ``continuation_length`` bytes or at ``eos_byte``; never truncated. ``success``: S
-    reached the score that ``success_fraction`` (0.9) of held-out human text reaches at the same length
+    reached the score that ``success_fraction`` (0.95) of held-out human text reaches at the same length
     (see :mod:`envs.generation.calibration`). ``info`` also holds every component,
-    ``score``, ``bits_per_byte``, ``distinct_2``, ``seq_rep_4``, ``bytes_written`` and ``level``.
+    ``score``, ``bits_per_byte``, ``word_start_bits``, ``distinct_2``, ``seq_rep_4``, ``bytes_written``
+    and ``level``.
 
     ## Arguments
 

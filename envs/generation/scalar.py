@@ -9,6 +9,7 @@ single text with the judge's state carried across steps:
   ends at the previous byte (Kneser-Ney's gamma), so each byte costs one ``bisect`` per order into the
   judge's sorted tables (held as Python lists), and none above the first order whose n-gram the judge never
   saw (its longer n-grams cannot have been seen either);
+- word order: the bits of the bytes that start a word (after a whitespace byte), summed and counted;
 - distinct-n and seq-rep-n: a set of the n-grams written so far and a count of repeats;
 - the calibrated bands and threshold: Python lists indexed by length.
 
@@ -23,7 +24,7 @@ from bisect import bisect_left
 from math import log2
 from typing import Any
 
-from envs.generation.calibration import UNIFORM_BITS, Calibration
+from envs.generation.calibration import UNIFORM_BITS, WHITESPACE, Calibration
 from envs.generation.ngram import NGramScorer
 from envs.generation.reward import RewardConfig
 
@@ -53,6 +54,8 @@ class ScalarTextScore:
         self.config = config
         self.weights = config.weights
         self.reference_bits = calibration.reference_bits
+        self.start_reference_bits = calibration.start_reference_bits
+        self._space = frozenset(WHITESPACE)
         bands = calibration.bands()
         threshold = calibration.threshold(config.weights, config.success_fraction)
         self.div_lo, self.div_hi = bands["div_lo"].tolist(), bands["div_hi"].tolist()
@@ -74,6 +77,8 @@ class ScalarTextScore:
         self.target = target
         self.count = 0
         self.bits_sum = 0.0
+        self.start_sum = 0.0  # bits of the word starts
+        self.starts = 0
         self.last_bits = 0.0
         self.written = 0  # continuation bytes packed, newest lowest
         self.div_seen: set[int] = set()
@@ -106,7 +111,12 @@ class ScalarTextScore:
 
     def add(self, byte: int) -> None:
         """Append ``byte`` to the continuation."""
+        space = self._space
+        word_start = self.available > 0 and (self.recent & 0xFF) in space and byte not in space
         bits = self._judge(byte)
+        if word_start:
+            self.start_sum += bits
+            self.starts += 1
         self.last_bits = bits
         self.bits_sum += bits
         self.count += 1
@@ -134,8 +144,13 @@ class ScalarTextScore:
         div_total = count - self.dn + 1
         distinct = 1.0 - self.div_repeats / div_total if div_total > 0 else 1.0
         seq_rep = self.rep_repeats / max(count - self.rn + 1, 1)
+        starts = self.starts
+        start_bits = self.start_sum / starts if starts else 0.0
+        reference = self.start_reference_bits
+        word_order = max((UNIFORM_BITS - start_bits) / (UNIFORM_BITS - reference), -1.0) if starts else 0.0
         out = {
             "fluency": fluency,
+            "word_order": word_order,
             "diversity": _band(distinct, self.div_lo[t], self.div_hi[t]),
             "repetition": _band(seq_rep, self.rep_lo[t], self.rep_hi[t]),
             "length": count / self.target - 1.0,
@@ -147,6 +162,7 @@ class ScalarTextScore:
         out.update(
             {
                 "bits_per_byte": bits,
+                "word_start_bits": start_bits,
                 f"distinct_{self.dn}": distinct,
                 f"seq_rep_{self.rn}": seq_rep,
                 "score": score,

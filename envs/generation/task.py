@@ -82,7 +82,7 @@ class TextQualityTask(Task[TextLevel]):
         reward_weights: Mapping[str, float] | None = None,
         diversity_n: int = 2,
         repetition_n: int = 4,
-        success_fraction: float = 0.9,
+        success_fraction: float = 0.95,
         eos_byte: int | None = 0,
         prompt_split: str = "train",
         cache_dir: str | Path | None = None,

@@ -53,9 +53,9 @@ class TextQualityVectorEnv(TorchVectorEnv):
 
     ## Rewards
 
-    Sparse (default): the episode score ``S`` (weighted fluency, diversity, repetition, length and, when
-    weighted, batch diversity across the sub-envs; see :mod:`envs.generation.reward`) on the last step.
-    ``dense=True``: the change of ``S`` with every byte. 0 on the step a NEXT_STEP autoreset spends
+    Sparse (default): the episode score ``S`` (weighted fluency, word order, diversity, repetition, length
+    and, when weighted, batch diversity across the sub-envs; see :mod:`envs.generation.reward`) on the
+    last step. ``dense=True``: the change of ``S`` with every byte. 0 on the step a NEXT_STEP autoreset spends
     restarting a finished sub-env.
 
     ## Starting State
@@ -66,7 +66,8 @@ class TextQualityVectorEnv(TorchVectorEnv):
     ## Episode End
 
     Terminated after the level's ``continuation_length`` bytes or at ``eos_byte``; never truncated.
-    ``info``: (num_envs,) tensors of every component, ``score``, ``bits_per_byte``, ``seq_rep_<n>``,
+    ``info``: (num_envs,) tensors of every component, ``score``, ``bits_per_byte``, ``word_start_bits``,
+    ``seq_rep_<n>``,
     ``distinct_<n>``, ``bytes_written``, ``success`` (S reached the score that ``success_fraction`` of
     held-out human text reaches at the same length) and ``level``.
 

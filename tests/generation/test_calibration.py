@@ -7,7 +7,13 @@ import torch
 
 from bench.judge_quality import variants_of
 from envs.generation import calibration as calibration_module
-from envs.generation.calibration import band_penalty, cached_calibration, human_windows, measure
+from envs.generation.calibration import (
+    band_penalty,
+    cached_calibration,
+    human_windows,
+    is_word_start,
+    measure,
+)
 from envs.generation.corpus import default_corpus
 from envs.generation.reward import RewardConfig, TextScore, score_continuations
 from envs.generation.task import TextQualityTask
@@ -32,6 +38,8 @@ def test_vectorised_calibration_equals_the_envs_byte_by_byte_bookkeeping(task):
         state.add(windows[:, 64 + t], everyone)
         raw = state.raw()
         assert torch.allclose(raw["bits"], profile.bits[:6, t], atol=1e-4)
+        assert torch.equal(raw["starts"].int(), profile.starts[:6, t])
+        assert torch.allclose(raw["start_bits"], profile.start_bits[:6, t], atol=1e-4)
         assert torch.allclose(raw["distinct"], profile.distinct[:6, t])
         assert torch.allclose(raw["seq_rep"], profile.seq_rep[:6, t])
 
@@ -41,6 +49,31 @@ def test_band_penalty_is_zero_inside_and_minus_one_at_either_extreme():
     values = torch.tensor([0.0, 0.2, 0.4, 0.5, 0.6, 0.8, 1.0])
     assert band_penalty(values, low, high).tolist() == pytest.approx([-1, -0.5, 0, 0, 0, -0.5, -1])
     assert band_penalty(torch.tensor([0.0, 0.5]), torch.tensor(0.0), torch.tensor(0.0)).tolist() == [0, -0.5]
+
+
+def test_word_starts_are_non_space_bytes_after_whitespace():
+    text = torch.tensor(list(b"a b\n\tcd  e.(f"))
+    previous = torch.cat([torch.tensor([256]), text[:-1]])  # 256: no byte before the first
+    starts = is_word_start(previous, text)
+    assert [chr(int(b)) for b in text[starts]] == ["b", "c", "e"]
+
+
+def test_word_order_separates_real_text_from_its_word_salad_more_than_fluency(task):
+    """On CPython-doc windows: shuffling the words costs the word starts far more of their fluency than it
+    costs all bytes, and a text with no word start gets word order 0 (no credit for avoiding spaces)."""
+    data = default_corpus().text("test").encode()
+    windows = torch.tensor(list(data[: (len(data) // 320) * 320])).view(-1, 320)[:60]
+    variants = variants_of(windows[:, 64:].to(torch.uint8), seed=3)
+    real, salad = (
+        score_continuations(task.scorer, task.calibration, windows[:, :64], variants[name])
+        for name in ("real text", "words shuffled")
+    )
+    word_gap = float((real["word_order"] - salad["word_order"]).mean())
+    assert word_gap > 2 * float((real["fluency"] - salad["fluency"]).mean()) > 0
+    assert (real["word_start_bits"] < salad["word_start_bits"]).float().mean() > 0.95
+    no_space = torch.tensor(list(b"abcdefghijklmnopqrstuvwxyz" * 2))[None]
+    out = score_continuations(task.scorer, task.calibration, windows[:1, :64], no_space)
+    assert float(out["word_order"]) == 0.0 and float(out["word_start_bits"]) == 0.0
 
 
 def test_threshold_passes_the_calibrated_share_of_human_text(task):
@@ -61,7 +94,7 @@ def test_no_default_component_is_constant_and_length_is_zero_for_full_text(task)
     variants = variants_of(text[:, 32:].to(torch.uint8), seed=1)
     prompts = text[:, :32].repeat(len(variants), 1)
     scores = score_continuations(task.scorer, task.calibration, prompts, torch.cat(list(variants.values())))
-    for name in ("fluency", "diversity", "repetition"):
+    for name in ("fluency", "word_order", "diversity", "repetition"):
         assert scores[name].unique().numel() > 3, name
     assert (scores["length"] == 0).all()  # varies only when the agent stops early (tested in test_reward)
 

@@ -52,8 +52,14 @@ def test_components_rank_real_text_above_noise_and_mark_success(held_out):
 @pytest.mark.parametrize(
     ("kwargs", "match"),
     [
-        ({"weights": {"fluency": 0, "diversity": 0, "repetition": 0, "length": 0}}, "constant"),
-        ({"weights": {"fluency": 0, "diversity": 0, "repetition": 0}, "eos_byte": None}, "constant"),
+        (
+            {"weights": {"fluency": 0, "word_order": 0, "diversity": 0, "repetition": 0, "length": 0}},
+            "constant",
+        ),
+        (
+            {"weights": {"fluency": 0, "word_order": 0, "diversity": 0, "repetition": 0}, "eos_byte": None},
+            "constant",
+        ),
         ({"weights": {"fluency": -1}}, "finite and >= 0"),
         ({"weights": {"style": 1}}, "Unknown reward component"),
         ({"repetition_n": 9}, "repetition_n"),
