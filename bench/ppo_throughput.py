@@ -7,8 +7,8 @@ are the training loop's. Columns: ``env`` (random legal moves, the env alone), `
 ``ppo.num_steps`` steps of all sub-envs), ``update`` (env steps of rollout data consumed per second by
 ``ppo.update_epochs`` x ``ppo.num_minibatches`` minibatches), ``train`` (the two in sequence: what a run
 gets before evaluations), the share of the rollout in it, torch ops launched per act step (one policy
-forward, counted by torch.profiler), the first call's seconds (compile time for compiled variants) and
-peak GPU memory.
+forward, counted by torch.profiler), the first call's seconds (compile time for compiled variants), on
+CUDA the host syncs of one whole rollout (torch.cuda's sync debug mode) and peak GPU memory.
 
     python -m bench.ppo_throughput --device cuda --out outputs/ppo_bench     # ~3 minutes on an H200
     python -m bench.ppo_throughput --device cpu --num-envs 64 --variants graph --repeats 1   # smoke run
@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import json
 import time
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -44,6 +45,18 @@ def ops_per_act(net: torch.nn.Module, obs: torch.Tensor, state: torch.Tensor, st
     with torch.no_grad(), profile() as prof:
         net(obs, state, starts)
     return sum(1 for e in prof.events() if e.name.startswith("aten::") and e.cpu_parent is None)
+
+
+def host_syncs(fn: Any) -> int:
+    """Synchronising CUDA calls (host waits on the GPU) made by ``fn``, counted by the sync debug mode."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        torch.cuda.set_sync_debug_mode("warn")
+        try:
+            fn()
+        finally:
+            torch.cuda.set_sync_debug_mode("default")
+    return sum("synchroniz" in str(w.message) for w in caught)
 
 
 def measure(name: str, args: argparse.Namespace) -> dict[str, Any]:
@@ -137,6 +150,7 @@ def measure(name: str, args: argparse.Namespace) -> dict[str, Any]:
         "first_call_s": first,
     }
     if device.type == "cuda":
+        row["rollout_syncs"] = host_syncs(lambda: collect(rollout, envs, base, net, generator, use_mask))
         row["peak_gib"] = torch.cuda.max_memory_allocated() / 2**30
     return row
 
