@@ -46,6 +46,15 @@ def test_graph_encoder_reads_the_legal_moves_of_padded_mazes():
             obs, *_ = env.step(torch.randint(4, (32,)))
 
 
+def test_neighbours_are_in_action_order_with_zeros_off_the_grid():
+    cells = torch.arange(1.0, 7.0).view(1, 2, 3, 1)  # a 2x3 grid numbered 1..6 row by row
+    up, right, down, left = (n.flatten().tolist() for n in MazeGraphCells.neighbours(cells))
+    assert up == [0, 0, 0, 1, 2, 3]
+    assert right == [2, 3, 0, 5, 6, 0]
+    assert down == [4, 5, 6, 0, 0, 0]
+    assert left == [0, 1, 2, 0, 4, 5]
+
+
 def test_information_travels_only_along_open_passages_one_cell_per_iteration():
     torch.manual_seed(0)
     encoder = MazeGraphCells(channels=8, iterations=3)
