@@ -18,9 +18,9 @@ from functools import lru_cache
 import numpy as np
 import torch
 
-from envs.maze.grid import COL_STEP, ROW_STEP, MazeBatch, bfs_distances, neighbours
+from envs.maze.grid import COL_STEP, ROW_STEP, MazeBatch, bfs_distances, device_constant, neighbours
 from envs.maze.layout import parse_layout
-from envs.maze.levels import GENERATORS, MazeLevel
+from envs.maze.levels import GENERATORS, PERFECT_GENERATORS, MazeLevel
 
 _BITS = (1, 2, 4, 8)
 _MAX_RETRIES = 100
@@ -90,25 +90,36 @@ def _with_start(
     allowed = dist >= level.min_path
     score = torch.rand(dist.shape, generator=gen, device=dist.device).masked_fill(~allowed, -1.0)
     start = score.argmax(dim=1)
-    keep = allowed.any(dim=1)
     mazes = MazeBatch(level.height, level.width, passages, start, goal, dist)
+    if level.min_path == 1 and level.generator in PERFECT_GENERATORS:
+        return mazes  # every cell of a perfect maze is reachable, so every maze has a start: no host read
+    keep = allowed.any(dim=1)
     return mazes if bool(keep.all()) else mazes.select(keep)
 
 
 def _bits(device: torch.device) -> torch.Tensor:
-    return torch.tensor(_BITS, dtype=torch.uint8, device=device)
+    return device_constant(_BITS, torch.uint8, device)
 
 
-def _dfs(n: int, h: int, w: int, gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def _dfs(
+    n: int, h: int, w: int, gen: torch.Generator, read_now: bool | None = None
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Recursive backtracker, every maze of the batch one stack operation per sweep.
 
     Column ``cells`` of the state tensors is a sentinel: off-grid neighbours point at it (always visited)
-    and writes that must not happen go to it, so a sweep needs no masking beyond one ``where``.
+    and writes that must not happen go to it, so a sweep needs no masking beyond one ``where``. A sweep is
+    about 20 kernels of gathers and one-column scatters on the (n, cells + 1) state.
+
+    The loop may stop once every maze is fully visited (checked every 16 sweeps; later sweeps only pop
+    stacks and write the sentinel). On the CPU the check is read at once; on a GPU reading it would wait
+    for every queued kernel, so all sweeps run, each check's flag stays on the device with the generator
+    state at that sweep, and one read at the end restores the state at the first check that held: the
+    mazes and the generator's stream are the same either way, with one host read instead of one per check.
+    ``read_now`` overrides that choice (None: read at once on the CPU only).
     """
     dev, cells = gen.device, h * w
     nbr, valid = neighbours(h, w, dev)
     nbr = torch.where(valid, nbr, cells)
-    rows = torch.arange(n, device=dev)
     visited = torch.zeros(n, cells + 1, dtype=torch.bool, device=dev)
     visited[:, cells] = True
     depth = torch.zeros(n, cells + 1, dtype=torch.int32, device=dev)
@@ -116,27 +127,33 @@ def _dfs(n: int, h: int, w: int, gen: torch.Generator) -> tuple[torch.Tensor, to
     stack = torch.zeros(n, cells + 1, dtype=torch.long, device=dev)
     root = torch.randint(cells, (n,), generator=gen, device=dev)
     stack[:, 0] = root
-    visited[rows, root] = True
+    visited.scatter_(1, root[:, None], True)
     sp = torch.ones(n, dtype=torch.long, device=dev)
-    base = rows * (cells + 1)  # flat row offsets: one-index gathers and puts are the cheapest
-    flat_visited, flat_depth, flat_parent, flat_stack = (
-        t.view(-1) for t in (visited, depth, parent_dir, stack)
-    )
+    read_now = dev.type == "cpu" if read_now is None else read_now
+    checks: list[tuple[torch.Tensor, torch.Tensor]] = []  # (all visited, generator state) per check
     for sweep in range(2 * cells):
-        top = flat_stack[base + (sp - 1).clamp(min=0)]
-        cand = nbr[top]
-        ok = ~visited.gather(1, cand) & (sp > 0)[:, None]
+        top = stack.gather(1, (sp - 1).clamp_(min=0)[:, None]).squeeze(1)
+        cand = nbr.index_select(0, top)
+        # an empty stack (sp == 0) means the maze is fully visited, so ``ok`` is all False there already
+        ok = visited.gather(1, cand).logical_not_()
         a = torch.rand(n, 4, generator=gen, device=dev).masked_fill_(~ok, -1.0).argmax(dim=1)
         go = ok.any(dim=1)
-        target = torch.where(go, cand.gather(1, a[:, None]).squeeze(1), cells)
-        at = base + target
-        flat_visited[at] = True
-        flat_depth[at] = sp.to(torch.int32)
-        flat_parent[at] = (a + 2) % 4
-        flat_stack[base + torch.where(go, sp, cells)] = target
-        sp = (sp + 2 * go.long() - 1).clamp(min=0)
-        if sweep % 16 == 15 and bool(visited.all()):
-            break
+        target = torch.where(go, cand.gather(1, a[:, None]).squeeze(1), cells)[:, None]
+        visited.scatter_(1, target, True)
+        depth.scatter_(1, target, sp.to(torch.int32)[:, None])
+        parent_dir.scatter_(1, target, (a ^ 2)[:, None])  # the opposite direction: (a + 2) % 4
+        stack.scatter_(1, torch.where(go, sp, cells)[:, None], target)
+        sp = torch.where(go, sp + 1, sp - 1).clamp_(min=0)
+        if sweep % 16 == 15:
+            done = visited.all()
+            if read_now and bool(done):
+                break
+            if not read_now:
+                checks.append((done, gen.get_state()))
+    if checks:
+        flags = torch.stack([done for done, _ in checks]).tolist()
+        if True in flags:
+            gen.set_state(checks[flags.index(True)][1])
     return _passages_from_parents(parent_dir[:, :cells], nbr), root, depth[:, :cells]
 
 
@@ -146,7 +163,7 @@ def _passages_from_parents(parent_dir: torch.Tensor, nbr: torch.Tensor) -> torch
     A cell's bit towards its parent and its children's bits towards it are different directions, so
     adding them equals OR-ing them.
     """
-    bits = torch.tensor(_BITS, dtype=torch.int32, device=parent_dir.device)
+    bits = device_constant(_BITS, torch.int32, parent_dir.device)
     has = parent_dir >= 0
     d = parent_dir.clamp(min=0)
     own = torch.where(has, bits[d], 0)

@@ -9,6 +9,7 @@ Passages are symmetric. Distances are shortest-path lengths to the goal, -1 wher
 from __future__ import annotations
 
 import dataclasses
+from functools import lru_cache
 
 import torch
 
@@ -61,12 +62,31 @@ class MazeBatch:
 def neighbours(
     height: int, width: int, device: torch.device | str = "cpu"
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """(cells, 4) neighbour index per direction (0 where off the grid) and (cells, 4) bool: on the grid."""
+    """(cells, 4) neighbour index per direction (0 where off the grid) and (cells, 4) bool: on the grid.
+
+    Made once per size and device and shared (read-only: never write into them), so a generator or the
+    oracle called per batch launches no kernels for them."""
+    return _neighbours(height, width, torch.device(device))
+
+
+@lru_cache(maxsize=64)
+def _neighbours(height: int, width: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
     idx = torch.arange(height * width, device=device)
     row, col = idx // width, idx % width
     nbr = torch.stack([idx - width, idx + 1, idx + width, idx - 1], dim=1)
     valid = torch.stack([row > 0, col < width - 1, row < height - 1, col > 0], dim=1)
     return torch.where(valid, nbr, torch.zeros_like(nbr)), valid
+
+
+def device_constant(values: tuple[int, ...], dtype: torch.dtype, device: torch.device | str) -> torch.Tensor:
+    """``torch.tensor(values)`` on ``device``, made once and shared (read-only). Building it anew would
+    copy from the host, and on a GPU a host-to-device copy waits for every queued kernel."""
+    return _constant(tuple(values), dtype, torch.device(device))
+
+
+@lru_cache(maxsize=256)
+def _constant(values: tuple[int, ...], dtype: torch.dtype, device: torch.device) -> torch.Tensor:
+    return torch.tensor(values, dtype=dtype, device=device)
 
 
 def action_bits(passages: torch.Tensor) -> torch.Tensor:
@@ -103,7 +123,7 @@ def optimal_action_bits(passages: torch.Tensor, dist: torch.Tensor, height: int,
     n, cells = passages.shape
     nbr_dist = dist.gather(1, nbr.reshape(1, -1).expand(n, -1)).view(n, cells, 4)
     good = action_bits(passages) & (nbr_dist == (dist - 1).unsqueeze(-1)) & (dist > 0).unsqueeze(-1)
-    weights = torch.tensor([1, 2, 4, 8], dtype=torch.uint8, device=passages.device)
+    weights = device_constant((1, 2, 4, 8), torch.uint8, passages.device)
     return (good.to(torch.uint8) * weights).sum(dim=-1, dtype=torch.uint8)
 
 
@@ -118,16 +138,29 @@ def oracle_moves(mazes: MazeBatch) -> tuple[torch.Tensor, torch.Tensor]:
 
     At each cell the oracle takes the first optimal action in the order up, right, down, left, so a path
     is a deterministic function of the maze, start and goal (the same rule the env's tests follow).
+
+    The walk is computed by pointer doubling rather than one move at a time: ``jump`` maps each cell to
+    the cell ``filled`` canonical moves on (a cell with no optimal move, such as the goal, maps to
+    itself), so each round fills twice as many path positions with two gathers, and a path of L moves
+    costs about log2(L) rounds instead of L. The only host read is the longest length (the moves' width).
     """
     best = optimal_action_bits(mazes.passages, mazes.dist, mazes.height, mazes.width)
     lengths = mazes.optimal_length
     max_len = int(lengths.max()) if len(mazes) else 0
-    step = torch.tensor([-mazes.width, 1, mazes.width, -1], device=best.device)
-    pos = mazes.start.clone()
-    moves = torch.full((len(mazes), max_len), -1, dtype=torch.long, device=best.device)
-    for t in range(max_len):
-        action = first_set_bit(best.gather(1, pos[:, None]).squeeze(1))
-        live = lengths > t
-        moves[:, t] = torch.where(live, action, -1)
-        pos = torch.where(live, pos + step[action], pos)
+    device = best.device
+    step = device_constant((-mazes.width, 1, mazes.width, -1), torch.long, device)
+    action = first_set_bit(best)  # (n, cells): the canonical move at each cell
+    cell = torch.arange(best.shape[1], device=device)
+    jump = torch.where(best > 0, cell + step[action], cell)
+    pos = torch.empty(len(mazes), max_len, dtype=torch.long, device=device)
+    filled = min(max_len, 1)
+    pos[:, :filled] = mazes.start[:, None]
+    while filled < max_len:
+        k = min(filled, max_len - filled)
+        pos[:, filled : filled + k] = jump.gather(1, pos[:, :k])
+        filled += k
+        if filled < max_len:
+            jump = jump.gather(1, jump)
+    live = torch.arange(max_len, device=device) < lengths[:, None]
+    moves = torch.where(live, action.gather(1, pos), -1)
     return moves, lengths

@@ -2,6 +2,7 @@ import pytest
 import torch
 
 from envs.maze import MazeLevel, bfs_distances, generate_mazes, oracle_moves
+from envs.maze.generators import _dfs
 from envs.maze.grid import COL_STEP, ROW_STEP, optimal_action_bits
 from envs.maze.levels import PERFECT_GENERATORS, default_levels
 
@@ -81,6 +82,32 @@ def test_oracle_paths_reach_the_goal_in_the_optimal_number_of_moves():
             assert mazes.passages[i, pos] & (1 << a)
             pos += (-6, 1, 6, -1)[a]
         assert pos == int(mazes.goal[i])
+
+
+@pytest.mark.parametrize("generator", ["open", "dfs"])
+def test_oracle_takes_the_first_optimal_move_at_each_cell_then_pads(generator):
+    level = MazeLevel("t", 7, 7, generator=generator, wall_density=0.2)
+    mazes = generate_mazes(level, 24, torch.Generator().manual_seed(11))
+    moves, lengths = oracle_moves(mazes)
+    best = optimal_action_bits(mazes.passages, mazes.dist, 7, 7)
+    assert moves.shape[1] == int(lengths.max()) > 8  # several doubling rounds, the last one partial
+    for i in range(len(mazes)):
+        pos, n = int(mazes.start[i]), int(lengths[i])
+        for a in moves[i, :n].tolist():  # the lowest set bit: up, right, down, left in that order
+            assert a == min(b for b in range(4) if int(best[i, pos]) >> b & 1)
+            pos += (-7, 1, 7, -1)[a]
+        assert pos == int(mazes.goal[i]) and (moves[i, n:] == -1).all()
+
+
+@pytest.mark.parametrize("n", [1, 64])
+def test_dfs_reading_its_checks_at_the_end_gives_the_same_mazes_and_generator_stream(n):
+    # a GPU defers the every-16-sweeps completion checks to one read at the end; the CPU reads each at once
+    for seed in range(3):
+        at_once, at_end = torch.Generator().manual_seed(seed), torch.Generator().manual_seed(seed)
+        eager = _dfs(n, 6, 5, at_once, read_now=True)
+        deferred = _dfs(n, 6, 5, at_end, read_now=False)
+        assert all(torch.equal(a, b) for a, b in zip(eager, deferred, strict=True))
+        assert torch.equal(at_once.get_state(), at_end.get_state())
 
 
 def test_seeding_is_deterministic():
