@@ -3,13 +3,16 @@
 ``CurriculumSampler.sample_batch`` has the signature of ``Task.sample_batch``: it splits the batch by
 level according to the curriculum's distribution, draws each part with ``task.sample_batch(level=...)``
 and joins them with ``SupervisedBatch.concat`` (right-padding; padding never counts in the loss).
-``last_levels`` holds each row's ladder index. The sampler only reads the curriculum: it never moves its
-clock.
+``last_levels`` holds each row's ladder index, on the host: putting it on the GPU would be a host-to-device
+copy, which waits for every queued kernel, once a step. The sampler only reads the curriculum: it never
+moves its clock.
 
 With ``prefetch=k`` each level's rows are drawn ``k`` batches at a time and handed out in order. A task's
-generator pays per call, not per row (a maze batch is ~10,000 small kernels whatever its size), so on a
-GPU this divides the data cost by ``k``; every row is still fresh and used once. A checkpoint keeps the
-generator state each reservoir was drawn from, so a resumed run redraws it and continues bit-exactly.
+generator pays per call, not per row (a 12x12 maze draw is ~6,800 small kernels and 3 host reads whatever
+its size, 24 kernels per DFS sweep), so on a GPU this divides the data cost by ``k``; every row is still
+fresh and used once. Between draws a batch is a view of the draw's rows: no kernel, no host read. A
+checkpoint keeps the generator state each reservoir was drawn from, so a resumed run redraws it and
+continues bit-exactly.
 """
 
 from __future__ import annotations
@@ -115,10 +118,10 @@ class CurriculumSampler:
             if n > 0
         ]
         self.batches += 1
-        self.last_levels = torch.repeat_interleave(torch.arange(self.task.num_levels), counts).to(
-            parts[0].tokens.device
-        )
-        return SupervisedBatch.concat(parts, self.pad_id)
+        self.last_levels = torch.repeat_interleave(torch.arange(self.task.num_levels), counts)
+        # one level's rows are handed out as they are (a reservoir's rows are views; the trainer's padding
+        # makes the copy a compiled step needs), several are joined into one right-padded batch
+        return parts[0] if len(parts) == 1 else SupervisedBatch.concat(parts, self.pad_id)
 
     def _rows(
         self,

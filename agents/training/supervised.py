@@ -101,6 +101,9 @@ class SupervisedTrainer:
         self.backbone.train()
         if self.plan != "none":
             batch = batch.padded(-(-batch.tokens.shape[1] // cfg.pad_multiple) * cfg.pad_multiple)
+            # a compiled graph is specialised to its inputs' strides; a sampler may hand out views of a
+            # larger draw, so the graph gets contiguous copies (padding has made them already, mostly)
+            batch = SupervisedBatch(*(part.contiguous() for part in batch.parts()))
         loss, metrics = self._forward_loss(batch.tokens, batch.targets, batch.loss_mask)
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()

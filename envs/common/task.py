@@ -39,8 +39,13 @@ class SupervisedBatch:
     targets: torch.Tensor
     loss_mask: torch.Tensor
 
+    def parts(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(tokens, targets, loss_mask) as they are. ``dataclasses.astuple`` would deep-copy each tensor,
+        and a view's deep copy copies its whole storage (a prefetched reservoir, not the batch's rows)."""
+        return self.tokens, self.targets, self.loss_mask
+
     def to(self, device: torch.device | str) -> SupervisedBatch:
-        return SupervisedBatch(*(t.to(device, non_blocking=True) for t in dataclasses.astuple(self)))
+        return SupervisedBatch(*(t.to(device, non_blocking=True) for t in self.parts()))
 
     def padded(self, width: int, pad_id: int = 0) -> SupervisedBatch:
         """The batch right-padded to ``width`` tokens: tokens and targets with ``pad_id``, the loss mask
@@ -61,7 +66,7 @@ class SupervisedBatch:
             raise ValueError("SupervisedBatch.concat needs at least one batch.")
         width = max(part.tokens.shape[1] for part in parts)
         padded = [part.padded(width, pad_id) for part in parts]
-        return SupervisedBatch(*(torch.cat(tensors) for tensors in zip(*map(dataclasses.astuple, padded))))
+        return SupervisedBatch(*(torch.cat(tensors) for tensors in zip(*(part.parts() for part in padded))))
 
 
 def level_from_fields(level_cls: type[L], fields: Mapping[str, Any]) -> L:

@@ -174,6 +174,20 @@ def test_prefetching_sampler_hands_out_each_draw_in_order_and_trimmed():
         assert (batch.tokens[:, -1] != 0).any() or batch.loss_mask[:, -1].any()  # no all-padding column
 
 
+def test_prefetching_sampler_hands_out_rows_of_the_draw_without_copying_it():
+    # a batch is a view of its draw: a step copies neither the draw (a deep copy of a view copies its whole
+    # storage) nor the batch, and moving it to the device it is on keeps the same memory
+    task = MazeTask(TINY_MAZES)
+    sampler = CurriculumSampler(task, StagedSchedule(3, [{"level": 2}]), seed=0, prefetch=4)
+    generator = torch.Generator().manual_seed(1)
+    batches = [sampler.sample_batch(8, generator=generator).to("cpu") for _ in range(3)]
+    draw = sampler.reservoirs[2].batch
+    for batch in batches:
+        for part, whole in zip(batch.parts(), draw.parts(), strict=True):
+            assert part.untyped_storage().data_ptr() == whole.untyped_storage().data_ptr()
+    assert sampler.last_levels.device.type == "cpu" and sampler.last_levels.tolist() == [2] * 8
+
+
 def test_prefetching_sampler_resumes_mid_draw_exactly(tmp_path):
     from foundation import load_checkpoint, save_checkpoint
 
