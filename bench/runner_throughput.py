@@ -3,39 +3,58 @@
     python -m bench.runner_throughput --device cuda                        # all runners, hardware=gpu sizes
     python -m bench.runner_throughput --device cpu --runner maze --override backbone=hebbian
     python -m bench.runner_throughput --device cuda --runner generation --override preset=echo --no-record
+    python -m bench.runner_throughput --device cuda --runner maze --override preset=maze_fast \
+        --loop-steps 384 --supervised-only --no-record \
+        --variant 'trainer.supervised.pad_multiple=16'         # training as the loop runs it, data included;
+                                                               # a second row with that override added
 
 Each runner's config is composed as the command line would (``hardware=gpu`` on CUDA, ``hardware=cpu``
 otherwise, then ``--override``s); the table (tokens/s and steps/s of supervised steps, env steps/s of RL
 steps, seconds per evaluation) is printed and, unless ``--no-record``, appended to docs/benchmarks.md.
+
+The supervised columns time the model step alone, on batches drawn beforehand. ``--loop-steps N`` adds
+what a run's ``train/tokens_per_s`` and ``train/mfu`` measure: N training steps taken as ``runners.loop``
+takes them (the sampler's draws included), timed in windows of one prefetched draw each (the median
+window, so a recompile for a new sequence length does not count), and the split of a step's time into
+drawing its batch (the sampler alone, timed the same way) and the rest. ``pad_pct`` is the share of the
+tokens a compiled step computes that are padding (to the longest row, then to ``pad_multiple``).
 """
 
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
+import time
+from collections.abc import Callable
 
 import torch
-from hydra import compose, initialize_config_dir
 
-from bench.harness import Benchmark, cuda_sync_for
+from agents.training.speed import peak_flops
+from bench.harness import Benchmark, cuda_sync_for, runner_config
+from envs.common import SupervisedBatch
 from foundation import resolve_device, seed_everything
-from runners.config import register_configs
 from runners.ddp import DistInfo
 from runners.evaluate import EXPERIMENTS
+from runners.experiment import AgentExperiment
 from runners.logging import RunLogger
 
 RUNNERS = tuple(EXPERIMENTS)
-CONF_DIR = str(Path(__file__).resolve().parent / "conf")
 
 
-def measure(runner: str, device: torch.device, overrides: list[str], repeats: int, bench: Benchmark) -> None:
-    """Time one runner's supervised step, RL step and evaluation; add a row to ``bench``."""
+def measure(
+    runner: str,
+    device: torch.device,
+    overrides: list[str],
+    repeats: int,
+    bench: Benchmark,
+    loop_steps: int = 0,
+    supervised_only: bool = False,
+) -> None:
+    """Time one runner's supervised step, RL step and evaluation (and, with ``loop_steps``, training as the
+    loop runs it); add a row to ``bench``."""
     profile = "hardware=gpu" if device.type == "cuda" else "hardware=cpu"
-    register_configs()
-    with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
-        cfg = compose(
-            runner, [profile, f"hardware.device={device}", "trainer.progress_bar=false", *overrides]
-        )
+    cfg = runner_config(
+        runner, [profile, f"hardware.device={device}", "trainer.progress_bar=false", *overrides]
+    )
     seed_everything(int(cfg.seed))
     if cfg.hardware.num_threads > 0:
         torch.set_num_threads(int(cfg.hardware.num_threads))
@@ -50,22 +69,85 @@ def measure(runner: str, device: torch.device, overrides: list[str], repeats: in
 
     sup = bench.time(supervised, warmup=3, repeats=repeats, sync=sync)
     tokens = sum(b.tokens.numel() for b in batches) / len(batches)
-    rl = bench.time(
-        lambda: agent.rl_step(experiment.rl_env), warmup=1, repeats=max(2, repeats // 5), sync=sync
-    )
-    env_steps = agent.rl_config.rollout_steps * experiment.rl_env.num_envs
-    evaluation = bench.time(lambda: experiment.evaluate(0, RunLogger("unused", enabled=False)), 0, 1, sync)
     params = sum(p.numel() for p in agent.backbone.parameters())
-    bench.add(
-        runner=runner,
-        overrides=" ".join(overrides) or "-",
-        params_M=params / 1e6,
-        batch=batch_size,
-        sup_steps_per_s=1.0 / sup.median,
-        tokens_per_s=tokens / sup.median,
-        rl_env_steps_per_s=env_steps / rl.median,
-        eval_s=evaluation.median,
-    )
+    row: dict[str, object] = {
+        "runner": runner,
+        "overrides": " ".join(overrides) or "-",
+        "params_M": params / 1e6,
+        "batch": batch_size,
+        "sup_steps_per_s": 1.0 / sup.median,
+        "tokens_per_s": tokens / sup.median,
+    }
+    if loop_steps > 0:
+        multiple = agent.sup_config.pad_multiple if agent.supervised.plan != "none" else 1
+        row["pad_pct"] = 100.0 * padding_share(batches, multiple, experiment.sampler.pad_id)
+        row.update(loop_rates(experiment, loop_steps, device, sync))
+        row["model_ms"] = 1e3 * sup.median
+    if not supervised_only:
+        rl = bench.time(
+            lambda: agent.rl_step(experiment.rl_env), warmup=1, repeats=max(2, repeats // 5), sync=sync
+        )
+        row["rl_env_steps_per_s"] = agent.rl_config.rollout_steps * experiment.rl_env.num_envs / rl.median
+        row["eval_s"] = bench.time(
+            lambda: experiment.evaluate(0, RunLogger("unused", enabled=False)), 0, 1, sync
+        ).median
+    bench.add(**row)
+
+
+def padding_share(batches: list[SupervisedBatch], multiple: int, pad_id: int) -> float:
+    """Share of the tokens a step computes that are padding: rows padded to the longest, the batch to a
+    multiple of ``multiple`` (the compiled step's ``pad_multiple``)."""
+    real = sum(int((b.tokens != pad_id).sum()) for b in batches)
+    computed = sum(b.tokens.shape[0] * -(-b.tokens.shape[1] // multiple) * multiple for b in batches)
+    return 1.0 - real / computed
+
+
+def loop_rates(
+    experiment: AgentExperiment, steps: int, device: torch.device, sync: Callable[[], None] | None
+) -> dict[str, float]:
+    """``steps`` training steps as ``runners.loop`` takes them (``train_step``, then the curriculum's clock),
+    in windows of one prefetched draw; then the sampler alone over the same number of windows. Returns the
+    median window's tokens/s and MFU (the loop's ``train/tokens_per_s`` and ``train/mfu``) and its
+    milliseconds per step, of which ``data_ms`` drawing batches."""
+    agent, sampler = experiment.agent, experiment.sampler
+    window = max(sampler.prefetch, 8)
+    windows = max(steps // window, 1)
+    peak = peak_flops(device)
+    step = 0
+
+    def run_window() -> tuple[float, float, float]:
+        nonlocal step
+        tokens = flops = 0.0
+        start = time.perf_counter()
+        for _ in range(window):
+            out = experiment.train_step(step)
+            experiment.curriculum.advance(1)
+            tokens, flops, step = tokens + out.tokens, flops + out.flops, step + 1
+        if sync:
+            sync()
+        return time.perf_counter() - start, tokens, flops
+
+    run_window()  # compiles the step for the first lengths
+    timed = sorted(run_window() for _ in range(windows))
+    seconds, tokens, flops = timed[len(timed) // 2]
+
+    def draw_window() -> float:
+        start = time.perf_counter()
+        for _ in range(window):
+            sampler.sample_batch(agent.sup_config.batch_size, device, agent.generators["supervised"])
+        if sync:
+            sync()
+        return time.perf_counter() - start
+
+    draws = sorted(draw_window() for _ in range(min(windows, 4)))
+    rates = {
+        "loop_tokens_per_s": tokens / seconds,
+        "loop_ms": 1e3 * seconds / window,
+        "data_ms": 1e3 * draws[len(draws) // 2] / window,
+    }
+    if peak:
+        rates["loop_mfu_pct"] = 100.0 * flops / seconds / peak
+    return rates
 
 
 def main(argv: list[str] | None = None) -> str:
@@ -75,11 +157,31 @@ def main(argv: list[str] | None = None) -> str:
     parser.add_argument("--override", action="append", default=[], help="a Hydra override (repeatable)")
     parser.add_argument("--repeats", type=int, default=20, help="timed supervised steps")
     parser.add_argument("--no-record", action="store_true", help="print only; do not append to docs")
+    parser.add_argument(
+        "--loop-steps",
+        type=int,
+        default=0,
+        help="also take this many training steps as the loop does (data included): loop tokens/s, MFU, "
+        "and a step's milliseconds with the data's share",
+    )
+    parser.add_argument("--supervised-only", action="store_true", help="skip the RL step and evaluation")
+    parser.add_argument(
+        "--variant",
+        action="append",
+        default=[],
+        help="one more row per runner with these space-separated overrides on top of --override "
+        "(repeatable), e.g. --variant 'trainer.supervised.pad_multiple=16'",
+    )
     args = parser.parse_args(argv)
+    if args.loop_steps < 0:
+        parser.error(f"--loop-steps must be >= 0, got {args.loop_steps}.")
     device = resolve_device(args.device)
     bench = Benchmark("runner step throughput", device)
+    variants = [[], *(variant.split() for variant in args.variant)]
     for runner in RUNNERS if args.runner == "all" else (args.runner,):
-        measure(runner, device, list(args.override), args.repeats, bench)
+        for extra in variants:
+            overrides = [*args.override, *extra]
+            measure(runner, device, overrides, args.repeats, bench, args.loop_steps, args.supervised_only)
     return bench.report(record=not args.no_record)
 
 
