@@ -12,8 +12,9 @@ profile, for each t:
 
 - ``reference_bits``: the median bits per byte of the human windows at ``REFERENCE_LENGTH`` bytes
   (fluency 1 = as predictable as the median held-out human window);
-- ``start_reference_bits``: the median bits per word start at the same length (word order 1 = each
-  word's first byte as predictable from the words before it as in the median human window);
+- ``start_reference_bits``: the median evidence-weighted bits per word start (``shrunk_start_bits``) at
+  the same length (word order 1 = each word's first byte as predictable from the words before it as in
+  the median human window);
 - the diversity and repetition **bands**: the ``BAND_QUANTILES`` (1%-99%) of human distinct-n and
   seq-rep-n at length t; the reward's components are 0 inside the band and fall to -1 towards either
   extreme (0 or 1), so text too repetitive and text too random both lose;
@@ -49,6 +50,7 @@ MIN_LENGTH = 16
 REFERENCE_LENGTH = 256
 BAND_QUANTILES = (0.01, 0.99)  # wide: the bands catch degenerate text, not human variation
 UNIFORM_BITS = 8.0
+PRIOR_STARTS = 4  # word order counts this many pseudo word starts at UNIFORM_BITS: evidence before credit
 WHITESPACE = (9, 10, 11, 12, 13, 32)  # the bytes Python's bytes.isspace() accepts
 _EPS = 1e-6
 _MEMO: dict[Path, Calibration] = {}
@@ -89,15 +91,15 @@ class Calibration:
 
     @property
     def start_reference_bits(self) -> float:
-        """Median bits per word start of the human windows (those with one) at ``REFERENCE_LENGTH`` bytes."""
+        """Median ``shrunk_start_bits`` of the human windows at ``REFERENCE_LENGTH`` bytes."""
         column = min(REFERENCE_LENGTH, self.length) - 1
-        has_start = self.starts[:, column] > 0
-        if not bool(has_start.any()):
+        if not bool((self.starts[:, column] > 0).any()):
             raise ValueError(
                 f"The calibration text ({self.source}) has no word starts (a byte after whitespace) in its "
                 "windows: the word-order component is undefined. Calibrate on prose."
             )
-        return float(self.start_bits[has_start, column].median())
+        shrunk = shrunk_start_bits(self.start_bits[:, column], self.starts[:, column])
+        return float(shrunk.median())
 
     def bands(self) -> dict[str, torch.Tensor]:
         """(T + 1,) tables indexed by length: ``div_lo``, ``div_hi``, ``rep_lo``, ``rep_hi``."""
@@ -160,11 +162,20 @@ def fluency(bits_per_byte: torch.Tensor, reference_bits: float) -> torch.Tensor:
     return ((UNIFORM_BITS - bits_per_byte) / (UNIFORM_BITS - reference_bits)).clamp(min=-1.0)
 
 
+def shrunk_start_bits(start_bits: torch.Tensor, starts: torch.Tensor) -> torch.Tensor:
+    """Mean bits per word start with ``PRIOR_STARTS`` pseudo word starts at ``UNIFORM_BITS`` added:
+    ``(n * b_start + K * 8) / (n + K)``. A text earns word order from evidence: with no word start it has
+    none (8 bits, as uniform random bytes), with a few the estimate is pulled towards that, and from a few
+    dozen (a few hundred bytes of English) it is the plain mean. This keeps short texts, whose two or three
+    word starts say little, from passing on luck, and gives no credit for writing without spaces."""
+    n = starts.float()
+    return (start_bits * n + PRIOR_STARTS * UNIFORM_BITS) / (n + PRIOR_STARTS)
+
+
 def word_order(start_bits: torch.Tensor, starts: torch.Tensor, start_reference_bits: float) -> torch.Tensor:
-    """Fluency of the word starts: ``(8 - b_start) / (8 - b_start_ref)``, at least -1, and 0 for a text with
-    no word start yet (no whitespace-then-word, so no evidence that its words follow each other as English
-    words do; 0 is what uniform random bytes score)."""
-    return torch.where(starts > 0, fluency(start_bits, start_reference_bits), 0.0)
+    """Fluency of the word starts: ``(8 - b) / (8 - b_ref)`` of their ``shrunk_start_bits``, at least -1:
+    0 for a text with no word start, 1 for the median held-out human window."""
+    return fluency(shrunk_start_bits(start_bits, starts), start_reference_bits)
 
 
 def whitespace_table(device: torch.device | str = "cpu") -> torch.Tensor:

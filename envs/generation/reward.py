@@ -6,14 +6,16 @@ held-out human text of :mod:`envs.generation.calibration` at the same length t:
     fluency     (8 - b) / (8 - b_ref), at least -1: b = bits per byte of the continuation under the judge
                 (given the prompt), b_ref = the median bits per byte of held-out human windows. 1 = as
                 predictable as typical human text, 0 = as uniform random bytes; more predictable text
-                scores above 1 (the dominant component).
+                scores above 1.
     word_order  the same measure over the word starts only (a byte that is not whitespace after one that
-                is): (8 - b_start) / (8 - b_start_ref), at least -1, 0 before the first word start. A
+                is): (8 - b_start) / (8 - b_start_ref), at least -1, where b_start is the mean bits of the
+                text's word starts with 4 pseudo starts at 8 bits added (``shrunk_start_bits``: 0 for a
+                text with no word start, credit grows with evidence). A
                 word's first byte is where the judge's long context pays off only if the words follow each
-                other as in English: shuffling the words of a text costs it ~1.8 bits per word start but
-                only ~0.6 per byte overall, and the bits of word starts move less between domains of
-                English than the bits of all bytes, so this component tells English from word salad where
-                fluency's threshold cannot.
+                other as in English: shuffling the words of held-out English costs ~1.5 bits per word
+                start but ~0.6 per byte overall, about 3x and 1.6x the spread of the same measures between
+                domains of English, so this component tells English from word salad where fluency's
+                threshold cannot (docs/benchmarks.md).
     diversity   band distance of distinct-n (n = ``diversity_n``, default 2): 0 while the text's distinct-n
                 lies in the band (1%-99%) of human text at length t, falling to -1 towards 0 (a loop)
                 below it and towards 1 (random bytes) above it.
@@ -54,11 +56,11 @@ from envs.generation.tokens import NUM_BYTES
 
 COMPONENTS = ("fluency", "word_order", "diversity", "batch_diversity", "repetition", "length")
 DEFAULT_WEIGHTS: Mapping[str, float] = {
-    "fluency": 0.5,
+    "fluency": 1.0,
     "word_order": 0.5,
-    "diversity": 0.5,
+    "diversity": 0.75,
     "batch_diversity": 0.0,
-    "repetition": 0.5,
+    "repetition": 0.75,
     "length": 1.0,
 }
 

@@ -9,7 +9,8 @@ single text with the judge's state carried across steps:
   ends at the previous byte (Kneser-Ney's gamma), so each byte costs one ``bisect`` per order into the
   judge's sorted tables (held as Python lists), and none above the first order whose n-gram the judge never
   saw (its longer n-grams cannot have been seen either);
-- word order: the bits of the bytes that start a word (after a whitespace byte), summed and counted;
+- word order: the bits of the bytes that start a word (after a whitespace byte), summed and counted
+  (the component adds ``PRIOR_STARTS`` pseudo starts at 8 bits, as ``calibration.shrunk_start_bits``);
 - distinct-n and seq-rep-n: a set of the n-grams written so far and a count of repeats;
 - the calibrated bands and threshold: Python lists indexed by length.
 
@@ -24,7 +25,7 @@ from bisect import bisect_left
 from math import log2
 from typing import Any
 
-from envs.generation.calibration import UNIFORM_BITS, WHITESPACE, Calibration
+from envs.generation.calibration import PRIOR_STARTS, UNIFORM_BITS, WHITESPACE, Calibration
 from envs.generation.ngram import NGramScorer
 from envs.generation.reward import RewardConfig
 
@@ -146,8 +147,8 @@ class ScalarTextScore:
         seq_rep = self.rep_repeats / max(count - self.rn + 1, 1)
         starts = self.starts
         start_bits = self.start_sum / starts if starts else 0.0
-        reference = self.start_reference_bits
-        word_order = max((UNIFORM_BITS - start_bits) / (UNIFORM_BITS - reference), -1.0) if starts else 0.0
+        shrunk = (self.start_sum + PRIOR_STARTS * UNIFORM_BITS) / (starts + PRIOR_STARTS)
+        word_order = max((UNIFORM_BITS - shrunk) / (UNIFORM_BITS - self.start_reference_bits), -1.0)
         out = {
             "fluency": fluency,
             "word_order": word_order,
