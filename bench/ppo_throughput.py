@@ -6,9 +6,10 @@ curriculum), through the runner's own functions (``runners.ppo.collect``, ``opti
 are the training loop's. Columns: ``env`` (random legal moves, the env alone), ``rollout`` (act + step,
 ``ppo.num_steps`` steps of all sub-envs), ``update`` (env steps of rollout data consumed per second by
 ``ppo.update_epochs`` x ``ppo.num_minibatches`` minibatches), ``train`` (the two in sequence: what a run
-gets before evaluations), the share of the rollout in it, torch ops launched per act step (one policy
-forward, counted by torch.profiler), the first call's seconds (compile time for compiled variants), on
-CUDA the host syncs of one whole rollout (torch.cuda's sync debug mode) and peak GPU memory.
+gets before evaluations), the share of the rollout in it, the work of one act step (one policy forward:
+CUDA kernels on a GPU, torch ops on the CPU, counted by torch.profiler), the first call's seconds
+(compile time for compiled variants), on CUDA the host syncs of one whole rollout (torch.cuda's sync
+debug mode) and peak GPU memory.
 
     python -m bench.ppo_throughput --device cuda --out outputs/ppo_bench     # ~3 minutes on an H200
     python -m bench.ppo_throughput --device cpu --num-envs 64 --variants graph --repeats 1   # smoke run
@@ -24,7 +25,8 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from torch.profiler import profile
+from torch.autograd import DeviceType
+from torch.profiler import ProfilerActivity, profile
 
 from agents.ppo_policies import compile_encoder_step, make_policy
 from bench.harness import Benchmark, cuda_sync_for, runner_config, time_call
@@ -40,10 +42,21 @@ VARIANTS = {  # name: (policy overrides, compiled)
 }
 
 
-def ops_per_act(net: torch.nn.Module, obs: torch.Tensor, state: torch.Tensor, starts: torch.Tensor) -> int:
-    """Top-level torch ops (kernel launches, roughly) of one policy forward."""
-    with torch.no_grad(), profile() as prof:
+def launches_per_act(
+    net: torch.nn.Module, obs: torch.Tensor, state: torch.Tensor, starts: torch.Tensor
+) -> int:
+    """Work items of one policy forward, counted by torch.profiler: CUDA kernels on a GPU (what the host
+    launches), top-level torch ops on the CPU."""
+    cuda = obs.is_cuda
+    activities = [ProfilerActivity.CPU, *([ProfilerActivity.CUDA] if cuda else [])]
+    with torch.no_grad(), profile(activities=activities) as prof:
         net(obs, state, starts)
+        if cuda:
+            torch.cuda.synchronize()
+    if cuda:
+        events = prof.events()
+        kernels = sum(1 for e in events if e.device_type == DeviceType.CUDA)
+        return kernels or sum(len(e.kernels) for e in events)  # kernels listed apart, or under their ops
     return sum(1 for e in prof.events() if e.name.startswith("aten::") and e.cpu_parent is None)
 
 
@@ -94,8 +107,6 @@ def measure(name: str, args: argparse.Namespace) -> dict[str, Any]:
     num_envs, num_steps = int(cfg.env.num_envs), int(cfg.ppo.num_steps)
     use_mask = uses_action_mask(cfg)
     obs, _ = envs.reset(seed=1)
-    starts = torch.ones(num_envs, dtype=torch.bool, device=device)
-    ops = ops_per_act(net, obs, net.initial_state(num_envs, device), starts)
     if compiled:
         compile_encoder_step(net)
     optimizer = torch.optim.Adam(net.parameters(), lr=float(cfg.ppo.learning_rate), eps=1e-5)
@@ -118,6 +129,8 @@ def measure(name: str, args: argparse.Namespace) -> dict[str, Any]:
         optimise(net, optimizer, rollout, advantages, returns, algo, generator, use_mask)
 
     first = time_call(act_and_update, warmup=0, repeats=1, sync=sync).median  # compiles every shape
+    starts = torch.ones(num_envs, dtype=torch.bool, device=device)
+    launches = launches_per_act(net, rollout.next_obs, net.initial_state(num_envs, device), starts)
     rollout_s = time_call(
         lambda: collect(rollout, envs, base, net, generator, use_mask), 1, args.repeats, sync
     ).median
@@ -146,7 +159,7 @@ def measure(name: str, args: argparse.Namespace) -> dict[str, Any]:
         "update": batch / update_s,
         "train": batch / (rollout_s + update_s),
         "rollout_share": rollout_s / (rollout_s + update_s),
-        "ops_per_act": ops,
+        "launches_per_act": launches,
         "first_call_s": first,
     }
     if device.type == "cuda":
