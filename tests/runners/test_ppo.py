@@ -116,8 +116,15 @@ def test_learns_a_fixed_maze_on_the_cpu(tmp_path, kind):
     assert (tmp_path / "report.json").is_file() and list((tmp_path / "tb").iterdir())
 
 
-def test_resume_continues_exactly_as_an_uninterrupted_run(tmp_path):
-    common = [*TINY, "ppo.anneal_lr=false", "env.reseed_every=2", "trainer.checkpoint_every=2"]
+@pytest.mark.parametrize("kind", ["maze_cnn", "maze_graph"])
+def test_resume_continues_exactly_as_an_uninterrupted_run(tmp_path, kind):
+    common = [
+        *TINY,
+        f"policy.kind={kind}",
+        "ppo.anneal_lr=false",
+        "env.reseed_every=2",
+        "trainer.checkpoint_every=2",
+    ]
     per_update = 16 * 16
     run(config(*common, f"trainer.total_steps={4 * per_update}"), tmp_path / "whole")
     run(config(*common, f"trainer.total_steps={2 * per_update}"), tmp_path / "split")
