@@ -81,7 +81,8 @@ class RecallTaskConfig:
 class GenerationTaskConfig:
     """Text-quality task: corpus ("builtin" or a file / folder path), levels, window and reward.
 
-    ``reward_weights`` may name any of fluency, diversity, batch_diversity, repetition and length;
+    ``reward_weights`` may name any of fluency, word_order, diversity, batch_diversity, repetition and
+    length;
     ``eval_bytes`` of the validation split are scored for bits per character; ``eval_envs``
     continuations of validation prompts are written per level at each evaluation.
     """

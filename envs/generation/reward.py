@@ -13,7 +13,7 @@ held-out human text of :mod:`envs.generation.calibration` at the same length t:
                 text with no word start, credit grows with evidence). A
                 word's first byte is where the judge's long context pays off only if the words follow each
                 other as in English: shuffling the words of held-out English costs ~1.5 bits per word
-                start but ~0.6 per byte overall, about 3x and 1.6x the spread of the same measures between
+                start but ~0.6 per byte overall, about 3x and 1.7x the spread of the same measures between
                 domains of English, so this component tells English from word salad where fluency's
                 threshold cannot (docs/benchmarks.md).
     diversity   band distance of distinct-n (n = ``diversity_n``, default 2): 0 while the text's distinct-n
