@@ -3,17 +3,19 @@
 Every policy maps ``(obs, state, starts)`` to ``(logits, value, state)``:
 
 - ``obs``: one batch of observations as the vector env returns them (uint8 images, int64 tokens);
-- ``state``: the recurrent state, (B, hidden) for :class:`RecurrentPolicy` and an empty (B, 0) tensor for
-  the feed-forward ones (``initial_state`` gives either);
+- ``state``: the recurrent state, (B, hidden) with a GRU and an empty (B, 0) tensor for the feed-forward
+  policies (``initial_state`` gives either);
 - ``starts``: (B,) bool, True where the observation is the first of an episode; a recurrent policy zeroes
   its state there before reading the observation, so an episode never sees its predecessor's memory.
 
-Which network fits which env (:func:`make_policy`): a maze's full-grid image goes to :class:`MazeGridPolicy`
-(a convolution that reads each cell with its four walls, then a weight-shared convolution repeated
-``iterations`` times so information travels ``iterations`` cells, read out at the agent's cell); other
-images and vectors (egocentric views) to :class:`MLPPolicy`; and a stream of tokens (recall ``stream``
-mode), which needs memory, to :class:`RecurrentPolicy`, a GRU. ``recurrent=True`` puts a GRU on any of the
-encoders.
+Which encoder fits which env (:func:`make_policy`; :class:`ActorCritic` adds the optional GRU and the
+heads): a maze's full-grid image goes to :class:`MazeGridCells` (``maze_cnn``: a convolution that reads
+each cell with its four walls, then a weight-shared convolution repeated ``iterations`` times so
+information travels ``iterations`` cells, read out at the agent's cell) or :class:`MazeGraphCells`
+(``maze_graph``: the same reach by message passing along the maze's open passages only); other images
+and vectors (egocentric views) to :class:`FlatEncoder`, an MLP; and a stream of tokens (recall
+``stream`` mode), which needs memory, to :class:`TokenEncoder` under a GRU. ``recurrent=True`` puts a GRU
+on any of the encoders.
 """
 
 from __future__ import annotations
