@@ -18,6 +18,8 @@ takes them (the sampler's draws included), timed in windows of one prefetched dr
 window, so a recompile for a new sequence length does not count), and the split of a step's time into
 drawing its batch (the sampler alone, timed the same way) and the rest. ``pad_pct`` is the share of the
 tokens a compiled step computes that are padding (to the longest row, then to ``pad_multiple``).
+``--profile-dir DIR`` also profiles a draw and the steps after it (up to 32) per row: ``DIR/<runner>_<row>``
+``.txt`` lists the ops by device time, ``.json`` is the timeline.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from __future__ import annotations
 import argparse
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 import torch
 
@@ -48,6 +51,7 @@ def measure(
     bench: Benchmark,
     loop_steps: int = 0,
     supervised_only: bool = False,
+    profile_to: Path | None = None,
 ) -> None:
     """Time one runner's supervised step, RL step and evaluation (and, with ``loop_steps``, training as the
     loop runs it); add a row to ``bench``."""
@@ -81,7 +85,7 @@ def measure(
     if loop_steps > 0:
         multiple = agent.sup_config.pad_multiple if agent.supervised.plan != "none" else 1
         row["pad_pct"] = 100.0 * padding_share(batches, multiple, experiment.sampler.pad_id)
-        row.update(loop_rates(experiment, loop_steps, device, sync))
+        row.update(loop_rates(experiment, loop_steps, device, sync, profile_to))
         row["model_ms"] = 1e3 * sup.median
     if not supervised_only:
         rl = bench.time(
@@ -103,23 +107,29 @@ def padding_share(batches: list[SupervisedBatch], multiple: int, pad_id: int) ->
 
 
 def loop_rates(
-    experiment: AgentExperiment, steps: int, device: torch.device, sync: Callable[[], None] | None
+    experiment: AgentExperiment,
+    steps: int,
+    device: torch.device,
+    sync: Callable[[], None] | None,
+    profile_to: Path | None = None,
 ) -> dict[str, float]:
     """``steps`` training steps as ``runners.loop`` takes them (``train_step``, then the curriculum's clock),
     in windows of one prefetched draw; then the sampler alone over the same number of windows. Returns the
     median window's tokens/s and MFU (the loop's ``train/tokens_per_s`` and ``train/mfu``) and its
-    milliseconds per step, of which ``data_ms`` drawing batches."""
+    milliseconds per step, of which ``data_ms`` drawing batches. With ``profile_to`` (a path without
+    suffix) up to 32 more steps (a draw and the steps after it) run under torch.profiler: their ops by
+    device time go to ``<profile_to>.txt`` and the timeline to ``<profile_to>.json`` (Perfetto)."""
     agent, sampler = experiment.agent, experiment.sampler
     window = max(sampler.prefetch, 8)
     windows = max(steps // window, 1)
     peak = peak_flops(device)
     step = 0
 
-    def run_window() -> tuple[float, float, float]:
+    def run_window(count: int = window) -> tuple[float, float, float]:
         nonlocal step
         tokens = flops = 0.0
         start = time.perf_counter()
-        for _ in range(window):
+        for _ in range(count):
             out = experiment.train_step(step)
             experiment.curriculum.advance(1)
             tokens, flops, step = tokens + out.tokens, flops + out.flops, step + 1
@@ -139,6 +149,8 @@ def loop_rates(
             sync()
         return time.perf_counter() - start
 
+    if profile_to is not None:
+        write_profile(lambda: run_window(min(window, 32)), profile_to, device)  # a draw, then its steps
     draws = sorted(draw_window() for _ in range(min(windows, 4)))
     rates = {
         "loop_tokens_per_s": tokens / seconds,
@@ -148,6 +160,21 @@ def loop_rates(
     if peak:
         rates["loop_mfu_pct"] = 100.0 * flops / seconds / peak
     return rates
+
+
+def write_profile(run: Callable[[], object], path: Path, device: torch.device) -> None:
+    """Run ``run`` under torch.profiler; write its ops by self device time (CPU time on a CPU) to
+    ``<path>.txt`` and the timeline to ``<path>.json``."""
+    activities = [torch.profiler.ProfilerActivity.CPU]
+    if device.type == "cuda":
+        activities.append(torch.profiler.ProfilerActivity.CUDA)
+    with torch.profiler.profile(activities=activities) as profiler:
+        run()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    order = "self_device_time_total" if device.type == "cuda" else "self_cpu_time_total"
+    path.with_suffix(".txt").write_text(profiler.key_averages().table(sort_by=order, row_limit=40) + "\n")
+    profiler.export_chrome_trace(str(path.with_suffix(".json")))
+    print(f"profile of loop steps: {path.with_suffix('.txt')}, {path.with_suffix('.json')}")
 
 
 def main(argv: list[str] | None = None) -> str:
@@ -172,16 +199,28 @@ def main(argv: list[str] | None = None) -> str:
         help="one more row per runner with these space-separated overrides on top of --override "
         "(repeatable), e.g. --variant 'trainer.supervised.pad_multiple=16'",
     )
+    parser.add_argument(
+        "--profile-dir",
+        type=Path,
+        default=None,
+        help="with --loop-steps: profile one more window of loop steps per row into this folder "
+        "(<runner>_<row>.txt: ops by device time; .json: the timeline)",
+    )
     args = parser.parse_args(argv)
+    if args.profile_dir is not None and args.loop_steps == 0:
+        parser.error("--profile-dir profiles loop steps: add --loop-steps N (e.g. --loop-steps 384).")
     if args.loop_steps < 0:
         parser.error(f"--loop-steps must be >= 0, got {args.loop_steps}.")
     device = resolve_device(args.device)
     bench = Benchmark("runner step throughput", device)
     variants = [[], *(variant.split() for variant in args.variant)]
     for runner in RUNNERS if args.runner == "all" else (args.runner,):
-        for extra in variants:
+        for index, extra in enumerate(variants):
+            profile = args.profile_dir / f"{runner}_{index}" if args.profile_dir is not None else None
             overrides = [*args.override, *extra]
-            measure(runner, device, overrides, args.repeats, bench, args.loop_steps, args.supervised_only)
+            measure(
+                runner, device, overrides, args.repeats, bench, args.loop_steps, args.supervised_only, profile
+            )
     return bench.report(record=not args.no_record)
 
 
