@@ -13,6 +13,7 @@ from envs.generation.calibration import (
     human_windows,
     is_word_start,
     measure,
+    shrunk_start_bits,
 )
 from envs.generation.corpus import default_corpus
 from envs.generation.reward import RewardConfig, TextScore, score_continuations
@@ -56,6 +57,12 @@ def test_word_starts_are_non_space_bytes_after_whitespace():
     previous = torch.cat([torch.tensor([256]), text[:-1]])  # 256: no byte before the first
     starts = is_word_start(previous, text)
     assert [chr(int(b)) for b in text[starts]] == ["b", "c", "e"]
+
+
+def test_word_order_needs_evidence_before_it_pays():
+    """Four pseudo word starts at 8 bits: none -> 8 bits, four at 2 bits -> halfway, many -> near the mean."""
+    bits = shrunk_start_bits(torch.tensor([0.0, 2.0, 2.0]), torch.tensor([0, 4, 400]))
+    assert bits.tolist() == pytest.approx([8.0, 5.0, 2.0 + 6.0 * 4 / 404])
 
 
 def test_word_order_separates_real_text_from_its_word_salad_more_than_fluency(task):
