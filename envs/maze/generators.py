@@ -108,7 +108,7 @@ def _dfs(
 
     Column ``cells`` of the state tensors is a sentinel: off-grid neighbours point at it (always visited)
     and writes that must not happen go to it, so a sweep needs no masking beyond one ``where``. A sweep is
-    about 20 kernels of gathers and one-column scatters on the (n, cells + 1) state.
+    24 small kernels (gathers, one-column scatters, elementwise) on the (n, cells + 1) state.
 
     The loop may stop once every maze is fully visited (checked every 16 sweeps; later sweeps only pop
     stacks and write the sentinel). On the CPU the check is read at once; on a GPU reading it would wait
