@@ -192,6 +192,7 @@ def train_engine(args, backbone, env, device, conditioned: bool, start: tuple[fl
 COLUMNS = (
     "score",
     "fluency",
+    "word_order",
     "diversity",
     "repetition",
     "length",
