@@ -417,11 +417,10 @@ def plot_bars(
     xlabel: str | None = None,
     annotate: bool = True,
     colors: Mapping[str, str] | None = None,
-    legend_title: str | None = None,
 ) -> Path:
     """Grouped bar chart: ``groups[series][category] = value`` (e.g. runs x maze sizes -> accuracy), each
     bar labelled with its value when ``annotate`` and there are few enough bars to read them; the legend
-    (titled ``legend_title``) names every series, a single run's too."""
+    names every series, a single run's too."""
     series = list(groups)
     categories: list[str] = []
     for values in groups.values():
@@ -448,8 +447,7 @@ def plot_bars(
     ax.axhline(0.0, color="0.3", linewidth=0.8)
     ax.set_title(wrap_title(title, figure, 10), fontsize=10)
     if series:  # one run too: the legend names the run the bars measured
-        place = {"loc": "upper left", "bbox_to_anchor": (1.0, 1.0)}
-        ax.legend(fontsize=8, title=legend_title, title_fontsize=8, **place)
+        ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.0, 1.0))
     ax.grid(axis="y", alpha=0.3)
     return _save(figure, Path(path))
 
