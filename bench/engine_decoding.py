@@ -6,8 +6,8 @@
 
 1. Train a small backbone supervised on the generation task's sampler (or ``--checkpoint`` to load one;
    a missing checkpoint file is written after training).
-2. Score decodings on held-out ``test``-split prompts with the env's default reward (fluency, diversity,
-   repetition, length), the same prompts and sampling seed for every row:
+2. Score decodings on held-out ``test``-split prompts with the env's default reward (fluency, word order,
+   diversity, repetition, length), the same prompts and sampling seed for every row:
    (a) default decoding: temperature 1, top-p 0.9 (exact nucleus), no repetition penalty;
    (b) the best fixed (temperature, top-p, penalty) of a grid, chosen on ``validation``-split prompts;
    (c) the learned engine: REINFORCE on ``train``-split prompts, starting from (a)'s setting;
@@ -16,10 +16,11 @@
 Each engine starts from the fixed decoding it is compared with (penalty at least 1.05, last layer 0.97),
 so the question is whether learning from reward improves on it.
 Each seed trains its own backbone and engines and draws its own prompts; the table gives, per decoding,
-the mean ± standard error over ``--seeds`` of the reward and of each of its components (fluency,
-diversity and repetition band distances, length penalty, batch diversity) and raw metrics (bits per
-byte, distinct-2, seq-rep-4, success). Targets (issue #7): (c) >= (a) and (d) >= (b); (issue #23): (d)
-beats (b) on the reward and on fluency alone by more than two standard errors of the paired difference.
+the mean ± standard error over ``--seeds`` of the reward and of each of its components (fluency, word
+order, diversity and repetition band distances, length penalty, batch diversity when weighted) and raw
+metrics (bits per byte, distinct-2, seq-rep-4, success). Targets (issue #7): (c) >= (a) and (d) >= (b);
+(issue #23): (d) beats (b) on the reward and on fluency alone by more than two standard errors of the
+paired difference.
 """
 
 from __future__ import annotations
