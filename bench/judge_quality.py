@@ -17,14 +17,16 @@ after the same prompt:
 - random letters: lowercase a-z and spaces (one in six), uniformly at random.
 
 The table gives each variant's mean fluency and word order (and the bits per byte and per word start
-behind them), diversity, repetition and score, the fraction
-of its windows counted as success, and the fraction of windows where real text scores above it (and, for
-the degenerate variants, where word-shuffled text does). Targets (issue #23), on English prose from domains
+behind them), diversity, repetition and score, the fraction of its windows counted as success, and the
+fraction of windows where real text scores above it (and, for the degenerate variants, where
+word-shuffled text does). Targets (issue #23), on English prose from domains
 outside the judge's corpus: real > word-shuffled in >= 99% of windows; every degenerate variant below
 word-shuffled on average with <= 1% success; >= 80% of real windows a success.
 
 The default text set is ``EVALUATION_DOMAINS`` of :mod:`envs.generation.english` (harvested from the
-installation; the judge is not fitted and the reward not calibrated on them). ``--no-record`` prints only.
+installation; the judge is not fitted and the reward not calibrated on them, but the reward's weights,
+bands and success fraction were chosen with their results in view: docs/generation.md). ``--no-record``
+prints only.
 
 ``--success-fractions 0.9 0.95 0.97`` adds a table of what other calibrated thresholds would do: for each
 share of held-out human calibration text that should succeed, the threshold it calibrates to and the

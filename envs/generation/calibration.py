@@ -243,9 +243,10 @@ def prefix_share(flags: torch.Tensor, length: int, n: int, empty: float) -> torc
 def measure(
     scorer: NGramScorer, text: str, diversity_n: int = 2, repetition_n: int = 4, source: str = "text"
 ) -> Calibration:
-    """The human profile of ``text``: each window's bits per byte, distinct-n and seq-rep-n at every
-    prefix length, computed for all prefixes at once exactly as the envs' byte-by-byte bookkeeping
-    (``TextScore.raw``) computes them (``tests/generation/test_calibration.py`` checks the two agree)."""
+    """The human profile of ``text``: each window's bits per byte, bits and number of word starts,
+    distinct-n and seq-rep-n at every prefix length, computed for all prefixes at once exactly as the envs'
+    byte-by-byte bookkeeping (``TextScore.raw``) computes them (``tests/generation/test_calibration.py``
+    checks the two agree)."""
     windows = human_windows(text)
     texts = windows[:, CAL_PROMPT:]
     length = texts.shape[1]

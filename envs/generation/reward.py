@@ -10,12 +10,12 @@ held-out human text of :mod:`envs.generation.calibration` at the same length t:
     word_order  the same measure over the word starts only (a byte that is not whitespace after one that
                 is): (8 - b_start) / (8 - b_start_ref), at least -1, where b_start is the mean bits of the
                 text's word starts with 4 pseudo starts at 8 bits added (``shrunk_start_bits``: 0 for a
-                text with no word start, credit grows with evidence). A
-                word's first byte is where the judge's long context pays off only if the words follow each
-                other as in English: shuffling the words of held-out English costs ~1.5 bits per word
-                start but ~0.6 per byte overall, about 3x and 1.7x the spread of the same measures between
-                domains of English, so this component tells English from word salad where fluency's
-                threshold cannot (docs/benchmarks.md).
+                text with no word start, credit grows with evidence). A word's first byte is where the
+                judge's long context pays off only if the words follow each other as in English: shuffling
+                the words of held-out English costs ~1.5 bits per word start but ~0.6 per byte overall,
+                about 3x and 1.7x the spread of the same measures between domains of English, so this
+                component tells English from word salad where fluency's threshold cannot
+                (docs/benchmarks.md).
     diversity   band distance of distinct-n (n = ``diversity_n``, default 2): 0 while the text's distinct-n
                 lies in the band (1%-99%) of human text at length t, falling to -1 towards 0 (a loop)
                 below it and towards 1 (random bytes) above it.
