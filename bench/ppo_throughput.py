@@ -11,7 +11,7 @@ CUDA kernels on a GPU, torch ops on the CPU, counted by torch.profiler), the fir
 (compile time for compiled variants), on CUDA the host syncs of one whole rollout (torch.cuda's sync
 debug mode) and peak GPU memory.
 
-    python -m bench.ppo_throughput --device cuda --out outputs/ppo_bench     # ~3 minutes on an H200
+    python -m bench.ppo_throughput --device cuda --out outputs/ppo_bench     # H200: ~3 minutes (estimate)
     python -m bench.ppo_throughput --device cpu --num-envs 64 --variants graph --repeats 1   # smoke run
 """
 
@@ -28,17 +28,17 @@ import torch
 from torch.autograd import DeviceType
 from torch.profiler import ProfilerActivity, profile
 
-from agents.ppo_policies import compile_encoder_step, make_policy
 from bench.harness import Benchmark, cuda_sync_for, runner_config, time_call
-from runners.ppo import Rollout, collect, gae, optimise
+from runners.ppo import Rollout, build_policy, collect, gae, optimise, sample_actions
 from runners.ppo_config import register_ppo_config
 from runners.ppo_envs import make_training_env, masked_logits, uses_action_mask
 
-VARIANTS = {  # name: (policy overrides, compiled)
-    "cnn": (["policy.kind=maze_cnn", "policy.channels=32", "policy.iterations=24"], False),
-    "cnn_compiled": (["policy.kind=maze_cnn", "policy.channels=32", "policy.iterations=24"], True),
-    "graph": ([], False),  # the preset's own policy
-    "graph_compiled": ([], True),
+CNN = ["policy.kind=maze_cnn", "policy.channels=32", "policy.iterations=24"]  # the previous maze8 policy
+VARIANTS = {  # name: policy overrides of the preset (graph: the preset's own policy)
+    "cnn": [*CNN, "policy.compile=false"],
+    "cnn_compiled": [*CNN, "policy.compile=true"],
+    "graph": ["policy.compile=false"],
+    "graph_compiled": ["policy.compile=true"],
 }
 
 
@@ -74,7 +74,6 @@ def host_syncs(fn: Any) -> int:
 
 def measure(name: str, args: argparse.Namespace) -> dict[str, Any]:
     """One variant's row."""
-    overrides, compiled = VARIANTS[name]
     cfg = runner_config(
         "ppo",
         [
@@ -83,7 +82,7 @@ def measure(name: str, args: argparse.Namespace) -> dict[str, Any]:
             "curriculum.name=none",
             f"env.start_level={args.level}",
             *([f"env.num_envs={args.num_envs}"] if args.num_envs else []),
-            *overrides,
+            *VARIANTS[name],
         ],
     )
     device = torch.device(args.device)
@@ -93,25 +92,14 @@ def measure(name: str, args: argparse.Namespace) -> dict[str, Any]:
         torch.backends.cudnn.benchmark = True
         torch.cuda.reset_peak_memory_stats()
     envs, base = make_training_env(cfg, device)
-    policy = cfg.policy
-    net = make_policy(
-        base.single_observation_space,
-        4,
-        str(policy.kind),
-        int(policy.hidden),
-        int(policy.channels),
-        int(policy.iterations),
-        policy.recurrent,
-        bool(policy.bf16),
-    ).to(device)
+    net = build_policy(cfg, base, device)
     num_envs, num_steps = int(cfg.env.num_envs), int(cfg.ppo.num_steps)
+    num_actions = int(base.single_action_space.n)
     use_mask = uses_action_mask(cfg)
     obs, _ = envs.reset(seed=1)
-    if compiled:
-        compile_encoder_step(net)
     optimizer = torch.optim.Adam(net.parameters(), lr=float(cfg.ppo.learning_rate), eps=1e-5)
     generator = torch.Generator(device=device).manual_seed(0)
-    rollout = Rollout(num_steps, num_envs, base.single_observation_space, 4, device)
+    rollout = Rollout(num_steps, num_envs, base.single_observation_space, num_actions, device)
     rollout.restart(obs, net)
     sync = cuda_sync_for(device)
     algo = cfg.ppo
@@ -143,13 +131,14 @@ def measure(name: str, args: argparse.Namespace) -> dict[str, Any]:
         sync,
     ).median
 
-    def random_steps() -> None:
+    def random_steps() -> None:  # uniform legal moves, drawn as the rollout draws them (no host sync)
         for _ in range(num_steps):
-            logits = masked_logits(torch.zeros(num_envs, 4, device=device), base.action_masks())
-            envs.step(torch.distributions.Categorical(logits=logits).sample())
+            logits = masked_logits(torch.zeros(num_envs, num_actions, device=device), base.action_masks())
+            envs.step(sample_actions(logits, generator)[0])
 
     env_s = time_call(random_steps, 1, args.repeats, sync).median
     batch = num_envs * num_steps
+    policy = cfg.policy
     row = {
         "variant": name,
         "policy": f"{policy.kind} c{policy.channels} x{policy.iterations}",

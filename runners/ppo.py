@@ -232,6 +232,25 @@ def optimise(
     }
 
 
+def build_policy(cfg: DictConfig, base: Any, device: torch.device) -> ActorCritic:
+    """The ``policy`` config's actor-critic for the env ``base`` on ``device``, its maze encoder's update
+    compiled when ``policy.compile`` is set (shared with bench.ppo_throughput, which times this policy)."""
+    policy = cfg.policy
+    net = make_policy(
+        base.single_observation_space,
+        int(base.single_action_space.n),
+        str(policy.kind),
+        int(policy.hidden),
+        int(policy.channels),
+        int(policy.iterations),
+        policy.recurrent,
+        bool(policy.bf16),
+    ).to(device)
+    if policy.compile and not compile_encoder_step(net):
+        print(f"policy.compile=true: policy.kind={policy.kind} has no repeated update to compile; eager.")
+    return net
+
+
 def ppo_device(device: str) -> torch.device:
     """``hardware.device`` resolved, or a ConfigError naming the overrides to type: runners.ppo has no
     ``hardware`` config group, so its CPU fix is ``hardware.device=cpu`` (where the other runners say
@@ -254,18 +273,7 @@ def train(cfg: DictConfig, run_dir: Path, resumed: ResumePoint | None = None) ->
     envs, base = make_training_env(cfg, device)
     curriculum = getattr(envs, "curriculum", None)
     use_mask = uses_action_mask(cfg)
-    net = make_policy(
-        base.single_observation_space,
-        int(base.single_action_space.n),
-        str(cfg.policy.kind),
-        int(cfg.policy.hidden),
-        int(cfg.policy.channels),
-        int(cfg.policy.iterations),
-        cfg.policy.recurrent,
-        bool(cfg.policy.bf16),
-    ).to(device)
-    if cfg.policy.compile and not compile_encoder_step(net):
-        print(f"policy.compile=true: policy.kind={cfg.policy.kind} has no repeated update to compile; eager.")
+    net = build_policy(cfg, base, device)
     optimizer = torch.optim.Adam(net.parameters(), lr=float(algo.learning_rate), eps=1e-5)
     generator = make_generator(derive_seed(int(cfg.seed), "ppo/actions"), device=device)
     evaluator = Evaluator(cfg, device, base)
