@@ -41,7 +41,7 @@ from pathlib import Path
 import torch
 
 from bench.harness import device_name
-from bench.seed_fidelity_parts import BY_NAME, PART_NAMES, PARTS
+from bench.seed_fidelity_parts import BY_NAME, PART_NAMES, PARTS, split_override
 from bench.seed_fidelity_record import (
     PartRecord,
     combine,
@@ -86,6 +86,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     try:
         args.parts = part_names(args.parts, PART_NAMES)
+        for item in args.overrides:  # a misspelt PART: fails now, not after the parts before it ran
+            split_override(item)
     except ValueError as err:
         parser.error(str(err))
     if not (args.parts or args.combine or args.list):
@@ -103,7 +105,7 @@ def part_command(args: argparse.Namespace, part: str) -> str:
         value = getattr(args, flag.removeprefix("--").replace("-", "_"))
         if value is not None:
             words += [flag, str(value)]
-    mine = [o for o in args.overrides if ":" not in o.split("=", 1)[0] or o.startswith(f"{part}:")]
+    mine = [item for item in args.overrides if split_override(item)[0] in (None, part)]
     if mine and BY_NAME[part].trains_runner:
         words += ["--overrides", *mine]
     return shlex.join(words)

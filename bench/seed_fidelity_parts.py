@@ -40,10 +40,10 @@ ECHO_SEED = "none reported (no training loop; its engine sat on GPT-2)"  # 004
 
 @dataclass(frozen=True)
 class Part:
-    """A part: the seed it measures, how, and its GPU minutes on one H200 shared with one other job."""
+    """A part: how it measures (its rows name their seed) and its GPU minutes on one H200 shared with one
+    other job."""
 
     name: str
-    seed: str
     measure: Callable[[argparse.Namespace, torch.device], list[dict[str, Any]]]
     expected_minutes: Callable[[argparse.Namespace], float]
     flags: tuple[str, ...]  # the command-line options this part reads (its command in the report)
@@ -52,22 +52,23 @@ class Part:
 
 
 # ------------------------------------------------------------------------------ shared steps
+def split_override(item: str) -> tuple[str | None, str]:
+    """An ``--overrides`` item as (its part, the runner override): ``echo:key=value`` -> ("echo",
+    "key=value"); ``key=value`` (a colon only after the ``=``, as in ``task.corpus=hf:x``) -> (None, item)."""
+    head, sep, rest = item.partition(":")
+    if sep and "=" not in head:
+        if head not in PART_NAMES:
+            raise ValueError(
+                f"--overrides {item}: no part {head!r}; write PART:key=value with PART one of "
+                f"{', '.join(PART_NAMES)}, or key=value for every training part."
+            )
+        return head, rest
+    return None, item
+
+
 def part_overrides(args: argparse.Namespace, part: str) -> list[str]:
     """``--overrides`` for ``part``: ``PART:key=value`` items for it, and plain ``key=value`` items."""
-    mine = []
-    for item in args.overrides:
-        head, sep, rest = item.partition(":")
-        if sep and "=" not in head:
-            if head not in PART_NAMES:
-                raise ValueError(
-                    f"--overrides {item}: no part {head!r}; write PART:key=value with PART one of "
-                    f"{', '.join(PART_NAMES)}, or key=value for every training part."
-                )
-            if head == part:
-                mine.append(rest)
-        else:
-            mine.append(item)
-    return mine
+    return [override for head, override in map(split_override, args.overrides) if head in (None, part)]
 
 
 def train(
@@ -399,7 +400,6 @@ ACT_FLAGS = (  # what bench.act_speed reads
 PARTS = (
     Part(
         "bwr_dnc",
-        "bwr_dnc",
         bwr_dnc,
         lambda a: a.bwr_minutes + 0.7,
         ("--bwr-minutes", "--episodes"),
@@ -407,7 +407,6 @@ PARTS = (
     ),
     Part(
         "act_sweep",
-        "cognate",
         act_sweep,
         lambda a: 0.5,
         ACT_FLAGS,
@@ -416,7 +415,6 @@ PARTS = (
     ),
     Part(
         "act_variants",
-        "cognate",
         act_variants,
         lambda a: 0.5 + 3 * a.act_train_steps * 0.4 / 60,
         ("--act-train-steps", *ACT_FLAGS),
@@ -425,14 +423,12 @@ PARTS = (
     ),
     Part(
         "agiformer",
-        "agiformer",
         agiformer,
         lambda a: a.agiformer_minutes + 1.0,
         ("--agiformer-minutes", "--episodes"),
         "preset=agiformer for --agiformer-minutes: bits per character, needle at 2,899 bytes",
     ),
     Part(
-        "poh_hrm",
         "poh_hrm",
         poh("poh_hrm"),
         lambda a: min(2.0, a.poh_max_minutes) + 2.0,
@@ -441,14 +437,12 @@ PARTS = (
     ),
     Part(
         "poh_baseline",
-        "poh_hrm",
         poh("poh_baseline"),
         lambda a: min(1.0, a.poh_max_minutes) + 1.5,
         ("--poh-max-minutes",),
         "preset=poh_baseline, the same protocol",
     ),
     Part(
-        "echo",
         "echo",
         echo,
         lambda a: a.echo_minutes + 1.0,

@@ -143,6 +143,8 @@ def test_overrides_reach_their_part_only_and_a_wrong_part_is_refused(tmp_path):
     args.overrides = ["ehco:trainer.steps=5"]
     with pytest.raises(ValueError, match="no part 'ehco'"):
         part_overrides(args, "echo")
+    with pytest.raises(SystemExit):  # refused before any part runs
+        parse_args(["--out", str(tmp_path), "--parts", "act_sweep", "--overrides", "ehco:trainer.steps=5"])
     with pytest.raises(SystemExit):
         parse_args(["--out", str(tmp_path), "--parts", "cognate"])
     with pytest.raises(SystemExit):
