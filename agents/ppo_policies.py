@@ -89,10 +89,10 @@ class MazeGraphCells(nn.Module):
     from the observation's wall pixels), through one weight-shared gated update. So a wall stops
     information by construction, where :class:`MazeGridCells`' 3x3 convolution has to learn to read the
     wall pixel between two cells; what to send and how to combine it is learned. An iteration is a
-    (2 x channels -> 2 x channels) linear map per cell and a few element-wise passes, about half the
-    work of :class:`MazeGridCells`' 3x3 convolution at the same channels, so more iterations (reach)
-    fit the same time. The output has :class:`MazeGridCells`' layout: the agent's cell, its four
-    neighbours in action order, a global max-pool. States are channels-last (B, H, W, C).
+    (2 x channels -> 2 x channels) linear map per cell and a few element-wise passes: 4C² multiply-adds
+    a cell where :class:`MazeGridCells`' 3x3 convolution at the same channels does 36C², so more
+    iterations (reach) fit the same work. The output has :class:`MazeGridCells`' layout: the agent's cell,
+    its four neighbours in action order, a global max-pool. States are channels-last (B, H, W, C).
     """
 
     def __init__(self, channels: int, iterations: int):
