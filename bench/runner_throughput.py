@@ -14,12 +14,13 @@ steps, seconds per evaluation) is printed and, unless ``--no-record``, appended 
 
 The supervised columns time the model step alone, on batches drawn beforehand. ``--loop-steps N`` adds
 what a run's ``train/tokens_per_s`` and ``train/mfu`` measure: N training steps taken as ``runners.loop``
-takes them (the sampler's draws included), timed in windows of one prefetched draw each (the median
-window, so a recompile for a new sequence length does not count), and the split of a step's time into
-drawing its batch (the sampler alone, timed the same way) and the rest. ``pad_pct`` is the share of the
-tokens a compiled step computes that are padding (to the longest row, then to ``pad_multiple``).
-``--profile-dir DIR`` also profiles a draw and the steps after it (up to 32) per row: ``DIR/<runner>_<row>``
-``.txt`` lists the ops by device time, ``.json`` is the timeline.
+takes them (the sampler's draws included), timed in windows of ``max(prefetch_batches, 8)`` steps (one
+prefetched draw each when ``prefetch_batches >= 8``; the median window, so a recompile for a new sequence
+length does not count), and the split of a step's time into drawing its batch (the sampler alone, timed
+the same way) and the rest. ``pad_pct`` is the share of the tokens a compiled step computes that are
+padding (to the longest row, then to ``pad_multiple``). ``--profile-dir DIR`` also profiles one more window
+of at most 32 loop steps per row (a draw among them when ``prefetch_batches <= 32``):
+``DIR/<runner>_<row>.txt`` lists the ops by device time, ``.json`` is the timeline.
 """
 
 from __future__ import annotations
@@ -114,10 +115,11 @@ def loop_rates(
     profile_to: Path | None = None,
 ) -> dict[str, float]:
     """``steps`` training steps as ``runners.loop`` takes them (``train_step``, then the curriculum's clock),
-    in windows of one prefetched draw; then the sampler alone over the same number of windows. Returns the
-    median window's tokens/s and MFU (the loop's ``train/tokens_per_s`` and ``train/mfu``) and its
-    milliseconds per step, of which ``data_ms`` drawing batches. With ``profile_to`` (a path without
-    suffix) up to 32 more steps (a draw and the steps after it) run under torch.profiler: their ops by
+    in windows of ``max(prefetch, 8)`` steps (one prefetched draw each when the sampler prefetches 8 or
+    more); then the sampler alone over up to 4 windows. Returns the median window's tokens/s and MFU (the
+    loop's ``train/tokens_per_s`` and ``train/mfu``) and its milliseconds per step, of which ``data_ms``
+    drawing batches. With ``profile_to`` (a path without suffix) one more window, cut to 32 steps (so it
+    holds a draw when the sampler prefetches at most 32), runs under torch.profiler: its ops by
     device time go to ``<profile_to>.txt`` and the timeline to ``<profile_to>.json`` (Perfetto)."""
     agent, sampler = experiment.agent, experiment.sampler
     window = max(sampler.prefetch, 8)
