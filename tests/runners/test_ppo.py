@@ -10,9 +10,9 @@ from omegaconf import DictConfig
 from agents.ppo_policies import make_policy
 from foundation import load_checkpoint
 from runners.config import CONF_PATH, ConfigError
-from runners.ppo import evaluate_actions, gae, run, sample_actions
+from runners.ppo import build_policy, evaluate_actions, gae, run, sample_actions
 from runners.ppo_config import register_ppo_config, validate_ppo
-from runners.ppo_envs import masked_logits
+from runners.ppo_envs import make_training_env, masked_logits
 
 # A fixed 3x3 maze (one character a cell): start top left, goal bottom left, one way round (6 moves).
 TINY = [
@@ -102,6 +102,21 @@ def test_a_bad_setting_is_refused_with_the_override_that_fixes_it():
         validate_ppo(config("env.num_envs=10", "ppo.num_minibatches=4"))
     with pytest.raises(ConfigError, match=r"env\.obs_mode must be one of"):
         validate_ppo(config("env.obs_mode=tokens"))
+
+
+PRESETS = sorted(path.stem for path in (CONF_PATH / "ppo" / "preset").glob("*.yaml"))
+
+
+@pytest.mark.parametrize("preset", PRESETS)
+def test_every_preset_passes_validation_and_its_policy_acts_on_its_env(preset):
+    validate_ppo(config(f"ppo/preset={preset}"))  # as the GPU command composes it
+    small = ["hardware.device=cpu", "env.num_envs=16", "env.pool_size=16", "policy.compile=false"]
+    cfg = config(f"ppo/preset={preset}", *small)
+    envs, base = make_training_env(cfg, torch.device("cpu"))
+    net = build_policy(cfg, base, torch.device("cpu"))
+    obs, _ = envs.reset(seed=0)
+    logits, value, _ = net(obs, net.initial_state(16, "cpu"), torch.ones(16, dtype=torch.bool))
+    assert logits.shape == (16, base.single_action_space.n) and torch.isfinite(value).all()
 
 
 @pytest.mark.parametrize("kind", ["maze_cnn", "maze_graph"])
