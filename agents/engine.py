@@ -345,6 +345,21 @@ class InferenceEngine(nn.Module):
             )
         return torch.cat([hidden, features.to(hidden.device, hidden.dtype)], dim=-1)
 
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs) -> None:
+        """Refuse, naming both widths, a conditioned head that reads another number of features (an engine
+        trained on an earlier feature set, :mod:`agents.engine_features`), before torch's shape error."""
+        saved = state_dict.get(f"{prefix}condition.0.weight")
+        if self.conditioned and saved is not None:
+            d_model = self.condition[0].normalized_shape[0] - self.n_features
+            if saved.shape[0] != d_model + self.n_features:
+                raise ValueError(
+                    f"The checkpoint's conditioned engine reads {saved.shape[0] - d_model} features a step, "
+                    f"this one {self.n_features}: it was trained on another feature set. Build the engine "
+                    "with n_features=for_family(<family>, version=<its version>).size and pass those "
+                    "features (the text family's v1 read 2, v2 reads 7; docs/agents.md)."
+                )
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+
     def param_groups(self, lr: float, condition_lr_scale: float = 0.1) -> list[dict[str, Any]]:
         """Optimiser groups: the decoding knobs at ``lr``, the conditioned head at ``lr * condition_lr_scale``
         (its many weights would otherwise move the per-step offsets far faster than the knobs)."""

@@ -11,7 +11,9 @@
    (a) default decoding: temperature 1, top-p 0.9 (exact nucleus), no repetition penalty;
    (b) the best fixed (temperature, top-p, penalty) of a grid, chosen on ``validation``-split prompts;
    (c) the learned engine: REINFORCE on ``train``-split prompts, starting from (a)'s setting;
-   (d) the conditioned engine: per-step temperature and top-p offsets from the hidden state on top of
+   (d) the conditioned engine: per-step temperature and top-p offsets from the hidden state and the text
+       family's features (``--features``: the latest set, v2, adds the running seq-rep, distinct-n, a
+       looping flag and the judge's bits; ``none`` reads the hidden state alone, as before v2) on top of
        learned global knobs, trained the same way, starting from (b)'s setting.
 Each engine starts from the fixed decoding it is compared with (penalty at least 1.05, last layer 0.97),
 so the question is whether learning from reward improves on it.
@@ -39,6 +41,7 @@ from torch.distributions import Categorical
 from agents.backbones import BackboneConfig, build_backbone
 from agents.dual import DualAgent, RLConfig, SupervisedConfig
 from agents.engine import InferenceEngine, context_presence, decode_logits
+from agents.engine_features import TEXT_FEATURES, EngineFeatures, for_family
 from agents.rollout import BackbonePolicy, rollout
 from bench.harness import Benchmark
 from envs.generation.task import TextLevel
@@ -68,6 +71,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--envs", type=int, default=32, help="sub-envs in RL rollouts")
     parser.add_argument("--eval-envs", type=int, default=128, help="held-out prompts per evaluation")
     parser.add_argument("--grid-prompts", type=int, default=32, help="validation prompts per grid setting")
+    parser.add_argument(
+        "--features",
+        default=f"v{max(TEXT_FEATURES)}",
+        choices=["none", *(f"v{v}" for v in sorted(TEXT_FEATURES))],
+        help="the text features the conditioned engine (d) reads beside the hidden state (none: hidden only)",
+    )
     parser.add_argument("--checkpoint", type=Path, default=None, help="backbone checkpoint to load or write")
     parser.add_argument("--no-record", action="store_true", help="print only; do not append to docs/")
     return parser.parse_args(argv)
@@ -163,20 +172,30 @@ def grid_search(args, backbone, device) -> tuple[tuple[float, float, float], flo
     return settings[best], float(rewards[best])
 
 
-def score(backbone, engine, env, seed: int) -> dict[str, float]:
+def conditioned_features(args: argparse.Namespace) -> EngineFeatures | None:
+    """The features ``--features`` names for the conditioned engine (None: it reads the hidden state only)."""
+    return None if args.features == "none" else for_family("text", version=int(args.features[1:]))
+
+
+def score(backbone, engine, env, seed: int, features: EngineFeatures | None = None) -> dict[str, float]:
     """Mean final reward components over one episode per sub-env, same prompts and sampling seed each call."""
-    policy = BackbonePolicy(backbone, engine, generator=make_generator(seed, "bench/sampling", env.device))
+    generator = make_generator(seed, "bench/sampling", env.device)
+    policy = BackbonePolicy(backbone, engine, generator=generator, features=features)
     out = rollout(env, policy, seed=seed)
     means = {k: float(v.float().mean()) for k, v in out.final.items()}
     return {"episodes": float(out.finished.sum()), **means}
 
 
-def train_engine(args, backbone, env, device, conditioned: bool, start: tuple[float, float, float]):
-    """REINFORCE on the engine alone (backbone frozen), starting from the fixed setting ``start``."""
+def train_engine(
+    args, backbone, env, device, conditioned: bool, start: tuple[float, float, float], features=None
+):
+    """REINFORCE on the engine alone (backbone frozen), starting from the fixed setting ``start``; a
+    conditioned engine reads ``features`` (an :class:`EngineFeatures`, or None) beside the hidden state."""
     temperature, top_p, penalty = start
     engine = InferenceEngine.for_backbone(
         backbone,
         env.task.action_token_ids,
+        n_features=features.size if features is not None else 0,
         conditioned=conditioned,
         temperature=temperature,
         top_p=min(top_p, 0.99),
@@ -184,7 +203,7 @@ def train_engine(args, backbone, env, device, conditioned: bool, start: tuple[fl
         last_layer_weight=0.97,
     )
     rl = RLConfig(lr=args.rl_lr, rollout_steps=env.task.level.continuation_length + 1, entropy_coef=0.0)
-    agent = DualAgent(backbone, engine, env.task, rl=rl, seed=args.seed + 1, device=device)
+    agent = DualAgent(backbone, engine, env.task, rl=rl, seed=args.seed + 1, device=device, features=features)
     for _ in range(args.rl_steps):
         agent.rl_step(env)
     return agent.engine
@@ -235,14 +254,16 @@ def run_seed(args: argparse.Namespace, device: torch.device) -> dict[str, tuple[
     )
     for name, conditioned, init, init_name in runs:
         start = time.perf_counter()
-        engine = train_engine(args, backbone, train_env, device, conditioned, init)
+        features = conditioned_features(args) if conditioned else None
+        engine = train_engine(args, backbone, train_env, device, conditioned, init, features)
         values = engine.metrics()
         setting = (
             f"from {init_name}: T={values['engine/temperature']:.2f}, top-p={values['engine/top_p']:.3f}, "
             f"penalty={values['engine/repetition_penalty']:.2f}, "
             f"last-layer w={values['engine/last_layer_weight']:.2f}"
+            + (f", features {args.features}" if conditioned else "")
         )
-        rows[name] = (setting, score(backbone, engine, test_env, args.seed + 7))
+        rows[name] = (setting, score(backbone, engine, test_env, args.seed + 7, features))
         print(f"seed {args.seed} {name}: {args.rl_steps} RL steps ({time.perf_counter() - start:.0f}s)")
     return rows
 
