@@ -434,7 +434,7 @@ def plot_bars(
         bars = ax.bar(xs, ys, width=width, label=name, color=(colors or {}).get(name))
         if label_bars:
             ax.bar_label(
-                bars, labels=[f"{y:.2f}" if math.isfinite(y) else "" for y in ys], fontsize=7, padding=1
+                bars, labels=[f"{y:.3f}" if math.isfinite(y) else "" for y in ys], fontsize=7, padding=1
             )
     ax.set_xticks(range(len(categories)), categories, rotation=30, ha="right")
     ax.set_ylabel(ylabel)
