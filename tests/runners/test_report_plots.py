@@ -171,7 +171,7 @@ def test_bars_label_every_axis_and_keep_long_titles_inside(figures):
     report.plot_bars({"a": {"x": 1.2}}, "r.png", title, "reward", ylim=None, xlabel="level")
     (ax,) = _axes(figures[0])
     assert "\n" in ax.get_title() and ax.get_xlabel() == "level" and ax.get_ylabel() == "reward"
-    assert [t.get_text() for t in ax.texts] == ["1.20"]
+    assert [t.get_text() for t in ax.texts] == ["1.200"]
     assert [t.get_text() for t in ax.get_legend().get_texts()] == ["a"]  # a single run is named too
 
 
