@@ -70,6 +70,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--rl-lr", type=float, default=0.05)
     parser.add_argument("--envs", type=int, default=32, help="sub-envs in RL rollouts")
     parser.add_argument("--eval-envs", type=int, default=128, help="held-out prompts per evaluation")
+    parser.add_argument(
+        "--condition-lr-scale",
+        type=float,
+        default=RLConfig.condition_lr_scale,
+        help="the conditioned head's learning rate / --rl-lr (RLConfig.condition_lr_scale)",
+    )
     parser.add_argument("--grid-prompts", type=int, default=32, help="validation prompts per grid setting")
     parser.add_argument(
         "--features",
@@ -202,7 +208,12 @@ def train_engine(
         repetition_penalty=penalty,
         last_layer_weight=0.97,
     )
-    rl = RLConfig(lr=args.rl_lr, rollout_steps=env.task.level.continuation_length + 1, entropy_coef=0.0)
+    rl = RLConfig(
+        lr=args.rl_lr,
+        rollout_steps=env.task.level.continuation_length + 1,
+        entropy_coef=0.0,
+        condition_lr_scale=args.condition_lr_scale,
+    )
     agent = DualAgent(backbone, engine, env.task, rl=rl, seed=args.seed + 1, device=device, features=features)
     for _ in range(args.rl_steps):
         agent.rl_step(env)
