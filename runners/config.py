@@ -108,8 +108,11 @@ class EngineRunConfig(EngineConfig):
     """The inference engine: its decoding knobs (``agents.engine.EngineConfig``, defined there once) and
     its policy-gradient training. ``rl`` is the agent's ``RLConfig``; ``interleave`` its
     ``InterleaveSchedule`` (``rl_steps: 0`` trains the backbone only, the engine still decodes
-    evaluation rollouts); ``rl_envs`` sub-envs collect each RL rollout."""
+    evaluation rollouts); ``rl_envs`` sub-envs collect each RL rollout. ``feature_version`` picks the
+    conditioned engine's feature set (``agents.engine_features.for_family``; null: the latest), e.g. 1 to
+    resume a text engine trained before the v2 features."""
 
+    feature_version: int | None = None
     rl: RLConfig = field(default_factory=RLConfig)
     interleave: InterleaveSchedule = field(default_factory=lambda: InterleaveSchedule(rl_steps=0))
     rl_envs: int = 32
@@ -345,6 +348,7 @@ _SHARED_RULES: dict[str, Rule] = {
     "engine.rl_envs": _positive_int("sub-envs collecting each RL rollout", 32),
     "engine.condition_hidden": _positive_int("width of the conditioned engine's head", 32),
     "engine.condition_range": _positive("how far the conditioned head may move a knob", 2.0),
+    "engine.feature_version": _positive_int("the conditioned engine's feature set version", 1, optional=True),
     "engine.temperature": _positive("the engine's starting temperature, above min_temperature", 1.0),
     "engine.min_temperature": _positive("the engine's lowest temperature", 0.05),
     "engine.top_p": _between(0, 1, "the engine's starting top-p", 0.99, low_open=True, high_open=True),

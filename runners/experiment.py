@@ -69,7 +69,11 @@ def build_agent(cfg: DictConfig, task: Task, dist: DistInfo, family: str | None 
         backbone_cfg = dataclasses.replace(backbone_cfg, token_ids=task.token_ids())
     backbone = build_backbone(backbone_cfg)
     knobs = {name: cfg.engine[name] for name in EngineConfig.knob_names()}
-    features = for_family(family) if family is not None and cfg.engine.conditioned else None
+    features = (
+        for_family(family, cfg.engine.feature_version)
+        if family is not None and cfg.engine.conditioned
+        else None
+    )
     engine = InferenceEngine.for_backbone(
         backbone, task.action_token_ids, EngineConfig(**knobs), n_features=features.size if features else 0
     )
