@@ -15,6 +15,7 @@ import shlex
 import statistics
 import sys
 import time
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -86,6 +87,18 @@ def time_call(
 def cuda_sync_for(device: str | torch.device) -> Callable[[], None] | None:
     """``torch.cuda.synchronize`` when ``device`` is a GPU, else None (nothing to wait for)."""
     return torch.cuda.synchronize if torch.device(device).type == "cuda" else None
+
+
+def host_syncs(fn: Any) -> int:
+    """Synchronising CUDA calls (host waits on the GPU) made by ``fn``, counted by the sync debug mode."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        torch.cuda.set_sync_debug_mode("warn")
+        try:
+            fn()
+        finally:
+            torch.cuda.set_sync_debug_mode("default")
+    return sum("synchroniz" in str(w.message) for w in caught)
 
 
 def vector_steps_per_s(env: Any, actions: torch.Tensor, warmup: int = 1, repeats: int = 3) -> float:

@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import json
 import time
-import warnings
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +27,7 @@ import torch
 from torch.autograd import DeviceType
 from torch.profiler import ProfilerActivity, profile
 
-from bench.harness import Benchmark, cuda_sync_for, runner_config, time_call
+from bench.harness import Benchmark, cuda_sync_for, host_syncs, runner_config, time_call
 from runners.ppo import Rollout, build_policy, collect, gae, optimise, sample_actions
 from runners.ppo_config import register_ppo_config
 from runners.ppo_envs import make_training_env, masked_logits, uses_action_mask
@@ -58,18 +57,6 @@ def launches_per_act(
         kernels = sum(1 for e in events if e.device_type == DeviceType.CUDA)
         return kernels or sum(len(e.kernels) for e in events)  # kernels listed apart, or under their ops
     return sum(1 for e in prof.events() if e.name.startswith("aten::") and e.cpu_parent is None)
-
-
-def host_syncs(fn: Any) -> int:
-    """Synchronising CUDA calls (host waits on the GPU) made by ``fn``, counted by the sync debug mode."""
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        torch.cuda.set_sync_debug_mode("warn")
-        try:
-            fn()
-        finally:
-            torch.cuda.set_sync_debug_mode("default")
-    return sum("synchroniz" in str(w.message) for w in caught)
 
 
 def measure(name: str, args: argparse.Namespace) -> dict[str, Any]:

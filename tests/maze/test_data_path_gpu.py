@@ -3,28 +3,15 @@ the GPU each step, a maze draw reads the host twice (the DFS's completion checks
 and the longest path), and the deferred checks give the same mazes and generator stream as reading
 each at once."""
 
-import warnings
-
 import pytest
 import torch
 
+from bench.harness import host_syncs
 from curricula import CurriculumSampler, StagedSchedule
 from envs.maze.generators import _dfs
 from envs.maze.task import MazeTask
 
 pytestmark = pytest.mark.gpu
-
-
-def _syncs(fn) -> int:
-    """How many synchronising CUDA calls ``fn`` makes (torch's sync debug mode warns at each)."""
-    with warnings.catch_warnings(record=True) as seen:
-        warnings.simplefilter("always")
-        torch.cuda.set_sync_debug_mode("warn")
-        try:
-            fn()
-        finally:
-            torch.cuda.set_sync_debug_mode(0)
-    return sum("synchroniz" in str(w.message) for w in seen)
 
 
 def test_prefetching_sampler_hands_out_batches_without_waiting_for_the_gpu():
@@ -34,7 +21,7 @@ def test_prefetching_sampler_hands_out_batches_without_waiting_for_the_gpu():
     sampler.sample_batch(16, "cuda", generator)  # the draw
     # One H200 (2026-12-03) counted 1 synchronising call over these three steps, not 0: its source is not
     # found yet, but a sync per step would count 3 and the old host-to-device copy of the levels did that.
-    assert _syncs(lambda: [sampler.sample_batch(16, "cuda", generator) for _ in range(3)]) <= 1
+    assert host_syncs(lambda: [sampler.sample_batch(16, "cuda", generator) for _ in range(3)]) <= 1
     assert sampler.last_levels.device.type == "cpu"
 
 
@@ -42,7 +29,7 @@ def test_a_maze_draw_on_cuda_reads_the_host_twice():
     task = MazeTask.from_spec(["12x12"], horizons=4)
     generator = torch.Generator(device="cuda").manual_seed(0)
     task.sample_batch(8, "cuda", generator)  # device constants and neighbour tables are made once
-    assert _syncs(lambda: task.sample_batch(256, "cuda", generator)) <= 2
+    assert host_syncs(lambda: task.sample_batch(256, "cuda", generator)) <= 2
 
 
 @pytest.mark.parametrize("n", [1, 64])
