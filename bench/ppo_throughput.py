@@ -28,7 +28,7 @@ from torch.autograd import DeviceType
 from torch.profiler import ProfilerActivity, profile
 
 from bench.harness import Benchmark, cuda_sync_for, host_syncs, runner_config, time_call
-from runners.ppo import Rollout, build_policy, collect, gae, optimise, sample_actions
+from runners.ppo import Rollout, build_policy, collect, optimise, rollout_advantages, sample_actions
 from runners.ppo_config import register_ppo_config
 from runners.ppo_envs import make_training_env, masked_logits, uses_action_mask
 
@@ -93,14 +93,7 @@ def measure(name: str, args: argparse.Namespace) -> dict[str, Any]:
 
     def act_and_update() -> None:
         next_value = collect(rollout, envs, base, net, generator, use_mask)
-        advantages, returns = gae(
-            rollout.rewards,
-            rollout.values,
-            rollout.dones,
-            next_value,
-            float(algo.gamma),
-            float(algo.gae_lambda),
-        )
+        advantages, returns = rollout_advantages(rollout, next_value, algo)
         optimise(net, optimizer, rollout, advantages, returns, algo, generator, use_mask)
 
     first = time_call(act_and_update, warmup=0, repeats=1, sync=sync).median  # compiles every shape

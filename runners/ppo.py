@@ -172,6 +172,16 @@ def collect(
         return net(obs, state, starts)[1]
 
 
+def rollout_advantages(
+    rollout: Rollout, next_value: torch.Tensor, algo: Any
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """GAE advantages and returns of a collected ``rollout`` with the run's ``ppo.gamma`` and
+    ``ppo.gae_lambda``."""
+    return gae(
+        rollout.rewards, rollout.values, rollout.dones, next_value, float(algo.gamma), float(algo.gae_lambda)
+    )
+
+
 def optimise(
     net: ActorCritic,
     optimizer: torch.optim.Optimizer,
@@ -321,14 +331,7 @@ def train(cfg: DictConfig, run_dir: Path, resumed: ResumePoint | None = None) ->
 
         # ---- rollout, advantages, then minibatch epochs of the clipped objective
         next_value = collect(rollout, envs, base, net, generator, use_mask)
-        advantages, returns = gae(
-            rollout.rewards,
-            rollout.values,
-            rollout.dones,
-            next_value,
-            float(algo.gamma),
-            float(algo.gae_lambda),
-        )
+        advantages, returns = rollout_advantages(rollout, next_value, algo)
         losses = optimise(net, optimizer, rollout, advantages, returns, algo, generator, use_mask)
 
         update += 1

@@ -46,7 +46,8 @@ def test_maze_replay_draws_every_move_and_logs_to_tensorboard(maze_run):
     assert {"replay/3x3/episode1", "replay/3x3/episode2"} <= set(event_tags(maze_run / "tb")["images"])
 
 
-def test_maze_replay_has_one_frame_per_move_plus_the_start(maze_run, monkeypatch):
+def _keep_walked_tokens(monkeypatch) -> dict:
+    """Record the final token sequences of the replay's greedy rollouts under ``["tokens"]``."""
     seen = {}
     original = maze.MazeExperiment.greedy_rollouts
 
@@ -56,6 +57,11 @@ def test_maze_replay_has_one_frame_per_move_plus_the_start(maze_run, monkeypatch
         return out
 
     monkeypatch.setattr(maze.MazeExperiment, "greedy_rollouts", keep)
+    return seen
+
+
+def test_maze_replay_has_one_frame_per_move_plus_the_start(maze_run, monkeypatch):
+    seen = _keep_walked_tokens(monkeypatch)
     written = replay(replay_config([f"checkpoint={maze_run}", "episodes=1", "tensorboard=false"]))
     walk = walked_path(seen["tokens"][0], MazeLevel("3x3", 3, 3))  # the run's level 0 (helpers.TINY)
     assert len(frames(written[0])) == len(walk.moves) + 1
@@ -125,15 +131,7 @@ def test_mp4_holds_every_frame_in_order_at_even_size(tmp_path):
 
 def test_maze_replay_as_mp4_has_a_frame_per_move_and_still_logs_to_tensorboard(maze_run, monkeypatch):
     pytest.importorskip("imageio_ffmpeg")
-    seen = {}
-    original = maze.MazeExperiment.greedy_rollouts
-
-    def keep(self, env, level, seed):
-        out = original(self, env, level, seed)
-        seen["tokens"] = out.final_obs["tokens"].cpu().numpy()
-        return out
-
-    monkeypatch.setattr(maze.MazeExperiment, "greedy_rollouts", keep)
+    seen = _keep_walked_tokens(monkeypatch)
     out = maze_run / "mp4"
     written = replay(replay_config([f"checkpoint={maze_run}", "episodes=1", "format=mp4", f"out={out}"]))
     assert [p.name for p in written] == ["latest-3x3-episode1.mp4"]
