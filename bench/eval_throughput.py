@@ -40,6 +40,7 @@ from agents.rollout import BackbonePolicy, Rollout, rollout
 from bench.harness import Benchmark, cuda_sync_for, host_syncs, runner_config, time_call
 from envs.maze import MazeTask
 from envs.maze.vector import MazeVectorEnv
+from foundation import seed_everything
 from foundation.device import resolve_device
 from runners.checkpoints import CheckpointError, load_resume_state
 from runners.config import SCHEMAS
@@ -183,6 +184,7 @@ def main() -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
     device = resolve_device(args.device)
+    seed_everything(args.seed)  # the random init, so that every run walks the same mazes the same way
     cfg, weights = eval_config(args.checkpoint, args.override)
     model = eval_model(cfg, args.level, device, weights)
     params = model.backbone.num_parameters() / 1e6
