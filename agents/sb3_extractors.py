@@ -1,4 +1,10 @@
-"""A Stable-Baselines3 feature extractor that plans on a maze: small 3x3 convolutions, iterated.
+"""Stable-Baselines3 feature extractors that plan on a maze: runners.ppo's graph encoder, or 3x3 convolutions.
+
+:class:`MazeGraphExtractor` (the maze recipe's choice, ``recipes/sb3/maskable_ppo_maze_graph.yml``) wraps
+``runners.ppo``'s ``maze_graph`` encoder, :class:`agents.ppo_policies.MazeGraphCells` (imported, not
+copied): gated message passing along the maze's open passages, read at the agent's cell, its four
+neighbours and a global max-pool. It learned several times faster per env step than the convolutional
+encoders in the PPO runner (docs/ppo.md), and does the same in SB3 (docs/maze.md#sb3-recipes).
 
 SB3's NatureCNN (8x8 and 4x4 strided kernels) blurs an 11x11 maze image into a few numbers, and an MLP
 has to learn every maze position separately; neither generalised to unseen 5x5 mazes (docs/maze.md).
@@ -14,7 +20,7 @@ has to learn every maze position separately; neither generalised to unseen 5x5 m
    size: the direction to head in while the goal is still out of the sweeps' reach), and a linear
    layer maps them to ``features_dim``.
 
-It reads the ``grid`` observation (an image SB3 has scaled to [0, 1]) or the ``walls`` observation (a
+Both read the ``grid`` observation (an image SB3 has scaled to [0, 1]) or the ``walls`` observation (a
 Dict rebuilt into the same image with :func:`envs.maze.walls.grid_from_walls`), at ``grid_scale=1``.
 """
 
@@ -26,10 +32,11 @@ from stable_baselines3.common.torch_layers import BaseFeaturesExtractor
 from torch import nn
 from torch.nn import functional as F
 
+from agents.ppo_policies import MazeGraphCells
 from envs.maze.walls import grid_from_walls
 
 
-def _image_shape(observation_space: gym.Space) -> tuple[int, int]:
+def _image_shape(observation_space: gym.Space, name: str = "MazePlannerExtractor") -> tuple[int, int]:
     """(2H+1, 2W+1) of a maze ``grid`` or ``walls`` observation space; a clear error for anything else."""
     if isinstance(observation_space, gym.spaces.Dict) and {"walls", "agent", "goal"} <= set(
         observation_space.spaces
@@ -37,19 +44,31 @@ def _image_shape(observation_space: gym.Space) -> tuple[int, int]:
         shape = observation_space["walls"].shape
     elif isinstance(observation_space, gym.spaces.Box) and len(observation_space.shape) == 3:
         if observation_space.shape[0] != 3:
-            raise ValueError(f"MazePlannerExtractor needs 3 grid planes, got {observation_space.shape}.")
+            raise ValueError(f"{name} needs 3 grid planes, got {observation_space.shape}.")
         shape = observation_space.shape[1:]
     else:
         raise ValueError(
-            f"MazePlannerExtractor reads the maze 'grid' or 'walls' observation, got {observation_space}; "
+            f"{name} reads the maze 'grid' or 'walls' observation, got {observation_space}; "
             "make the env with env_kwargs.obs_mode=grid (or walls)."
         )
     if shape[0] % 2 == 0 or shape[1] % 2 == 0:
         raise ValueError(
-            f"MazePlannerExtractor needs the thin-wall image (2H+1, 2W+1) at grid_scale=1, got {shape}; "
+            f"{name} needs the thin-wall image (2H+1, 2W+1) at grid_scale=1, got {shape}; "
             "drop env_kwargs.grid_scale."
         )
     return shape
+
+
+def maze_image(observations: torch.Tensor | dict[str, torch.Tensor]) -> torch.Tensor:
+    """(N, 3, 2H+1, 2W+1) float in {0, 1} (walls, agent, goal planes) from what SB3 hands an extractor: a
+    ``grid`` image (scaled to [0, 1]) or a ``walls`` Dict (float walls, agent and goal cells)."""
+    if isinstance(observations, dict):
+        walls = (observations["walls"] > 0).to(torch.uint8) * 255
+        grid = grid_from_walls(
+            walls, observations["agent"].round().long(), observations["goal"].round().long()
+        )
+        return grid.float() / 255
+    return (observations > 0).float()
 
 
 class MazePlannerExtractor(BaseFeaturesExtractor):
@@ -71,7 +90,6 @@ class MazePlannerExtractor(BaseFeaturesExtractor):
                 raise ValueError(f"MazePlannerExtractor {name} must be a positive int, got {value!r}.")
         super().__init__(observation_space, features_dim)
         self.image_shape = _image_shape(observation_space)
-        self.dict_obs = isinstance(observation_space, gym.spaces.Dict)
         self.iterations = iterations
         self.stem = nn.Conv2d(3, channels, kernel_size=3, stride=2)
         self.gates = nn.Conv2d(2 * channels, 2 * channels, kernel_size=3, padding=1)  # update, reset
@@ -80,13 +98,7 @@ class MazePlannerExtractor(BaseFeaturesExtractor):
 
     def image(self, observations: torch.Tensor | dict[str, torch.Tensor]) -> torch.Tensor:
         """(N, 3, 2H+1, 2W+1) float in [0, 1]: walls, agent, goal planes."""
-        if self.dict_obs:
-            walls = (observations["walls"] > 0).to(torch.uint8) * 255
-            grid = grid_from_walls(
-                walls, observations["agent"].round().long(), observations["goal"].round().long()
-            )
-            return grid.float() / 255
-        return (observations > 0).float()
+        return maze_image(observations)
 
     def forward(self, observations: torch.Tensor | dict[str, torch.Tensor]) -> torch.Tensor:
         x = self.image(observations)
@@ -116,3 +128,29 @@ class MazePlannerExtractor(BaseFeaturesExtractor):
         cols = torch.arange(w, device=agent.device, dtype=agent.dtype).view(1, 1, 1, w) / w
         diff = goal - agent
         return torch.cat([(diff * rows).sum(dim=(2, 3)), (diff * cols).sum(dim=(2, 3))], dim=1)
+
+
+class MazeGraphExtractor(BaseFeaturesExtractor):
+    """Features for a maze policy from ``runners.ppo``'s ``maze_graph`` encoder (:class:`MazeGraphCells`).
+
+    channels: state size per cell. iterations: message-passing rounds (one cell of reach each; about the
+    longest shortest path of the mazes, 24 for 5x5 DFS mazes). The features (``6 * channels``) are the
+    states of the agent's cell and its four neighbours in action order, and a max-pool over all cells; the
+    weights are the encoder's own, initialised as the PPO runner initialises them (keep the policy's
+    ``ortho_init: false`` to leave them so).
+    """
+
+    def __init__(self, observation_space: gym.Space, channels: int = 16, iterations: int = 24):
+        for name, value in (("channels", channels), ("iterations", iterations)):
+            if not isinstance(value, int) or value < 1:
+                raise ValueError(
+                    f"MazeGraphExtractor {name} must be a positive int, got {value!r}; set it in the "
+                    "recipe's policy_kwargs.features_extractor_kwargs."
+                )
+        _image_shape(observation_space, "MazeGraphExtractor")
+        cells = MazeGraphCells(channels, iterations)
+        super().__init__(observation_space, cells.width)
+        self.cells = cells
+
+    def forward(self, observations: torch.Tensor | dict[str, torch.Tensor]) -> torch.Tensor:
+        return self.cells(maze_image(observations))

@@ -270,6 +270,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--out", type=Path, default=None, help="directory for curve.csv, result.json, model")
     parser.add_argument("--device", default="auto", help="the model's device (default: the recipe's)")
     parser.add_argument("--timesteps", type=float, default=None, help="override n_timesteps")
+    parser.add_argument("--seed", type=int, default=None, help="override the training seed (env pool, model)")
     parser.add_argument("--n-envs", type=int, default=None, help="override n_envs")
     parser.add_argument("--eval-episodes", type=int, default=None, help="override eval.episodes")
     parser.add_argument("--max-minutes", type=float, default=None, help="stop training after this long")
@@ -282,6 +283,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         recipe.n_timesteps = int(args.timesteps)
     if args.n_envs is not None:
         recipe.n_envs = args.n_envs
+    if args.seed is not None:
+        if args.seed == recipe.eval["seed"]:
+            raise ValueError(f"--seed {args.seed} is the recipe's eval.seed; pick another training seed.")
+        recipe.seed = args.seed
     if args.eval_episodes is not None:
         recipe.eval["episodes"] = args.eval_episodes
     if args.out is not None:

@@ -10,8 +10,9 @@ import torch
 import yaml
 
 import envs  # noqa: F401  (registers the mindgym/ ids)
+from agents.ppo_policies import MazeGraphCells
 from agents.sb3_eval import evaluate_fresh, maze_key, pool_keys
-from agents.sb3_extractors import MazePlannerExtractor
+from agents.sb3_extractors import MazeGraphExtractor, MazePlannerExtractor
 from agents.sb3_recipe import load_recipe, main, resolve_class
 from envs.maze.vector import MazeVectorEnv
 from envs.maze.walls import grid_from_walls
@@ -31,7 +32,9 @@ def _tiny(path: Path, recipe: str, **changes) -> Path:
     return out
 
 
-@pytest.mark.parametrize("name", ["maskable_ppo_maze.yml", "recurrent_ppo_copy.yml"])
+@pytest.mark.parametrize(
+    "name", ["maskable_ppo_maze.yml", "maskable_ppo_maze_graph.yml", "recurrent_ppo_copy.yml"]
+)
 def test_shipped_recipes_load(name):
     recipe = load_recipe(RECIPES / name)
     assert recipe.eval["seed"] != recipe.seed and recipe.n_timesteps > 0
@@ -59,20 +62,32 @@ def test_bad_recipes_fail_naming_the_problem(tmp_path, entry, message):
         load_recipe(path)
 
 
+def test_seed_override_may_not_reuse_the_fresh_evaluation_seed():
+    with pytest.raises(ValueError, match=r"eval\.seed"):
+        main([str(RECIPES / "maskable_ppo_maze_graph.yml"), "--seed", "1000000", "--device", "cpu"])
+
+
 def test_classes_outside_the_allowed_packages_are_refused():
     with pytest.raises(ValueError, match="dotted path under"):
         resolve_class("os.system")
 
 
-def test_tiny_maze_recipe_trains_and_scores_fresh_mazes(tmp_path):
+@pytest.mark.parametrize(
+    "recipe, extractor_kwargs",
+    [
+        ("maskable_ppo_maze.yml", {"channels": 8, "iterations": 2, "features_dim": 16}),
+        ("maskable_ppo_maze_graph.yml", {"channels": 4, "iterations": 3}),
+    ],
+)
+def test_tiny_maze_recipe_trains_and_scores_fresh_mazes(tmp_path, recipe, extractor_kwargs):
     torch.manual_seed(0)
     path = _tiny(
         tmp_path,
-        "maskable_ppo_maze.yml",
+        recipe,
         n_envs=8,
         n_timesteps=256,
         env_kwargs={"pool_size": 64},
-        policy_kwargs={"features_extractor_kwargs": {"channels": 8, "iterations": 2, "features_dim": 16}},
+        policy_kwargs={"features_extractor_kwargs": extractor_kwargs},
         hyperparams={"n_steps": 16, "batch_size": 64, "n_epochs": 1},
         eval={"episodes": 20, "envs": 10, "curve_every": 128, "curve_episodes": 10},
     )
@@ -137,3 +152,41 @@ def test_planner_reads_grid_and_walls_observations_alike():
     assert torch.allclose(walls_net(as_floats), grid_net(grid))
     with pytest.raises(ValueError, match="grid_scale"):
         MazePlannerExtractor(gym.spaces.Box(0, 255, (3, 22, 22), dtype="uint8"))
+
+
+def test_graph_extractor_is_the_ppo_runners_encoder_on_walls_and_grid_observations():
+    """The SB3 extractor feeds runners.ppo's MazeGraphCells exactly the image the runner gives it (uint8
+    grid), from a walls Dict or an SB3-scaled grid alike, and starts from the runner's seeded weights."""
+    env = MazeVectorEnv(4, device="cpu", obs_mode="walls", levels=FIVE, seed=0, pool_size=8)
+    obs, _ = env.reset(seed=0)
+    torch.manual_seed(0)
+    walls_net = MazeGraphExtractor(env.single_observation_space, channels=8, iterations=5)
+    torch.manual_seed(0)
+    runner_cells = MazeGraphCells(8, 5)
+    assert walls_net.features_dim == runner_cells.width == 48
+    for name, tensor in runner_cells.state_dict().items():
+        assert torch.equal(walls_net.cells.state_dict()[name], tensor), name
+    grid = grid_from_walls(obs["walls"], obs["agent"], obs["goal"])  # uint8, as runners.ppo reads it
+    expected = runner_cells(grid)
+    assert torch.allclose(walls_net({k: v.float() for k, v in obs.items()}), expected, atol=1e-6)
+    grid_net = MazeGraphExtractor(
+        gym.spaces.Box(0, 255, (3, 11, 11), dtype="uint8"), channels=8, iterations=5
+    )
+    grid_net.load_state_dict(walls_net.state_dict())
+    assert torch.allclose(grid_net(grid.float() / 255), expected, atol=1e-6)
+    moved = grid.clone()
+    moved[:, 1], moved[:, 2] = grid[:, 2], grid[:, 1]  # agent and goal swapped: other features
+    assert not torch.allclose(runner_cells(moved), expected, atol=1e-3)
+
+
+@pytest.mark.parametrize(
+    "space, kwargs, message",
+    [
+        (gym.spaces.Box(0, 255, (3, 22, 22), dtype="uint8"), {}, "grid_scale"),
+        (gym.spaces.Box(0, 1, (7,)), {}, "obs_mode=grid"),
+        (gym.spaces.Box(0, 255, (3, 11, 11), dtype="uint8"), {"iterations": 0}, "features_extractor_kwargs"),
+    ],
+)
+def test_graph_extractor_refuses_what_it_cannot_read(space, kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        MazeGraphExtractor(space, **kwargs)
