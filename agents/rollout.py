@@ -147,6 +147,10 @@ class BackbonePolicy:
             # streaming appends after the longest prefix: only exact when every row has that length
             self._streamable = self.stream and bool((length == width).all())
             self._output = self._forward(tokens[:, :width], None)
+            if self._streamable:  # room for the longest episode: each step then writes its token in place
+                reserve = getattr(self.backbone, "reserve_state", None)
+                if reserve is not None:
+                    self._output.state = reserve(self._output.state, tokens.shape[1])
             positions = length.reshape(-1) - 1
         else:
             positions = torch.zeros_like(length.reshape(-1))
