@@ -105,6 +105,8 @@ class BackbonePolicy:
     the observation, so the backbone may read one token a step after the prefix. ``features``: a function
     ``(env.unwrapped, obs, mask) -> (B, F)`` whose output a conditioned engine built with ``n_features=F``
     reads each step (:mod:`agents.engine_features`); :func:`rollout` calls it and keeps its output.
+    ``reserve_kv``: a streamed state gets room for the observation's width (``Backbone.reserve_state``), so
+    each step writes its token in place; False concatenates the cache every step (the same logits).
     """
 
     def __init__(
@@ -118,6 +120,7 @@ class BackbonePolicy:
         mask_invalid: bool = False,
         stream: bool = False,
         features: Callable[..., torch.Tensor] | None = None,
+        reserve_kv: bool = True,
     ):
         if engine is None and action_token_ids is None:
             raise ValueError(
@@ -127,7 +130,7 @@ class BackbonePolicy:
         ids = engine.action_token_ids if engine is not None else torch.as_tensor(action_token_ids)
         self.action_ids = ids.to(next(backbone.parameters()).device, torch.long)
         self.greedy, self.generator = greedy, generator
-        self.uses_action_mask, self.stream = mask_invalid, stream
+        self.uses_action_mask, self.stream, self.reserve_kv = mask_invalid, stream, reserve_kv
         self.features = features if engine is not None and getattr(engine, "n_features", 0) else None
         self._output: Any = None
         self._streamable = False
@@ -147,7 +150,7 @@ class BackbonePolicy:
             # streaming appends after the longest prefix: only exact when every row has that length
             self._streamable = self.stream and bool((length == width).all())
             self._output = self._forward(tokens[:, :width], None)
-            if self._streamable:  # room for the longest episode: each step then writes its token in place
+            if self._streamable and self.reserve_kv:  # room for the longest episode: writes in place
                 reserve = getattr(self.backbone, "reserve_state", None)
                 if reserve is not None:
                     self._output.state = reserve(self._output.state, tokens.shape[1])

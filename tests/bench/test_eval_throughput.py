@@ -66,6 +66,15 @@ def test_checking_completion_every_8_steps_gives_the_walks_of_checking_every_ste
     assert int(runs[1].final["steps"].max()) == loop_steps[1]  # k=1 stops at the longest episode's end
 
 
+def test_a_reserved_kv_cache_walks_as_the_concatenated_one():
+    model = bench.eval_model(compose_config("maze", SMALL), "5x5", CPU)
+    runs = [
+        bench.greedy_rollout(bench.eval_env(model, 8, CPU), bench.greedy_policy(model, reserve_kv=r), seed=4)
+        for r in (True, False)
+    ]
+    assert_same_walks(*runs)
+
+
 def test_a_row_counts_only_live_episode_steps():
     cfg = compose_config("maze", SMALL)
     model = bench.eval_model(cfg, "5x5", CPU)
