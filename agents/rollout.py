@@ -29,6 +29,10 @@ from gymnasium.vector import AutoresetMode
 from agents.backbones.base import Backbone
 from agents.engine import InferenceEngine, sample_actions
 
+STREAM_SLACK = 64
+"""Positions a streamed KV cache reserves beyond the observation's width: the steps a :func:`rollout` may run
+past the longest episode before its completion check (``check_every`` up to 64) without regrowing it."""
+
 
 class Policy(Protocol):
     """What :func:`rollout` drives: ``begin`` at the first observation, then ``act`` / ``observe``."""
@@ -153,7 +157,7 @@ class BackbonePolicy:
             if self._streamable and self.reserve_kv:  # room for the longest episode: writes in place
                 reserve = getattr(self.backbone, "reserve_state", None)
                 if reserve is not None:
-                    self._output.state = reserve(self._output.state, tokens.shape[1])
+                    self._output.state = reserve(self._output.state, tokens.shape[1] + STREAM_SLACK)
             positions = length.reshape(-1) - 1
         else:
             positions = torch.zeros_like(length.reshape(-1))
