@@ -46,3 +46,14 @@ def test_a_reserved_cache_is_written_in_place_and_keeps_its_room():
         after = model(tokens[:, 4:5], state=state).state
     kv = after["layers"][0]["kv"]
     assert kv["k"] is buffer and kv["k"].shape[2] == 32 and kv["length"] == 5 and after["pos"] == 5
+
+
+@pytest.mark.gpu
+def test_a_reserved_state_streams_as_the_plain_one_on_cuda_under_bf16():
+    torch.manual_seed(0)
+    model = build_backbone(tiny(d_model=64)).cuda().eval()
+    tokens = torch.randint(0, VOCAB, (4, 40), device="cuda")
+    with torch.no_grad(), torch.autocast("cuda", torch.bfloat16):
+        reserved = streamed_logits(model, tokens, prefix=30, reserve=34)  # doubles after 4 tokens
+        plain = streamed_logits(model, tokens, prefix=30, reserve=None)
+    torch.testing.assert_close(reserved.float(), plain.float(), atol=2e-2, rtol=2e-2)
