@@ -227,6 +227,19 @@ class TransformerBackbone(Backbone):
         ]
         return {**state, "layers": layers}
 
+    def select_state_rows(self, state: Any, rows: torch.Tensor) -> Any:
+        """``state`` for the batch rows ``rows`` only (every KV cache and memory state is batch-first), so a
+        stream can drop rows it no longer needs; a reserved cache keeps its room."""
+
+        def pick(value: Any) -> Any:
+            if isinstance(value, torch.Tensor):
+                return value.index_select(0, rows)
+            if isinstance(value, dict):
+                return {key: pick(item) for key, item in value.items()}
+            return value  # a position or a cached length: the same for every row
+
+        return None if state is None else {**state, "layers": [pick(entry) for entry in state["layers"]]}
+
     def set_plasticity(self, alpha: float) -> None:
         """Set the Hebbian plasticity coefficient on every Hebbian memory (no-op without one)."""
         for module in self.modules():

@@ -8,6 +8,7 @@ import argparse
 import pytest
 import torch
 
+from agents.rollout import BackbonePolicy
 from bench import eval_throughput as bench
 from runners import maze
 from runners.app import execute
@@ -73,6 +74,17 @@ def test_a_reserved_kv_cache_walks_as_the_concatenated_one():
         for r in (True, False)
     ]
     assert_same_walks(*runs)
+
+
+def test_streaming_only_the_unfinished_mazes_walks_as_rereading_every_maze_each_step():
+    model = bench.eval_model(compose_config("maze", SMALL), "5x5", CPU)
+    focused = bench.greedy_policy(model)
+    streamed = bench.greedy_rollout(bench.eval_env(model, 8, CPU), focused, seed=6)
+    reread = BackbonePolicy(
+        model.backbone, action_token_ids=model.task.action_token_ids, greedy=True, mask_invalid=True
+    )  # no streaming: the whole observation each step, every maze until the last one finishes
+    assert focused._rows is not None and len(focused._rows) < 8  # the stream did drop finished mazes
+    assert_same_walks(streamed, bench.greedy_rollout(bench.eval_env(model, 8, CPU), reread, seed=6))
 
 
 def test_a_row_counts_only_live_episode_steps():
