@@ -164,7 +164,7 @@ class BackbonePolicy:
             or count > streamed // 2
         ):
             return
-        rows = torch.argsort((~live).to(torch.uint8), stable=True)[:count]  # the live env rows, ascending
+        rows = torch.argsort((~live).int(), stable=True)[:count]  # the live env rows, ascending
         inner = rows if self._rows is None else torch.searchsorted(self._rows, rows)  # among the streamed
         out = self._output
         self._output = BackboneOutput(out.logits[inner], out.hidden[inner], state=select(out.state, inner))
