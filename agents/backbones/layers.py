@@ -120,7 +120,9 @@ class SelfAttention(nn.Module):
         q, k = apply_rotary(q, *rope), apply_rotary(k, *rope)
         cache, k, v, past = extend_kv(cache, k, v)
         mask = None
-        is_causal = self.causal and past == 0 and t > 1
+        is_causal = False  # set by a branch: compiled with dynamic shapes, SDPA needs a bool, not a SymBool
+        if self.causal and past == 0 and t > 1:
+            is_causal = True
         if self.causal and past > 0 and t > 1:
             # Query i sits at absolute position past + i and sees keys 0 .. past + i.
             mask = torch.ones(t, past + t, dtype=torch.bool, device=x.device).tril(diagonal=past)
