@@ -9,17 +9,21 @@ streaming (it reads the maze once, then one move a step, continuing its KV cache
 
 ``env_steps_per_s`` counts only steps of live episodes (the sum of every sub-env's first-episode length,
 over the whole rollout's wall-clock, maze generation at reset included): a sub-env that finished early
-keeps stepping until the last one finishes, and those steps are not counted (``live_share`` says how
-many of the loop's sub-env steps were live). ``host_syncs`` is the number of times one rollout waits on
-the GPU (CUDA only): the completion check every ``--check-every`` steps plus the fixed few. Modes:
-``eager``, and ``compiled`` (``torch.compile(dynamic=True)`` of the backbone: the attended cache grows by
-one position a step, so the streamed step has one shape-generic graph and no CUDA graph). ``--kv``:
+keeps stepping the env until the last one finishes, and those steps are not counted (``live_share`` says
+how many of the loop's sub-env steps were live; the backbone stops computing finished sub-envs once at
+most half of those it streams are live, ``BackbonePolicy.focus``). ``host_syncs`` is the number of times
+one rollout waits on the GPU (CUDA only): the completion check every ``--check-every`` steps plus the
+fixed few. Modes:
+``eager``, and ``compiled`` (``torch.compile(dynamic=True)`` of the backbone: two graphs, the prefix and
+the streamed step, generic in the batch, which shrinks as mazes finish, and in the attended length, which
+grows a position a step; so no CUDA graph). ``--kv``:
 ``reserved`` (the rollout's default: the KV cache has room for the longest episode and each step writes
 its token in place, so a step reads the cache once) or ``grown`` (concatenated every step: a copy of the
 whole cache per step, the behaviour before ``Backbone.reserve_state``); both walk the same way.
 
     python -m bench.eval_throughput --device cuda --bf16 --num-envs 256 1024 4096 16384 \
-        --modes eager compiled --kv reserved grown --out /tmp/eval_bench   # about 3 minutes on one H200
+        --kv reserved grown --out /tmp/eval_bench                          # about 2 minutes on one H200
+    python -m bench.eval_throughput --device cuda --bf16 --num-envs 4096 16384 --modes compiled
     python -m bench.eval_throughput --device cpu --num-envs 16 64 --threads 1   # a CPU row
     python -m bench.eval_throughput --device cuda --checkpoint outputs/<run>  # a trained run's weights
 """
