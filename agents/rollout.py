@@ -26,8 +26,12 @@ from typing import Any, Protocol
 import torch
 from gymnasium.vector import AutoresetMode
 
-from agents.backbones.base import Backbone
+from agents.backbones.base import Backbone, BackboneOutput
 from agents.engine import InferenceEngine, sample_actions
+
+STREAM_SLACK = 64
+"""Positions a streamed KV cache reserves beyond the observation's width: the steps a :func:`rollout` may run
+past the longest episode before its completion check (``check_every`` up to 64) without regrowing it."""
 
 
 class Policy(Protocol):
@@ -45,7 +49,11 @@ class Policy(Protocol):
 
     def observe(self, actions: torch.Tensor, obs: Mapping[str, torch.Tensor], keep_stream: bool) -> None:
         """The env answered ``actions`` with ``obs``; ``keep_stream`` is False once any sub-env may have
-        started a new episode whose rows a streamed state would not match."""
+        started a new episode whose rows a streamed state would not match.
+
+        A policy may also define ``focus(live, count)``: from now on only the ``count`` sub-envs where
+        ``live`` (B,) is True need their actions (the others finished their first episode); the others'
+        actions are then arbitrary, so it may stop computing them."""
 
 
 @dataclass
@@ -105,6 +113,11 @@ class BackbonePolicy:
     the observation, so the backbone may read one token a step after the prefix. ``features``: a function
     ``(env.unwrapped, obs, mask) -> (B, F)`` whose output a conditioned engine built with ``n_features=F``
     reads each step (:mod:`agents.engine_features`); :func:`rollout` calls it and keeps its output.
+    ``reserve_kv``: a streamed state gets room for the observation's width (``Backbone.reserve_state``), so
+    each step writes its token in place; False concatenates the cache every step (the same logits).
+    ``focus``: a greedy policy without an engine keeps streaming only the sub-envs still playing their first
+    episode once at most half of the streamed ones are (``select_state_rows`` of the backbone), and answers
+    the others with action 0: an evaluation's results are unchanged and finished mazes cost nothing.
     """
 
     def __init__(
@@ -118,6 +131,7 @@ class BackbonePolicy:
         mask_invalid: bool = False,
         stream: bool = False,
         features: Callable[..., torch.Tensor] | None = None,
+        reserve_kv: bool = True,
     ):
         if engine is None and action_token_ids is None:
             raise ValueError(
@@ -127,13 +141,34 @@ class BackbonePolicy:
         ids = engine.action_token_ids if engine is not None else torch.as_tensor(action_token_ids)
         self.action_ids = ids.to(next(backbone.parameters()).device, torch.long)
         self.greedy, self.generator = greedy, generator
-        self.uses_action_mask, self.stream = mask_invalid, stream
+        self.uses_action_mask, self.stream, self.reserve_kv = mask_invalid, stream, reserve_kv
         self.features = features if engine is not None and getattr(engine, "n_features", 0) else None
         self._output: Any = None
         self._streamable = False
+        self._rows: torch.Tensor | None = None  # the env rows a focused stream covers (None: all)
 
     def begin(self, obs: Mapping[str, torch.Tensor]) -> None:
-        self._output = None
+        self._output, self._rows = None, None
+
+    def focus(self, live: torch.Tensor, count: int) -> None:
+        """Stream only the ``count`` rows where ``live``, once they are at most half of those streamed (a
+        gather of the state each time the live rows halve: a bounded cost)."""
+        select = getattr(self.backbone, "select_state_rows", None)
+        streaming = self._output is not None and self._streamable and self._output.state is not None
+        streamed = live.shape[0] if self._rows is None else self._rows.shape[0]
+        if (
+            select is None
+            or self.engine is not None
+            or not self.greedy
+            or not streaming
+            or count > streamed // 2
+        ):
+            return
+        rows = torch.argsort((~live).int(), stable=True)[:count]  # the live env rows, ascending
+        inner = rows if self._rows is None else torch.searchsorted(self._rows, rows)  # among the streamed
+        out = self._output
+        self._output = BackboneOutput(out.logits[inner], out.hidden[inner], state=select(out.state, inner))
+        self._rows = rows
 
     def act(
         self,
@@ -143,28 +178,40 @@ class BackbonePolicy:
     ) -> tuple[torch.Tensor, torch.Tensor]:
         tokens, length = sequence(obs, self.action_ids.device)
         if self._output is None:  # read the whole observation (a fresh rollout or no streaming)
+            self._rows = None
             width = int(length.max()) if self.stream else tokens.shape[1]
             # streaming appends after the longest prefix: only exact when every row has that length
             self._streamable = self.stream and bool((length == width).all())
             self._output = self._forward(tokens[:, :width], None)
+            if self._streamable and self.reserve_kv:  # room for the longest episode: writes in place
+                reserve = getattr(self.backbone, "reserve_state", None)
+                if reserve is not None:
+                    self._output.state = reserve(self._output.state, tokens.shape[1] + STREAM_SLACK)
             positions = length.reshape(-1) - 1
         else:
-            positions = torch.zeros_like(length.reshape(-1))
+            positions = torch.zeros(self._output.logits.shape[0], dtype=torch.long, device=length.device)
         logits = self._logits(self._output, tokens, length, positions, features)
         if mask is not None:
-            logits = logits.masked_fill(~mask.to(logits.device), float("-inf"))
+            mask = mask.to(logits.device)
+            logits = logits.masked_fill(~(mask if self._rows is None else mask[self._rows]), float("-inf"))
         log_probs = logits.log_softmax(-1)
         if self.greedy:
             actions = logits.argmax(-1)
         else:
             actions = sample_actions(torch.distributions.Categorical(logits=logits), self.generator)
-        return actions, log_probs.gather(1, actions[:, None])[:, 0]
+        log_probs = log_probs.gather(1, actions[:, None])[:, 0]
+        if self._rows is not None:  # a focused stream: the finished rows get action 0, log-probability 0
+            spread = torch.zeros(length.shape[0], dtype=torch.long, device=actions.device)
+            actions = spread.index_copy(0, self._rows, actions)
+            log_probs = spread.to(log_probs.dtype).index_copy(0, self._rows, log_probs)
+        return actions, log_probs
 
     def observe(self, actions: torch.Tensor, obs: Mapping[str, torch.Tensor], keep_stream: bool) -> None:
         if not (self._streamable and keep_stream) or self._output.state is None:
-            self._output = None
+            self._output, self._rows = None, None
             return
-        self._output = self._forward(self.action_ids[actions][:, None], self._output.state)
+        streamed = actions if self._rows is None else actions[self._rows]
+        self._output = self._forward(self.action_ids[streamed][:, None], self._output.state)
 
     def _forward(self, tokens: torch.Tensor, state: Any) -> Any:
         if self.engine is None:
@@ -234,10 +281,15 @@ def rollout(
     final: dict[str, torch.Tensor] = {}
     final_obs: dict[str, torch.Tensor] = {}
     kept: list[dict[str, torch.Tensor]] = []
+    focus = None if keep_transitions else getattr(policy, "focus", None)  # transitions keep every row's play
     step = 0
     while step < (steps if steps is not None else max_steps):
-        if steps is None and step % check_every == 0 and bool(finished.all()):
-            break
+        if steps is None and step % check_every == 0:
+            done_count = int(finished.sum())  # the loop's one host sync
+            if done_count == num:
+                break
+            if focus is not None and done_count:
+                focus(~finished, num - done_count)
         mask = base.action_masks() if policy.uses_action_mask else None
         feature_fn = getattr(policy, "features", None)
         features = feature_fn(base, obs, mask) if feature_fn is not None else None

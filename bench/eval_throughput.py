@@ -9,14 +9,21 @@ streaming (it reads the maze once, then one move a step, continuing its KV cache
 
 ``env_steps_per_s`` counts only steps of live episodes (the sum of every sub-env's first-episode length,
 over the whole rollout's wall-clock, maze generation at reset included): a sub-env that finished early
-keeps stepping until the last one finishes, and those steps are not counted (``live_share`` says how
-many of the loop's sub-env steps were live). ``host_syncs`` is the number of times one rollout waits on
-the GPU (CUDA only): the completion check every ``--check-every`` steps plus the fixed few. Modes:
-``eager``, and ``compiled`` (``torch.compile(dynamic=True)`` of the backbone: the KV cache grows by one
-position a step, so the streamed step has one shape-generic graph and no CUDA graph).
+keeps stepping the env until the last one finishes, and those steps are not counted (``live_share`` says
+how many of the loop's sub-env steps were live; the backbone stops computing finished sub-envs once at
+most half of those it streams are live, ``BackbonePolicy.focus``). ``host_syncs`` is the number of times
+one rollout waits on the GPU (CUDA only): the completion check every ``--check-every`` steps plus the
+fixed few. Modes:
+``eager``, and ``compiled`` (``torch.compile(dynamic=True)`` of the backbone: two graphs, the prefix and
+the streamed step, generic in the batch, which shrinks as mazes finish, and in the attended length, which
+grows a position a step; so no CUDA graph). ``--kv``:
+``reserved`` (the rollout's default: the KV cache has room for the longest episode and each step writes
+its token in place, so a step reads the cache once) or ``grown`` (concatenated every step: a copy of the
+whole cache per step, the behaviour before ``Backbone.reserve_state``); both walk the same way.
 
     python -m bench.eval_throughput --device cuda --bf16 --num-envs 256 1024 4096 16384 \
-        --modes eager compiled --out /tmp/eval_bench             # about 3 minutes on one H200
+        --kv reserved grown --out /tmp/eval_bench                          # about 2 minutes on one H200
+    python -m bench.eval_throughput --device cuda --bf16 --num-envs 4096 16384 --modes compiled
     python -m bench.eval_throughput --device cpu --num-envs 16 64 --threads 1   # a CPU row
     python -m bench.eval_throughput --device cuda --checkpoint outputs/<run>  # a trained run's weights
 """
@@ -47,6 +54,7 @@ from runners.config import SCHEMAS
 
 PRESET = "maze_fast"
 MODES = ("eager", "compiled")
+KV_MODES = ("reserved", "grown")  # written in place into room for the longest episode / concatenated
 
 
 @dataclasses.dataclass
@@ -100,15 +108,19 @@ def eval_env(model: EvalModel, num_envs: int, device: torch.device, seed: int = 
     return MazeVectorEnv(num_envs, task=model.task, device=device, seed=seed, **options)
 
 
-def greedy_policy(model: EvalModel, backbone: torch.nn.Module | None = None) -> BackbonePolicy:
+def greedy_policy(
+    model: EvalModel, backbone: torch.nn.Module | None = None, reserve_kv: bool = True
+) -> BackbonePolicy:
     """The runner's greedy evaluation policy (``DualAgent.backbone_policy(mask_invalid, stream=True)``),
-    optionally over a compiled ``backbone`` module of the same model."""
+    optionally over a compiled ``backbone`` module of the same model; ``reserve_kv=False``: the KV cache
+    concatenated every step instead of written in place (the same walks)."""
     return BackbonePolicy(
         backbone if backbone is not None else model.backbone,  # type: ignore[arg-type]
         action_token_ids=torch.as_tensor(model.task.action_token_ids),
         greedy=True,
         mask_invalid=bool(model.cfg.task.mask_invalid),
         stream=True,
+        reserve_kv=reserve_kv,
     )
 
 
@@ -127,15 +139,20 @@ def live_env_steps(out: Rollout) -> int:
 
 
 def measure(
-    model: EvalModel, num_envs: int, mode: str, check_every: int, args: argparse.Namespace
+    model: EvalModel,
+    num_envs: int,
+    mode: str,
+    check_every: int,
+    args: argparse.Namespace,
+    kv: str = "reserved",
 ) -> dict[str, Any]:
     """One table row: rollout time, live env steps/s, host syncs and (trained weights) the rates."""
     device = next(model.backbone.parameters()).device
-    row: dict[str, Any] = {"num_envs": num_envs, "mode": mode, "check_every": check_every}
+    row: dict[str, Any] = {"num_envs": num_envs, "mode": mode, "kv": kv, "check_every": check_every}
     row["precision"] = "bf16" if args.bf16 else "fp32"
     env = eval_env(model, num_envs, device)
     module = torch.compile(model.backbone, dynamic=True) if mode == "compiled" else model.backbone
-    policy = greedy_policy(model, module)
+    policy = greedy_policy(model, module, reserve_kv=kv == "reserved")
     sync = cuda_sync_for(device)
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
@@ -168,6 +185,7 @@ def main() -> None:
     parser.add_argument("--device", default="cuda")
     parser.add_argument("--num-envs", type=int, nargs="+", default=[256, 1024, 4096, 16384])
     parser.add_argument("--modes", nargs="+", default=["eager"], choices=MODES)
+    parser.add_argument("--kv", nargs="+", default=["reserved"], choices=KV_MODES, help="KV cache")
     parser.add_argument("--check-every", type=int, nargs="+", default=[8], help="steps between checks")
     parser.add_argument("--level", default="12x12", help="maze level evaluated (a default ladder name)")
     parser.add_argument("--bf16", action="store_true", help="bf16 autocast (the runner's rollout: fp32)")
@@ -191,14 +209,14 @@ def main() -> None:
     source = f"weights of {args.checkpoint}" if model.trained else "random init"
     title = f"greedy maze evaluation throughput, {args.level}, {PRESET} model ({params:.1f}M, {source})"
     bench = Benchmark(title, device)
-    for num_envs, mode, check_every in itertools.product(args.num_envs, args.modes, args.check_every):
+    for num_envs, mode, kv, k in itertools.product(args.num_envs, args.modes, args.kv, args.check_every):
         started = time.perf_counter()
         try:
-            bench.add(**measure(model, num_envs, mode, check_every, args))
+            bench.add(**measure(model, num_envs, mode, k, args, kv))
         except torch.OutOfMemoryError:  # a measured limit of this device: the row says so, the sweep goes on
             torch.cuda.empty_cache()
-            bench.add(num_envs=num_envs, mode=mode, check_every=check_every, rollout_s="out of memory")
-        print(f"{num_envs} envs, {mode}, k={check_every}: {time.perf_counter() - started:.0f} s", flush=True)
+            bench.add(num_envs=num_envs, mode=mode, kv=kv, check_every=k, rollout_s="out of memory")
+        print(f"{num_envs} envs, {mode}, {kv} KV, k={k}: {time.perf_counter() - started:.0f} s", flush=True)
     bench.report(record=args.record)
     print("env_steps_per_s counts steps of live episodes only (each sub-env's first episode).")
     if args.out is not None:

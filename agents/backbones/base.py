@@ -127,6 +127,12 @@ class Backbone(nn.Module, ABC):
         """Fresh memory state for streaming use; None for a backbone without memory."""
         return None
 
+    def reserve_state(self, state: Any, length: int) -> Any:
+        """``state`` with room to stream up to ``length`` positions without copying it every token (a
+        transformer's KV caches, filled in place afterwards, so the result continues once); the state
+        itself for a backbone whose state does not grow."""
+        return state
+
     def metrics(self) -> dict[str, float]:
         """Scalars for logging from the last forward (memory use, halting steps, gate values, ...)."""
         return {}

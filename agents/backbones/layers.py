@@ -6,6 +6,8 @@ Norms are ``torch.nn.RMSNorm``.
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -43,6 +45,46 @@ def apply_rotary(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch
     return out.type_as(x)
 
 
+def extend_kv(
+    cache: dict[str, Any] | None, k: torch.Tensor, v: torch.Tensor
+) -> tuple[dict[str, Any], torch.Tensor, torch.Tensor, int]:
+    """The KV cache after appending ``k``, ``v`` (B, H, t, dh): (new cache, every key, every value, the
+    number of positions cached before).
+
+    A plain cache (``{"k", "v"}``) is concatenated into a new one. A reserved cache (:func:`reserve_kv`:
+    buffers with room to spare and a ``length``) is written in place and doubles its room when full, so
+    streaming one token a step costs no copy of the whole cache; its keys and values are views."""
+    if cache is None or ("length" not in cache and cache["k"].shape[2] == 0):
+        return {"k": k, "v": v}, k, v, 0
+    if "length" not in cache:
+        past = cache["k"].shape[2]
+        k = torch.cat((cache["k"].to(k.dtype), k), dim=2)
+        v = torch.cat((cache["v"].to(v.dtype), v), dim=2)
+        return {"k": k, "v": v}, k, v, past
+    past, end = int(cache["length"]), int(cache["length"]) + k.shape[2]
+    if end > cache["k"].shape[2]:
+        cache = reserve_kv(cache, max(end, 2 * cache["k"].shape[2]))
+    keys, values = cache["k"], cache["v"]
+    keys[:, :, past:end] = k
+    values[:, :, past:end] = v
+    new = {"k": keys, "v": values, "length": end}
+    return new, keys[:, :, :end].to(k.dtype), values[:, :, :end].to(v.dtype), past
+
+
+def reserve_kv(cache: dict[str, Any], capacity: int) -> dict[str, Any]:
+    """A reserved copy of ``cache`` with room for ``capacity`` positions (at least its own), which later
+    forwards fill in place (:func:`extend_kv`): a state holding it continues once, as streaming does; to
+    branch from one state, keep it unreserved."""
+    length = int(cache.get("length", cache["k"].shape[2]))
+
+    def room(buffer: torch.Tensor) -> torch.Tensor:
+        grown = buffer.new_empty(*buffer.shape[:2], max(capacity, length), buffer.shape[3])
+        grown[:, :, :length] = buffer[:, :, :length]
+        return grown
+
+    return {"k": room(cache["k"]), "v": room(cache["v"]), "length": length}
+
+
 class SelfAttention(nn.Module):
     """Multi-head self-attention with rotary positions, per-head output scaling and an optional KV cache.
 
@@ -68,21 +110,19 @@ class SelfAttention(nn.Module):
         x: torch.Tensor,
         rope: tuple[torch.Tensor, torch.Tensor],
         head_scale: torch.Tensor | None = None,
-        cache: dict[str, torch.Tensor] | None = None,
+        cache: dict[str, Any] | None = None,
         inspect: bool = False,
-    ) -> tuple[torch.Tensor, dict[str, torch.Tensor], torch.Tensor | None]:
+    ) -> tuple[torch.Tensor, dict[str, Any], torch.Tensor | None]:
         """``x`` (B, T, D) -> (B, T, D), the KV cache covering every position seen so far, and with
         ``inspect`` the attention probabilities (B, H, T, S) over those S positions (else None)."""
         b, t, d = x.shape
         q, k, v = self.qkv(x).view(b, t, 3, self.n_heads, self.head_dim).permute(2, 0, 3, 1, 4)
         q, k = apply_rotary(q, *rope), apply_rotary(k, *rope)
-        past = 0
-        if cache is not None and cache["k"].shape[2] > 0:
-            past = cache["k"].shape[2]
-            k = torch.cat((cache["k"].to(k.dtype), k), dim=2)
-            v = torch.cat((cache["v"].to(v.dtype), v), dim=2)
+        cache, k, v, past = extend_kv(cache, k, v)
         mask = None
-        is_causal = self.causal and past == 0 and t > 1
+        is_causal = False  # set by a branch: compiled with dynamic shapes, SDPA needs a bool, not a SymBool
+        if self.causal and past == 0 and t > 1:
+            is_causal = True
         if self.causal and past > 0 and t > 1:
             # Query i sits at absolute position past + i and sees keys 0 .. past + i.
             mask = torch.ones(t, past + t, dtype=torch.bool, device=x.device).tril(diagonal=past)
@@ -95,7 +135,7 @@ class SelfAttention(nn.Module):
         if head_scale is not None:
             y = y * head_scale.to(y.dtype).view(1, self.n_heads, 1, 1)
         y = y.transpose(1, 2).reshape(b, t, d)
-        return self.out(y), {"k": k, "v": v}, probs
+        return self.out(y), cache, probs
 
     def forward_rows(
         self,
@@ -104,8 +144,8 @@ class SelfAttention(nn.Module):
         rope: tuple[torch.Tensor, torch.Tensor],
         rows: ActiveRows,
         head_scale: torch.Tensor | None = None,
-        cache: dict[str, torch.Tensor] | None = None,
-    ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        cache: dict[str, Any] | None = None,
+    ) -> tuple[torch.Tensor, dict[str, Any]]:
         """Attention for the running positions only: queries from ``h_rows`` (B, A, D) at ``rows.pos``,
         keys and values from every position of ``h_full`` (B, T, D), whose halted positions hold their
         last pass's inputs. Returns (B, A, D) and the KV cache over all positions, as ``forward`` does."""
@@ -117,11 +157,7 @@ class SelfAttention(nn.Module):
         cos, sin = rope
         k = apply_rotary(k, cos, sin)
         q = apply_rotary(q, cos[rows.pos][:, None], sin[rows.pos][:, None])
-        past = 0
-        if cache is not None and cache["k"].shape[2] > 0:
-            past = cache["k"].shape[2]
-            k = torch.cat((cache["k"].to(k.dtype), k), dim=2)
-            v = torch.cat((cache["v"].to(v.dtype), v), dim=2)
+        cache, k, v, past = extend_kv(cache, k, v)
         keys = torch.arange(past + t, device=h_full.device)
         visible = keys[None, None, :] <= (rows.pos + past)[:, :, None]  # (B, A, S); padding sees key 0
         if not self.causal:
@@ -135,7 +171,7 @@ class SelfAttention(nn.Module):
         if head_scale is not None:
             y = y * head_scale.to(y.dtype).view(1, self.n_heads, 1, 1)
         y = y.transpose(1, 2).reshape(b, a, d)
-        return self.out(y), {"k": k, "v": v}
+        return self.out(y), cache
 
     @torch.no_grad()
     def _record_max_logit_rows(

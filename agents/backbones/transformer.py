@@ -26,7 +26,7 @@ from agents.backbones.active_rows import ActiveRows, gather_rows, scatter_rows
 from agents.backbones.base import Backbone, BackboneOutput, Inspection, InspectionMap
 from agents.backbones.config import BackboneConfig
 from agents.backbones.halting import ActAccumulator, HaltingHead, HaltingResult
-from agents.backbones.layers import FeedForward, RotaryEmbedding, SelfAttention
+from agents.backbones.layers import FeedForward, RotaryEmbedding, SelfAttention, reserve_kv
 from agents.backbones.linear import Linear
 from agents.backbones.maze_encoder import MazeGridEncoder
 from agents.backbones.memory import build_memory
@@ -214,6 +214,31 @@ class TransformerBackbone(Backbone):
                     entry["memory"] = block.memory.init_state(batch_size, device)
                 layers.append(entry)
         return {"pos": 0, "layers": layers}
+
+    def reserve_state(self, state: Any, length: int) -> Any:
+        """``state`` with every block's KV cache reserved for ``length`` positions (``layers.reserve_kv``):
+        later forwards write each token into it in place instead of copying the cache, so a streamed step
+        reads the cache once; the returned state continues once (streaming), not branched."""
+        if state is None:
+            return None
+        layers = [
+            {**entry, "kv": reserve_kv(entry["kv"], length)} if entry and entry.get("kv") else entry
+            for entry in state["layers"]
+        ]
+        return {**state, "layers": layers}
+
+    def select_state_rows(self, state: Any, rows: torch.Tensor) -> Any:
+        """``state`` for the batch rows ``rows`` only (every KV cache and memory state is batch-first), so a
+        stream can drop rows it no longer needs; a reserved cache keeps its room."""
+
+        def pick(value: Any) -> Any:
+            if isinstance(value, torch.Tensor):
+                return value.index_select(0, rows)
+            if isinstance(value, dict):
+                return {key: pick(item) for key, item in value.items()}
+            return value  # a position or a cached length: the same for every row
+
+        return None if state is None else {**state, "layers": [pick(entry) for entry in state["layers"]]}
 
     def set_plasticity(self, alpha: float) -> None:
         """Set the Hebbian plasticity coefficient on every Hebbian memory (no-op without one)."""

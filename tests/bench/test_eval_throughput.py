@@ -8,6 +8,7 @@ import argparse
 import pytest
 import torch
 
+from agents.rollout import BackbonePolicy
 from bench import eval_throughput as bench
 from runners import maze
 from runners.app import execute
@@ -64,6 +65,26 @@ def test_checking_completion_every_8_steps_gives_the_walks_of_checking_every_ste
     loop_steps = {k: out.env_steps // 8 for k, out in runs.items()}
     assert loop_steps[1] <= loop_steps[8] < loop_steps[1] + 8  # at most k - 1 steps past the last finish
     assert int(runs[1].final["steps"].max()) == loop_steps[1]  # k=1 stops at the longest episode's end
+
+
+def test_a_reserved_kv_cache_walks_as_the_concatenated_one():
+    model = bench.eval_model(compose_config("maze", SMALL), "5x5", CPU)
+    runs = [
+        bench.greedy_rollout(bench.eval_env(model, 8, CPU), bench.greedy_policy(model, reserve_kv=r), seed=4)
+        for r in (True, False)
+    ]
+    assert_same_walks(*runs)
+
+
+def test_streaming_only_the_unfinished_mazes_walks_as_rereading_every_maze_each_step():
+    model = bench.eval_model(compose_config("maze", SMALL), "5x5", CPU)
+    focused = bench.greedy_policy(model)
+    streamed = bench.greedy_rollout(bench.eval_env(model, 8, CPU), focused, seed=6)
+    reread = BackbonePolicy(
+        model.backbone, action_token_ids=model.task.action_token_ids, greedy=True, mask_invalid=True
+    )  # no streaming: the whole observation each step, every maze until the last one finishes
+    assert focused._rows is not None and len(focused._rows) < 8  # the stream did drop finished mazes
+    assert_same_walks(streamed, bench.greedy_rollout(bench.eval_env(model, 8, CPU), reread, seed=6))
 
 
 def test_a_row_counts_only_live_episode_steps():
