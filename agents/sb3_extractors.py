@@ -4,7 +4,7 @@
 ``runners.ppo``'s ``maze_graph`` encoder, :class:`agents.ppo_policies.MazeGraphCells` (imported, not
 copied): gated message passing along the maze's open passages, read at the agent's cell, its four
 neighbours and a global max-pool. It learned several times faster per env step than the convolutional
-encoders in the PPO runner (docs/ppo.md), and does the same in SB3 (docs/maze.md#sb3-recipes).
+encoders in the PPO runner (docs/ppo.md); its SB3 runs are in docs/maze.md#sb3-recipes.
 
 SB3's NatureCNN (8x8 and 4x4 strided kernels) blurs an 11x11 maze image into a few numbers, and an MLP
 has to learn every maze position separately; neither generalised to unseen 5x5 mazes (docs/maze.md).
