@@ -21,6 +21,10 @@ the (mixed) hidden state and predicts per-step offsets (bounded by ``condition_r
 the raw temperature and top-p, as adaptive-decoding work does; with ``n_features > 0`` the head also reads
 per-step features of the env's state (:mod:`agents.engine_features`: the maze's legal moves, the position
 in a recall answer, how much of a text continuation is written), passed as ``features`` (B, n_features).
+``feature_offsets=True`` adds a linear map from the features straight to the two offsets (zero at the
+start, learned at the knobs' rate): the head's MLP reads the features through one LayerNorm with the
+hidden state and learns at a tenth of the rate, so a rule as plain as "loosen while the text loops" is slow
+for it to find, and a faster MLP is noisy (docs/generation.md, "Conditioned engine").
 
 Defaults are (close to) plain decoding: temperature 1, top-p 0.99, penalty 1.05, the last layer weighted
 0.9 and every head at 1. The penalty starts at 1.05 at the least (a request for less starts there): nearer
@@ -109,6 +113,7 @@ class EngineConfig:
     conditioned: bool = False
     condition_hidden: int = 32
     condition_range: float = 2.0
+    feature_offsets: bool = False  # a conditioned engine with features maps them linearly to its offsets
     temperature: float = 1.0
     top_p: float = 0.99
     repetition_penalty: float = 1.05  # the engine's floor: nearer 1 its gradient is too small to learn
@@ -203,6 +208,17 @@ class InferenceEngine(nn.Module):
                 nn.GELU(),
                 out,
             )
+        if config.feature_offsets and not (self.conditioned and self.n_features):
+            raise ValueError(
+                "feature_offsets=True maps the per-step features to the conditioned offsets: build the "
+                "engine with conditioned=True and n_features > 0 (for_family(<family>).size), or leave it "
+                "False."
+            )
+        self.feature_offsets = None
+        if config.feature_offsets:
+            self.feature_offsets = nn.Linear(self.n_features, 2)
+            nn.init.zeros_(self.feature_offsets.weight)
+            nn.init.zeros_(self.feature_offsets.bias)
         self._last: dict[str, torch.Tensor] = {}
 
     @staticmethod
@@ -323,6 +339,8 @@ class InferenceEngine(nn.Module):
         raw_t, raw_p = self.raw_temperature, self.raw_top_p
         if self.conditioned:
             raw_offsets = self.condition(self._head_input(hidden, features))
+            if self.feature_offsets is not None:
+                raw_offsets = raw_offsets + self.feature_offsets(features.to(hidden.device, hidden.dtype))
             offsets = self.condition_range * torch.tanh(raw_offsets / self.condition_range)
             raw_t, raw_p = raw_t + offsets[:, 0], raw_p + offsets[:, 1]
         temperature = self.min_temperature + F.softplus(raw_t)
@@ -361,8 +379,9 @@ class InferenceEngine(nn.Module):
         super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
     def param_groups(self, lr: float, condition_lr_scale: float = 0.1) -> list[dict[str, Any]]:
-        """Optimiser groups: the decoding knobs at ``lr``, the conditioned head at ``lr * condition_lr_scale``
-        (its many weights would otherwise move the per-step offsets far faster than the knobs)."""
+        """Optimiser groups: the decoding knobs (and ``feature_offsets``, a knob per feature) at ``lr``, the
+        conditioned head at ``lr * condition_lr_scale`` (its many weights would otherwise move the per-step
+        offsets far faster than the knobs)."""
         knobs = [p for name, p in self.named_parameters() if not name.startswith("condition.")]
         groups = [{"params": knobs, "lr": lr}]
         if self.conditioned:
@@ -383,6 +402,8 @@ class InferenceEngine(nn.Module):
         )
         if self.conditioned:
             pull = pull + self.condition[-1].weight.pow(2).sum()
+        if self.feature_offsets is not None:
+            pull = pull + self.feature_offsets.weight.pow(2).sum() + self.feature_offsets.bias.pow(2).sum()
         return pull
 
     @torch.no_grad()
