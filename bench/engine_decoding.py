@@ -76,6 +76,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default=RLConfig.condition_lr_scale,
         help="the conditioned head's learning rate / --rl-lr (RLConfig.condition_lr_scale)",
     )
+    parser.add_argument(
+        "--feature-offsets",
+        action="store_true",
+        help="(d) also maps its features linearly to its offsets, learned at --rl-lr (EngineConfig)",
+    )
+    parser.add_argument(
+        "--rl-gamma", type=float, default=1.0, help="discount of the engines' reward-to-go (RLConfig.gamma)"
+    )
     parser.add_argument("--grid-prompts", type=int, default=32, help="validation prompts per grid setting")
     parser.add_argument(
         "--features",
@@ -207,12 +215,14 @@ def train_engine(
         top_p=min(top_p, 0.99),
         repetition_penalty=penalty,
         last_layer_weight=0.97,
+        feature_offsets=conditioned and features is not None and args.feature_offsets,
     )
     rl = RLConfig(
         lr=args.rl_lr,
         rollout_steps=env.task.level.continuation_length + 1,
         entropy_coef=0.0,
         condition_lr_scale=args.condition_lr_scale,
+        gamma=args.rl_gamma,
     )
     agent = DualAgent(backbone, engine, env.task, rl=rl, seed=args.seed + 1, device=device, features=features)
     for _ in range(args.rl_steps):
@@ -273,6 +283,7 @@ def run_seed(args: argparse.Namespace, device: torch.device) -> dict[str, tuple[
             f"penalty={values['engine/repetition_penalty']:.2f}, "
             f"last-layer w={values['engine/last_layer_weight']:.2f}"
             + (f", features {args.features}" if conditioned else "")
+            + (" + linear offsets" if engine.feature_offsets is not None else "")
         )
         rows[name] = (setting, score(backbone, engine, test_env, args.seed + 7, features))
         print(f"seed {args.seed} {name}: {args.rl_steps} RL steps ({time.perf_counter() - start:.0f}s)")

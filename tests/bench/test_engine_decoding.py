@@ -1,0 +1,35 @@
+"""bench.engine_decoding: the conditioned engine (d) is built and trained with the options the bench names
+(--feature-offsets, --rl-gamma), at tiny settings on the CPU."""
+
+import torch
+
+from bench.engine_decoding import conditioned_features, make_env, parse_args, train_backbone, train_engine
+
+TINY = ["--device", "cpu", "--prompt-length", "8", "--continuation-length", "6", "--d-model", "16"]
+TINY += ["--layers", "1", "--heads", "2", "--sup-steps", "2", "--batch-size", "4", "--envs", "4"]
+
+
+def _engine(extra: list[str]):
+    args = parse_args([*TINY, *extra])
+    args.seed = 0
+    device = torch.device("cpu")
+    env = make_env(args, "train", args.envs, device, dense=True)
+    backbone, _ = train_backbone(args, env, device)
+    features = conditioned_features(args)
+    engine = train_engine(args, backbone, env, device, True, (0.5, 0.8, 1.0), features)
+    return args, engine
+
+
+def test_feature_offsets_are_trained_from_zero_when_asked():
+    args, engine = _engine(["--rl-steps", "2", "--feature-offsets", "--rl-gamma", "0.9"])
+    assert args.rl_gamma == 0.9
+    assert engine.feature_offsets is not None
+    assert engine.feature_offsets.weight.shape == (2, conditioned_features(args).size)
+    assert engine.feature_offsets.weight.abs().sum() > 0  # two RL steps moved it off zero
+    assert float(engine.temperature()) != 0.5  # the knobs still learn beside it
+
+
+def test_without_the_flag_the_conditioned_engine_is_the_recorded_one():
+    _, engine = _engine(["--rl-steps", "1"])
+    assert engine.feature_offsets is None
+    assert _engine(["--rl-steps", "1", "--features", "none", "--feature-offsets"])[1].feature_offsets is None
