@@ -15,9 +15,9 @@ import torch
 from torchrl.envs import GymWrapper
 from torchrl.envs.utils import check_env_specs
 
+from envs.common.torchrl import DeviceGymWrapper, make_vec, wrap
 from envs.maze import MazeLevel
 from tests.integrations.contract import OBS_MODES
-from tests.integrations.torchrl_adapter import DeviceGymWrapper, make_vec, wrap
 from tests.integrations.torchrl_ppo import maze_ppo
 
 pytestmark = pytest.mark.slow

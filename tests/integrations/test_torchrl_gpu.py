@@ -1,4 +1,4 @@
-"""TorchRL over MindGym's vector envs on CUDA, through DeviceGymWrapper (integrations/torchrl_adapter.py).
+"""TorchRL over MindGym's vector envs on CUDA, through DeviceGymWrapper (envs/common/torchrl.py).
 
 TorchRL 0.14.1's stock GymWrapper crashed on a CUDA env in DISABLED mode (``.numpy()`` on the CUDA reset
 mask, measured on an H200). The ``gpu`` tests run the spec check, rollouts and a few PPO batches on CUDA.
@@ -21,9 +21,9 @@ import torch
 from torchrl.envs import GymWrapper
 from torchrl.envs.utils import check_env_specs
 
+from envs.common.torchrl import make_vec, wrap
 from envs.maze import MazeLevel
 from tests.integrations.contract import OBS_MODES
-from tests.integrations.torchrl_adapter import make_vec, wrap
 from tests.integrations.torchrl_ppo import maze_ppo
 
 CASES = [(env_id, mode) for env_id, modes in OBS_MODES.items() for mode in modes]

@@ -114,7 +114,7 @@ def torchrl(num_envs: int, device: str, seconds: float) -> Iterator[tuple[str, R
     DISABLED and in SAME_STEP mode, and maze_ppo's training loop: the rate of each batch after the first
     (warm-up), for about ``seconds`` and at least three batches. Minibatches of 512 frames (as on the CPU)
     up to 1,024 envs, num_envs / 2 above, so that 16,384 envs make 256 updates a batch, not 4,096."""
-    from tests.integrations.torchrl_adapter import wrap
+    from envs.common.torchrl import wrap
     from tests.integrations.torchrl_ppo import maze_ppo
 
     for mode in ("disabled", "same_step"):

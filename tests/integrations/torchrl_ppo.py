@@ -27,8 +27,8 @@ from torchrl.modules import MLP, ProbabilisticActor, ValueOperator
 from torchrl.objectives import ClipPPOLoss
 from torchrl.objectives.value import GAE
 
+from envs.common.torchrl import DeviceGymWrapper, make_vec
 from envs.maze import MazeLevel
-from tests.integrations.torchrl_adapter import DeviceGymWrapper, make_vec
 
 MAZE_5X5 = MazeLevel("5x5", 5, 5)
 

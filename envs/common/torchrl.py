@@ -1,6 +1,7 @@
 """TorchRL over MindGym's native vector envs: GymWrapper, plus a fix for TorchRL's same-step final_obs reader.
 
-Importing this module needs torchrl (the tests that use it call ``pytest.importorskip("torchrl")`` first).
+Importing this module needs torchrl: ``pip install torch==2.13.0 -e ".[torchrl]"`` (it is not imported by
+``envs`` itself, so MindGym works without it).
 
 On the CPU, ``GymWrapper(gym.make_vec(..., vectorization_mode="vector_entry_point",
 autoreset_mode="disabled"))`` works as it is for every id and observation mode: TorchRL then resets
