@@ -28,7 +28,7 @@ from torch.autograd import DeviceType
 from torch.profiler import ProfilerActivity, profile
 
 from bench.harness import Benchmark, cuda_sync_for, host_syncs, runner_config, time_call
-from runners.ppo import Rollout, build_policy, collect, optimise, rollout_advantages, sample_actions
+from runners.ppo import RolloutBuffer, build_policy, collect, optimise, rollout_advantages, sample_actions
 from runners.ppo_config import register_ppo_config
 from runners.ppo_envs import make_training_env, masked_logits, uses_action_mask
 
@@ -86,7 +86,7 @@ def measure(name: str, args: argparse.Namespace) -> dict[str, Any]:
     obs, _ = envs.reset(seed=1)
     optimizer = torch.optim.Adam(net.parameters(), lr=float(cfg.ppo.learning_rate), eps=1e-5)
     generator = torch.Generator(device=device).manual_seed(0)
-    rollout = Rollout(num_steps, num_envs, base.single_observation_space, num_actions, device)
+    rollout = RolloutBuffer(num_steps, num_envs, base.single_observation_space, num_actions, device)
     rollout.restart(obs, net)
     sync = cuda_sync_for(device)
     algo = cfg.ppo

@@ -110,7 +110,7 @@ def evaluate_actions(
     return chosen.view(steps, batch), entropy.view(steps, batch), value.view(steps, batch)
 
 
-class Rollout:
+class RolloutBuffer:
     """One rollout's buffers (T, N, ...) on the env's device, and what carries from one rollout to the
     next: the last observation, the recurrent state, which sub-envs start an episode, the running
     returns and the episode statistics summed on the device between log points."""
@@ -139,7 +139,7 @@ class Rollout:
 
 
 def collect(
-    rollout: Rollout,
+    rollout: RolloutBuffer,
     envs: Any,
     base: Any,
     net: ActorCritic,
@@ -173,7 +173,7 @@ def collect(
 
 
 def rollout_advantages(
-    rollout: Rollout, next_value: torch.Tensor, algo: Any
+    rollout: RolloutBuffer, next_value: torch.Tensor, algo: Any
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """GAE advantages and returns of a collected ``rollout`` with the run's ``ppo.gamma`` and
     ``ppo.gae_lambda``."""
@@ -185,7 +185,7 @@ def rollout_advantages(
 def optimise(
     net: ActorCritic,
     optimizer: torch.optim.Optimizer,
-    rollout: Rollout,
+    rollout: RolloutBuffer,
     advantages: torch.Tensor,
     returns: torch.Tensor,
     algo: Any,
@@ -292,7 +292,7 @@ def train(cfg: DictConfig, run_dir: Path, resumed: ResumePoint | None = None) ->
 
     # ---- rollout buffers, on the env's device
     num_actions = int(base.single_action_space.n)
-    rollout = Rollout(num_steps, num_envs, base.single_observation_space, num_actions, device)
+    rollout = RolloutBuffer(num_steps, num_envs, base.single_observation_space, num_actions, device)
 
     update, global_step, history = 0, 0, []
     if resumed is not None:
