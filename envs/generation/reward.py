@@ -110,12 +110,6 @@ class RewardConfig:
             raise ValueError(f"eos_byte must be a byte in [0, 255] or None, got {self.eos_byte!r}.")
         object.__setattr__(self, "weights", weights)
 
-    @property
-    def max_score(self) -> float:
-        """The score of text as predictable as the median human window with every band met (fluency and
-        word order 1, batch diversity 1, penalties 0); more predictable text scores above it."""
-        return self.weights["fluency"] + self.weights["word_order"] + self.weights["batch_diversity"]
-
 
 class TextScore:
     """Running reward components of a batch of continuations, updated one byte at a time on any device."""
