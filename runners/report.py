@@ -394,7 +394,7 @@ def plot_level_bars(
     }
     last = history[-1].get("step") if history else None
     better = "lowest" if is_lower_better(metric) else "highest"
-    subtitle = f"best: the {better} evaluation; final: the last (step {last})"
+    subtitle = f"best: {better} evaluation; final: step {last}"
     ylim = (0, 1.08) if metric in FRACTIONS else None
     return plot_bars(
         groups,
