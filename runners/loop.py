@@ -476,7 +476,9 @@ def finish(
         names = getattr(experiment.curriculum, "level_names", None)
         metric = getattr(experiment, "headline", None)
         title = f"{cfg.name}: evaluation"
-        plots = [plot_eval_history(history, paths.plots / "eval_history.png", title, metric, names)]
+        final_level = (report.get("curriculum") or {}).get("level")
+        history_png = paths.plots / "eval_history.png"
+        plots = [plot_eval_history(history, history_png, title, metric, names, final_level)]
         plots += experiment.plots(paths.plots, history)
         report["plots"] = [str(p.relative_to(paths.root)) for p in plots]
         write_report(report, paths.report)

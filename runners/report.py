@@ -270,14 +270,20 @@ def _fraction_axis(ax: Any, metric: str) -> None:
         ax.set_ylim(-0.03, 1.03)
 
 
-def level_changes(history: Sequence[Mapping[str, Any]]) -> list[tuple[float, int]]:
+def level_changes(
+    history: Sequence[Mapping[str, Any]], final_level: int | None = None
+) -> list[tuple[float, int]]:
     """``(step, new level)`` for each move of the curriculum seen in ``history``: a record's ``level`` is
     the level its evaluation measured, so a move shows at the evaluation before the first record at the
-    new level (the move happened there, or, with RL steps, in the steps after it)."""
+    new level (the move happened there, or, with RL steps, in the steps after it). ``final_level``, the
+    curriculum's level when the run ended, adds a move after the last evaluation that no record shows."""
     changes = []
     for before, after in itertools.pairwise(history):
         if isinstance(before.get("level"), int) and after.get("level") != before.get("level"):
             changes.append((before["step"], int(after["level"])))
+    last = history[-1] if history else {}
+    if final_level is not None and isinstance(last.get("level"), int) and last["level"] != final_level:
+        changes.append((last["step"], int(final_level)))
     return changes
 
 
@@ -287,6 +293,7 @@ def plot_eval_history(
     title: str,
     metric: str | None = None,
     level_names: Sequence[str] | None = None,
+    final_level: int | None = None,
 ) -> Path:
     """The evaluation history as a researcher reads it: one panel per metric, one line per level
     (``<metric>/<level>`` entries, so a level change is no fake collapse) named in one legend beside the
@@ -328,7 +335,7 @@ def plot_eval_history(
     for ax in axes.flat:
         ax.axis("off")
     colours = plt.get_cmap("viridis")
-    changes = level_changes(history)
+    changes = level_changes(history, final_level)
     for ax, (name, by_level) in zip(axes.flat, panels):
         ax.axis("on")
         series = [(lv, f"{name}/{lv}") for lv in levels] if by_level else [(None, name)]

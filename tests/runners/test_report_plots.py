@@ -28,6 +28,20 @@ def _axes(figure):
     return [ax for ax in figure.axes if ax.has_data()]
 
 
+def test_history_marks_a_move_after_the_last_evaluation_from_the_final_level(figures):
+    # The run ended at level 2 after its last evaluation (still at level 1): no record shows that move.
+    report.plot_eval_history(_history(), "h.png", "maze: evaluation", "exact_path", ["3x3", "4x4", "5x5"], 2)
+    (figure,) = figures
+    exact = _axes(figure)[0]
+    figure.canvas.draw()
+    (top,) = exact.child_axes
+    assert [(t.get_position()[0], t.get_text()) for t in top.get_xticklabels()] == [
+        (100, "→ 4x4"),
+        (200, "→ 5x5"),
+    ]
+    assert report.level_changes(_history(), final_level=1) == [(100, 1)]  # no move: nothing added
+
+
 def test_history_draws_one_line_per_level_and_marks_the_level_change(figures):
     report.plot_eval_history(_history(), "h.png", "maze: evaluation", "exact_path", ["3x3", "4x4", "5x5"])
     (figure,) = figures
