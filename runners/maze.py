@@ -83,9 +83,9 @@ class MazeExperiment(AgentExperiment):
 
     def score_level(self, index: int, seed: int) -> LevelScore:
         level, episodes = self.task.ladder[index], self.eval_share(int(self.cfg.task.eval_episodes))
-        if self.fixed is not None:  # the fixed test set: solved (success) and optimal (exact path) rates
+        if self.fixed is not None:  # the fixed test set: solved, exact-path and within-1.05x rates
             walked = self.fixed.walk_test_set(index, self.agent.backbone, **self.walk_options)
-            return LevelScore(path_rates(walked.optimal, walked.solved), walked.optimal)
+            return LevelScore(path_rates(walked.optimal, walked.solved, walked.near_optimal), walked.optimal)
         if self.cfg.task.eval_mode == "teacher_forced" and teacher_forced_equals_rollout(level):
             options = self.walk_options["mask_invalid"], self.walk_options["bf16"]  # one pass = the walk
             exact = teacher_forced_fresh(self.agent.backbone, self.task, level, episodes, seed, *options)
@@ -106,8 +106,9 @@ class MazeExperiment(AgentExperiment):
             logger.figure(f"rollouts/{i}", figure, step)
 
     def full_evaluation(self, episodes: int | None = None) -> dict[str, Any]:
-        """Exact-path and success rate for every training level and the same sizes from other generators;
-        for fixed sets, on every level's test set (the mazes the run was tested on)."""
+        """Exact-path, near-optimal (within 1.05x) and success rate for every training level and the same
+        sizes from other generators; for fixed sets, on every level's test set (the mazes the run was tested
+        on)."""
         if self.fixed is not None:
             return self.fixed.test_report(self.agent.backbone, **self.walk_options)
         task = self.task.with_variants(list(self.cfg.task.eval_generators))

@@ -9,6 +9,10 @@ of one step per move (:func:`teacher_forced_exact` runs that pass); ``runners.ma
 ``task.eval_mode=teacher_forced`` and keeps the rollout (which also measures success and draws the walks)
 as the ground truth. Open grids have ties between shortest paths and always go through the rollout.
 
+Walks are scored three ways (:func:`path_rates`): ``success`` (reached the goal), ``exact_path`` (reached
+it in exactly the shortest length) and ``near_optimal`` (reached it within 1.05x of the shortest length,
+the PoH-HRM seed's "optimal", :func:`near_optimal`); the teacher-forced pass measures ``exact_path`` only.
+
 A maze evaluation is compared along two axes, the generator and the size: :func:`level_table` writes
 per-level results with both, and :func:`exact_path_by_size` regroups several runs' tables by them.
 """
@@ -105,16 +109,37 @@ def teacher_forced_fresh(
     return teacher_forced_exact(backbone, mazes, mask_invalid, bf16)
 
 
-def path_rates(optimal: torch.Tensor, solved: torch.Tensor) -> dict[str, torch.Tensor]:
-    """A maze evaluation's two rates from per-maze bools: ``exact_path`` (solved by a shortest path) and
+NEAR_OPTIMAL_PERCENT = 105
+"""``near_optimal``'s threshold: the PoH-HRM seed's "optimal", a solved walk whose path, counted in cells
+(start included, so moves + 1), is at most 1.05x the shortest path's cells (its ``evaluate`` in
+Eran-BA/PoT experiments/run_12x12_8m_benchmark.py: ``pred_len <= true_len * 1.05``, counted only for
+solved mazes, divided by all test mazes)."""
+
+
+def near_optimal(solved: torch.Tensor, steps: torch.Tensor, shortest: torch.Tensor) -> torch.Tensor:
+    """(n,) bool: solved in ``steps`` moves with ``steps + 1 <= 1.05 (shortest + 1)`` cells (the seed's
+    "optimal"; :data:`NEAR_OPTIMAL_PERCENT`). Integer arithmetic on the tensors' device: no float
+    rounding at the threshold and no host sync. Every exact path is near-optimal; a wall bump counts as
+    a move."""
+    return solved & (100 * (steps.long() + 1) <= NEAR_OPTIMAL_PERCENT * (shortest.long() + 1))
+
+
+def path_rates(optimal: torch.Tensor, solved: torch.Tensor, near: torch.Tensor) -> dict[str, torch.Tensor]:
+    """A maze evaluation's three rates from per-maze bools: ``exact_path`` (solved by a shortest path),
+    ``near_optimal`` (solved within 1.05x of it, the PoH-HRM seed's "optimal": :func:`near_optimal`) and
     ``success`` (reached the goal)."""
-    return {"exact_path": optimal.float().mean(), "success": solved.float().mean()}
+    return {
+        "exact_path": optimal.float().mean(),
+        "near_optimal": near.float().mean(),
+        "success": solved.float().mean(),
+    }
 
 
 def rollout_rates(final: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     """:func:`path_rates` of ``MazeVectorEnv`` episodes from a rollout's ``final`` info (each episode's
-    ``solved_optimally`` and ``success``)."""
-    return path_rates(final["solved_optimally"], final["success"])
+    ``solved_optimally``, ``success``, ``steps`` and ``optimal_length``)."""
+    near = near_optimal(final["success"], final["steps"], final["optimal_length"])
+    return path_rates(final["solved_optimally"], final["success"], near)
 
 
 def level_table(scores: Iterable[tuple[MazeLevel, Mapping[str, Any]]]) -> dict[str, dict[str, Any]]:

@@ -171,11 +171,12 @@ class FixedMazeTask(MazeTask):
         return greedy_walk(backbone, self.test_sets[index], **walk)
 
     def test_report(self, backbone: nn.Module, **walk: Any) -> dict[str, dict[str, Any]]:
-        """Solved (``success``) and optimal (``exact_path``) rates of ``backbone``'s greedy walks on every
-        level's test set, with its size (``test_mazes``) and each level's generator and size."""
+        """Solved (``success``), optimal (``exact_path``) and within-1.05x (``near_optimal``, the seed's
+        "optimal") rates of ``backbone``'s greedy walks on every level's test set, with its size
+        (``test_mazes``) and each level's generator and size."""
         walks = [self.walk_test_set(index, backbone, **walk) for index in range(len(self.ladder))]
         return level_table(
-            (level, {**path_rates(w.optimal, w.solved), "test_mazes": len(w.solved)})
+            (level, {**path_rates(w.optimal, w.solved, w.near_optimal), "test_mazes": len(w.solved)})
             for level, w in zip(self.ladder, walks, strict=True)
         )
 

@@ -7,7 +7,8 @@ writes it), the arg-max over the four move tokens is taken (moves into walls exc
 ``avoid_revisits`` (the maze seed's decoding) a move onto a cell the walk already visited is taken only
 when every open move leads to one. A walk ends at the goal (solved) or after ceil(step_limit_factor *
 shortest length) steps, as in ``MazeVectorEnv``; it is optimal when it solved the maze in exactly the
-shortest length (in a perfect maze that is the oracle's path).
+shortest length (in a perfect maze that is the oracle's path), and near-optimal when it solved it in at most
+1.05x the shortest path's cells (``envs.maze.evaluate.near_optimal``: the PoH-HRM seed's "optimal").
 """
 
 from __future__ import annotations
@@ -19,15 +20,19 @@ import torch
 from torch import nn
 
 from envs.maze import tokens as tok
+from envs.maze.evaluate import near_optimal
 from envs.maze.grid import COL_STEP, ROW_STEP, MazeBatch
 
 
 class WalkResult(NamedTuple):
-    """Per maze: reached the goal, reached it by a shortest path, and the steps taken (all (n,))."""
+    """Per maze: reached the goal, reached it by a shortest path, the steps taken, and reached it within
+    1.05x of the shortest length (``envs.maze.evaluate.near_optimal``, the PoH-HRM seed's "optimal"), all
+    (n,)."""
 
     solved: torch.Tensor
     optimal: torch.Tensor
     steps: torch.Tensor
+    near_optimal: torch.Tensor
 
 
 def walk_options(task_cfg: Mapping[str, Any], bf16: bool = False) -> dict[str, Any]:
@@ -111,4 +116,5 @@ def _walk(
         tokens = torch.cat([tokens, (tok.MOVE0 + action)[:, None]], dim=1)
     backbone.train(was_training)
     optimal = solved & (steps == shortest)
-    return WalkResult(solved.cpu(), optimal.cpu(), steps.cpu())
+    near = near_optimal(solved, steps, shortest)
+    return WalkResult(solved.cpu(), optimal.cpu(), steps.cpu(), near.cpu())

@@ -29,7 +29,7 @@ def test_a_full_evaluation_task_walks_the_ladder_then_its_variants_at_the_same_h
 def test_level_table_adds_generator_and_size_and_regroups_runs_by_them():
     optimal = torch.tensor([True, False, True, True])
     solved = torch.tensor([True, True, True, True])
-    table = level_table([(LADDER[0], path_rates(optimal, solved)), (LADDER[1], {"exact_path": 0.5})])
+    table = level_table([(LADDER[0], path_rates(optimal, solved, optimal)), (LADDER[1], {"exact_path": 0.5})])
     assert table["exact_path"] == {"3x3": 0.75, "4x4": 0.5} and table["success"] == {"3x3": 1.0}
     assert isinstance(table["exact_path"]["3x3"], float)  # JSON-ready, not a tensor
     assert table["generator"] == {"3x3": "dfs", "4x4": "prim"} and table["size"]["4x4"] == "4x4"
@@ -42,9 +42,11 @@ def test_level_table_adds_generator_and_size_and_regroups_runs_by_them():
 
 def test_rollout_rates_read_an_env_rollouts_final_info():
     optimal, solved = torch.tensor([True, False, False, True]), torch.tensor([True] * 4)
-    final = {"solved_optimally": optimal, "success": solved}
+    steps, shortest = torch.tensor([39, 41, 60, 39]), torch.tensor([39] * 4)  # 41 moves: within 1.05x
+    final = {"solved_optimally": optimal, "success": solved, "steps": steps, "optimal_length": shortest}
     rates = rollout_rates(final)
     assert float(rates["exact_path"]) == 0.5 and float(rates["success"]) == 1.0
+    assert float(rates["near_optimal"]) == 0.75
 
 
 def test_walk_options_follow_the_task_config():

@@ -91,7 +91,7 @@ def test_greedy_walk_scores_an_oracle_and_a_wall_bumper():
             return type("Out", (), {"logits": logits})()
 
     result = greedy_walk(Oracle(), mazes)
-    assert result.solved.all() and result.optimal.all()
+    assert result.solved.all() and result.optimal.all() and result.near_optimal.all()
     assert torch.equal(result.steps, mazes.optimal_length)
 
     model = build_backbone(BackboneConfig(vocab_size=tok.VOCAB_SIZE, d_model=16, n_layers=1, n_heads=2))
@@ -100,7 +100,7 @@ def test_greedy_walk_scores_an_oracle_and_a_wall_bumper():
             p.zero_()
     # all logits equal: without masking, the arg-max is "up" every step, a walk that cannot follow a path
     bumped = greedy_walk(model, mazes, mask_invalid=False, step_limit_factor=1.0)
-    assert not bumped.optimal.any()
+    assert not bumped.optimal.any() and not bumped.near_optimal.any()
     assert (bumped.steps == mazes.optimal_length).all()  # stopped at the step limit
 
 

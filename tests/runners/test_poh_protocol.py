@@ -82,7 +82,7 @@ def test_a_run_trains_by_epochs_and_saves_its_sets_for_resume_and_evaluate(tmp_p
     report = execute(cfg, "maze", maze.build_experiment, run_dir=tmp_path)
     assert report["steps"] == math.ceil(2 * 24 / 8)  # 2 epochs of 24 mazes at the tiny batch of 8
     final = report["history"][-1]
-    assert {"exact_path", "success"} <= set(final)
+    assert {"exact_path", "near_optimal", "success"} <= set(final)  # near_optimal: the seed's "optimal"
     scalars = event_tags(tmp_path / "tb")["scalars"]
     assert {"train/poh/route_entropy", "train/poh/route_entropy_weight", "eval/success"} <= set(scalars)
     state = load_checkpoint(tmp_path / "checkpoints" / "latest.pt")
@@ -108,6 +108,7 @@ def test_a_run_trains_by_epochs_and_saves_its_sets_for_resume_and_evaluate(tmp_p
     assert results["test_mazes"] == {"5x5": 8}
     assert results["exact_path"]["5x5"] == pytest.approx(final["exact_path"])
     assert results["success"]["5x5"] == pytest.approx(final["success"])
+    assert results["near_optimal"]["5x5"] == pytest.approx(final["near_optimal"])
 
     extend = ["resume=true", "trainer.steps=8", "trainer.progress_bar=false"]
     resumed = compose_config("maze", extend, tiny=False)

@@ -17,7 +17,13 @@ from tests.runners.helpers import compose_config, event_tags
 MODULES = {"maze": maze, "recall": recall, "generation": generation}
 TRAIN_TAGS = {"train/loss", "train/ce", "train/accuracy", "train/lr", "train/grad_norm", "train/tokens_per_s"}
 EVAL_TAGS = {
-    "maze": {"eval/exact_path", "eval/exact_path/3x3", "eval/success/3x3", "eval/env_steps_per_s"},
+    "maze": {
+        "eval/exact_path",
+        "eval/exact_path/3x3",
+        "eval/near_optimal/3x3",
+        "eval/success/3x3",
+        "eval/env_steps_per_s",
+    },
     "recall": {"eval/exact_match", "eval/accuracy", "eval/exact_match/len1-v2"},
     "generation": {"eval/bits_per_char", "eval/reward", "eval/reward_fluency", "eval/reward_repetition"},
 }
