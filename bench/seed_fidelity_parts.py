@@ -31,7 +31,9 @@ BWR_PARAMETERS = 799_000  # 000: "799K parameters" (~800K)
 AGIFORMER_BEST_VAL_BPC = 1.78  # 001: Turkish Wikipedia, 20K steps, 50 minutes on its GPU
 AGIFORMER_NEEDLE = 0.0  # 001: the key "1453" in 2,899 bytes: "FAILURE - information lost in noise"
 COGNATE_PARAMETERS = 26_974_561  # 002: TRM x Titans-MAG, vocabulary 32,768
-POH_SEED = {  # 003: 12x12, 400 training mazes, 30 epochs, 57 test mazes kept of 80
+POH_SEED = {  # 003: 12x12, 400 training mazes, 30 epochs, 57 test mazes kept of 80; "optimal" = solved within
+    # 1.05x of the shortest path's cells (Eran-BA/PoT experiments/run_12x12_8m_benchmark.py, evaluate):
+    # MindGym's near_optimal (envs.maze.evaluate.near_optimal)
     "poh_hrm": {"solved": 0.6316, "optimal": 0.5439, "parameters": 7_040_000},
     "poh_baseline": {"solved": 0.5789, "optimal": 0.5263, "parameters": 7_210_000},
 }
@@ -270,8 +272,9 @@ def agiformer(args: argparse.Namespace, device: torch.device) -> list[dict[str, 
 # ------------------------------------------------------------------------------ poh_hrm, poh_baseline
 def poh(preset: str) -> Callable[[argparse.Namespace, torch.device], list[dict[str, Any]]]:
     """The part for ``preset`` (poh_hrm or poh_baseline): the seed's 12x12 protocol as the preset sets it
-    (400 fixed training mazes, 30 epochs = 375 steps, 80 test mazes), then solved and optimal on the test
-    mazes; ``--poh-max-minutes`` caps the training."""
+    (400 fixed training mazes, 30 epochs = 375 steps, 80 test mazes), then solved, the seed's "optimal"
+    (``near_optimal``: solved within 1.05x of the shortest path) and the exact shortest path (which the
+    seed does not report) on the test mazes; ``--poh-max-minutes`` caps the training."""
 
     def measure(args: argparse.Namespace, device: torch.device) -> list[dict[str, Any]]:
         started = time.perf_counter()
@@ -293,8 +296,15 @@ def poh(preset: str) -> Callable[[argparse.Namespace, torch.device], list[dict[s
             },
             {
                 "seed": "poh_hrm",
-                "measure": f"{preset}: {level} optimal (seed: within 1.05x; here: exact shortest path)",
+                "measure": f"{preset}: {level} optimal (solved within 1.05x of the shortest path)",
                 "seed_reported": seed["optimal"],
+                "mindgym": results["near_optimal"][level],
+                **common,
+            },
+            {
+                "seed": "poh_hrm",
+                "measure": f"{preset}: {level} exact shortest path (not reported by the seed)",
+                "seed_reported": None,
                 "mindgym": results["exact_path"][level],
                 **common,
             },
@@ -433,7 +443,7 @@ PARTS = (
         poh("poh_hrm"),
         lambda a: min(2.0, a.poh_max_minutes) + 2.0,
         ("--poh-max-minutes",),
-        "preset=poh_hrm, the seed's 30-epoch protocol: solved / optimal on 80 test mazes",
+        "preset=poh_hrm, the seed's 30-epoch protocol: solved / within 1.05x / exact on 80 test mazes",
     ),
     Part(
         "poh_baseline",

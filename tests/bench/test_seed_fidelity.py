@@ -4,9 +4,11 @@ runs end to end on the CPU at tiny settings and gives its seed its rows."""
 import json
 
 import pytest
+import torch
 
+from bench import seed_fidelity_parts
 from bench.seed_fidelity import main, parse_args, part_command
-from bench.seed_fidelity_parts import PART_NAMES, part_overrides
+from bench.seed_fidelity_parts import PART_NAMES, POH_SEED, part_overrides
 from bench.seed_fidelity_record import SEEDS, PartRecord, combine, load_parts, save_part
 
 ACT_TINY = [
@@ -165,6 +167,36 @@ def test_act_parts_run_on_cpu_and_give_cognate_its_rows(tmp_path):
     assert measures["forward time, speed variant / reasoning variant"]["mindgym"] > 0
 
 
+def test_poh_rows_set_the_seeds_optimal_beside_near_optimal_and_keep_exact_path_a_row_of_its_own(
+    tmp_path, monkeypatch
+):
+    """The seed's "optimal" is a solved walk within 1.05x of the shortest path: its row reads the test set's
+    near_optimal rate, not the exact-path rate (the training is replaced by a finished run's numbers)."""
+    table = {
+        "success": {"12x12": 0.9},
+        "near_optimal": {"12x12": 0.6},
+        "exact_path": {"12x12": 0.3},
+        "test_mazes": {"12x12": 80},
+    }
+
+    class Finished:
+        n_params = 7_030_100
+
+        def full_evaluation(self):
+            return table
+
+    monkeypatch.setattr(seed_fidelity_parts, "train", lambda *_: {"steps_done": 375, "steps": 375})
+    monkeypatch.setattr(seed_fidelity_parts, "trained", lambda *_: (Finished(), {}))
+    args = parse_args(["--out", str(tmp_path), "--parts", "poh_hrm"])
+    measured = seed_fidelity_parts.BY_NAME["poh_hrm"].measure(args, torch.device("cpu"))
+    rows = {r["measure"]: r for r in measured}
+    optimal = rows["poh_hrm: 12x12 optimal (solved within 1.05x of the shortest path)"]
+    assert optimal["seed_reported"] == POH_SEED["poh_hrm"]["optimal"] and optimal["mindgym"] == 0.6
+    exact = rows["poh_hrm: 12x12 exact shortest path (not reported by the seed)"]
+    assert exact["seed_reported"] is None and exact["mindgym"] == 0.3
+    assert rows["poh_hrm: 12x12 solved"]["mindgym"] == 0.9 and optimal["test_mazes"] == 80
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("part", list(TRAIN_TINY))
 def test_every_training_part_runs_on_cpu_and_gives_its_seed_rows(tmp_path, part):
@@ -195,3 +227,6 @@ def test_every_training_part_runs_on_cpu_and_gives_its_seed_rows(tmp_path, part)
     assert all(r["mindgym"] is not None for r in saved["rows"])
     assert f"--parts {part}" in saved["command"] and seed in SEEDS
     assert (tmp_path / "runs" / part / "checkpoints" / "latest.pt").is_file()
+    if seed == "poh_hrm":  # solved >= within 1.05x (the seed's "optimal") >= exact, from the same walks
+        value = {r["measure"].split()[2]: r["mindgym"] for r in saved["rows"] if "12x12" in r["measure"]}
+        assert value["solved"] >= value["optimal"] >= value["exact"]
