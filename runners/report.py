@@ -240,6 +240,7 @@ def _no_evaluation(path: str | Path, title: str) -> Path:
 
 UNITS = {
     "exact_path": "exact-path rate (fraction of mazes)",
+    "near_optimal": "within-1.05x-of-shortest rate (fraction of mazes)",
     "success": "success rate (fraction of episodes)",
     "exact_match": "exact-match rate (fraction of sequences)",
     "accuracy": "answer accuracy (fraction of tokens)",
@@ -250,7 +251,7 @@ UNITS = {
 }
 """Axis labels with units for the metrics the runners report."""
 
-FRACTIONS = ("exact_path", "success", "exact_match", "accuracy")
+FRACTIONS = ("exact_path", "near_optimal", "success", "exact_match", "accuracy")
 
 
 def axis_label(metric: str) -> str:
