@@ -82,7 +82,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="(d) also maps its features linearly to its offsets, learned at --rl-lr (EngineConfig)",
     )
     parser.add_argument(
-        "--rl-gamma", type=float, default=1.0, help="discount of the engines' reward-to-go (RLConfig.gamma)"
+        "--rl-gamma",
+        type=float,
+        default=RLConfig.gamma,
+        help="discount of the engines' reward-to-go (RLConfig.gamma)",
     )
     parser.add_argument("--grid-prompts", type=int, default=32, help="validation prompts per grid setting")
     parser.add_argument(
@@ -93,7 +96,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--checkpoint", type=Path, default=None, help="backbone checkpoint to load or write")
     parser.add_argument("--no-record", action="store_true", help="print only; do not append to docs/")
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    if args.feature_offsets and args.features == "none":
+        parser.error("--feature-offsets maps (d)'s features to its offsets: drop --features none.")
+    return args
 
 
 def make_env(args: argparse.Namespace, split: str, num_envs: int, device: torch.device, dense: bool):
@@ -215,7 +221,7 @@ def train_engine(
         top_p=min(top_p, 0.99),
         repetition_penalty=penalty,
         last_layer_weight=0.97,
-        feature_offsets=conditioned and features is not None and args.feature_offsets,
+        feature_offsets=conditioned and args.feature_offsets,
     )
     rl = RLConfig(
         lr=args.rl_lr,

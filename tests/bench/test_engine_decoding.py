@@ -1,6 +1,7 @@
 """bench.engine_decoding: the conditioned engine (d) is built and trained with the options the bench names
 (--feature-offsets, --rl-gamma), at tiny settings on the CPU."""
 
+import pytest
 import torch
 
 from bench.engine_decoding import conditioned_features, make_env, parse_args, train_backbone, train_engine
@@ -26,10 +27,15 @@ def test_feature_offsets_are_trained_from_zero_when_asked():
     assert engine.feature_offsets is not None
     assert engine.feature_offsets.weight.shape == (2, conditioned_features(args).size)
     assert engine.feature_offsets.weight.abs().sum() > 0  # two RL steps moved it off zero
-    assert float(engine.temperature()) != 0.5  # the knobs still learn beside it
+    assert engine.metrics()["engine/temperature"] != 0.5  # the knobs still learn beside it
 
 
 def test_without_the_flag_the_conditioned_engine_is_the_recorded_one():
-    _, engine = _engine(["--rl-steps", "1"])
-    assert engine.feature_offsets is None
-    assert _engine(["--rl-steps", "1", "--features", "none", "--feature-offsets"])[1].feature_offsets is None
+    args, engine = _engine(["--rl-steps", "1"])
+    assert engine.feature_offsets is None and args.rl_gamma == 1.0
+
+
+def test_feature_offsets_without_features_are_refused_naming_the_flag(capsys):
+    with pytest.raises(SystemExit):
+        parse_args([*TINY, "--features", "none", "--feature-offsets"])
+    assert "--features none" in capsys.readouterr().err
