@@ -22,7 +22,9 @@ its token in place, so a step reads the cache once) or ``grown`` (concatenated e
 whole cache per step, the behaviour before ``Backbone.reserve_state``); both walk the same way.
 
     python -m bench.eval_throughput --device cuda --bf16 --num-envs 256 1024 4096 16384 \
-        --kv reserved grown --out /tmp/eval_bench                          # about 2 minutes on one H200
+        --kv reserved grown --out /tmp/eval_bench
+        # not timed alone on a GPU: each row is a first call (28 s at 1,024 envs on the shared H200 of
+        # docs/benchmarks.md) then three rollouts (3-14 s each there at 1,024-4,096 envs)
     python -m bench.eval_throughput --device cuda --bf16 --num-envs 4096 16384 --modes compiled
     python -m bench.eval_throughput --device cpu --num-envs 16 64 --threads 1   # a CPU row
     python -m bench.eval_throughput --device cuda --checkpoint outputs/<run>  # a trained run's weights
