@@ -36,8 +36,19 @@ from agents.ppo_policies import MazeGraphCells
 from envs.maze.walls import grid_from_walls
 
 
-def _image_shape(observation_space: gym.Space, name: str = "MazePlannerExtractor") -> tuple[int, int]:
-    """(2H+1, 2W+1) of a maze ``grid`` or ``walls`` observation space; a clear error for anything else."""
+def _check_sizes(name: str, **sizes: int) -> None:
+    """Raise, naming the recipe key that sets them, unless every one of ``sizes`` is a positive int."""
+    for key, value in sizes.items():
+        if not isinstance(value, int) or value < 1:
+            raise ValueError(
+                f"{name} {key} must be a positive int, got {value!r}; set it in the recipe's "
+                "policy_kwargs.features_extractor_kwargs."
+            )
+
+
+def _image_shape(observation_space: gym.Space, name: str) -> tuple[int, int]:
+    """(2H+1, 2W+1) of a maze ``grid`` or ``walls`` observation space; a clear error, naming the extractor
+    ``name``, for anything else."""
     if isinstance(observation_space, gym.spaces.Dict) and {"walls", "agent", "goal"} <= set(
         observation_space.spaces
     ):
@@ -81,27 +92,18 @@ class MazePlannerExtractor(BaseFeaturesExtractor):
     def __init__(
         self, observation_space: gym.Space, channels: int = 32, iterations: int = 20, features_dim: int = 128
     ):
-        for name, value in (
-            ("channels", channels),
-            ("iterations", iterations),
-            ("features_dim", features_dim),
-        ):
-            if not isinstance(value, int) or value < 1:
-                raise ValueError(f"MazePlannerExtractor {name} must be a positive int, got {value!r}.")
+        sizes = {"channels": channels, "iterations": iterations, "features_dim": features_dim}
+        _check_sizes("MazePlannerExtractor", **sizes)
         super().__init__(observation_space, features_dim)
-        self.image_shape = _image_shape(observation_space)
+        self.image_shape = _image_shape(observation_space, "MazePlannerExtractor")
         self.iterations = iterations
         self.stem = nn.Conv2d(3, channels, kernel_size=3, stride=2)
         self.gates = nn.Conv2d(2 * channels, 2 * channels, kernel_size=3, padding=1)  # update, reset
         self.candidate = nn.Conv2d(2 * channels, channels, kernel_size=3, padding=1)
         self.head = nn.Sequential(nn.Linear(5 * channels + 2, features_dim), nn.ReLU())
 
-    def image(self, observations: torch.Tensor | dict[str, torch.Tensor]) -> torch.Tensor:
-        """(N, 3, 2H+1, 2W+1) float in [0, 1]: walls, agent, goal planes."""
-        return maze_image(observations)
-
     def forward(self, observations: torch.Tensor | dict[str, torch.Tensor]) -> torch.Tensor:
-        x = self.image(observations)
+        x = maze_image(observations)
         cells = torch.relu(self.stem(x))  # (N, C, H, W): one vector per maze cell
         h = torch.zeros_like(cells)
         for _ in range(self.iterations):
@@ -141,12 +143,7 @@ class MazeGraphExtractor(BaseFeaturesExtractor):
     """
 
     def __init__(self, observation_space: gym.Space, channels: int = 16, iterations: int = 24):
-        for name, value in (("channels", channels), ("iterations", iterations)):
-            if not isinstance(value, int) or value < 1:
-                raise ValueError(
-                    f"MazeGraphExtractor {name} must be a positive int, got {value!r}; set it in the "
-                    "recipe's policy_kwargs.features_extractor_kwargs."
-                )
+        _check_sizes("MazeGraphExtractor", channels=channels, iterations=iterations)
         _image_shape(observation_space, "MazeGraphExtractor")
         cells = MazeGraphCells(channels, iterations)
         super().__init__(observation_space, cells.width)
