@@ -239,6 +239,7 @@ def run(
     pool = play(model, venv, ev["episodes"])
     result = {
         "recipe": recipe.env_id + " " + recipe.algo,
+        "seed": recipe.seed,  # the training seed (--seed overrides the file's): runs differ most by it
         "timesteps": model.num_timesteps,
         "planned_timesteps": recipe.n_timesteps,
         "train_minutes": minutes,

@@ -91,9 +91,10 @@ def test_tiny_maze_recipe_trains_and_scores_fresh_mazes(tmp_path, recipe, extrac
         hyperparams={"n_steps": 16, "batch_size": 64, "n_epochs": 1},
         eval={"episodes": 20, "envs": 10, "curve_every": 128, "curve_episodes": 10},
     )
-    result = main([str(path), "--out", str(tmp_path / "run"), "--device", "cpu"])
+    result = main([str(path), "--out", str(tmp_path / "run"), "--device", "cpu", "--seed", "3"])
     written = json.loads((tmp_path / "run" / "result.json").read_text())
     assert written["fresh"] == result["fresh"] and result["timesteps"] >= 256
+    assert written["seed"] == 3  # the --seed override, recorded with the run
     assert result["fresh"]["episodes"] + result["fresh"]["overlap"] == 20
     assert result["pool_size"] <= 64 and result["pool"]["episodes"] == 20
     curve = (tmp_path / "run" / "curve.csv").read_text().splitlines()
