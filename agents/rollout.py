@@ -113,11 +113,13 @@ class BackbonePolicy:
     the observation, so the backbone may read one token a step after the prefix. ``features``: a function
     ``(env.unwrapped, obs, mask) -> (B, F)`` whose output a conditioned engine built with ``n_features=F``
     reads each step (:mod:`agents.engine_features`); :func:`rollout` calls it and keeps its output.
-    ``reserve_kv``: a streamed state gets room for the observation's width (``Backbone.reserve_state``), so
-    each step writes its token in place; False concatenates the cache every step (the same logits).
-    ``focus``: a greedy policy without an engine keeps streaming only the sub-envs still playing their first
-    episode once at most half of the streamed ones are (``select_state_rows`` of the backbone), and answers
-    the others with action 0: an evaluation's results are unchanged and finished mazes cost nothing.
+    ``reserve_kv``: a streamed state gets room for the observation's width plus ``STREAM_SLACK``
+    (``Backbone.reserve_state``), so each step writes its token in place; False concatenates the cache every
+    step (the same logits). :meth:`focus`: a greedy policy without an engine keeps streaming only the
+    sub-envs still playing their first episode once at most half of the streamed ones are
+    (``select_state_rows`` of the backbone), and answers the others with action 0: an evaluation's results
+    are unchanged, and finished sub-envs stay in the computed batch only while they are under half of it
+    (as of the last completion check).
     """
 
     def __init__(
