@@ -129,8 +129,8 @@ class Backbone(nn.Module, ABC):
 
     def reserve_state(self, state: Any, length: int) -> Any:
         """``state`` with room to stream up to ``length`` positions without copying it every token (a
-        transformer's KV caches, filled in place afterwards, so the result continues once); the state
-        itself for a backbone whose state does not grow."""
+        transformer's KV caches, filled in place afterwards, so the result continues once); by default the
+        state itself (no memory, a state that does not grow, or a cache the model manages: HFBackbone's)."""
         return state
 
     def metrics(self) -> dict[str, float]:
