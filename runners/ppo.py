@@ -11,7 +11,8 @@ new mazes; evaluation walks fresh mazes from other seeds greedily (runners/ppo_e
 TensorBoard: ``charts/episodic_return``, ``charts/success``, ``charts/SPS``, ``losses/policy_loss``,
 ``losses/value_loss``, ``losses/entropy`` (and ``losses/approx_kl``, ``losses/clipfrac``,
 ``eval/<level>/success``). The run folder holds ``tb/``, ``checkpoints/latest.pt`` (atomic, resumable
-exactly with ``resume=true``) and ``report.json`` with the final table.
+exactly with ``resume=true``), ``checkpoints/best_level<k>.pt`` (the policy of the best periodic check of
+each checked level: a greedy policy can swing between checks) and ``report.json`` with the final table.
 
     python -m runners.ppo                                   # 5x5 mazes on the CPU, a few minutes
     python -m runners.ppo ppo/preset=maze8 hardware.device=cuda   # 8x8 mazes after a 3x3 curriculum
@@ -38,7 +39,7 @@ from foundation import (
     seed_everything,
     set_rng_state,
 )
-from runners.checkpoints import CheckpointManager, ResumePoint, load_resume_state
+from runners.checkpoints import CheckpointManager, ResumePoint, best_name, load_resume_state
 from runners.config import ConfigError, option_keys
 from runners.ddp import command_line_device
 from runners.logging import RunLogger
@@ -361,6 +362,8 @@ def train(cfg: DictConfig, run_dir: Path, resumed: ResumePoint | None = None) ->
                 curriculum.log(logger.writer, global_step)
         if update % int(cfg.trainer.eval_every) == 0:
             history.append(periodic_eval(evaluator, net, cfg, update, global_step, started, logger))
+            for index, name in eval_levels(cfg, evaluator).items():  # greedy policies swing: keep the best
+                checkpoints.update_best(index, history[-1][name]["success"], checkpoint_state())
         if time.monotonic() - started >= 60.0 * float(cfg.trainer.max_minutes or float("inf")):
             stopped = f"time budget of trainer.max_minutes={cfg.trainer.max_minutes} spent"
         if update % int(cfg.trainer.checkpoint_every) == 0 or update == num_updates or stopped:
@@ -380,6 +383,7 @@ def train(cfg: DictConfig, run_dir: Path, resumed: ResumePoint | None = None) ->
         "device": str(device),
         "eval_episodes": int(cfg.eval.episodes),
         "final": table,
+        "best_checkpoints": best_checkpoints(checkpoints, evaluator),
         "history": history,
         "curriculum": curriculum.summary() if curriculum is not None else None,
         "config": OmegaConf.to_container(cfg, resolve=True),
@@ -387,8 +391,27 @@ def train(cfg: DictConfig, run_dir: Path, resumed: ResumePoint | None = None) ->
     write_report(report, run_dir / "report.json")
     logger.close()
     print(final_table(report))
+    if bests := report["best_checkpoints"]:
+        shown = ", ".join(f"{name} {best['success']:.3f}" for name, best in bests.items())
+        print(f"Best checkpoints (checkpoints/best_level<k>.pt, greedy success when saved): {shown}.")
     print(f"Run folder: {run_dir} (report.json, tb/ for tensorboard --logdir, checkpoints/latest.pt).")
     return report
+
+
+def eval_levels(cfg: DictConfig, evaluator: Evaluator) -> dict[int, str]:
+    """The ladder levels the periodic checks walk (``eval.levels``; default: the last), index -> name."""
+    names = evaluator.fresh.task.ladder.names
+    levels = list(cfg.eval.levels) if cfg.eval.levels is not None else [len(names) - 1]
+    return {int(index): names[index] for index in levels}
+
+
+def best_checkpoints(checkpoints: CheckpointManager, evaluator: Evaluator) -> dict[str, dict[str, Any]]:
+    """Each checked level's best greedy success and the file that holds that policy."""
+    names = evaluator.fresh.task.ladder.names
+    return {
+        names[index]: {"success": score, "file": best_name(index)}
+        for index, score in sorted(checkpoints.best_scores().items())
+    }
 
 
 def periodic_eval(
@@ -401,15 +424,14 @@ def periodic_eval(
     logger: RunLogger,
 ) -> dict[str, Any]:
     """Greedy success on fresh episodes at ``eval.levels`` (default: the last level), logged and printed."""
-    names = evaluator.fresh.task.ladder.names
-    levels = list(cfg.eval.levels) if cfg.eval.levels is not None else [len(names) - 1]
+    levels = eval_levels(cfg, evaluator)
     record: dict[str, Any] = {"update": update, "env_steps": global_step}
     record["minutes"] = (time.monotonic() - started) / 60.0
-    for index in levels:
-        result = evaluator.level(net, int(index))
-        logger.scalars(f"eval/{names[index]}", result, global_step)
-        record[names[index]] = result
-    shown = ", ".join(f"{names[i]} {record[names[i]]['success']:.3f}" for i in levels)
+    for index, name in levels.items():
+        result = evaluator.level(net, index)
+        logger.scalars(f"eval/{name}", result, global_step)
+        record[name] = result
+    shown = ", ".join(f"{name} {record[name]['success']:.3f}" for name in levels.values())
     sps = global_step / max(60.0 * record["minutes"], 1e-9)
     print(
         f"update {update}, {global_step:,} env steps, {record['minutes']:.1f} min ({sps:,.0f} env steps/s "

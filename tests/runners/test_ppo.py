@@ -159,3 +159,13 @@ def test_resume_refuses_a_changed_setting(tmp_path):
     changed = config(*TINY, f"trainer.total_steps={2 * per_update}", "ppo.clip_coef=0.3", "resume=true")
     with pytest.raises(ConfigError, match=r"ppo\.clip_coef: saved 0\.2, now 0\.3"):
         run(changed, tmp_path, overrides=["ppo.clip_coef=0.3", "resume=true"])
+
+
+def test_best_checkpoint_holds_the_policy_of_the_best_check(tmp_path):
+    cfg = config(*TINY, "trainer.total_steps=2048", "ppo.learning_rate=0.003", "trainer.eval_every=1")
+    report = run(cfg, tmp_path)
+    checks = [record["fixed"]["success"] for record in report["history"]]
+    best = report["best_checkpoints"]["fixed"]
+    assert best["success"] == max(checks) and min(checks) < max(checks)  # it learned during the run
+    saved = load_checkpoint(tmp_path / "checkpoints" / best["file"])
+    assert saved["step"] == report["history"][checks.index(max(checks))]["update"]  # the first best check
