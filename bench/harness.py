@@ -48,6 +48,26 @@ def runner_config(runner: str, overrides: list[str]) -> Any:
         return compose(config_name=runner, overrides=overrides)
 
 
+def train_runner(
+    runner: str, overrides: list[str], device: torch.device, run_dir: Path, minutes: float | None = None
+) -> dict[str, Any]:
+    """Train ``python -m runners.<runner> <overrides>`` in process into ``run_dir`` (emptied first), on
+    ``device``, for at most ``minutes`` of wall clock (None: the config's own steps); returns its report."""
+    import importlib
+    import shutil
+
+    from runners.app import execute
+
+    hardware = ["hardware=gpu"] if device.type == "cuda" else [f"hardware.device={device.type}"]
+    budget = [f"trainer.max_minutes={minutes}"] if minutes is not None else []
+    overrides = [*hardware, *budget, "trainer.progress_bar=false", *overrides]
+    cfg = runner_config(runner, overrides)
+    if run_dir.exists():
+        shutil.rmtree(run_dir)
+    module = importlib.import_module(f"runners.{runner}")
+    return execute(cfg, runner, module.build_experiment, run_dir=run_dir, overrides=overrides)
+
+
 def device_name(device: str | torch.device | None = None) -> str:
     """A human-readable name of the device a benchmark ran on (GPU model, or CPU and core count)."""
     dev = torch.device(device) if device is not None else None

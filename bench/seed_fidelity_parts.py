@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import argparse
 import copy
-import importlib
-import shutil
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -22,7 +20,7 @@ import torch
 
 from agents.backbones import build_backbone
 from bench import act_speed
-from bench.harness import runner_config
+from bench.harness import train_runner
 from envs.generation.corpus import default_corpus
 
 # ------------------------------------------------------------------------------ the seeds' own figures
@@ -78,16 +76,7 @@ def train(
 ) -> dict[str, Any]:
     """Train ``preset`` with its runner into ``run_dir`` (emptied first), for at most ``minutes`` of wall
     clock (None: the preset's own steps); returns the run's report (steps, steps_done, stopped_early)."""
-    from runners.app import execute
-
-    hardware = ["hardware=gpu"] if device.type == "cuda" else [f"hardware.device={device.type}"]
-    budget = [f"trainer.max_minutes={minutes}"] if minutes is not None else []
-    overrides = [f"preset={preset}", *hardware, *budget, "trainer.progress_bar=false", *extra]
-    cfg = runner_config(runner, overrides)
-    if run_dir.exists():
-        shutil.rmtree(run_dir)
-    module = importlib.import_module(f"runners.{runner}")
-    return execute(cfg, runner, module.build_experiment, run_dir=run_dir, overrides=overrides)
+    return train_runner(runner, [f"preset={preset}", *extra], device, run_dir, minutes)
 
 
 def trained(run_dir: Path, device: torch.device) -> tuple[Any, dict[str, Any]]:

@@ -118,7 +118,7 @@ class Experiment(ABC):
 
 def headline(record: dict[str, Any]) -> dict[str, Any]:
     """An eval record's headline metrics: not the step, the level, timings or the per-level ones."""
-    timing = {"step", "seconds"}
+    timing = {"step", "seconds", "minutes"}
     return {
         k: v
         for k, v in record.items()
@@ -276,6 +276,8 @@ def train(
     step = start
     stop: str | None = None  # why the run ended before trainer.steps: "interrupted", "time budget", ...
     started = time.monotonic()
+    # wall-clock minutes in each evaluation record: a resumed run counts on from its last evaluation's
+    minutes_before = float(history[-1].get("minutes", 0.0)) if history else 0.0
     last_eval = ""  # the bar keeps the last evaluation's result beside the live loss
     size_shown = False
     with StopOnInterrupt() as interrupt, logging_redirect_tqdm(tqdm_class=tqdm):  # log lines go above the bar
@@ -305,7 +307,8 @@ def train(
                         break
                 if step % trainer.eval_every == 0 or step == trainer.steps:
                     with ticking_status(bar, f"evaluating at step {step}:"):
-                        record = _evaluate(experiment, logger, checkpoints, cfg, step, history, dist)
+                        minutes = minutes_before + (time.monotonic() - started) / 60
+                        record = _evaluate(experiment, logger, checkpoints, cfg, step, history, dist, minutes)
                     last_eval = eval_postfix(record, experiment)
                     bar.set_postfix_str(f"eval {last_eval}, level {level_label(experiment)}")
                     meter.start = time.perf_counter()  # throughput counts training time only
@@ -422,8 +425,12 @@ def _evaluate(
     step: int,
     history: list[dict[str, Any]],
     dist: DistInfo | None = None,
+    minutes: float | None = None,
 ) -> dict[str, Any]:
-    """Evaluate, log, record in ``history`` and keep the best checkpoint of the level just evaluated."""
+    """Evaluate, log, record in ``history`` and keep the best checkpoint of the level just evaluated.
+
+    The record's ``seconds`` is the evaluation's own duration; ``minutes`` (when given) the run's wall
+    clock when it began, the x axis of a time-to-accuracy curve."""
     start = time.perf_counter()
     result = experiment.evaluate(step, logger)
     elapsed = max(time.perf_counter() - start, 1e-9)
@@ -433,6 +440,8 @@ def _evaluate(
     logger.scalars("eval", metrics, step)
     logger.scalars("curriculum", {f"success_level{k}": v for k, v in result.level_success.items()}, step)
     record = {"step": step, "level": result.level, "score": result.score, **metrics}
+    if minutes is not None:
+        record["minutes"] = minutes
     record.update({f"success_level{k}": v for k, v in result.level_success.items()})
     history.append(record)
     score = ranking_score(result, cfg)

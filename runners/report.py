@@ -114,7 +114,7 @@ def level_independent(history: Sequence[Mapping[str, Any]], metric: str) -> list
     """The history's metrics that no level qualifies (e.g. ``bits_per_char``): not the per-level ones
     (nor their current-level copies and means), the step, the level, timings or throughput."""
     per_level = {k.split("/")[0] for record in history for k in record if "/" in k}
-    skip = {"step", "level", "score", "seconds", f"{metric}_mean"}
+    skip = {"step", "level", "score", "seconds", "minutes", f"{metric}_mean"}
     return [
         key
         for key in dict.fromkeys(k for record in history for k in record)
@@ -313,7 +313,7 @@ def plot_eval_history(
     if metric in per_level:
         per_level.remove(metric)
         per_level.insert(0, metric)
-    skip = {"step", "level", "score", "seconds", *per_level, *(f"{m}_mean" for m in per_level)}
+    skip = {"step", "level", "score", "seconds", "minutes", *per_level, *(f"{m}_mean" for m in per_level)}
     single = [
         k
         for k in keys

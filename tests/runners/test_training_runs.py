@@ -97,10 +97,13 @@ def test_ctrl_c_stops_at_a_step_boundary_and_resume_matches_an_uninterrupted_run
     for name, tensor in whole["experiment"]["agent"]["backbone"].items():
         torch.testing.assert_close(split["experiment"]["agent"]["backbone"][name], tensor, msg=name)
     assert _without_timings(whole["history"]) == _without_timings(split["history"])
+    minutes = [h["minutes"] for h in report["history"]]  # the time axis counts on across the resume
+    assert minutes == sorted(minutes) and minutes[0] > 0
 
 
 def _without_timings(history: list[dict]) -> list[dict]:
-    return [{k: v for k, v in record.items() if not k.endswith(("per_s", "seconds"))} for record in history]
+    timings = ("per_s", "seconds", "minutes")
+    return [{k: v for k, v in record.items() if not k.endswith(timings)} for record in history]
 
 
 def test_resume_from_another_runners_checkpoint_names_the_right_command(tmp_path):
