@@ -17,6 +17,9 @@
        learned global knobs, trained the same way, starting from (b)'s setting.
 Each engine starts from the fixed decoding it is compared with (penalty at least 1.05, last layer 0.97),
 so the question is whether learning from reward improves on it.
+``--group-size K`` gives each RL prompt to K sub-envs in a row and compares each return with the other
+K-1 samples of the same prompt (the per-prompt baseline of RLOO / GRPO) instead of with every other
+sub-env, whose prompts differ.
 Each seed trains its own backbone and engines and draws its own prompts; the table gives, per decoding,
 the mean ± standard error over ``--seeds`` of the reward and of each of its components (fluency, word
 order, diversity and repetition band distances, length penalty, batch diversity when weighted) and raw
@@ -87,6 +90,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default=RLConfig.gamma,
         help="discount of the engines' reward-to-go (RLConfig.gamma)",
     )
+    parser.add_argument(
+        "--group-size",
+        type=int,
+        default=RLConfig.group_size,
+        help="RL sub-envs per prompt: each engine's REINFORCE baseline is the mean return of the other "
+        "samples of the same prompt (RLConfig.group_size; 1: of all other sub-envs); must divide --envs",
+    )
     parser.add_argument("--grid-prompts", type=int, default=32, help="validation prompts per grid setting")
     parser.add_argument(
         "--features",
@@ -99,10 +109,20 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     if args.feature_offsets and args.features == "none":
         parser.error("--feature-offsets maps (d)'s features to its offsets: drop --features none.")
+    if args.group_size < 1 or args.envs % args.group_size:
+        parser.error(f"--group-size {args.group_size} must be >= 1 and divide --envs {args.envs}.")
     return args
 
 
-def make_env(args: argparse.Namespace, split: str, num_envs: int, device: torch.device, dense: bool):
+def make_env(
+    args: argparse.Namespace,
+    split: str,
+    num_envs: int,
+    device: torch.device,
+    dense: bool,
+    group_size: int = 1,
+) -> TextQualityVectorEnv:
+    """The bench's text env on ``split`` prompts; ``group_size`` sub-envs in a row share each prompt."""
     level = TextLevel("bench", args.prompt_length, args.continuation_length)
     return TextQualityVectorEnv(
         num_envs,
@@ -112,6 +132,7 @@ def make_env(args: argparse.Namespace, split: str, num_envs: int, device: torch.
         prompt_split=split,
         dense=dense,
         seed=args.seed,
+        prompt_group_size=group_size,
     )
 
 
@@ -229,6 +250,7 @@ def train_engine(
         entropy_coef=0.0,
         condition_lr_scale=args.condition_lr_scale,
         gamma=args.rl_gamma,
+        group_size=args.group_size,
     )
     agent = DualAgent(backbone, engine, env.task, rl=rl, seed=args.seed + 1, device=device, features=features)
     for _ in range(args.rl_steps):
@@ -254,7 +276,7 @@ COLUMNS = (
 def run_seed(args: argparse.Namespace, device: torch.device) -> dict[str, tuple[str, dict[str, float]]]:
     """One seed's four decodings: {name: (setting, mean final values on the test prompts)}."""
     seed_everything(args.seed)
-    train_env = make_env(args, "train", args.envs, device, dense=True)
+    train_env = make_env(args, "train", args.envs, device, dense=True, group_size=args.group_size)
     test_env = make_env(args, "test", args.eval_envs, device, dense=False)
     start = time.perf_counter()
     backbone, note = train_backbone(args, train_env, device)

@@ -374,6 +374,9 @@ _SHARED_RULES: dict[str, Rule] = {
     "engine.rl.grad_clip": _positive(
         "the engine's largest gradient norm; inf: no clipping", 1.0, allow_inf=True
     ),
+    "engine.rl.group_size": _positive_int(
+        "RL sub-envs per shared prompt, compared with each other (generation only; divides rl_envs)", 1
+    ),
     "engine.interleave.supervised_steps": _count("supervised steps per cycle", 1),
     "engine.interleave.rl_steps": _count("RL steps per cycle; 0 trains the backbone only", 1),
     "engine.interleave.warmup_supervised": _count("supervised steps before the first RL step", 100),

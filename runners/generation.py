@@ -53,8 +53,15 @@ class GenerationExperiment(AgentExperiment):
     def make_vector_env(
         self, num_envs: int, seed: int, task: TextQualityTask | None = None
     ) -> TextQualityVectorEnv:
+        # the RL env (no task given) groups its sub-envs by prompt for engine.rl.group_size's baseline
+        group = int(self.cfg.engine.rl.get("group_size", 1)) if task is None else 1
         return TextQualityVectorEnv(
-            num_envs, task=task or self.task, device=self.device, seed=seed, dense=bool(self.cfg.task.dense)
+            num_envs,
+            task=task or self.task,
+            device=self.device,
+            seed=seed,
+            dense=bool(self.cfg.task.dense),
+            prompt_group_size=group,
         )
 
     def score_level(self, index: int, seed: int) -> LevelScore:

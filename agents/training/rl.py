@@ -5,7 +5,8 @@ One :meth:`EngineTrainer.update` is:
 1. **collect**: the one rollout function runs the engine's sampling policy over the frozen backbone for
    ``rollout_steps`` steps of the vector env, keeping every transition;
 2. **returns and advantages**: reward-to-go cut at episode ends, minus a leave-one-out baseline over the
-   sub-envs at the same step, normalised;
+   sub-envs at the same step (or, with ``group_size`` K, over the other K-1 sub-envs of its group, which
+   share its prompt: the per-prompt baseline of RLOO / GRPO), normalised;
 3. **loss**: for ``ppo_epochs`` epochs (1 for REINFORCE), over minibatches of the rollout, the clipped
    surrogate (PPO) or the score-function loss (REINFORCE) minus an entropy bonus, plus an optional pull
    back towards default decoding; gradients flow *through* the frozen backbone to the engine's layer
@@ -57,12 +58,17 @@ class RLConfig:
     clip_range: float = 0.2  # PPO
     ppo_epochs: int = 4  # PPO
     grad_clip: float = 1.0
+    # sub-envs per baseline group: 1 compares each return with all other sub-envs at its step; K > 1 only
+    # with the K sub-envs of a group sharing their start (TextQualityVectorEnv(prompt_group_size=K))
+    group_size: int = 1
 
     def __post_init__(self) -> None:
         if self.algorithm not in RL_ALGORITHMS:
             raise ValueError(f"RLConfig.algorithm={self.algorithm!r} is unknown; use one of {RL_ALGORITHMS}.")
         if self.rollout_steps < 1 or self.ppo_epochs < 1:
             raise ValueError("RLConfig.rollout_steps and RLConfig.ppo_epochs must be >= 1.")
+        if self.group_size < 1:
+            raise ValueError(f"RLConfig.group_size must be >= 1 (1: no groups), got {self.group_size}.")
 
 
 @contextlib.contextmanager
@@ -119,6 +125,7 @@ class EngineTrainer:
     def update(self, env: Any, seed: int, generator: torch.Generator) -> dict[str, torch.Tensor]:
         """Collect one rollout from ``env`` (reset with ``seed``) and update the engine from its reward."""
         cfg = self.config
+        check_groups(env, cfg.group_size)
         # 1. collect
         with frozen(self.backbone):
             policy = self.policy(generator)
@@ -126,7 +133,8 @@ class EngineTrainer:
         batch = collected.transitions
         # 2. returns and advantages
         returns = discounted_returns(batch.rewards, batch.done, cfg.gamma)
-        advantages = baseline_advantages(returns, batch.valid, cfg.normalize_advantages).flatten()
+        advantages = baseline_advantages(returns, batch.valid, cfg.normalize_advantages, cfg.group_size)
+        advantages = advantages.flatten()
         # 3. loss, 4. step
         with frozen(self.backbone):
             for _ in range(cfg.ppo_epochs if cfg.algorithm == "ppo" else 1):
@@ -210,17 +218,42 @@ def masked_mean(values: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     return (values * weights).sum() / weights.sum().clamp_min(1.0)
 
 
-def baseline_advantages(returns: torch.Tensor, valid: torch.Tensor, normalize: bool = True) -> torch.Tensor:
-    """Returns minus a per-time-step baseline: the mean return of the *other* valid sub-envs at that step.
+def check_groups(env: Any, group_size: int) -> None:
+    """Refuse ``RLConfig.group_size`` > 1 on an env whose sub-envs do not share starts in groups of that
+    size (a group baseline over unrelated episodes removes nothing), or whose sub-envs it does not divide."""
+    if group_size == 1:
+        return
+    shared = getattr(env.unwrapped, "prompt_group_size", 1)
+    if shared != group_size:
+        raise ValueError(
+            f"RLConfig.group_size={group_size} compares each return with the other sub-envs of its group, "
+            f"but the env's sub-envs share prompts in groups of {shared}: build the env with "
+            f"prompt_group_size={group_size} (TextQualityVectorEnv) or set engine.rl.group_size={shared}."
+        )
 
-    The leave-one-out mean keeps the estimator unbiased. ``normalize`` scales advantages to unit std over
-    the valid entries. Invalid entries are zero.
+
+def baseline_advantages(
+    returns: torch.Tensor, valid: torch.Tensor, normalize: bool = True, group_size: int = 1
+) -> torch.Tensor:
+    """Returns minus a per-time-step baseline: the mean return of the *other* valid sub-envs at that step,
+    within consecutive groups of ``group_size`` sub-envs (1: a sample per prompt, so over all sub-envs).
+
+    The leave-one-out mean keeps the estimator unbiased. With groups of sub-envs that share a prompt, the
+    baseline also removes what the prompt alone adds to every return of its group, so the advantage is
+    what the sampled text did. ``normalize`` scales advantages to unit std over the valid entries. Invalid
+    entries are zero.
     """
-    weights = valid.to(returns.dtype)
-    count = weights.sum(dim=1, keepdim=True)
-    total = (returns * weights).sum(dim=1, keepdim=True)
-    baseline = (total - returns * weights) / (count - weights).clamp_min(1.0)
-    advantages = (returns - baseline) * weights
+    steps, envs = returns.shape
+    if group_size < 1 or envs % group_size:
+        raise ValueError(f"group_size={group_size} must be >= 1 and divide the rollout's {envs} sub-envs.")
+    size = envs if group_size == 1 else group_size  # one sample per prompt: compare with every sub-env
+    grouped = returns.reshape(steps, envs // size, size)
+    weights = valid.reshape(grouped.shape).to(returns.dtype)
+    count = weights.sum(dim=2, keepdim=True)
+    total = (grouped * weights).sum(dim=2, keepdim=True)
+    baseline = (total - grouped * weights) / (count - weights).clamp_min(1.0)
+    advantages = ((grouped - baseline) * weights).reshape(steps, envs)
+    weights = weights.reshape(steps, envs)
     if normalize:
         mean = masked_mean(advantages, valid)
         std = masked_mean((advantages - mean).pow(2), valid).sqrt()

@@ -32,6 +32,19 @@ from envs.generation.tokens import NUM_BYTES, PAD_ID
 OBS_MODES = ("tokens",)
 
 
+def check_prompt_group_size(group_size: Any, num_envs: int) -> None:
+    """Refuse a prompt group size that is not a positive int dividing ``num_envs``, naming the fix."""
+    if isinstance(group_size, bool) or not isinstance(group_size, int) or group_size < 1:
+        raise ValueError(
+            f"prompt_group_size must be an int >= 1 (1: a prompt per sub-env), got {group_size!r}."
+        )
+    if num_envs % group_size:
+        raise ValueError(
+            f"prompt_group_size={group_size} does not divide num_envs={num_envs}: sub-envs share prompts in "
+            f"whole groups; pass a num_envs that is a multiple of {group_size} or another prompt_group_size."
+        )
+
+
 class TextQualityVectorEnv(TorchVectorEnv):
     """``num_envs`` generation episodes stepped together in torch, on any device.
 
@@ -61,7 +74,9 @@ class TextQualityVectorEnv(TorchVectorEnv):
     ## Starting State
 
     Each reset draws a prompt at a uniform random offset in the task's ``prompt_split`` text and shows
-    its last ``min(prompt_length, window)`` bytes.
+    its last ``min(prompt_length, window)`` bytes. With ``prompt_group_size=K`` the sub-envs
+    ``i*K .. i*K+K-1`` reset together draw one offset, so a group at one level continues the same prompt
+    (K samples of one prompt: what a per-prompt RL baseline, ``RLConfig.group_size``, compares).
 
     ## Episode End
 
@@ -82,6 +97,9 @@ class TextQualityVectorEnv(TorchVectorEnv):
       the env builds its task). ``levels``: the ladder (default p64-c16 to p16-c256).
     - ``corpus``: a Corpus or a text file / folder path (default: the embedded corpus).
     - ``dense``: pay the score's change every byte instead of the score at the end.
+    - ``prompt_group_size`` (default 1: every sub-env draws its own prompt): consecutive groups of this
+      many sub-envs share the prompt each reset draws; it must divide ``num_envs``. Sub-envs of a group
+      that reset at different steps (an early ``eos_byte``) draw different prompts.
     - ``**task_options`` build the task: ``window``, ``order``, ``reward_weights``, ``diversity_n``,
       ``repetition_n``, ``success_fraction``, ``eos_byte``, ``prompt_split``, ``cache_dir``.
 
@@ -108,6 +126,7 @@ class TextQualityVectorEnv(TorchVectorEnv):
         levels: Sequence[TextLevel | Mapping] | None = None,
         corpus: Corpus | str | Path | None = None,
         dense: bool = False,
+        prompt_group_size: int = 1,
         **task_options: Any,
     ):
         if obs_mode not in OBS_MODES:
@@ -134,8 +153,10 @@ class TextQualityVectorEnv(TorchVectorEnv):
             seed if seed is not None else torch.Generator().seed() % (2**63),
             level=start,
         )
+        check_prompt_group_size(prompt_group_size, num_envs)  # num_envs checked by the base class
         self.obs_mode = obs_mode
         self.dense = bool(dense)
+        self.prompt_group_size = int(prompt_group_size)
         self.window = task.window
         self.config = task.reward_config
         self.text = task.split_bytes(task.prompt_split, self.device)
@@ -187,7 +208,9 @@ class TextQualityVectorEnv(TorchVectorEnv):
     def _reset_envs(self, mask: torch.Tensor) -> None:
         prompt_len = self.prompt_lengths[self.level_ids]
         high = len(self.text) - self._max_prompt - self._capacity
-        offset = torch.randint(0, high, (self.num_envs,), device=self.device, generator=self.generator)
+        groups = self.num_envs // self.prompt_group_size
+        offset = torch.randint(0, high, (groups,), device=self.device, generator=self.generator)
+        offset = offset.repeat_interleave(self.prompt_group_size)  # size 1: the draw as before groups
         visible = prompt_len.clamp(max=self.window)
         first = offset + prompt_len - visible  # keep the most recent bytes of a long prompt
         prompt = self._gather_text((first[:, None] + self._columns).clamp(max=len(self.text) - 1))

@@ -39,3 +39,21 @@ def test_feature_offsets_without_features_are_refused_naming_the_flag(capsys):
     with pytest.raises(SystemExit):
         parse_args([*TINY, "--features", "none", "--feature-offsets"])
     assert "--features none" in capsys.readouterr().err
+
+
+def test_group_size_trains_both_engines_against_other_samples_of_the_same_prompt():
+    args = parse_args([*TINY, "--rl-steps", "1", "--group-size", "2"])
+    args.seed = 0
+    device = torch.device("cpu")
+    env = make_env(args, "train", args.envs, device, dense=True, group_size=args.group_size)
+    prompts = env.reset(seed=0)[0]["tokens"][:, : args.prompt_length]
+    assert torch.equal(prompts[0], prompts[1]) and torch.equal(prompts[2], prompts[3])
+    backbone, _ = train_backbone(args, env, device)
+    engine = train_engine(args, backbone, env, device, False, (1.0, 0.9, 1.0))  # refused if not grouped
+    assert engine.metrics()["engine/temperature"] != 1.0
+
+
+def test_a_group_size_that_does_not_divide_the_envs_is_refused_naming_both_flags(capsys):
+    with pytest.raises(SystemExit):
+        parse_args([*TINY, "--group-size", "3"])
+    assert "--group-size 3 must be >= 1 and divide --envs 4" in capsys.readouterr().err
