@@ -3,7 +3,8 @@
 lambda_t = alpha * sigmoid(w . x_t + b) is a learned, input-dependent decay times the plasticity coefficient
 alpha that a curriculum sets while training (``set_plasticity``). Training uses the chunked parallel form
 (``hebbian_chunked``; on the GPU the same maths in fused Triton kernels, ``hebbian_kernel``), which equals
-the step-by-step recurrence (``hebbian_recurrent``) and never divides by a cumulative decay: every decay
+the step-by-step recurrence (``hebbian_recurrent``, which a streamed single token takes: one step instead
+of a chunk padded to full size) and never divides by a cumulative decay: every decay
 factor is exp of a masked, non-positive sum of log-decays, so nothing overflows for any alpha in (0, 1] at
 any length. Both run in float32, also under autocast (the projections into and out of the memory follow
 the ambient autocast). With ``inspect=True`` a call also returns each token's decay lambda_t per head and
@@ -126,12 +127,15 @@ class HebbianMemory(nn.Module):
             log_alpha = self.plasticity.float().log().clamp(min=_MIN_LOG_ALPHA)
             log_decay = (F.logsigmoid(decay_logits) + log_alpha).transpose(1, 2)  # (b,h,t)
             memory = (state if state is not None else self.init_state(b, x.device)).float()
-            if fused_available(qkv, self.chunk):
+            if t > 1 and fused_available(qkv, self.chunk):
                 out, memory = hebbian_fused(qkv, log_decay, memory, self.chunk)
             else:
                 q, k, v = qkv.float().permute(2, 0, 3, 1, 4).unbind(0)
                 q, k = F.normalize(q, dim=-1), F.normalize(k, dim=-1)
-                out, memory = hebbian_chunked(q, k, v, log_decay, memory, self.chunk)
+                if t == 1:  # a streamed token: one step of the recurrence, not a chunk padded to full size
+                    out, memory = hebbian_recurrent(q, k, v, log_decay, memory)
+                else:
+                    out, memory = hebbian_chunked(q, k, v, log_decay, memory, self.chunk)
             out = self.out_norm(out).transpose(1, 2).reshape(b, t, d)
         out = self.out(out)
         stats = {
