@@ -88,8 +88,8 @@ class DualAgent:
     """Backbone + inference engine with their own trainers, the interleave schedule, RNG streams and
     step counters. ``train_step`` is the one front door the runners call.
 
-    ``mask_invalid`` and ``features`` (see :class:`agents.training.rl.EngineTrainer`) apply to the RL
-    rollouts and to :meth:`policy`."""
+    ``mask_invalid``, ``features`` and ``stream`` (see :class:`agents.training.rl.EngineTrainer`) apply
+    to the RL rollouts and to :meth:`policy`."""
 
     def __init__(
         self,
@@ -104,6 +104,7 @@ class DualAgent:
         total_steps: int = 10_000,
         mask_invalid: bool = False,
         features: Any = None,
+        stream: bool = False,
     ):
         if list(engine.action_token_ids.tolist()) != list(task.action_token_ids):
             raise ValueError(
@@ -127,7 +128,7 @@ class DualAgent:
                 "agents.engine_features.for_family) or build the engine with n_features=0."
             )
         self.rl = EngineTrainer(
-            self.engine, self.backbone, rl or RLConfig(), total_steps, mask_invalid, features
+            self.engine, self.backbone, rl or RLConfig(), total_steps, mask_invalid, features, stream
         )
         self.generators = {
             "supervised": make_generator(seed, "agent/supervised", self.device),

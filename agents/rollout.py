@@ -13,7 +13,9 @@ A :class:`BackbonePolicy` acts from sequence observations (``tokens`` (B, T) and
 the env appends the chosen action's token to the observation (maze token mode, text generation), it
 streams: the backbone reads the prefix once and then one token a step, continuing its state (KV cache
 and memory), which gives the same logits as re-reading the sequence. Nothing inside the loop copies to
-the host except the completion check every ``check_every`` steps.
+the host except the completion check every ``check_every`` steps, and, when a streaming policy collects
+a fixed number of steps (RL), one check a step of whether a sub-env started a new episode (its prompt
+is then read afresh).
 """
 
 from __future__ import annotations
@@ -115,7 +117,9 @@ class BackbonePolicy:
     reads each step (:mod:`agents.engine_features`); :func:`rollout` calls it and keeps its output.
     ``reserve_kv``: a streamed state gets room for the observation's width plus ``STREAM_SLACK``
     (``Backbone.reserve_state``), so each step writes its token in place; False concatenates the cache every
-    step (the same logits). :meth:`focus`: a greedy policy without an engine keeps streaming only the
+    step (the same logits). A stream appends at most as many tokens as the observation had free columns
+    when it was read (after that a window may slide), then the observation is read afresh.
+    :meth:`focus`: a greedy policy without an engine keeps streaming only the
     sub-envs still playing their first episode once at most half of the streamed ones are
     (``select_state_rows`` of the backbone), and answers the others with action 0: an evaluation's results
     are unchanged, and finished sub-envs stay in the computed batch only while they are under half of it
@@ -147,6 +151,7 @@ class BackbonePolicy:
         self.features = features if engine is not None and getattr(engine, "n_features", 0) else None
         self._output: Any = None
         self._streamable = False
+        self._room = 0  # tokens the stream may still append before the observation's window is full
         self._rows: torch.Tensor | None = None  # the env rows a focused stream covers (None: all)
 
     def begin(self, obs: Mapping[str, torch.Tensor]) -> None:
@@ -184,6 +189,7 @@ class BackbonePolicy:
             width = int(length.max()) if self.stream else tokens.shape[1]
             # streaming appends after the longest prefix: only exact when every row has that length
             self._streamable = self.stream and bool((length == width).all())
+            self._room = tokens.shape[1] - width
             self._output = self._forward(tokens[:, :width], None)
             if self._streamable and self.reserve_kv:  # room for the longest episode: writes in place
                 reserve = getattr(self.backbone, "reserve_state", None)
@@ -209,11 +215,12 @@ class BackbonePolicy:
         return actions, log_probs
 
     def observe(self, actions: torch.Tensor, obs: Mapping[str, torch.Tensor], keep_stream: bool) -> None:
-        if not (self._streamable and keep_stream) or self._output.state is None:
+        if not (self._streamable and keep_stream and self._room > 0) or self._output.state is None:
             self._output, self._rows = None, None
             return
         streamed = actions if self._rows is None else actions[self._rows]
         self._output = self._forward(self.action_ids[streamed][:, None], self._output.state)
+        self._room -= 1
 
     def _forward(self, tokens: torch.Tensor, state: Any) -> Any:
         if self.engine is None:
@@ -269,7 +276,9 @@ def rollout(
 
     ``steps=None``: until every sub-env has finished its first episode (checked every ``check_every``
     steps, the only host sync; a sub-env's later episodes are ignored). ``steps=n``: exactly ``n`` steps,
-    sub-envs resetting as they finish. ``keep_transitions`` stacks every step for an RL update.
+    sub-envs resetting as they finish; a streaming policy (``policy.stream``) keeps its stream until a
+    sub-env starts a new episode (one host check a step), then reads every observation afresh.
+    ``keep_transitions`` stacks every step for an RL update.
     """
     base = env.unwrapped
     device = base.device
@@ -284,6 +293,8 @@ def rollout(
     final_obs: dict[str, torch.Tensor] = {}
     kept: list[dict[str, torch.Tensor]] = []
     focus = None if keep_transitions else getattr(policy, "focus", None)  # transitions keep every row's play
+    # a fixed-length rollout streams only while every sub-env is in the episode its stream began with
+    check_restarts = steps is not None and bool(getattr(policy, "stream", False))
     step = 0
     while step < (steps if steps is not None else max_steps):
         if steps is None and step % check_every == 0:
@@ -325,9 +336,12 @@ def rollout(
                 }
             )
         finished |= first_end
+        # this observation starts a new episode: same-step autoreset at the end, next-step one step later
+        restarted = done if mode is AutoresetMode.SAME_STEP else ignored
         ignored = done & ~ignored if mode is AutoresetMode.NEXT_STEP else torch.zeros_like(done)
         step += 1
-        policy.observe(actions, obs, keep_stream=steps is None)
+        keep_stream = steps is None or (check_restarts and not bool(restarted.any()))
+        policy.observe(actions, obs, keep_stream=keep_stream)
     else:
         if steps is None and not bool(finished.all()):
             raise RuntimeError(

@@ -46,12 +46,16 @@ from runners.loop import EvalResult, Experiment, StepOutput
 from runners.report import plot_level_bars
 
 
-def build_agent(cfg: DictConfig, task: Task, dist: DistInfo, family: str | None = None) -> DualAgent:
+def build_agent(
+    cfg: DictConfig, task: Task, dist: DistInfo, family: str | None = None, stream: bool = False
+) -> DualAgent:
     """Backbone (with the task's vocabulary), engine and DualAgent as the config describes.
 
     ``family`` (the runner's name) picks the per-step features a conditioned engine reads beside the
     hidden state (:mod:`agents.engine_features`); a maze run with ``task.mask_invalid`` also masks the
-    engine's RL rollouts to legal moves, as its evaluation does.
+    engine's RL rollouts to legal moves, as its evaluation does. ``stream``: the family's env appends each
+    action's token to the observation, so the engine's rollouts stream the backbone and its update reads
+    each chain of steps in one pass (:class:`agents.training.rl.EngineTrainer`).
 
     Under DDP the backbone is a DistributedDataParallel module (its supervised step is one forward and
     backward); the engine's update accumulates several backward passes, so instead its gradients are
@@ -89,6 +93,7 @@ def build_agent(cfg: DictConfig, task: Task, dist: DistInfo, family: str | None 
         total_steps=int(cfg.trainer.steps),
         mask_invalid=bool(cfg.task.get("mask_invalid", False)),
         features=features,
+        stream=stream,
     )
     if dist.distributed:  # ranks start from rank 0's engine and average its gradients at every step
         for tensor in agent.engine.state_dict().values():
@@ -113,16 +118,19 @@ class AgentExperiment(Experiment):
     """Agent + curriculum + the interleaved training step + the evaluation loop over levels; a family adds
     its vector env, how one level is scored (:meth:`score_level`) and its reports.
 
-    ``headline`` names the metric that ranks checkpoints and moves the report's per-level table.
+    ``headline`` names the metric that ranks checkpoints and moves the report's per-level table;
+    ``streams_actions``: the family's env appends each action's token to the observation (see
+    :func:`build_agent`'s ``stream``).
     """
 
     headline: str
+    streams_actions = False
 
     def __init__(self, cfg: DictConfig, dist: DistInfo, task: Task):
         self.cfg, self.dist, self.task = cfg, dist, task
         self.device = dist.device
         self.seed = rank_seed(cfg, dist)
-        self.agent = build_agent(cfg, task, dist, family=self.runner)
+        self.agent = build_agent(cfg, task, dist, family=self.runner, stream=self.streams_actions)
         model = unwrap_model(self.agent.backbone)
         self.backbone_cfg, self.n_params = model.cfg, sum(p.numel() for p in model.parameters())
         extra = {"on_stage": self.apply_knobs} if cfg.curriculum.name == "staged" else {}

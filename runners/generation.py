@@ -43,6 +43,7 @@ class GenerationExperiment(AgentExperiment):
 
     runner = RUNNER
     headline = "reward"
+    streams_actions = True  # each written byte joins the observation: the engine's rollouts stream
 
     def __init__(self, cfg: DictConfig, dist: DistInfo):
         super().__init__(cfg, dist, build_task(cfg))

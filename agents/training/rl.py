@@ -20,6 +20,7 @@ over time steps (the return recursion) and minibatches.
 from __future__ import annotations
 
 import contextlib
+import functools
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -31,6 +32,7 @@ from torch.distributions import Categorical
 from agents.backbones.base import Backbone
 from agents.engine import InferenceEngine
 from agents.rollout import BackbonePolicy, Transitions, rollout
+from agents.training.chains import chain_ends, read_chained
 from agents.training.schedules import warmup_cosine
 
 RL_ALGORITHMS = ("reinforce", "ppo")
@@ -90,7 +92,10 @@ class EngineTrainer:
 
     ``mask_invalid``: rollouts and the update give the env's illegal actions no probability (as the
     evaluation policy does); ``features``: the per-step feature function a conditioned engine reads
-    (:mod:`agents.engine_features`), kept with every transition so the update sees what the rollout saw.
+    (:mod:`agents.engine_features`), kept with every transition so the update sees what the rollout saw;
+    ``stream``: the env appends each action's token to the observation (text generation), so the policy
+    streams the backbone one token a step (:class:`agents.rollout.BackbonePolicy`) and the update reads
+    each chain of steps in one pass (:meth:`_backward`).
     """
 
     def __init__(
@@ -101,9 +106,10 @@ class EngineTrainer:
         total_steps: int,
         mask_invalid: bool = False,
         features: Callable[..., torch.Tensor] | None = None,
+        stream: bool = False,
     ):
         self.engine, self.backbone, self.config = engine, backbone, config
-        self.mask_invalid, self.features = mask_invalid, features
+        self.mask_invalid, self.features, self.stream = mask_invalid, features, stream
         self.optimizer = torch.optim.Adam(engine.param_groups(config.lr, config.condition_lr_scale))
         length = config.total_steps or total_steps
         self.scheduler = warmup_cosine(
@@ -120,6 +126,7 @@ class EngineTrainer:
             generator=generator,
             mask_invalid=self.mask_invalid,
             features=self.features,
+            stream=self.stream,
         )
 
     def update(self, env: Any, seed: int, generator: torch.Generator) -> dict[str, torch.Tensor]:
@@ -168,7 +175,11 @@ class EngineTrainer:
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Backpropagate the policy loss minus the entropy bonus over minibatches (gradients accumulate;
         each piece is normalised by the whole rollout's valid count, so the sum is the full-batch loss).
-        Returns the detached policy loss, entropy and PPO clip fraction."""
+        Returns the detached policy loss, entropy and PPO clip fraction.
+
+        A streaming trainer (``stream``) reads each chain of steps whose contexts extend one another in
+        one backbone pass (:mod:`agents.training.chains`; the same outputs for a causal backbone), and a
+        minibatch holds up to ``minibatch_size`` chains with all their steps."""
         cfg = self.config
         tokens, length, actions = batch.flat("tokens"), batch.flat("length"), batch.flat("actions")
         old_log_probs, valid = batch.flat("log_probs"), batch.flat("valid")
@@ -176,10 +187,27 @@ class EngineTrainer:
         count = valid.sum().clamp_min(1)
         size = cfg.minibatch_size or len(actions)
         totals = torch.zeros(3, device=actions.device)
-        for start in range(0, len(actions), size):
-            part = slice(start, start + size)
+        if self.stream:  # the flat index of each transition's chain end, and the chains in minibatches
+            envs = batch.tokens.shape[1]
+            ends = chain_ends(batch.tokens, batch.length) * envs + torch.arange(envs, device=actions.device)
+            ends = ends.flatten()
+            chains = torch.unique(ends)
+            parts: list[Any] = [
+                torch.isin(ends, chains[i : i + size]).nonzero()[:, 0] for i in range(0, len(chains), size)
+            ]
+        else:
+            parts = [slice(start, start + size) for start in range(0, len(actions), size)]
+        for part in parts:
             part_features = None if features is None else features[part]
-            dist, _ = self.engine(self.backbone, tokens[part], length[part], features=part_features)
+            if self.stream:
+                read = functools.partial(self.engine.read, self.backbone)
+                output = read_chained(read, tokens, length, ends, part)
+                first = torch.zeros(len(part), dtype=torch.long, device=actions.device)
+                dist = self.engine.distribution(
+                    output, tokens[part], length[part], self.backbone.output_logits, first, part_features
+                )
+            else:
+                dist, _ = self.engine(self.backbone, tokens[part], length[part], features=part_features)
             if mask is not None:  # the rollout's policy gave illegal actions no probability
                 dist = Categorical(logits=dist.logits.masked_fill(~mask[part], float("-inf")))
             log_probs = dist.log_prob(actions[part])
