@@ -9,8 +9,9 @@
                                                                # a second row with that override added
 
 Each runner's config is composed as the command line would (``hardware=gpu`` on CUDA, ``hardware=cpu``
-otherwise, then ``--override``s); the table (tokens/s and steps/s of supervised steps, env steps/s of RL
-steps, seconds per evaluation) is printed and, unless ``--no-record``, appended to docs/benchmarks.md.
+otherwise, then ``--override``s); the table (tokens/s and steps/s of supervised steps, env steps/s and
+seconds of RL steps, seconds per evaluation; ``first_step_s`` and ``rl_first_s``, the first of each kind,
+include compiling on CUDA) is printed and, unless ``--no-record``, appended to docs/benchmarks.md.
 
 The supervised columns time the model step alone, on batches drawn beforehand. ``--loop-steps N`` adds
 what a run's ``train/tokens_per_s`` and ``train/mfu`` measure: N training steps taken as ``runners.loop``
@@ -72,7 +73,8 @@ def measure(
     def supervised() -> None:
         agent.supervised_step(batches[next(calls) % len(batches)])
 
-    sup = bench.time(supervised, warmup=3, repeats=repeats, sync=sync)
+    first = bench.time(supervised, 0, 1, sync).median  # on CUDA it compiles: what a run's first step waits
+    sup = bench.time(supervised, warmup=2, repeats=repeats, sync=sync)
     tokens = sum(b.tokens.numel() for b in batches) / len(batches)
     params = sum(p.numel() for p in agent.backbone.parameters())
     row: dict[str, object] = {
@@ -82,6 +84,7 @@ def measure(
         "batch": batch_size,
         "sup_steps_per_s": 1.0 / sup.median,
         "tokens_per_s": tokens / sup.median,
+        "first_step_s": first,
     }
     if loop_steps > 0:
         multiple = agent.sup_config.pad_multiple if agent.supervised.plan != "none" else 1
@@ -89,10 +92,12 @@ def measure(
         row.update(loop_rates(experiment, loop_steps, device, sync, profile_to))
         row["model_ms"] = 1e3 * sup.median
     if not supervised_only:
+        row["rl_first_s"] = bench.time(lambda: agent.rl_step(experiment.rl_env), 0, 1, sync).median
         rl = bench.time(
-            lambda: agent.rl_step(experiment.rl_env), warmup=1, repeats=max(2, repeats // 5), sync=sync
+            lambda: agent.rl_step(experiment.rl_env), warmup=0, repeats=max(2, repeats // 5), sync=sync
         )
         row["rl_env_steps_per_s"] = agent.rl_config.rollout_steps * experiment.rl_env.num_envs / rl.median
+        row["rl_step_s"] = rl.median
         row["eval_s"] = bench.time(
             lambda: experiment.evaluate(0, RunLogger("unused", enabled=False)), 0, 1, sync
         ).median
