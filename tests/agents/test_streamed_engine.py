@@ -24,10 +24,12 @@ CASES = {  # window, level: episodes end inside a 12-step rollout; the second sl
     "restarts": (24, {"name": "p8-c5", "prompt_length": 8, "continuation_length": 5}),
     "sliding": (12, {"name": "p8-c10", "prompt_length": 8, "continuation_length": 10}),
 }
+# on CUDA the Hebbian memory's fused kernels (chunks of 16) read the prompts and the recurrence the bytes
+DEVICES = ["cpu", pytest.param("cuda", marks=pytest.mark.gpu)]
 
 
-def _env(window: int, level: dict) -> TextQualityVectorEnv:
-    return TextQualityVectorEnv(num_envs=6, device="cpu", levels=[level], window=window, dense=True, seed=0)
+def _env(window: int, level: dict, device: str) -> TextQualityVectorEnv:
+    return TextQualityVectorEnv(num_envs=6, device=device, levels=[level], window=window, dense=True, seed=0)
 
 
 def _agents(env: TextQualityVectorEnv) -> tuple[DualAgent, DualAgent]:
@@ -35,25 +37,28 @@ def _agents(env: TextQualityVectorEnv) -> tuple[DualAgent, DualAgent]:
     torch.manual_seed(0)
     cfg = BackboneConfig(
         vocab_size=env.task.vocab_size, d_model=32, n_layers=2, n_heads=2, max_seq_len=64,
-        memory="hebbian", memory_chunk=4,
+        memory="hebbian", memory_chunk=16 if env.device.type == "cuda" else 4,
     )  # fmt: skip
     backbone = build_backbone(cfg)
     engine = InferenceEngine.for_backbone(backbone, env.task.action_token_ids)
     rl = RLConfig(rollout_steps=12, minibatch_size=5, entropy_coef=0.01)
     return tuple(
-        DualAgent(copy.deepcopy(backbone), copy.deepcopy(engine), env.task, rl=rl, device="cpu", stream=s)
+        DualAgent(
+            copy.deepcopy(backbone), copy.deepcopy(engine), env.task, rl=rl, device=env.device, stream=s
+        )
         for s in (True, False)
     )
 
 
+@pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize("case", CASES)
-def test_a_streamed_rollout_acts_as_the_rereading_one(case):
+def test_a_streamed_rollout_acts_as_the_rereading_one(case, device):
     window, level = CASES[case]
-    streamed, reread = _agents(_env(window, level))
+    streamed, reread = _agents(_env(window, level, device))
     outs = []
     for agent in (streamed, reread):
-        policy = agent.rl.policy(torch.Generator().manual_seed(3))
-        outs.append(rollout(_env(window, level), policy, seed=5, steps=12, keep_transitions=True))
+        policy = agent.rl.policy(torch.Generator(device).manual_seed(3))
+        outs.append(rollout(_env(window, level, device), policy, seed=5, steps=12, keep_transitions=True))
     a, b = (out.transitions for out in outs)
     assert bool(a.done.any()) and not bool(a.valid.all()), "sub-envs must restart inside the rollout"
     assert torch.equal(a.actions, b.actions)
@@ -61,17 +66,18 @@ def test_a_streamed_rollout_acts_as_the_rereading_one(case):
     for agent in (streamed, reread):  # an evaluation: one episode per sub-env
         agent.backbone.eval()
     greedy = [agent.rl.policy(None, greedy=True) for agent in (streamed, reread)]
-    played = [rollout(_env(window, level), policy, seed=9) for policy in greedy]
+    played = [rollout(_env(window, level, device), policy, seed=9) for policy in greedy]
     assert torch.equal(played[0].final_obs["tokens"], played[1].final_obs["tokens"])  # the same text written
     torch.testing.assert_close(played[0].final["score"], played[1].final["score"])
 
 
+@pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize("case", CASES)
-def test_the_chained_update_equals_the_per_step_update(case):
+def test_the_chained_update_equals_the_per_step_update(case, device):
     window, level = CASES[case]
-    streamed, reread = _agents(_env(window, level))
-    a = streamed.rl_step(_env(window, level))
-    b = reread.rl_step(_env(window, level))
+    streamed, reread = _agents(_env(window, level, device))
+    a = streamed.rl_step(_env(window, level, device))
+    b = reread.rl_step(_env(window, level, device))
     torch.testing.assert_close(a["rl/loss"], b["rl/loss"], atol=1e-5, rtol=1e-5)
     torch.testing.assert_close(a["rl/grad_norm"], b["rl/grad_norm"], atol=1e-5, rtol=1e-4)
     for p, q in zip(streamed.engine.parameters(), reread.engine.parameters()):
