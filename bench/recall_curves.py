@@ -2,7 +2,7 @@
 
 Trains ``runners.recall`` once per (task, backbone) on one fixed level (no curriculum), for the same
 wall-clock budget, and reads the exact match of every periodic evaluation (fresh episodes) against the
-seconds since the run began. Prints one table (final and best exact match, steps, minutes to 90%) and
+run's wall-clock minutes. Prints one table (final and best exact match, steps, minutes to 90%) and
 writes ``<out>/recall_curves.md``, ``.json`` and ``.png`` (a panel per task, a line per backbone) and each
 run's folder under ``<out>/runs/``.
 

@@ -29,7 +29,7 @@ from curricula import Curriculum, CurriculumSampler, CurriculumVectorWrapper, ap
 from envs.common import Task
 from foundation import make_generator
 from runners.app import rank_seed
-from runners.config import build_curriculum_schedule
+from runners.config import ConfigError, build_curriculum_schedule
 from runners.ddp import (
     DistInfo,
     average_gradients_before_step,
@@ -114,6 +114,32 @@ class LevelScore:
     detail: Any = None
 
 
+def check_group_baseline(cfg: DictConfig, task: Task, streams_actions: bool) -> None:
+    """Refuse ``engine.rl.group_size`` > 1 where its groups would not be samples of one prompt: a runner
+    whose env does not share prompts (only generation does), a group size that does not divide
+    ``engine.rl_envs``, or a curriculum that can put a group's sub-envs on different levels (different
+    prompts and lengths: they would never reset together again)."""
+    group = int(cfg.engine.get("rl", {}).get("group_size", 1))
+    if group == 1:
+        return
+    fix = "or set engine.rl.group_size=1"
+    if not streams_actions:
+        raise ConfigError(
+            f"engine.rl.group_size={group} is for the generation runner (prompts shared by groups); {fix}."
+        )
+    if int(cfg.engine.rl_envs) % group:
+        raise ConfigError(
+            f"engine.rl.group_size={group} must divide engine.rl_envs={cfg.engine.rl_envs}: set "
+            f"engine.rl_envs to a multiple of {group} {fix}."
+        )
+    if task.num_levels > 1 and cfg.curriculum.name != "none":
+        raise ConfigError(
+            f"engine.rl.group_size={group} needs every RL sub-env on one level, but curriculum="
+            f"{cfg.curriculum.name} draws a level per sub-env: add curriculum=none (one level: "
+            f"task.start_level) or one level in task.levels, {fix}."
+        )
+
+
 class AgentExperiment(Experiment):
     """Agent + curriculum + the interleaved training step + the evaluation loop over levels; a family adds
     its vector env, how one level is scored (:meth:`score_level`) and its reports.
@@ -128,6 +154,7 @@ class AgentExperiment(Experiment):
 
     def __init__(self, cfg: DictConfig, dist: DistInfo, task: Task):
         self.cfg, self.dist, self.task = cfg, dist, task
+        check_group_baseline(cfg, task, self.streams_actions)
         self.device = dist.device
         self.seed = rank_seed(cfg, dist)
         self.agent = build_agent(cfg, task, dist, family=self.runner, stream=self.streams_actions)

@@ -150,9 +150,15 @@ class RunPaths:
 
 
 def checkpoint_state(
-    experiment: Experiment, cfg: DictConfig, step: int, history: list, dist: DistInfo | None = None
+    experiment: Experiment,
+    cfg: DictConfig,
+    step: int,
+    history: list,
+    dist: DistInfo | None = None,
+    minutes: float | None = None,
 ) -> dict[str, Any]:
-    """The dict a checkpoint holds: plain data only, so it loads with ``weights_only=True``.
+    """The dict a checkpoint holds: plain data only, so it loads with ``weights_only=True``. ``minutes``:
+    the run's wall clock so far, from which a resumed run's evaluation records count on.
 
     Under DDP (a collective then: every rank calls it) it also keeps each rank's own sampler, generators
     and RNG states under ``ranks`` (:mod:`runners.ddp_checkpoint`), so a resume continues every rank.
@@ -165,6 +171,8 @@ def checkpoint_state(
         "history": history,
         "rng": rng_state(),
     }
+    if minutes is not None:
+        state["minutes"] = minutes
     ranks = gather_rank_parts(state["experiment"], dist) if dist is not None else None
     if ranks is not None:
         state["ranks"] = ranks
@@ -276,8 +284,11 @@ def train(
     step = start
     stop: str | None = None  # why the run ended before trainer.steps: "interrupted", "time budget", ...
     started = time.monotonic()
-    # wall-clock minutes in each evaluation record: a resumed run counts on from its last evaluation's
-    minutes_before = float(history[-1].get("minutes", 0.0)) if history else 0.0
+    # the run's wall-clock minutes (evaluation records, checkpoints): a resumed run counts on from its save
+    minutes_before = float(resumed.state.get("minutes", 0.0)) if resumed is not None else 0.0
+
+    def minutes() -> float:
+        return minutes_before + (time.monotonic() - started) / 60
     last_eval = ""  # the bar keeps the last evaluation's result beside the live loss
     size_shown = False
     with StopOnInterrupt() as interrupt, logging_redirect_tqdm(tqdm_class=tqdm):  # log lines go above the bar
@@ -307,8 +318,8 @@ def train(
                         break
                 if step % trainer.eval_every == 0 or step == trainer.steps:
                     with ticking_status(bar, f"evaluating at step {step}:"):
-                        minutes = minutes_before + (time.monotonic() - started) / 60
-                        record = _evaluate(experiment, logger, checkpoints, cfg, step, history, dist, minutes)
+                        clock = minutes()
+                        record = _evaluate(experiment, logger, checkpoints, cfg, step, history, dist, clock)
                     last_eval = eval_postfix(record, experiment)
                     bar.set_postfix_str(f"eval {last_eval}, level {level_label(experiment)}")
                     meter.start = time.perf_counter()  # throughput counts training time only
@@ -318,7 +329,7 @@ def train(
                     if stop.startswith("non-finite"):
                         break
                 if step % trainer.checkpoint_every == 0 or step == trainer.steps or stop:
-                    checkpoints.save_latest(checkpoint_state(experiment, cfg, step, history, dist))
+                    checkpoints.save_latest(checkpoint_state(experiment, cfg, step, history, dist, minutes()))
                     if not size_shown and dist.is_main:  # once: what a checkpoint of this run weighs
                         tqdm.write(checkpoint_line(checkpoints))
                         size_shown = True
@@ -445,7 +456,8 @@ def _evaluate(
     record.update({f"success_level{k}": v for k, v in result.level_success.items()})
     history.append(record)
     score = ranking_score(result, cfg)
-    checkpoints.update_best(result.level, score, checkpoint_state(experiment, cfg, step, history, dist))
+    state = checkpoint_state(experiment, cfg, step, history, dist, minutes)
+    checkpoints.update_best(result.level, score, state)
     logger.flush()
     return record
 

@@ -279,7 +279,10 @@ def baseline_advantages(
     weights = valid.reshape(grouped.shape).to(returns.dtype)
     count = weights.sum(dim=2, keepdim=True)
     total = (grouped * weights).sum(dim=2, keepdim=True)
-    baseline = (total - grouped * weights) / (count - weights).clamp_min(1.0)
+    others = count - weights
+    baseline = (total - grouped * weights) / others.clamp_min(1.0)
+    if group_size > 1:  # a sample without a valid sibling has no baseline of its prompt: no advantage
+        weights = weights * (others > 0)
     advantages = ((grouped - baseline) * weights).reshape(steps, envs)
     weights = weights.reshape(steps, envs)
     if normalize:

@@ -40,6 +40,13 @@ def test_the_group_baseline_removes_a_per_prompt_offset_exactly():
     assert (flat - grouped).abs().max() > 1.0
 
 
+def test_a_sample_without_a_valid_sibling_gets_no_advantage():
+    returns = torch.tensor([[5.0, 1.0, 2.0, 4.0]])
+    valid = torch.tensor([[True, False, True, True]])  # the first prompt's other sample has ended
+    advantages = baseline_advantages(returns, valid, normalize=False, group_size=2)
+    torch.testing.assert_close(advantages, torch.tensor([[0.0, 0.0, -2.0, 2.0]]))
+
+
 def test_group_size_one_is_the_leave_one_out_mean_over_all_sub_envs():
     gen = torch.Generator().manual_seed(1)
     returns = torch.randn(4, 6, generator=gen)
