@@ -55,10 +55,19 @@ def _agents(env: TextQualityVectorEnv) -> tuple[DualAgent, DualAgent]:
 def test_a_streamed_rollout_acts_as_the_rereading_one(case, device):
     window, level = CASES[case]
     streamed, reread = _agents(_env(window, level, device))
+    widths: list[int] = []  # the token widths the streaming agent's backbone reads
+    forward = streamed.backbone.forward
+
+    def counted(tokens: torch.Tensor, *args, **kwargs):
+        widths.append(tokens.shape[1])
+        return forward(tokens, *args, **kwargs)
+
+    streamed.backbone.forward = counted
     outs = []
     for agent in (streamed, reread):
         policy = agent.rl.policy(torch.Generator(device).manual_seed(3))
         outs.append(rollout(_env(window, level, device), policy, seed=5, steps=12, keep_transitions=True))
+    assert widths.count(1) >= 3, "the streaming agent must read bytes one at a time between restarts"
     a, b = (out.transitions for out in outs)
     assert bool(a.done.any()) and not bool(a.valid.all()), "sub-envs must restart inside the rollout"
     assert torch.equal(a.actions, b.actions)
