@@ -320,9 +320,17 @@ def train(cfg: DictConfig, run_dir: Path, resumed: ResumePoint | None = None) ->
             },
             "history": history,
             "rng": rng_state(),
+            "minutes": minutes(),
         }
 
     started, stopped, sps_clock, sps_steps = time.monotonic(), None, time.perf_counter(), 0
+    # the run's wall clock (evaluation records, checkpoints) counts on across a resume; the budget
+    # trainer.max_minutes is per call, so that a long run is chained in calls of one length
+    minutes_before = float(resumed.state.get("minutes", 0.0)) if resumed is not None else 0.0
+
+    def minutes() -> float:
+        return minutes_before + (time.monotonic() - started) / 60.0
+
     while update < num_updates:
         if rollout.next_obs is None or update % int(cfg.env.reseed_every) == 0:  # new mazes; exact resume
             obs, _ = envs.reset(seed=derive_seed(int(cfg.seed), f"train/{update}") % 2**31)
@@ -361,7 +369,7 @@ def train(cfg: DictConfig, run_dir: Path, resumed: ResumePoint | None = None) ->
             if curriculum is not None:
                 curriculum.log(logger.writer, global_step)
         if update % int(cfg.trainer.eval_every) == 0:
-            history.append(periodic_eval(evaluator, net, cfg, update, global_step, started, logger))
+            history.append(periodic_eval(evaluator, net, cfg, update, global_step, minutes(), logger))
             for index, name in eval_levels(cfg, evaluator).items():  # greedy policies swing: keep the best
                 checkpoints.update_best(index, history[-1][name]["success"], checkpoint_state())
         if time.monotonic() - started >= 60.0 * float(cfg.trainer.max_minutes or float("inf")):
@@ -420,13 +428,13 @@ def periodic_eval(
     cfg: DictConfig,
     update: int,
     global_step: int,
-    started: float,
+    minutes: float,
     logger: RunLogger,
 ) -> dict[str, Any]:
     """Greedy success on fresh episodes at ``eval.levels`` (default: the last level), logged and printed."""
     levels = eval_levels(cfg, evaluator)
     record: dict[str, Any] = {"update": update, "env_steps": global_step}
-    record["minutes"] = (time.monotonic() - started) / 60.0
+    record["minutes"] = minutes
     for index, name in levels.items():
         result = evaluator.level(net, index)
         logger.scalars(f"eval/{name}", result, global_step)

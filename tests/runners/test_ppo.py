@@ -169,3 +169,14 @@ def test_best_checkpoint_holds_the_policy_of_the_best_check(tmp_path):
     assert best["success"] == max(checks) and min(checks) < max(checks)  # it learned during the run
     saved = load_checkpoint(tmp_path / "checkpoints" / best["file"])
     assert saved["step"] == report["history"][checks.index(max(checks))]["update"]  # the first best check
+
+
+def test_a_resumed_run_counts_its_minutes_on_from_the_save(tmp_path):
+    per_update = 16 * 16
+    common = [*TINY, "trainer.eval_every=1", "trainer.checkpoint_every=1"]
+    run(config(*common, f"trainer.total_steps={2 * per_update}"), tmp_path)
+    saved = load_checkpoint(tmp_path / "checkpoints" / "latest.pt")["minutes"]
+    overrides = [f"trainer.total_steps={4 * per_update}", "resume=true"]
+    report = run(config(*common, *overrides), tmp_path, overrides=overrides)
+    minutes = [record["minutes"] for record in report["history"]]
+    assert len(minutes) == 4 and minutes == sorted(minutes) and minutes[2] >= saved > minutes[1]
