@@ -143,10 +143,11 @@ class EngineTrainer:
         advantages = baseline_advantages(returns, batch.valid, cfg.normalize_advantages, cfg.group_size)
         advantages = advantages.flatten()
         # 3. loss, 4. step
+        parts, ends = self._minibatches(batch)  # the same minibatches in every epoch
         with frozen(self.backbone):
             for _ in range(cfg.ppo_epochs if cfg.algorithm == "ppo" else 1):
                 self.optimizer.zero_grad(set_to_none=True)
-                policy_loss, entropy, clip_fraction = self._backward(batch, advantages)
+                policy_loss, entropy, clip_fraction = self._backward(batch, advantages, parts, ends)
                 if cfg.default_pull:
                     (cfg.default_pull * self.engine.default_pull()).backward()
                 grad_norm = nn.utils.clip_grad_norm_(self.engine.parameters(), cfg.grad_clip)
@@ -170,37 +171,40 @@ class EngineTrainer:
             metrics["rl/clip_fraction"] = clip_fraction
         return metrics
 
-    def _backward(
-        self, batch: Transitions, advantages: torch.Tensor
-    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Backpropagate the policy loss minus the entropy bonus over minibatches (gradients accumulate;
-        each piece is normalised by the whole rollout's valid count, so the sum is the full-batch loss).
-        Returns the detached policy loss, entropy and PPO clip fraction.
+    def _minibatches(self, batch: Transitions) -> tuple[list[Any], torch.Tensor | None]:
+        """The rollout's flat transitions in minibatches, and for a streaming trainer (``stream``) the flat
+        index of each transition's chain end (:mod:`agents.training.chains`): its minibatches then hold up to
+        ``minibatch_size`` whole chains."""
+        actions = batch.flat("actions")
+        size = self.config.minibatch_size or len(actions)
+        if not self.stream:
+            return [slice(start, start + size) for start in range(0, len(actions), size)], None
+        envs = batch.tokens.shape[1]
+        ends = chain_ends(batch.tokens, batch.length) * envs + torch.arange(envs, device=actions.device)
+        ends = ends.flatten()
+        chains = torch.unique(ends)
+        parts = [torch.isin(ends, chains[i : i + size]).nonzero()[:, 0] for i in range(0, len(chains), size)]
+        return parts, ends
 
-        A streaming trainer (``stream``) reads each chain of steps whose contexts extend one another in
-        one backbone pass (:mod:`agents.training.chains`; the same outputs for a causal backbone), and a
-        minibatch holds up to ``minibatch_size`` chains with all their steps."""
+    def _backward(
+        self, batch: Transitions, advantages: torch.Tensor, parts: list[Any], ends: torch.Tensor | None
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Backpropagate the policy loss minus the entropy bonus over minibatches ``parts`` (gradients
+        accumulate; each piece is normalised by the whole rollout's valid count, so the sum is the
+        full-batch loss). Returns the detached policy loss, entropy and PPO clip fraction.
+
+        With chain ends (a streaming trainer) each chain of steps whose contexts extend one another is read
+        in one backbone pass (the same outputs for a causal backbone)."""
         cfg = self.config
         tokens, length, actions = batch.flat("tokens"), batch.flat("length"), batch.flat("actions")
         old_log_probs, valid = batch.flat("log_probs"), batch.flat("valid")
         mask, features = batch.flat("mask"), batch.flat("features")
         count = valid.sum().clamp_min(1)
-        size = cfg.minibatch_size or len(actions)
         totals = torch.zeros(3, device=actions.device)
-        if self.stream:  # the flat index of each transition's chain end, and the chains in minibatches
-            envs = batch.tokens.shape[1]
-            ends = chain_ends(batch.tokens, batch.length) * envs + torch.arange(envs, device=actions.device)
-            ends = ends.flatten()
-            chains = torch.unique(ends)
-            parts: list[Any] = [
-                torch.isin(ends, chains[i : i + size]).nonzero()[:, 0] for i in range(0, len(chains), size)
-            ]
-        else:
-            parts = [slice(start, start + size) for start in range(0, len(actions), size)]
+        read = functools.partial(self.engine.read, self.backbone)
         for part in parts:
             part_features = None if features is None else features[part]
-            if self.stream:
-                read = functools.partial(self.engine.read, self.backbone)
+            if ends is not None:
                 output = read_chained(read, tokens, length, ends, part)
                 first = torch.zeros(len(part), dtype=torch.long, device=actions.device)
                 dist = self.engine.distribution(
