@@ -31,10 +31,6 @@ from gymnasium.vector import AutoresetMode
 from agents.backbones.base import Backbone, BackboneOutput
 from agents.engine import InferenceEngine, sample_actions
 
-STREAM_SLACK = 64
-"""Positions a streamed KV cache reserves beyond the observation's width: the steps a :func:`rollout` may run
-past the longest episode before its completion check (``check_every`` up to 64) without regrowing it."""
-
 
 class Policy(Protocol):
     """What :func:`rollout` drives: ``begin`` at the first observation, then ``act`` / ``observe``."""
@@ -115,10 +111,10 @@ class BackbonePolicy:
     the observation, so the backbone may read one token a step after the prefix. ``features``: a function
     ``(env.unwrapped, obs, mask) -> (B, F)`` whose output a conditioned engine built with ``n_features=F``
     reads each step (:mod:`agents.engine_features`); :func:`rollout` calls it and keeps its output.
-    ``reserve_kv``: a streamed state gets room for the observation's width plus ``STREAM_SLACK``
-    (``Backbone.reserve_state``), so each step writes its token in place; False concatenates the cache every
-    step (the same logits). A stream appends at most as many tokens as the observation had free columns
-    when it was read (after that a window may slide), then the observation is read afresh.
+    ``reserve_kv``: a streamed state gets room for the observation's width (``Backbone.reserve_state``),
+    so each step writes its token in place; False concatenates the cache every step (the same logits). A
+    stream appends at most as many tokens as the observation had free columns when it was read (after that
+    a window may slide), then the observation is read afresh.
     :meth:`focus`: a greedy policy without an engine keeps streaming only the
     sub-envs still playing their first episode once at most half of the streamed ones are
     (``select_state_rows`` of the backbone), and answers the others with action 0: an evaluation's results
@@ -194,7 +190,7 @@ class BackbonePolicy:
             if self._streamable and self.reserve_kv:  # room for the longest episode: writes in place
                 reserve = getattr(self.backbone, "reserve_state", None)
                 if reserve is not None:
-                    self._output.state = reserve(self._output.state, tokens.shape[1] + STREAM_SLACK)
+                    self._output.state = reserve(self._output.state, tokens.shape[1])
             positions = length.reshape(-1) - 1
         else:
             positions = torch.zeros(self._output.logits.shape[0], dtype=torch.long, device=length.device)
