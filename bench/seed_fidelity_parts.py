@@ -167,12 +167,22 @@ def act_sweep(args: argparse.Namespace, device: torch.device) -> list[dict[str, 
             "measure": f"forward ms, {halting}, halted tokens skip (act_skip)",
             "seed_reported": None,
             "mindgym": rows[True]["forward_ms"],
+            "forward_iqr_ms": rows[True]["forward_iqr_ms"],
             "act_skip_off_ms": rows[False]["forward_ms"],
+            "skip_on_over_off": rows[True]["skip_on_over_off"],  # paired by round
             "steps_mean": rows[True]["steps_mean"],
             "computed": rows[True]["computed"],
+            "rows_share": rows[True]["rows_share"],
+            **act_setting(ns, device),
         }
         for halting, rows in by_setting.items()
     ]
+
+
+def act_setting(ns: argparse.Namespace, device: torch.device) -> dict[str, Any]:
+    """What an ACT timing ran on: tokens per forward, timed rounds, and CPU threads (on the CPU)."""
+    threads = {"threads": torch.get_num_threads()} if device.type == "cpu" else {}
+    return {"tokens": f"{ns.batch} x {ns.seq_len}", "rounds": ns.repeats, **threads}
 
 
 VARIANT_ROLES = {
@@ -183,12 +193,15 @@ VARIANT_ROLES = {
 
 
 def act_variants(args: argparse.Namespace, device: torch.device) -> list[dict[str, Any]]:
-    """Each Cognate variant trained ``--act-train-steps`` (same batches), then its ACT mean steps, share of
-    (token, pass) pairs computed, bits per byte and forward time on held-out bytes; and the speed model's
-    forward time as a share of the reasoning model's (the seed calls the speed model the fastest)."""
+    """Each Cognate variant trained ``--act-train-steps`` (same initial weights, same batches), then on the
+    same held-out bytes its ACT mean steps, share of feed-forward rows really computed, bits per byte and
+    forward time (variants timed in interleaved rounds); and the speed model's forward time over the
+    reasoning model's, paired round by round, with a sign test (the seed calls the speed model the
+    fastest): ``measurably_faster`` is a median ratio below 1 at p <= 0.05."""
     ns = act_args(args)
     started = time.perf_counter()
-    table = act_speed.variants(ns, device, held_out_bytes(ns, device))
+    result = act_speed.variants(ns, device, held_out_bytes(ns, device))
+    table, ratio = result.bench, result.ratio("speed", "reasoning")
     minutes = since(started)
     rows = [
         {
@@ -197,13 +210,16 @@ def act_variants(args: argparse.Namespace, device: torch.device) -> list[dict[st
             "seed_reported": VARIANT_ROLES[row["variant"]],
             "mindgym": row["steps_mean"],
             "forward_ms": row["forward_ms"],
+            "forward_iqr_ms": row["forward_iqr_ms"],
+            "ms_per_step": row["ms_per_step"],
             "computed": row["computed"],
+            "rows_share": row["rows_share"],
             "bits_per_byte": row["bits_per_byte"],
             "minutes": minutes,
+            **act_setting(ns, device),
         }
         for row in table.rows
     ]
-    ms = {row["variant"]: row["forward_ms"] for row in table.rows}
     model = build_backbone(act_speed.variant_config("cognate_reasoning", ns))
     rows.append(
         {
@@ -216,9 +232,14 @@ def act_variants(args: argparse.Namespace, device: torch.device) -> list[dict[st
     rows.append(
         {
             "seed": "cognate",
-            "measure": "forward time, speed variant / reasoning variant",
+            "measure": "forward time, speed variant / reasoning variant (median of per-round ratios)",
             "seed_reported": "speed fastest (< 1)",
-            "mindgym": ms["speed"] / ms["reasoning"],
+            "mindgym": ratio.median,
+            "ratio_range": f"{ratio.low:.3f}-{ratio.high:.3f}",
+            "speed_faster_rounds": f"{ratio.faster} of {ratio.rounds}",
+            "sign_test_p": ratio.p_value,
+            "measurably_faster": ratio.measurably_faster(),
+            **act_setting(ns, device),
         }
     )
     return rows

@@ -164,7 +164,12 @@ def test_act_parts_run_on_cpu_and_give_cognate_its_rows(tmp_path):
     assert {f"cognate_{v}: ACT mean steps after 2 steps" for v in ("reasoning", "memory", "speed")} <= set(
         measures
     )
-    assert measures["forward time, speed variant / reasoning variant"]["mindgym"] > 0
+    ratio = measures["forward time, speed variant / reasoning variant (median of per-round ratios)"]
+    assert ratio["mindgym"] > 0 and ratio["speed_faster_rounds"].endswith("of 1") and ratio["threads"] >= 1
+    variants = {v: measures[f"cognate_{v}: ACT mean steps after 2 steps"] for v in ("reasoning", "speed")}
+    # The speed preset halts after 2 of 3 steps, the reasoning preset after 3: it computes 2/3 of the rows.
+    assert variants["speed"]["mindgym"] < variants["reasoning"]["mindgym"]
+    assert variants["speed"]["rows_share"] < variants["reasoning"]["rows_share"]
 
 
 def test_poh_rows_set_the_seeds_optimal_beside_near_optimal_and_keep_exact_path_a_row_of_its_own(
