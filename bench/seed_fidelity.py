@@ -8,7 +8,9 @@ table of all parts saved under ``--out``: ``seed_fidelity.md`` and ``seed_fideli
 - ``act_sweep`` (Cognate): forward time with every token halting after 1, 2, 3 steps and per-token
   halting, ``act_skip`` on and off (``bench.act_speed``'s sweep).
 - ``act_variants`` (Cognate): each variant trained ``--act-train-steps``: ACT mean steps, share computed,
-  bits per byte, forward time, and speed / reasoning forward time (the seed: the speed model fastest).
+  bits per byte, forward time, and speed / reasoning forward time (the seed: the speed model fastest),
+  the variants timed in interleaved rounds and compared round by round with a sign test
+  (``bench.interleaved``; ``measurably_faster``: median ratio below 1 at p <= 0.05).
 - ``agiformer``: ``preset=agiformer`` trained ``--agiformer-minutes``: validation bits per character (the
   seed: 1.78 on Turkish Wikipedia) and needle exact at 2,899 bytes (the seed's check failed).
 - ``poh_hrm``, ``poh_baseline``: the seed's 12x12 protocol (400 fixed mazes, 30 epochs, 80 test mazes):
