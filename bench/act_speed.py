@@ -107,11 +107,11 @@ class FeedForwardRows:
     """Counts the token rows (gather padding included) that pass through the blocks' feed-forward while
     active: the per-token work ACT skipping saves, read from what actually ran rather than from the
     model's own ``act/computed_fraction``. ``share(tokens)``: those rows over the dense schedule's (every
-    token through every block of every pass). The Titans memory still reads every position in a pass
-    that runs, so this share is a lower bound on the time saved only for the per-token parts."""
+    token through every block of every pass). The Titans memory still reads every position in each pass
+    that runs, so time can fall by less than this share."""
 
     def __init__(self, model: torch.nn.Module):
-        self.model, self.rows, self.forwards = model, 0, 0
+        self.model, self.rows = model, 0
         self._hooks: list[Any] = []
 
     def __enter__(self) -> FeedForwardRows:
@@ -125,9 +125,9 @@ class FeedForwardRows:
         for hook in self._hooks:
             hook.remove()
 
-    def share(self, tokens: torch.Tensor, forwards: int = 1) -> float:
-        dense = tokens.numel() * self.model.passes * len(self.model.blocks) * forwards
-        return self.rows / dense
+    def share(self, tokens: torch.Tensor) -> float:
+        """The rows counted over one dense forward's on ``tokens``."""
+        return self.rows / (tokens.numel() * self.model.passes * len(self.model.blocks))
 
 
 def inference(model: torch.nn.Module, tokens: torch.Tensor) -> Callable[[], None]:
