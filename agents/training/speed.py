@@ -6,12 +6,18 @@ benchmark shows possible is what a run gets:
 - :func:`compile_plan`: the plain transformer compiles forward and loss as one graph; backbones with a
   memory, ACT or recursion compile each block (identical blocks share one compiled graph), since their
   chunk loops make whole-model graphs slow to compile.
+- :class:`CompiledBlocks`: those compiled blocks, in force only inside the supervised step, so that the
+  backbone's other calls (RL rollouts and updates, evaluation) never recompile them.
 - :func:`flops_per_token` and :func:`peak_flops`: model FLOPs utilisation in the PaLM / nanoGPT convention.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 import torch
+from torch import nn
 
 from agents.backbones.config import BackboneConfig
 
@@ -51,3 +57,31 @@ def peak_flops(device: torch.device, override_tflops: float | None = None) -> fl
         return None
     name = torch.cuda.get_device_name(device)
     return next((peak for key, peak in PEAK_BF16 if key in name), None)
+
+
+class CompiledBlocks:
+    """Each block's forward compiled (identical blocks share one graph), in force only inside
+    :meth:`active`: the supervised step's forward and backward.
+
+    ``nn.Module.compile()`` would compile every call of the blocks: RL rollouts streaming one token at a
+    time through a growing KV cache, the RL update, evaluation, bits per character and needle scoring
+    each differ in grad mode, batch, length or state, and each difference recompiled the blocks (minutes
+    on a cold cache) until torch.compile's recompile limit (8 per function) sent every new kind of call
+    back to eager. Scoped here, those calls run eager from the start and the training graph compiles
+    once per padded length.
+    """
+
+    def __init__(self, blocks: nn.ModuleList):
+        self._forwards = [(block, torch.compile(block.forward)) for block in blocks]
+
+    @contextmanager
+    def active(self) -> Iterator[None]:
+        """The blocks run their compiled forwards inside this context (and an activation-checkpointed
+        backward, which re-runs them, stays inside it too); the class's eager forward outside."""
+        for block, compiled in self._forwards:
+            block.forward = compiled  # an instance attribute shadows the class's forward
+        try:
+            yield
+        finally:
+            for block, _ in self._forwards:
+                del block.forward

@@ -4,6 +4,7 @@ smoothing, multi-horizon targets, deep supervision, aux losses) and the trainer 
 from __future__ import annotations
 
 from collections.abc import Callable
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -14,7 +15,7 @@ from torch import nn
 from agents.backbones.base import Backbone, BackboneOutput
 from agents.training.optimizers import build_optimizer
 from agents.training.schedules import warmup_cosine
-from agents.training.speed import compile_plan
+from agents.training.speed import CompiledBlocks, compile_plan
 from envs.common import SupervisedBatch
 
 
@@ -56,6 +57,8 @@ class SupervisedTrainer:
     On CUDA (``compile="auto"``) the step runs compiled as ``bench.backbone_throughput`` does (see
     :func:`agents.training.speed.compile_plan`), with every batch right-padded to a multiple of
     ``pad_multiple`` tokens (padding is masked out of the loss) so that a run compiles a few shapes only.
+    Compiled blocks serve this step alone (:class:`agents.training.speed.CompiledBlocks`): the backbone's
+    other callers (RL, evaluation) run it eager and never trigger a recompile.
     """
 
     def __init__(self, backbone: Backbone, config: SupervisedConfig, total_steps: int):
@@ -68,11 +71,11 @@ class SupervisedTrainer:
         self.plan = compile_plan(model.cfg, config.compile, device) if hasattr(model, "cfg") else "none"
         self._loss = supervised_loss
         self._forward_loss = self._eager_forward_loss
+        self._blocks: CompiledBlocks | None = None
         if self.plan == "loss":
             self._forward_loss = torch.compile(self._eager_forward_loss)
         elif self.plan == "blocks":
-            for block in model.blocks:
-                block.compile()
+            self._blocks = CompiledBlocks(model.blocks)
             self._loss = torch.compile(supervised_loss)
         self.optimizer = build_optimizer(
             backbone,
@@ -104,9 +107,10 @@ class SupervisedTrainer:
             # a compiled graph is specialised to its inputs' strides; a sampler may hand out views of a
             # larger draw, so the graph gets contiguous copies (padding has made them already, mostly)
             batch = SupervisedBatch(*(part.contiguous() for part in batch.parts()))
-        loss, metrics = self._forward_loss(batch.tokens, batch.targets, batch.loss_mask)
-        self.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
+        with self._blocks.active() if self._blocks is not None else nullcontext():
+            loss, metrics = self._forward_loss(batch.tokens, batch.targets, batch.loss_mask)
+            self.optimizer.zero_grad(set_to_none=True)
+            loss.backward()
         metrics["supervised/grad_norm"] = nn.utils.clip_grad_norm_(self.backbone.parameters(), cfg.grad_clip)
         metrics["supervised/lr"] = torch.tensor(self.optimizer.param_groups[0]["lr"])
         self.optimizer.step()
