@@ -6,7 +6,8 @@ One :meth:`EngineTrainer.update` is:
    ``rollout_steps`` steps of the vector env, keeping every transition;
 2. **returns and advantages**: reward-to-go cut at episode ends, minus a leave-one-out baseline over the
    sub-envs at the same step (or, with ``group_size`` K, over the other K-1 sub-envs of its group, which
-   share its prompt: the per-prompt baseline of RLOO / GRPO), normalised;
+   share its prompt: the per-prompt baseline of RLOO / GRPO), normalised; with ``floor_key`` the rewards
+   first gain a Lagrange multiplier times an episode-end value the engine must keep above ``floor``;
 3. **loss**: for ``ppo_epochs`` epochs (1 for REINFORCE), over minibatches of the rollout, the clipped
    surrogate (PPO) or the score-function loss (REINFORCE) minus an entropy bonus, plus an optional pull
    back towards default decoding; gradients flow *through* the frozen backbone to the engine's layer
@@ -21,6 +22,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import math
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -63,6 +65,11 @@ class RLConfig:
     # sub-envs per baseline group: 1 compares each return with all other sub-envs at its step; K > 1 only
     # with the K sub-envs of a group sharing their start (TextQualityVectorEnv(prompt_group_size=K))
     group_size: int = 1
+    # a floor on an episode-end value of the env (e.g. "fluency"): maximise the reward subject to its mean
+    # staying >= ``floor``, by a Lagrange multiplier that grows while the rollouts fall short (None: off)
+    floor_key: str | None = None
+    floor: float = 0.0
+    floor_lr: float = 10.0  # the multiplier's step per unit of shortfall per update
 
     def __post_init__(self) -> None:
         if self.algorithm not in RL_ALGORITHMS:
@@ -71,6 +78,10 @@ class RLConfig:
             raise ValueError("RLConfig.rollout_steps and RLConfig.ppo_epochs must be >= 1.")
         if self.group_size < 1:
             raise ValueError(f"RLConfig.group_size must be >= 1 (1: no groups), got {self.group_size}.")
+        if self.floor_lr <= 0 or not math.isfinite(self.floor) or not math.isfinite(self.floor_lr):
+            raise ValueError(
+                f"RLConfig.floor ({self.floor}) must be finite and RLConfig.floor_lr ({self.floor_lr}) > 0."
+            )
 
 
 @contextlib.contextmanager
@@ -111,6 +122,7 @@ class EngineTrainer:
         self.engine, self.backbone, self.config = engine, backbone, config
         self.mask_invalid, self.features, self.stream = mask_invalid, features, stream
         self.optimizer = torch.optim.Adam(engine.param_groups(config.lr, config.condition_lr_scale))
+        self.floor_multiplier = torch.zeros(())  # the Lagrange multiplier of RLConfig.floor_key
         length = config.total_steps or total_steps
         self.scheduler = warmup_cosine(
             self.optimizer, config.warmup_steps, max(length, config.warmup_steps + 1), config.min_lr_ratio
@@ -138,8 +150,9 @@ class EngineTrainer:
             policy = self.policy(generator)
             collected = rollout(env, policy, seed=seed, steps=cfg.rollout_steps, keep_transitions=True)
         batch = collected.transitions
-        # 2. returns and advantages
-        returns = discounted_returns(batch.rewards, batch.done, cfg.gamma)
+        # 2. returns and advantages (with a floor: of the Lagrangian, reward + multiplier * floored value)
+        rewards, floor_metrics = self._floor_rewards(batch, collected.final)
+        returns = discounted_returns(rewards, batch.done, cfg.gamma)
         advantages = baseline_advantages(returns, batch.valid, cfg.normalize_advantages, cfg.group_size)
         advantages = advantages.flatten()
         # 3. loss, 4. step
@@ -169,7 +182,41 @@ class EngineTrainer:
         }
         if cfg.algorithm == "ppo":
             metrics["rl/clip_fraction"] = clip_fraction
-        return metrics
+        return {**metrics, **floor_metrics}
+
+    def _floor_rewards(
+        self, batch: Transitions, final: dict[str, torch.Tensor]
+    ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """The rewards the update climbs: the env's, plus, with ``RLConfig.floor_key``, the multiplier
+        times each episode's final value of that key, paid at its last step; then one projected dual step
+        (the multiplier grows by ``floor_lr`` times the rollouts' shortfall below ``floor``, shrinks by
+        their excess, and stays >= 0).
+
+        This is constrained RL by Lagrangian relaxation (RCPO, Tessler et al. 2019): while the rollouts
+        hold the value above the floor the multiplier falls to 0 and the update climbs the reward alone;
+        a policy that buys reward with that value is pushed back. It needs each sub-env to play exactly
+        one episode a rollout (the value of later episodes is not reported), so it refuses other rollouts.
+        """
+        cfg = self.config
+        if cfg.floor_key is None:
+            return batch.rewards, {}
+        if cfg.floor_key not in final:
+            raise ValueError(
+                f"RLConfig.floor_key={cfg.floor_key!r} is not a value this env reports at an episode's end; "
+                f"it reports {sorted(final)}."
+            )
+        ends = batch.done & batch.valid
+        if not bool((ends.sum(dim=0) == 1).all()):
+            raise ValueError(
+                "RLConfig.floor_key needs each sub-env to finish exactly one episode a rollout: set "
+                f"RLConfig.rollout_steps ({cfg.rollout_steps}) to the episode length + 1."
+            )
+        values = final[cfg.floor_key].to(batch.rewards.dtype)
+        multiplier = self.floor_multiplier.to(values.device)
+        rewards = batch.rewards + ends.to(values.dtype) * (multiplier * values)[None]
+        mean = values.mean()
+        self.floor_multiplier = (multiplier - cfg.floor_lr * (mean - cfg.floor)).clamp_min(0.0)
+        return rewards, {"rl/floor_value": mean, "rl/floor_multiplier": multiplier}
 
     def _minibatches(self, batch: Transitions) -> tuple[list[Any], torch.Tensor | None]:
         """The rollout's flat transitions in minibatches, and for a streaming trainer (``stream``) the flat
@@ -228,11 +275,16 @@ class EngineTrainer:
         return totals[0], totals[1], totals[2]
 
     def state_dict(self) -> dict[str, Any]:
-        return {"optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict()}
+        state = {"optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict()}
+        if self.config.floor_key is not None:
+            state["floor_multiplier"] = self.floor_multiplier.detach().cpu()
+        return state
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
+        if "floor_multiplier" in state:
+            self.floor_multiplier = state["floor_multiplier"].clone()
 
 
 def discounted_returns(rewards: torch.Tensor, done: torch.Tensor, gamma: float) -> torch.Tensor:
