@@ -50,7 +50,7 @@ from bench.harness import Benchmark
 from envs.generation.task import TextLevel
 from envs.generation.vector import TextQualityVectorEnv
 from foundation.device import resolve_device
-from foundation.seeding import make_generator, seed_everything
+from foundation.seeding import derive_seed, make_generator, seed_everything
 
 GRID = {"temperature": (0.5, 0.7, 0.85, 1.0), "top_p": (0.8, 0.9, 1.0), "penalty": (1.0, 1.2, 1.5)}
 
@@ -72,7 +72,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--rl-steps", type=int, default=40)
     parser.add_argument("--rl-lr", type=float, default=0.05)
     parser.add_argument("--envs", type=int, default=32, help="sub-envs in RL rollouts")
-    parser.add_argument("--eval-envs", type=int, default=128, help="held-out prompts per evaluation")
+    parser.add_argument("--eval-envs", type=int, default=512, help="held-out test prompts per evaluation")
     parser.add_argument(
         "--condition-lr-scale",
         type=float,
@@ -96,6 +96,18 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default=RLConfig.group_size,
         help="RL sub-envs per prompt: each engine's REINFORCE baseline is the mean return of the other "
         "samples of the same prompt (RLConfig.group_size; 1: of all other sub-envs); must divide --envs",
+    )
+    parser.add_argument(
+        "--fluency-floor",
+        action="store_true",
+        help="train (d) to raise the reward subject to its mean fluency staying >= (b)'s on train prompts "
+        "(a Lagrange multiplier, RLConfig.floor_key='fluency')",
+    )
+    parser.add_argument(
+        "--floor-lr",
+        type=float,
+        default=RLConfig.floor_lr,
+        help="the fluency floor's multiplier step per unit of shortfall per RL step (RLConfig.floor_lr)",
     )
     parser.add_argument("--grid-prompts", type=int, default=32, help="validation prompts per grid setting")
     parser.add_argument(
@@ -206,7 +218,8 @@ def grid_search(args, backbone, device) -> tuple[tuple[float, float, float], flo
     settings = list(itertools.product(*GRID.values()))
     env = make_env(args, "validation", len(settings) * args.grid_prompts, device, dense=False)
     decoding = FixedDecoding(settings, args.grid_prompts, env, device)
-    policy = BackbonePolicy(backbone, decoding, generator=make_generator(args.seed, "bench/grid", device))
+    generator = make_generator(args.seed, "bench/grid", device)
+    policy = BackbonePolicy(backbone, decoding, generator=generator, stream=True)
     final = rollout(env, policy, seed=args.seed + 3).final["score"]  # the first episode of each row
     rewards = final.view(len(settings), args.grid_prompts).mean(dim=1)
     best = int(rewards.argmax())
@@ -221,29 +234,44 @@ def conditioned_features(args: argparse.Namespace) -> EngineFeatures | None:
 def score(backbone, engine, env, seed: int, features: EngineFeatures | None = None) -> dict[str, float]:
     """Mean final reward components over one episode per sub-env, same prompts and sampling seed each call."""
     generator = make_generator(seed, "bench/sampling", env.device)
-    policy = BackbonePolicy(backbone, engine, generator=generator, features=features)
+    policy = BackbonePolicy(backbone, engine, generator=generator, features=features, stream=True)
     out = rollout(env, policy, seed=seed)
     means = {k: float(v.float().mean()) for k, v in out.final.items()}
     return {"episodes": float(out.finished.sum()), **means}
 
 
 def train_engine(
-    args, backbone, env, device, conditioned: bool, start: tuple[float, float, float], features=None
+    args,
+    backbone,
+    env,
+    device,
+    conditioned: bool,
+    start: tuple[float, float, float],
+    features=None,
+    fluency_floor: float | None = None,
 ):
     """REINFORCE on the engine alone (backbone frozen), starting from the fixed setting ``start``; a
-    conditioned engine reads ``features`` (an :class:`EngineFeatures`, or None) beside the hidden state."""
+    conditioned engine reads ``features`` (an :class:`EngineFeatures`, or None) beside the hidden state.
+
+    The engine's random initial weights come from a generator of its own (the seed and which engine), so
+    (d) starts the same whether or not (c) was trained first. ``fluency_floor``: raise the reward subject
+    to the rollouts' mean fluency staying at or above it (:class:`RLConfig`'s ``floor_key``)."""
     temperature, top_p, penalty = start
-    engine = InferenceEngine.for_backbone(
-        backbone,
-        env.task.action_token_ids,
-        n_features=features.size if features is not None else 0,
-        conditioned=conditioned,
-        temperature=temperature,
-        top_p=min(top_p, 0.99),
-        repetition_penalty=penalty,
-        last_layer_weight=0.97,
-        feature_offsets=conditioned and args.feature_offsets,
-    )
+    kind = "conditioned" if conditioned else "learned"
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(derive_seed(args.seed, f"bench/engine/{kind}"))
+        engine = InferenceEngine.for_backbone(
+            backbone,
+            env.task.action_token_ids,
+            n_features=features.size if features is not None else 0,
+            conditioned=conditioned,
+            temperature=temperature,
+            top_p=min(top_p, 0.99),
+            repetition_penalty=penalty,
+            last_layer_weight=0.97,
+            feature_offsets=conditioned and args.feature_offsets,
+        )
+    floor = {} if fluency_floor is None else {"floor_key": "fluency", "floor": fluency_floor}
     rl = RLConfig(
         lr=args.rl_lr,
         rollout_steps=env.task.level.continuation_length + 1,
@@ -251,8 +279,12 @@ def train_engine(
         condition_lr_scale=args.condition_lr_scale,
         gamma=args.rl_gamma,
         group_size=args.group_size,
+        floor_lr=args.floor_lr,
+        **floor,
     )
-    agent = DualAgent(backbone, engine, env.task, rl=rl, seed=args.seed + 1, device=device, features=features)
+    agent = DualAgent(
+        backbone, engine, env.task, rl=rl, seed=args.seed + 1, device=device, features=features, stream=True
+    )
     for _ in range(args.rl_steps):
         agent.rl_step(env)
     return agent.engine
@@ -297,14 +329,20 @@ def run_seed(args: argparse.Namespace, device: torch.device) -> dict[str, tuple[
     )
     grid_setting = f"T={t}, top-p={p}, penalty={r}"
     rows["(b) best fixed (grid)"] = (grid_setting, score(backbone, fixed((t, p, r)), test_env, args.seed + 7))
+    floor = None
+    if args.fluency_floor:  # (b)'s fluency on train prompts (the engines' own split), never on test prompts
+        floor_env = make_env(args, "train", args.eval_envs, device, dense=False)
+        floor_decoding = FixedDecoding([(t, p, r)], floor_env.num_envs, floor_env, device)
+        floor = score(backbone, floor_decoding, floor_env, args.seed + 11)["fluency"]
+        print(f"seed {args.seed} fluency floor for (d): {floor:.4f}, (b)'s on {args.eval_envs} train prompts")
     runs = (
-        ("(c) learned engine", False, (1.0, 0.9, 1.0), "(a)"),
-        ("(d) conditioned engine", True, (t, p, r), "(b)"),
+        ("(c) learned engine", False, (1.0, 0.9, 1.0), "(a)", None),
+        ("(d) conditioned engine", True, (t, p, r), "(b)", floor),
     )
-    for name, conditioned, init, init_name in runs:
+    for name, conditioned, init, init_name, fluency_floor in runs:
         start = time.perf_counter()
         features = conditioned_features(args) if conditioned else None
-        engine = train_engine(args, backbone, train_env, device, conditioned, init, features)
+        engine = train_engine(args, backbone, train_env, device, conditioned, init, features, fluency_floor)
         values = engine.metrics()
         setting = (
             f"from {init_name}: T={values['engine/temperature']:.2f}, top-p={values['engine/top_p']:.3f}, "
@@ -312,6 +350,7 @@ def run_seed(args: argparse.Namespace, device: torch.device) -> dict[str, tuple[
             f"last-layer w={values['engine/last_layer_weight']:.2f}"
             + (f", features {args.features}" if conditioned else "")
             + (" + linear offsets" if engine.feature_offsets is not None else "")
+            + (f", fluency floor {fluency_floor:.3f}" if fluency_floor is not None else "")
         )
         rows[name] = (setting, score(backbone, engine, test_env, args.seed + 7, features))
         print(f"seed {args.seed} {name}: {args.rl_steps} RL steps ({time.perf_counter() - start:.0f}s)")

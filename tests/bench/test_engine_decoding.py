@@ -57,3 +57,32 @@ def test_a_group_size_that_does_not_divide_the_envs_is_refused_naming_both_flags
     with pytest.raises(SystemExit):
         parse_args([*TINY, "--group-size", "3"])
     assert "--group-size 3 must be >= 1 and divide --envs 4" in capsys.readouterr().err
+
+
+def _tiny_backbone(extra: list[str]):
+    args = parse_args([*TINY, *extra])
+    args.seed = 0
+    device = torch.device("cpu")
+    env = make_env(args, "train", args.envs, device, dense=True)
+    backbone, _ = train_backbone(args, env, device)
+    return args, env, backbone, device
+
+
+def test_the_conditioned_engine_starts_the_same_whatever_ran_before_it():
+    args, env, backbone, device = _tiny_backbone(["--rl-steps", "1", "--feature-offsets"])
+    features = conditioned_features(args)
+    first = train_engine(args, backbone, env, device, True, (0.5, 0.8, 1.0), features)
+    torch.rand(1000)  # what ran before (training a backbone instead of loading it, (c)) moved torch's stream
+    after = train_engine(args, backbone, env, device, True, (0.5, 0.8, 1.0), features)
+    for a, b in zip(first.state_dict().values(), after.state_dict().values()):
+        torch.testing.assert_close(a, b)
+
+
+def test_a_fluency_floor_steers_the_conditioned_engine_once_its_rollouts_fall_short():
+    args, env, backbone, device = _tiny_backbone(["--rl-steps", "2", "--fluency-floor"])
+    assert args.fluency_floor
+    features = conditioned_features(args)
+    free = train_engine(args, backbone, env, device, True, (0.5, 0.8, 1.0), features)
+    floored = train_engine(args, backbone, env, device, True, (0.5, 0.8, 1.0), features, fluency_floor=5.0)
+    # the first update is the free one's (multiplier 0); the second weighs the unreachable fluency floor
+    assert free.metrics()["engine/temperature"] != floored.metrics()["engine/temperature"]
