@@ -11,7 +11,9 @@
 Each runner's config is composed as the command line would (``hardware=gpu`` on CUDA, ``hardware=cpu``
 otherwise, then ``--override``s); the table (tokens/s and steps/s of supervised steps, env steps/s and
 seconds of RL steps, seconds per evaluation; ``first_step_s`` and ``rl_first_s``, the first of each kind,
-include compiling on CUDA) is printed and, unless ``--no-record``, appended to docs/benchmarks.md.
+include compiling on CUDA; ``graphs``, the torch.compile graphs built while measuring the row, shows
+recompiles; ``peak_GiB``, the CUDA memory peak) is printed and, unless ``--no-record``, appended to
+docs/benchmarks.md.
 
 The supervised columns time the model step alone, on batches drawn beforehand. ``--loop-steps N`` adds
 what a run's ``train/tokens_per_s`` and ``train/mfu`` measure: N training steps taken as ``runners.loop``
@@ -66,6 +68,9 @@ def measure(
         torch.set_num_threads(int(cfg.hardware.num_threads))
     experiment = EXPERIMENTS[runner](cfg, DistInfo(device=device))
     agent, sync = experiment.agent, cuda_sync_for(device)
+    graphs_before = compiled_graphs()
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
     batch_size = agent.sup_config.batch_size
     batches = [experiment.sampler.sample_batch(batch_size, device) for _ in range(4)]
     calls = iter(range(10**9))
@@ -101,7 +106,17 @@ def measure(
         row["eval_s"] = bench.time(
             lambda: experiment.evaluate(0, RunLogger("unused", enabled=False)), 0, 1, sync
         ).median
+    row["graphs"] = compiled_graphs() - graphs_before
+    if device.type == "cuda":
+        row["peak_GiB"] = torch.cuda.max_memory_allocated(device) / 2**30
     bench.add(**row)
+
+
+def compiled_graphs() -> int:
+    """Graphs torch.compile has built in this process so far (each compile and recompile adds one)."""
+    from torch._dynamo.utils import counters
+
+    return int(counters["stats"]["unique_graphs"])
 
 
 def padding_share(batches: list[SupervisedBatch], multiple: int, pad_id: int) -> float:
