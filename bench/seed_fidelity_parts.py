@@ -247,13 +247,14 @@ def act_variants(args: argparse.Namespace, device: torch.device) -> list[dict[st
 
 # ------------------------------------------------------------------------------ agiformer
 def agiformer(args: argparse.Namespace, device: torch.device) -> list[dict[str, Any]]:
-    """``preset=agiformer`` trained ``--agiformer-minutes``, then validation bits per character (1024-byte
-    context) and the needle exact rate at 2,899 bytes of haystack (depths 0, 0.5, 1)."""
+    """``preset=agiformer`` trained ``--agiformer-minutes`` (supervised steps only: ``agiformer_overrides``),
+    then validation bits per character (1024-byte context) and the needle exact rate at 2,899 bytes of
+    haystack (depths 0, 0.5, 1)."""
     from runners.cross_eval import SEED_NEEDLE_BYTES, needle_levels, needle_scores
 
     started = time.perf_counter()
     run_dir = args.out / "runs" / "agiformer"
-    extra = part_overrides(args, "agiformer")
+    extra = agiformer_overrides(args)
     report = train("generation", "agiformer", args.agiformer_minutes, device, run_dir, extra)
     minutes = since(started)
     experiment, _ = trained(run_dir, device)
@@ -277,6 +278,17 @@ def agiformer(args: argparse.Namespace, device: torch.device) -> list[dict[str, 
             "episodes": sum(r["episodes"] for r in scores),
         },
     ]
+
+
+AGIFORMER_BACKBONE_ONLY = ("engine.interleave.rl_steps=0",)
+"""The seed trained its byte model alone and both rows score the backbone, so the part's minutes go to
+supervised steps: the generation runner's engine RL steps (one in ten after 300 steps) are off."""
+
+
+def agiformer_overrides(args: argparse.Namespace) -> list[str]:
+    """The agiformer part's runner overrides: backbone training only, then ``--overrides`` (which may
+    turn the RL steps back on, e.g. ``agiformer:engine.interleave.rl_steps=1``)."""
+    return [*AGIFORMER_BACKBONE_ONLY, *part_overrides(args, "agiformer")]
 
 
 # ------------------------------------------------------------------------------ poh_hrm, poh_baseline

@@ -6,10 +6,12 @@ import json
 import pytest
 import torch
 
+from agents.dual import InterleaveSchedule
 from bench import seed_fidelity_parts
 from bench.seed_fidelity import main, parse_args, part_command
 from bench.seed_fidelity_parts import PART_NAMES, POH_SEED, part_overrides
 from bench.seed_fidelity_record import SEEDS, PartRecord, combine, load_parts, save_part
+from tests.runners.helpers import compose_config
 
 ACT_TINY = [
     "--act-train-steps",
@@ -235,3 +237,28 @@ def test_every_training_part_runs_on_cpu_and_gives_its_seed_rows(tmp_path, part)
     if seed == "poh_hrm":  # solved >= within 1.05x (the seed's "optimal") >= exact, from the same walks
         value = {r["measure"].split()[2]: r["mindgym"] for r in saved["rows"] if "12x12" in r["measure"]}
         assert value["solved"] >= value["optimal"] >= value["exact"]
+
+
+def test_the_agiformer_part_spends_its_minutes_on_the_backbone_with_overrides_last(tmp_path, monkeypatch):
+    """The seed trained its byte model alone and both rows score the backbone: no engine RL steps, unless
+    an --overrides item turns them back on."""
+    trained_with = []
+
+    class Stop(Exception):
+        pass
+
+    def train(runner, preset, minutes, device, run_dir, extra):
+        trained_with.append((runner, preset, minutes, extra))
+        raise Stop
+
+    monkeypatch.setattr(seed_fidelity_parts, "train", train)
+    again = "agiformer:engine.interleave.rl_steps=1"
+    args = parse_args(["--out", str(tmp_path), "--parts", "agiformer", "--overrides", again])
+    with pytest.raises(Stop):
+        seed_fidelity_parts.BY_NAME["agiformer"].measure(args, torch.device("cpu"))
+    assert trained_with == [
+        ("generation", "agiformer", 3.0, ["engine.interleave.rl_steps=0", "engine.interleave.rl_steps=1"])
+    ]
+    schedule = compose_config("generation", ["preset=agiformer", "engine.interleave.rl_steps=0"], tiny=False)
+    interleave = InterleaveSchedule(**schedule.engine.interleave)
+    assert {interleave.phase(step) for step in range(2000)} == {"supervised"}

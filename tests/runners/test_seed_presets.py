@@ -19,6 +19,16 @@ def test_agiformer_trains_and_scores_on_the_seeds_1024_byte_context():
     assert TextQualityTask(window=256).sample_batch(2, "cpu", level=0).tokens.shape == (2, 80)
 
 
+def test_agiformer_keeps_the_seeds_batch_and_optimiser_on_every_hardware():
+    """The seed's train_curriculum.py: 4 windows a step, AdamW 3e-4, 100 warm-up steps then constant,
+    clipping 0.5; hardware=gpu's 256 rows would make each step 64 of the seed's."""
+    for profile in ("cpu", "gpu"):  # composing the GPU profile needs no GPU
+        cfg = compose_config("generation", ["preset=agiformer", f"hardware={profile}"], tiny=False)
+        supervised = cfg.trainer.supervised
+        assert (supervised.batch_size, supervised.lr, supervised.warmup_steps) == (4, 3e-4, 100)
+        assert (supervised.min_lr_ratio, supervised.grad_clip) == (1.0, 0.5)
+
+
 def test_a_bad_train_window_names_the_override():
     with pytest.raises(ValueError, match=r"task\.train_window=1024"):
         TextQualityTask(train_window=0)
