@@ -332,7 +332,7 @@ def test_safe_settings_change_on_resume_and_interpolated_ones_follow_the_saved_r
     assert resumed.trainer.steps == 40000 and resumed.hardware.device == "cuda"
     assert resumed.trainer.max_minutes == 5 and resumed.resume is True
     assert resumed.curriculum.params.total == 20000  # the staged curriculum keeps the saved run's stages
-    with pytest.raises(ValueError, match=r"trainer.supervised.batch_size: saved 32, now 256"):
+    with pytest.raises(ValueError, match=r"trainer.supervised.batch_size: saved 4, now 256"):
         resume_config(
             saved,
             compose_config("generation", ["hardware=gpu"], tiny=False),
