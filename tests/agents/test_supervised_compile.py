@@ -78,3 +78,28 @@ def test_a_compiled_step_equals_the_eager_step(graphs):
     torch.testing.assert_close(compiled_loss, eager_loss, rtol=1e-4, atol=1e-5)
     for compiled, eager in zip(compiled_weights, eager_weights, strict=True):
         torch.testing.assert_close(compiled, eager, rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.gpu
+def test_on_cuda_the_inductor_graphs_of_the_step_survive_rl_and_evaluation_calls():
+    """The same with inductor and the fused Hebbian kernels, bf16 as hardware=gpu trains."""
+    from torch._dynamo.utils import counters
+
+    torch._dynamo.reset()
+    torch.manual_seed(0)
+    backbone = build_backbone(tiny(memory="hebbian", d_model=64, memory_chunk=16)).cuda()
+    config = SupervisedConfig(compile="blocks", bf16=True, pad_multiple=32)
+    trainer = SupervisedTrainer(backbone, config, 10)
+    for seed in range(2):
+        trainer.step(batch(32, seed).to("cuda"))
+    compiled = counters["stats"]["unique_graphs"]
+    backbone.eval()
+    with torch.no_grad():
+        backbone(batch(48, 2).tokens.cuda(), return_state=False)
+        state = backbone(batch(8, 3).tokens[:1].cuda()).state
+        for position in range(5):
+            state = backbone(torch.full((1, 1), position, device="cuda"), state=state).state
+    backbone.train()
+    trainer.step(batch(30, 4).to("cuda"))
+    assert counters["stats"]["unique_graphs"] == compiled
+    torch._dynamo.reset()
