@@ -12,7 +12,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from agents.backbones.active_rows import ActiveRows
+from agents.backbones.active_rows import ActiveRows, scatter_rows
 from agents.backbones.linear import Linear
 
 
@@ -140,38 +140,57 @@ class SelfAttention(nn.Module):
     def forward_rows(
         self,
         h_rows: torch.Tensor,
-        h_full: torch.Tensor,
+        rows: ActiveRows | None,
+        frozen_kv: torch.Tensor | None,
         rope: tuple[torch.Tensor, torch.Tensor],
-        rows: ActiveRows,
         head_scale: torch.Tensor | None = None,
         cache: dict[str, Any] | None = None,
-    ) -> tuple[torch.Tensor, dict[str, Any]]:
-        """Attention for the running positions only: queries from ``h_rows`` (B, A, D) at ``rows.pos``,
-        keys and values from every position of ``h_full`` (B, T, D), whose halted positions hold their
-        last pass's inputs. Returns (B, A, D) and the KV cache over all positions, as ``forward`` does."""
-        b, t, d = h_full.shape
-        a = h_rows.shape[1]
-        q = F.linear(h_rows, self.qkv.weight[:d]).view(b, a, self.n_heads, self.head_dim).transpose(1, 2)
-        kv = F.linear(h_full, self.qkv.weight[d:]).view(b, t, 2, self.n_heads, self.head_dim)
-        k, v = kv.permute(2, 0, 3, 1, 4)
+    ) -> tuple[torch.Tensor, dict[str, Any], torch.Tensor]:
+        """Attention for the running positions only (ACT skipping halted tokens).
+
+        ``h_rows`` (B, A, D) holds the running positions ``rows.pos`` (``rows`` None: every position, A = T).
+        Only they are projected: queries, keys and values. ``frozen_kv`` (B, T, 2D) holds every position's
+        rotated keys and values from the last pass that computed it (None when every position runs); the
+        running rows' new ones replace theirs, so a halted position serves the keys and values of its frozen
+        input without projecting it again. Returns (B, A, D), the KV cache over all positions, as ``forward``
+        does, and the updated (B, T, 2D) keys and values for the next pass.
+        """
+        b, a, d = h_rows.shape
         cos, sin = rope
-        k = apply_rotary(k, cos, sin)
-        q = apply_rotary(q, cos[rows.pos][:, None], sin[rows.pos][:, None])
+        q, k, v = self.qkv(h_rows).view(b, a, 3, self.n_heads, self.head_dim).unbind(2)  # (B, A, H, dh)
+        if rows is None:
+            cos, sin = cos[:, None], sin[:, None]
+        else:
+            cos, sin = cos[rows.pos][:, :, None], sin[rows.pos][:, :, None]
+        q, k = apply_rotary(q, cos, sin), apply_rotary(k, cos, sin)
+        kv = torch.stack((k, v), dim=2).view(b, a, 2 * d)
+        kv_full = kv if rows is None else scatter_rows(frozen_kv, rows, kv)
+        t = kv_full.shape[1]
+        k, v = kv_full.view(b, t, 2, self.n_heads, self.head_dim).permute(2, 0, 3, 1, 4)
+        q = q.transpose(1, 2)  # (B, H, A, dh)
         cache, k, v, past = extend_kv(cache, k, v)
-        keys = torch.arange(past + t, device=h_full.device)
-        visible = keys[None, None, :] <= (rows.pos + past)[:, :, None]  # (B, A, S); padding sees key 0
-        if not self.causal:
-            visible = torch.ones_like(visible)
-        mask = visible[:, None]
-        if self.record_max_logit and self.training:
-            self._record_max_logit_rows(q, k, mask & rows.valid[:, None, :, None])
+        mask = None
+        is_causal = False
+        if rows is None:
+            if self.causal and past == 0 and t > 1:
+                is_causal = True
+            if self.causal and past > 0 and t > 1:
+                mask = torch.ones(t, past + t, dtype=torch.bool, device=h_rows.device).tril(diagonal=past)
+            if self.record_max_logit and self.training:
+                self._record_max_logit(q, k, past)
+        else:
+            keys = torch.arange(past + t, device=h_rows.device)
+            visible = keys[None, None, :] <= (rows.pos + past)[:, :, None]  # (B, A, S); padding sees key 0
+            mask = (visible if self.causal else torch.ones_like(visible))[:, None]
+            if self.record_max_logit and self.training:
+                self._record_max_logit_rows(q, k, mask & rows.valid[:, None, :, None])
         y = F.scaled_dot_product_attention(
-            q, k, v, attn_mask=mask, dropout_p=self.dropout if self.training else 0.0
+            q, k, v, attn_mask=mask, is_causal=is_causal, dropout_p=self.dropout if self.training else 0.0
         )
         if head_scale is not None:
             y = y * head_scale.to(y.dtype).view(1, self.n_heads, 1, 1)
         y = y.transpose(1, 2).reshape(b, a, d)
-        return self.out(y), cache
+        return self.out(y), cache, kv_full
 
     @torch.no_grad()
     def _record_max_logit_rows(
