@@ -15,6 +15,7 @@ import torch
 import torch.nn.functional as F
 
 ROW_BUCKET = 16  # the grid's width is a multiple of this, so the gathered shapes repeat across passes
+GRID_STEP = 8  # a chunk grid's width is a multiple of this (few distinct shapes, little padding)
 
 
 class ActiveRows(NamedTuple):
@@ -22,8 +23,8 @@ class ActiveRows(NamedTuple):
     the scratch row padding writes to), ``pos`` (B, A) is each entry's position in its sequence (0 for
     padding), ``valid`` (B, A) marks real entries and ``count`` is how many there are in all. ``last`` is
     the largest running position (-1: none). For a memory that works in chunks of ``chunk`` positions
-    (the first one ``offset`` positions short), ``chunk_most`` is the most running positions one row has
-    in one chunk (``chunk`` 0: not counted), so that ``chunk_grid`` needs no host sync of its own."""
+    (the first one ``offset`` positions short), ``grid`` groups the running positions by chunk
+    (``chunk_grid``), computed once for every block and pass that runs on these rows (``chunk`` 0: none)."""
 
     flat: torch.Tensor
     pos: torch.Tensor
@@ -32,7 +33,7 @@ class ActiveRows(NamedTuple):
     last: int = -1
     chunk: int = 0
     offset: int = 0
-    chunk_most: int = 0
+    grid: ChunkGrid | None = None
 
     @staticmethod
     def from_mask(running: torch.Tensor, chunk: int = 0, offset: int = 0) -> ActiveRows:
@@ -54,8 +55,11 @@ class ActiveRows(NamedTuple):
         pos = torch.where(valid, order, torch.zeros_like(order))
         base = torch.arange(b, device=running.device)[:, None] * t
         flat = torch.where(valid, base + order, torch.full_like(order, b * t))
-        chunk_most = in_chunk[0] if in_chunk else 0
-        return ActiveRows(flat, pos, valid, total, last, chunk if in_chunk else 0, offset, chunk_most)
+        rows = ActiveRows(flat, pos, valid, total, last)
+        if not in_chunk:
+            return rows
+        grid = chunk_grid(rows, chunk, offset, max((offset + last) // chunk + 1, 1), in_chunk[0])
+        return rows._replace(chunk=chunk, offset=offset, grid=grid)
 
 
 class ChunkGrid(NamedTuple):
@@ -70,21 +74,19 @@ class ChunkGrid(NamedTuple):
     width: int
 
 
-def chunk_grid(rows: ActiveRows, chunk: int, offset: int, chunks: int) -> ChunkGrid:
+def chunk_grid(rows: ActiveRows, chunk: int, offset: int, chunks: int, most: int | None = None) -> ChunkGrid:
     """Group ``rows`` into ``chunks`` chunks of ``chunk`` positions, position p in chunk
     (p + offset) // chunk (every running position must fall in the first ``chunks``). The grid is as wide
-    as the fullest (row, chunk), rounded up to a power of two (at most ``chunk``): one host sync unless
-    ``rows`` already counted that (``ActiveRows.from_mask(running, chunk, offset)``)."""
+    as the fullest (row, chunk), ``most`` (counted here, one host sync, when not given), rounded up to a
+    multiple of ``GRID_STEP`` (at most ``chunk``)."""
     b, a = rows.pos.shape
     device = rows.pos.device
     within = torch.where(rows.valid, (rows.pos + offset) // chunk, chunks)  # padding: a chunk past the grid
     counts = torch.zeros(b, chunks + 1, dtype=torch.long, device=device)
     counts.scatter_add_(1, within, torch.ones_like(within))
-    if rows.chunk == chunk and rows.offset == offset:
-        most = rows.chunk_most
-    else:
+    if most is None:
         most = int(counts[:, :chunks].amax()) if chunks else 0
-    width = min(chunk, 1 << (max(most, 1) - 1).bit_length())
+    width = min(chunk, -(-max(most, 1) // GRID_STEP) * GRID_STEP)
     entries = torch.arange(a, device=device)[None, :].expand(b, a)
     rank = entries - (counts.cumsum(1) - counts).gather(1, within)
     cell = torch.where(rows.valid, within * width + rank, chunks * width + entries)  # padding: own scratch

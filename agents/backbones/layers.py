@@ -12,7 +12,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from agents.backbones.active_rows import ActiveRows, scatter_rows
+from agents.backbones.active_rows import ActiveRows, gather_rows, scatter_rows
 from agents.backbones.linear import Linear
 
 
@@ -85,6 +85,19 @@ def reserve_kv(cache: dict[str, Any], capacity: int) -> dict[str, Any]:
     return {"k": room(cache["k"]), "v": room(cache["v"]), "length": length}
 
 
+def _visible(rows: ActiveRows, past: int, t: int, causal: bool) -> torch.Tensor:
+    """(B, 1, A, past + t): which keys each running query sees (padding entries see key 0)."""
+    keys = torch.arange(past + t, device=rows.pos.device)
+    visible = keys[None, None, :] <= (rows.pos + past)[:, :, None]
+    return (visible if causal else torch.ones_like(visible))[:, None]
+
+
+def gather_heads(x: torch.Tensor, rows: ActiveRows) -> torch.Tensor:
+    """(B, H, T, dh) -> (B, H, A, dh): the running positions of every head."""
+    b, h, t, dh = x.shape
+    return gather_rows(x.transpose(1, 2).reshape(b, t, h * dh), rows).view(b, -1, h, dh).transpose(1, 2)
+
+
 class SelfAttention(nn.Module):
     """Multi-head self-attention with rotary positions, per-head output scaling and an optional KV cache.
 
@@ -141,7 +154,7 @@ class SelfAttention(nn.Module):
         self,
         h_rows: torch.Tensor,
         rows: ActiveRows | None,
-        frozen_kv: torch.Tensor | None,
+        frozen_qkv: torch.Tensor | None,
         rope: tuple[torch.Tensor, torch.Tensor],
         head_scale: torch.Tensor | None = None,
         cache: dict[str, Any] | None = None,
@@ -149,11 +162,13 @@ class SelfAttention(nn.Module):
         """Attention for the running positions only (ACT skipping halted tokens).
 
         ``h_rows`` (B, A, D) holds the running positions ``rows.pos`` (``rows`` None: every position, A = T).
-        Only they are projected: queries, keys and values. ``frozen_kv`` (B, T, 2D) holds every position's
-        rotated keys and values from the last pass that computed it (None when every position runs); the
-        running rows' new ones replace theirs, so a halted position serves the keys and values of its frozen
-        input without projecting it again. Returns (B, A, D), the KV cache over all positions, as ``forward``
-        does, and the updated (B, T, 2D) keys and values for the next pass.
+        Only they are projected. ``frozen_qkv`` (B, T, 3D) holds every position's rotated queries, keys and
+        values from the last pass that computed it (None when every position runs); the running rows' new
+        ones replace theirs, so a halted position serves the keys and values of its frozen input without
+        being projected again. While at least half the positions run, attention runs causally for every
+        query and the running ones are taken (the causal kernel skips the hidden half of the pairs, which
+        a mask cannot); below that, only the running queries run, masked. Returns (B, A, D), the KV cache
+        over all positions, as ``forward`` does, and the updated (B, T, 3D) for the next pass.
         """
         b, a, d = h_rows.shape
         cos, sin = rope
@@ -162,26 +177,30 @@ class SelfAttention(nn.Module):
             cos, sin = cos[:, None], sin[:, None]
         else:
             cos, sin = cos[rows.pos][:, :, None], sin[rows.pos][:, :, None]
-        q, k = apply_rotary(q, cos, sin), apply_rotary(k, cos, sin)
-        kv = torch.stack((k, v), dim=2).view(b, a, 2 * d)
-        kv_full = kv if rows is None else scatter_rows(frozen_kv, rows, kv)
-        t = kv_full.shape[1]
-        k, v = kv_full.view(b, t, 2, self.n_heads, self.head_dim).permute(2, 0, 3, 1, 4)
-        q = q.transpose(1, 2)  # (B, H, A, dh)
+        qkv = torch.stack((apply_rotary(q, cos, sin), apply_rotary(k, cos, sin), v), dim=2).view(b, a, 3 * d)
+        qkv_full = qkv if rows is None else scatter_rows(frozen_qkv, rows, qkv)
+        t = qkv_full.shape[1]
+        every_query = rows is None or 2 * a >= t
+        source = qkv_full if every_query else qkv
+        q, k, v = source.view(b, -1, 3, self.n_heads, self.head_dim).permute(2, 0, 3, 1, 4)
+        if not every_query:
+            k, v = qkv_full.view(b, t, 3, self.n_heads, self.head_dim)[:, :, 1:].permute(2, 0, 3, 1, 4)
         cache, k, v, past = extend_kv(cache, k, v)
         mask = None
         is_causal = False
-        if rows is None:
+        if every_query:
             if self.causal and past == 0 and t > 1:
                 is_causal = True
             if self.causal and past > 0 and t > 1:
                 mask = torch.ones(t, past + t, dtype=torch.bool, device=h_rows.device).tril(diagonal=past)
             if self.record_max_logit and self.training:
-                self._record_max_logit(q, k, past)
+                if rows is None:
+                    self._record_max_logit(q, k, past)
+                else:
+                    seen = _visible(rows, past, t, self.causal) & rows.valid[:, None, :, None]
+                    self._record_max_logit_rows(gather_heads(q, rows), k, seen)
         else:
-            keys = torch.arange(past + t, device=h_rows.device)
-            visible = keys[None, None, :] <= (rows.pos + past)[:, :, None]  # (B, A, S); padding sees key 0
-            mask = (visible if self.causal else torch.ones_like(visible))[:, None]
+            mask = _visible(rows, past, t, self.causal)
             if self.record_max_logit and self.training:
                 self._record_max_logit_rows(q, k, mask & rows.valid[:, None, :, None])
         y = F.scaled_dot_product_attention(
@@ -189,8 +208,10 @@ class SelfAttention(nn.Module):
         )
         if head_scale is not None:
             y = y * head_scale.to(y.dtype).view(1, self.n_heads, 1, 1)
-        y = y.transpose(1, 2).reshape(b, a, d)
-        return self.out(y), cache, kv_full
+        y = y.transpose(1, 2).reshape(b, -1, d)
+        if every_query and rows is not None:
+            y = gather_rows(y, rows)
+        return self.out(y), cache, qkv_full
 
     @torch.no_grad()
     def _record_max_logit_rows(

@@ -33,7 +33,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from agents.backbones.active_rows import ActiveRows, chunk_grid, scatter_rows
+from agents.backbones.active_rows import ActiveRows, chunk_grid, gather_rows, scatter_rows
 from agents.backbones.base import InspectionMap, MemoryOutput
 from agents.backbones.chunking import prepend_pending
 from agents.backbones.linear import Linear
@@ -288,7 +288,7 @@ class NeuralMemory(nn.Module):
                     written = self.write_step(k[:, :, i], v[:, :, i], chunk_coefficients, w1, w2, s1, s2)
                     w1, w2, s1, s2 = written
             weights.append((w1, w2))
-            read = self._read_rows(new.qkv[:, :, 0], rows, n_pending, weights[:n_reads], dtype)
+            read = self._read_rows(inputs, new.qkv[:, :, 0], rows, n_pending, weights[:n_reads], dtype)
             out = self.out_norm(read.float()).flatten(2)  # (B, A, D)
             new_state = {"w1": w1, "w2": w2, "s1": s1, "s2": s2, "pending": inputs.x[:, n_full * c :]}
         stats = {
@@ -300,22 +300,35 @@ class NeuralMemory(nn.Module):
 
     def _read_rows(
         self,
-        q: torch.Tensor,
+        inputs: MemoryInputs,
+        q_rows: torch.Tensor,
         rows: ActiveRows | None,
         n_pending: int,
         weights: list[tuple[torch.Tensor, torch.Tensor]],
         dtype: torch.dtype,
     ) -> torch.Tensor:
         """The memory read at the running positions, (B, A, H, dh): each position's normalised query
-        ``q`` (B, A, H, dh) through the weights of its chunk's start, all chunks in one batched matmul
-        (the positions grouped per chunk: ``chunk_grid``)."""
-        b, a, n_heads, head_dim = q.shape
+        through the weights of its chunk's start, all chunks in one batched matmul. ``q_rows`` (B, A, H, dh)
+        are the running positions' queries; they are grouped per chunk (``chunk_grid``) unless that grid
+        is no smaller than the chunks themselves, when every position of ``inputs`` (pending ones first)
+        is read and the running ones taken."""
+        b, a, n_heads, head_dim = q_rows.shape
         c, n = self.chunk, len(weights)
-        q = F.normalize(q.float(), dim=-1).to(dtype).flatten(2)  # (B, A, D)
-        if rows is None:  # every position: the chunks are the sequence itself, after the pending ones
-            grid = F.pad(q, (0, 0, n_pending, n * c - n_pending - a)).view(b, n, c, n_heads, head_dim)
+        cells = None
+        if rows is not None:
+            grid = rows.grid
+            shared = grid is not None and (rows.chunk, rows.offset, grid.chunks) == (c, n_pending, n)
+            cells = grid if shared else chunk_grid(rows, c, n_pending, n)
+            if cells.width == c:  # as wide as a chunk: read every position instead
+                cells = None
+        if rows is None or cells is None:
+            q = inputs.qkv[:, n_pending:, 0] if rows is not None else q_rows
+            t = q.shape[1]
+            span = min(t, n * c - n_pending)  # the positions in the chunks read (all, for rows None)
+            q = F.normalize(q[:, :span].float(), dim=-1).to(dtype).flatten(2)  # (B, span, D)
+            grid = F.pad(q, (0, 0, n_pending, n * c - n_pending - span)).view(b, n, c, n_heads, head_dim)
         else:
-            cells = chunk_grid(rows, c, n_pending, n)
+            q = F.normalize(q_rows.float(), dim=-1).to(dtype).flatten(2)  # (B, A, D)
             padded = torch.cat((q, q.new_zeros(b, 1, q.shape[2])), dim=1)
             grid = padded.gather(1, cells.index[..., None].expand(-1, -1, q.shape[2]))
             grid = grid.view(b, n, cells.width, n_heads, head_dim)
@@ -323,9 +336,13 @@ class NeuralMemory(nn.Module):
         w2 = torch.stack([w for _, w in weights], dim=2).to(dtype)
         read = memory_mlp(grid.permute(0, 3, 1, 2, 4), w1, w2)  # (B, H, n, width, dh)
         read = read.permute(0, 2, 3, 1, 4).flatten(1, 2)  # (B, n * width, H, dh)
+        if cells is not None:
+            return read.gather(1, cells.slot[..., None, None].expand(-1, -1, n_heads, head_dim))
+        read = read[:, n_pending : n_pending + span]
         if rows is None:
-            return read[:, n_pending : n_pending + a]
-        return read.gather(1, cells.slot[..., None, None].expand(-1, -1, n_heads, head_dim))
+            return read
+        read = F.pad(read.flatten(2), (0, 0, 0, t - span))  # positions past the last read: never taken
+        return gather_rows(read, rows).view(b, a, n_heads, head_dim)
 
     @staticmethod
     def write_step(

@@ -55,11 +55,12 @@ UNUSED_LOGIT = -1.0e4
 
 class FrozenBlock(NamedTuple):
     """What a block keeps of every position (B, T, ...) for the next pass under ACT skipping, as of the
-    last pass that computed the position: its input, its attention keys (rotated) and values (2D) and,
-    with a Titans memory, the memory's inputs; a halted position serves these without being computed."""
+    last pass that computed the position: its input, its attention queries and keys (rotated) and values
+    (3D) and, with a Titans memory, the memory's inputs; a halted position serves these without being
+    computed."""
 
     inputs: torch.Tensor
-    kv: torch.Tensor
+    qkv: torch.Tensor
     memory: MemoryInputs | None
 
 
@@ -146,8 +147,8 @@ class Block(nn.Module):
         state = state or {}
         inputs = x_rows if rows is None else scatter_rows(frozen.inputs, rows, x_rows)
         h = self.attn_norm(x_rows)
-        frozen_kv = None if frozen is None else frozen.kv
-        a, cache, kv = self.attn.forward_rows(h, rows, frozen_kv, rope, head_scale, state.get("kv"))
+        frozen_qkv = None if frozen is None else frozen.qkv
+        a, cache, qkv = self.attn.forward_rows(h, rows, frozen_qkv, rope, head_scale, state.get("kv"))
         new_state: dict[str, Any] = {"kv": cache}
         metrics: dict[str, torch.Tensor] = {}
         memory_inputs = None
@@ -171,7 +172,7 @@ class Block(nn.Module):
         x = x_rows + self.drop(a)
         x = x + self.ffn(self.ffn_norm(x))
         output = BlockOutput(x, new_state if return_state else None, metrics)
-        return output, FrozenBlock(inputs, kv, memory_inputs)
+        return output, FrozenBlock(inputs, qkv, memory_inputs)
 
 
 class TransformerBackbone(Backbone):
