@@ -377,6 +377,10 @@ _SHARED_RULES: dict[str, Rule] = {
     "engine.rl.group_size": _positive_int(
         "RL sub-envs per shared prompt, compared with each other (generation only; divides rl_envs)", 1
     ),
+    "engine.rl.floor": Rule(
+        "number", "the least mean episode-end engine.rl.floor_key the rollouts keep (with a floor_key)", 1.0
+    ),
+    "engine.rl.floor_lr": _positive("the floor's multiplier step per unit of shortfall per RL step", 10.0),
     "engine.interleave.supervised_steps": _count("supervised steps per cycle", 1),
     "engine.interleave.rl_steps": _count("RL steps per cycle; 0 trains the backbone only", 1),
     "engine.interleave.warmup_supervised": _count("supervised steps before the first RL step", 100),
