@@ -172,19 +172,22 @@ class SelfAttention(nn.Module):
         """
         b, a, d = h_rows.shape
         cos, sin = rope
-        q, k, v = self.qkv(h_rows).view(b, a, 3, self.n_heads, self.head_dim).unbind(2)  # (B, A, H, dh)
-        if rows is None:
-            cos, sin = cos[:, None], sin[:, None]
+        if rows is None:  # as ``forward`` does (contiguous rotated q, k), keeping a (B, T, 3D) copy
+            q, k, v = self.qkv(h_rows).view(b, a, 3, self.n_heads, self.head_dim).permute(2, 0, 3, 1, 4)
+            q, k = apply_rotary(q, cos, sin), apply_rotary(k, cos, sin)
+            qkv_full = torch.stack([z.transpose(1, 2) for z in (q, k, v)], dim=2).view(b, a, 3 * d)
+            t, every_query = a, True
         else:
+            q, k, v = self.qkv(h_rows).view(b, a, 3, self.n_heads, self.head_dim).unbind(2)  # (B, A, H, dh)
             cos, sin = cos[rows.pos][:, :, None], sin[rows.pos][:, :, None]
-        qkv = torch.stack((apply_rotary(q, cos, sin), apply_rotary(k, cos, sin), v), dim=2).view(b, a, 3 * d)
-        qkv_full = qkv if rows is None else scatter_rows(frozen_qkv, rows, qkv)
-        t = qkv_full.shape[1]
-        every_query = rows is None or 2 * a >= t
-        source = qkv_full if every_query else qkv
-        q, k, v = source.view(b, -1, 3, self.n_heads, self.head_dim).permute(2, 0, 3, 1, 4)
-        if not every_query:
-            k, v = qkv_full.view(b, t, 3, self.n_heads, self.head_dim)[:, :, 1:].permute(2, 0, 3, 1, 4)
+            qkv = torch.stack((apply_rotary(q, cos, sin), apply_rotary(k, cos, sin), v), dim=2)
+            qkv_full = scatter_rows(frozen_qkv, rows, qkv.view(b, a, 3 * d))
+            t = qkv_full.shape[1]
+            every_query = 2 * a >= t
+            source = qkv_full if every_query else qkv
+            q, k, v = source.view(b, -1, 3, self.n_heads, self.head_dim).permute(2, 0, 3, 1, 4)
+            if not every_query:
+                k, v = qkv_full.view(b, t, 3, self.n_heads, self.head_dim)[:, :, 1:].permute(2, 0, 3, 1, 4)
         cache, k, v, past = extend_kv(cache, k, v)
         mask = None
         is_causal = False

@@ -433,7 +433,8 @@ class TransformerBackbone(Backbone):
         inputs of its last computed pass: its keys and values freeze instead of being refined further. So a
         token whose own context kept running at least as long as it did gets the dense schedule's output;
         others see frozen neighbours. What a halted position serves (keys, values, the memory's inputs) is
-        kept from the pass that computed it (``FrozenBlock``), not projected again. Without
+        kept from the pass that computed it (``FrozenBlock``), not projected again; while every token runs,
+        only the pass before a halting decision keeps them. Without
         ``return_state`` the loop ends once every token halted; with it, passes with nothing running still
         compute the keys, values and memory state that a continuation reads.
         """
@@ -456,12 +457,18 @@ class TransformerBackbone(Backbone):
                 h = h + (x0 if rows is None else gather_rows(x0, rows))
             layer_hiddens, last_pass = [], []
             computed += b * t if rows is None else rows.count
+            # a pass where every token runs keeps what halted tokens will serve only if a halting decision
+            # follows it (the last pass of a step, not the final step); the others run the dense block
+            keeps = (pass_index + 1) % cfg.micro_steps == 0 and pass_index + 1 < self.passes
             for i, block in enumerate(self.blocks):
                 slot = pass_index * self.n_layers + i
                 scale = head_scale[i] if head_scale is not None else None
                 old = old_layers[slot] if old_layers else None
-                args = (h, frozen[i], rows, rope, scale, old, return_state)
-                out, frozen[i] = self._run(block.forward_active, *args)
+                if rows is None and not keeps:
+                    out = self._run(block, h, rope, scale, old, return_state, False)
+                else:
+                    args = (h, frozen[i], rows, rope, scale, old, return_state)
+                    out, frozen[i] = self._run(block.forward_active, *args)
                 h = out.hidden
                 new_layers.append(out.state)
                 layer_hiddens.append(h)
