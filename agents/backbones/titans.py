@@ -103,22 +103,24 @@ def update_coefficients(
 
 
 class MemoryInputs(NamedTuple):
-    """What the memory takes from each position (B, T, ...): its input ``x`` (D), the projected queries,
-    keys and values ``qkv`` (3, H, dh; the projection's dtype) and the gate logits ``gates`` (3H, float32).
-    ACT keeps a halted position's, so later passes need not project it again (``forward_rows``)."""
+    """What the memory takes from each position (B, T, ...): the projected queries, keys and values
+    ``qkv`` (3, H, dh; the projection's dtype), the gate logits ``gates`` (3H, float32) and its input ``x``
+    (D; None when no state is returned, the only reader of inputs that wait for their chunk). ACT keeps
+    a halted position's, so later passes need not project it again (``forward_rows``)."""
 
-    x: torch.Tensor
     qkv: torch.Tensor
     gates: torch.Tensor
+    x: torch.Tensor | None
 
     def replace_rows(self, rows: ActiveRows, new: MemoryInputs) -> MemoryInputs:
         """A copy with the positions ``rows`` replaced by ``new`` (B, A, ...)."""
-        return MemoryInputs(*(_scatter(old, rows, value) for old, value in zip(self, new, strict=True)))
+        pairs = zip(self, new, strict=True)
+        return MemoryInputs(*(None if old is None else _scatter(old, rows, value) for old, value in pairs))
 
     def after(self, earlier: MemoryInputs) -> MemoryInputs:
         """``earlier``'s positions, then these (concatenated along time)."""
         pairs = zip(earlier, self, strict=True)
-        return MemoryInputs(*(torch.cat((a.to(b.dtype), b), dim=1) for a, b in pairs))
+        return MemoryInputs(*(None if b is None else torch.cat((a.to(b.dtype), b), dim=1) for a, b in pairs))
 
 
 def _scatter(full: torch.Tensor, rows: ActiveRows, values: torch.Tensor) -> torch.Tensor:
@@ -233,11 +235,12 @@ class NeuralMemory(nn.Module):
         }
         return MemoryOutput(out, new_state, stats, addressing, snapshot)
 
-    def project(self, x: torch.Tensor) -> MemoryInputs:
-        """Each position's queries, keys, values and gate logits (``x`` (B, T, D), float32)."""
+    def project(self, x: torch.Tensor, keep_input: bool = True) -> MemoryInputs:
+        """Each position's queries, keys, values and gate logits (``x`` (B, T, D), float32), and ``x``
+        itself with ``keep_input``."""
         b, t, _ = x.shape
         qkv = self.qkv(x).view(b, t, 3, self.n_heads, self.head_dim)
-        return MemoryInputs(x, qkv, self.gates(x).float())
+        return MemoryInputs(qkv, self.gates(x).float(), x if keep_input else None)
 
     def forward_rows(
         self,
@@ -257,13 +260,13 @@ class NeuralMemory(nn.Module):
         read or the returned state depends on (the surprise of each chunk depends on the weights its
         predecessors left). Returns the output and every position's inputs for the next pass.
         """
-        b, t = x_rows.shape[0], (x_rows if rows is None else frozen.x).shape[1]
+        b, t = x_rows.shape[0], (x_rows if rows is None else frozen.gates).shape[1]
         state = state if state is not None else self._fresh(b, x_rows.device)
-        new = self.project(x_rows.float())
+        new = self.project(x_rows.float(), keep_input=return_state)
         current = new if rows is None else frozen.replace_rows(rows, new)
         pending = state["pending"]
         n_pending = pending.shape[1]
-        inputs = current if n_pending == 0 else current.after(self.project(pending.float()))
+        inputs = current if n_pending == 0 else current.after(self.project(pending.float(), return_state))
         length, c, dtype = n_pending + t, self.chunk, inputs.qkv.dtype
         last = t - 1 if rows is None else rows.last
         n_full = length // c
@@ -290,7 +293,8 @@ class NeuralMemory(nn.Module):
             weights.append((w1, w2))
             read = self._read_rows(inputs, new.qkv[:, :, 0], rows, n_pending, weights[:n_reads], dtype)
             out = self.out_norm(read.float()).flatten(2)  # (B, A, D)
-            new_state = {"w1": w1, "w2": w2, "s1": s1, "s2": s2, "pending": inputs.x[:, n_full * c :]}
+            waiting = inputs.x[:, n_full * c :] if return_state else None
+            new_state = {"w1": w1, "w2": w2, "s1": s1, "s2": s2, "pending": waiting}
         stats = {
             "lr_mean": lr.detach().mean(),
             "forget_mean": 1.0 - log_keep.detach().exp().mean(),
