@@ -6,7 +6,8 @@ minibatches through the clipped policy loss, the (clipped) value loss and the en
 actions (maze moves into walls) are masked out of the policy; a recurrent policy (GRU) replays each
 sub-env's whole rollout from its saved initial state, its state zeroed where an episode starts.
 Mazes come from a pool the env regenerates every ``env.reseed_every`` updates, so training keeps seeing
-new mazes; evaluation walks fresh mazes from other seeds greedily (runners/ppo_envs.py).
+new mazes (``env.refresh``: restarting every sub-env, or each at its own next reset); evaluation walks
+fresh mazes from other seeds greedily (runners/ppo_envs.py).
 
 TensorBoard: ``charts/episodic_return``, ``charts/success``, ``charts/SPS``, ``losses/policy_loss``,
 ``losses/value_loss``, ``losses/entropy`` (and ``losses/approx_kl``, ``losses/clipfrac``,

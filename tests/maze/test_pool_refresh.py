@@ -9,36 +9,38 @@ from gymnasium.vector import AutoresetMode
 from envs.maze.vector import MazeVectorEnv
 
 LEVELS = [{"name": "3x3", "height": 3, "width": 3}, {"name": "4x4", "height": 4, "width": 4}]
+DEVICES = ["cpu", pytest.param("cuda", marks=pytest.mark.gpu)]
 
 
-def make_env(seed: int = 3, banks: int = 2, num_envs: int = 32) -> MazeVectorEnv:
+def make_env(seed: int = 3, banks: int = 2, num_envs: int = 32, device: str = "cpu") -> MazeVectorEnv:
     env = MazeVectorEnv(
         num_envs,
         levels=LEVELS,
-        device="cpu",
+        device=device,
         obs_mode="grid",
         autoreset_mode=AutoresetMode.SAME_STEP,
         seed=seed,
         pool_size=16,
         pool_banks=banks,
     )
-    env.set_level(torch.arange(num_envs) % 2)  # both levels at once
+    env.set_level(torch.arange(num_envs, device=device) % 2)  # both levels at once
     env.reset(seed=seed)
     return env
 
 
 def legal_random_actions(env: MazeVectorEnv, generator: torch.Generator) -> torch.Tensor:
     """A uniformly drawn legal move per sub-env (episodes then last a few dozen steps)."""
-    weights = env.action_masks().float()
-    return torch.multinomial(weights, 1, generator=generator).squeeze(1)
+    weights = env.action_masks().float().cpu()
+    return torch.multinomial(weights, 1, generator=generator).squeeze(1).to(env.device)
 
 
 def bank_of(env: MazeVectorEnv) -> torch.Tensor:
     return env._maze // (env.pool.num_levels * env.pool.size)
 
 
-def test_a_refresh_restarts_no_running_episode_and_every_next_episode_is_on_the_new_pool():
-    env, generator = make_env(), torch.Generator().manual_seed(0)
+@pytest.mark.parametrize("device", DEVICES)
+def test_a_refresh_restarts_no_running_episode_and_every_next_episode_is_on_the_new_pool(device):
+    env, generator = make_env(device=device), torch.Generator().manual_seed(0)
     for _ in range(3):  # sub-envs mid-episode (a few may have finished one and started the next)
         env.step(legal_random_actions(env, generator))
     before = env.current_observation().clone()
@@ -55,7 +57,7 @@ def test_a_refresh_restarts_no_running_episode_and_every_next_episode_is_on_the_
     assert torch.equal(env.pool.passages[:size], old_passages[:size])  # the running bank is untouched
     assert not torch.equal(env.pool.passages[size:], old_passages[size:])  # the other bank holds new mazes
 
-    pending = torch.ones(env.num_envs, dtype=torch.bool)
+    pending = torch.ones(env.num_envs, dtype=torch.bool, device=env.device)
     for _ in range(200):
         on_old_bank = bank_of(env) == 0
         _, _, terminated, truncated, _ = env.step(legal_random_actions(env, generator))
@@ -86,14 +88,15 @@ def test_the_new_pool_follows_from_the_seed_alone():
     assert not torch.equal(one.pool.passages[:size], two.pool.passages[:size])
 
 
-def test_a_saved_state_continues_exactly_mid_episode():
-    env, generator = make_env(), torch.Generator().manual_seed(1)
+@pytest.mark.parametrize("device", DEVICES)
+def test_a_saved_state_continues_exactly_mid_episode(device):
+    env, generator = make_env(device=device), torch.Generator().manual_seed(1)
     for step in range(30):
         if step == 10:
             env.refresh_pool(seed=31)
         env.step(legal_random_actions(env, generator))
     state = env.state_dict()
-    copy = make_env(seed=99)  # other mazes and episodes until the state is loaded
+    copy = make_env(seed=99, device=device)  # other mazes and episodes until the state is loaded
     copy.load_state_dict(state)
     assert torch.equal(copy.current_observation(), env.current_observation())
     for step in range(40):

@@ -102,6 +102,10 @@ def test_a_bad_setting_is_refused_with_the_override_that_fixes_it():
         validate_ppo(config("env.num_envs=10", "ppo.num_minibatches=4"))
     with pytest.raises(ConfigError, match=r"env\.obs_mode must be one of"):
         validate_ppo(config("env.obs_mode=tokens"))
+    with pytest.raises(ConfigError, match=r"env\.refresh must be one of .*e\.g\. env\.refresh=staggered"):
+        validate_ppo(config("env.refresh=sometimes"))
+    with pytest.raises(ConfigError, match=r"env\.family=copy has none; use env\.refresh=all"):
+        validate_ppo(config("env.family=copy", "env.obs_mode=stream", "env.refresh=staggered"))
 
 
 PRESETS = sorted(path.stem for path in (CONF_PATH / "ppo" / "preset").glob("*.yaml"))
