@@ -375,6 +375,7 @@ def train(cfg: DictConfig, run_dir: Path, resumed: ResumePoint | None = None) ->
                 rollout.restart(obs, net)
             else:
                 rollout.restart_envs(obs, restarted)
+                logger.scalars("charts", {"refresh_restarts": float(restarted.sum())}, global_step)
         if algo.anneal_lr:
             optimizer.param_groups[0]["lr"] = (1.0 - update / num_updates) * float(algo.learning_rate)
 

@@ -98,7 +98,7 @@ def refresh_training_env(
 
     ``env.refresh=all``: reset every sub-env (the curriculum draws every level anew). ``staggered``: fill
     the pool's other bank, which each sub-env draws from at its own next reset; only a sub-env whose
-    episode outlived two refreshes is restarted (its maze is overwritten)."""
+    episode began before the previous refresh is restarted (its maze is overwritten)."""
     seed = derive_seed(int(cfg.seed), f"train/{update}") % 2**31
     if staggered_refresh(cfg):
         return base.refresh_pool(seed)

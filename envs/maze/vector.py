@@ -213,7 +213,7 @@ class MazeVectorEnv(TorchVectorEnv):
         """Fresh mazes without restarting anyone: fill the other bank of a ``pool_banks=2`` pool from
         ``seed`` and make it the one new episodes draw from, so each sub-env takes a new maze at its own
         next reset while running episodes finish on the mazes they started. A sub-env still on the bank
-        being refilled (an episode older than two refreshes) is restarted on the new bank.
+        being refilled (its episode began before the previous refresh) is restarted on the new bank.
 
         Returns (the observation of every sub-env, a (num_envs,) bool tensor: True where a sub-env was
         restarted). The mazes follow from ``seed`` alone, as with ``reset(seed=...)``.
