@@ -161,8 +161,12 @@ def test_a_staggered_run_resumes_exactly_from_any_update(tmp_path):
     """env.refresh=staggered saves the env's episodes: a checkpoint between two refreshes (update 3 of
     reseed_every=2) continues as the uninterrupted run, with no restart of every sub-env at the resume."""
     common = [
-        *TINY[1:],
-        "env.levels=[{name: 3x3, height: 3, width: 3}]",
+        *TINY[2:],
+        "env.levels=[{name: 3x3, height: 3, width: 3}, {name: 4x4, height: 4, width: 4}]",
+        "curriculum.name=adaptive",  # the levels each sub-env plays next are part of what resumes
+        "curriculum.params.threshold=0.0",
+        "curriculum.params.min_episodes=1",
+        "curriculum.params.replay=0.5",
         "policy.kind=maze_graph",
         "ppo.anneal_lr=false",
         "env.refresh=staggered",
@@ -184,6 +188,7 @@ def test_a_staggered_run_resumes_exactly_from_any_update(tmp_path):
         if isinstance(tensor, torch.Tensor):
             assert torch.equal(tensor, split["experiment"]["env"][name]), name
     assert bool(whole["experiment"]["env"]["t"].any())  # saved mid-episode, not at a restart
+    assert len(set(whole["experiment"]["env"]["level_ids"].tolist())) == 2  # both levels in play
 
 
 def test_volatility_counts_the_falls_of_a_mastered_level():
