@@ -6,7 +6,8 @@ minibatches through the clipped policy loss, the (clipped) value loss and the en
 actions (maze moves into walls) are masked out of the policy; a recurrent policy (GRU) replays each
 sub-env's whole rollout from its saved initial state, its state zeroed where an episode starts.
 Mazes come from a pool the env regenerates every ``env.reseed_every`` updates, so training keeps seeing
-new mazes; evaluation walks fresh mazes from other seeds greedily (runners/ppo_envs.py).
+new mazes (``env.refresh``: restarting every sub-env, or each at its own next reset); evaluation walks
+fresh mazes from other seeds greedily (runners/ppo_envs.py).
 
 TensorBoard: ``charts/episodic_return``, ``charts/success``, ``charts/SPS``, ``losses/policy_loss``,
 ``losses/value_loss``, ``losses/entropy`` (and ``losses/approx_kl``, ``losses/clipfrac``,
@@ -21,6 +22,7 @@ each checked level: a greedy policy can swing between checks) and ``report.json`
 
 from __future__ import annotations
 
+import itertools
 import time
 from pathlib import Path
 from typing import Any
@@ -44,7 +46,15 @@ from runners.config import ConfigError, option_keys
 from runners.ddp import command_line_device
 from runners.logging import RunLogger
 from runners.ppo_config import register_ppo_config, resume_ppo_config, validate_ppo
-from runners.ppo_envs import Evaluator, make_training_env, masked_logits, uses_action_mask
+from runners.ppo_envs import (
+    Evaluator,
+    make_training_env,
+    masked_logits,
+    refresh_training_env,
+    restore_training_env,
+    staggered_refresh,
+    uses_action_mask,
+)
 from runners.report import write_report
 
 RUNNER = "ppo"
@@ -137,6 +147,25 @@ class RolloutBuffer:
         self.next_obs, self.next_state = obs, net.initial_state(num_envs, self.dones.device)
         self.next_starts = torch.ones(num_envs, dtype=torch.bool, device=self.dones.device)
         self.ep_return.zero_()
+
+    def restart_envs(self, obs: Any, restarted: torch.Tensor) -> None:
+        """The sub-envs where ``restarted`` start an episode at ``obs`` (the others continue theirs; ``obs``
+        holds every sub-env's observation); a recurrent state is zeroed where an episode starts."""
+        self.next_obs = obs
+        self.next_starts = self.next_starts | restarted
+        self.ep_return = self.ep_return.masked_fill(restarted, 0.0)
+
+    def carry_state(self) -> dict[str, torch.Tensor]:
+        """What carries into the next rollout, but the observation (the env gives it back on resume)."""
+        carry = {"state": self.next_state, "starts": self.next_starts, "ep_return": self.ep_return}
+        return {name: value.detach().cpu().clone() for name, value in (carry | {"stats": self.stats}).items()}
+
+    def load_carry_state(self, carry: dict[str, torch.Tensor], obs: Any) -> None:
+        """Continue from :meth:`carry_state` with the env's current observations ``obs``."""
+        device = self.dones.device
+        self.next_obs, self.next_state = obs, carry["state"].to(device)
+        self.next_starts, self.ep_return = carry["starts"].to(device), carry["ep_return"].to(device)
+        self.stats = carry["stats"].to(device)
 
 
 def collect(
@@ -305,6 +334,9 @@ def train(cfg: DictConfig, run_dir: Path, resumed: ResumePoint | None = None) ->
             curriculum.load_state_dict(state["curriculum"])
         set_rng_state(resumed.state["rng"])
         update, global_step, history = resumed.step, int(state["global_step"]), list(resumed.state["history"])
+        if state.get("env") is not None:  # a staggered run continues every episode where it was
+            rollout.load_carry_state(state["rollout"], restore_training_env(envs, base, state["env"]))
+    staggered = staggered_refresh(cfg)
 
     def checkpoint_state() -> dict[str, Any]:
         return {
@@ -317,6 +349,8 @@ def train(cfg: DictConfig, run_dir: Path, resumed: ResumePoint | None = None) ->
                 "generator": generator.get_state(),
                 "curriculum": curriculum.state_dict() if curriculum is not None else None,
                 "global_step": global_step,
+                "env": base.state_dict() if staggered else None,
+                "rollout": rollout.carry_state() if staggered else None,
             },
             "history": history,
             "rng": rng_state(),
@@ -332,9 +366,16 @@ def train(cfg: DictConfig, run_dir: Path, resumed: ResumePoint | None = None) ->
         return minutes_before + (time.monotonic() - started) / 60.0
 
     while update < num_updates:
-        if rollout.next_obs is None or update % int(cfg.env.reseed_every) == 0:  # new mazes; exact resume
+        if rollout.next_obs is None:  # the run's start, or a resume of a run that restarts every env
             obs, _ = envs.reset(seed=derive_seed(int(cfg.seed), f"train/{update}") % 2**31)
             rollout.restart(obs, net)
+        elif update % int(cfg.env.reseed_every) == 0:  # new mazes, seeded by the update: exact resume
+            obs, restarted = refresh_training_env(envs, base, cfg, update)
+            if restarted is None:
+                rollout.restart(obs, net)
+            else:
+                rollout.restart_envs(obs, restarted)
+                logger.scalars("charts", {"refresh_restarts": float(restarted.sum())}, global_step)
         if algo.anneal_lr:
             optimizer.param_groups[0]["lr"] = (1.0 - update / num_updates) * float(algo.learning_rate)
 
@@ -392,6 +433,7 @@ def train(cfg: DictConfig, run_dir: Path, resumed: ResumePoint | None = None) ->
         "eval_episodes": int(cfg.eval.episodes),
         "final": table,
         "best_checkpoints": best_checkpoints(checkpoints, evaluator),
+        "volatility": check_volatility(history, list(eval_levels(cfg, evaluator).values())),
         "history": history,
         "curriculum": curriculum.summary() if curriculum is not None else None,
         "config": OmegaConf.to_container(cfg, resolve=True),
@@ -402,8 +444,35 @@ def train(cfg: DictConfig, run_dir: Path, resumed: ResumePoint | None = None) ->
     if bests := report["best_checkpoints"]:
         shown = ", ".join(f"{name} {best['success']:.3f}" for name, best in bests.items())
         print(f"Best checkpoints (checkpoints/best_level<k>.pt, greedy success when saved): {shown}.")
+    for name, swing in report["volatility"].items():
+        print(
+            f"{name}: {swing['checks_mastered']} checks at >= {MASTERED} greedy success, followed by "
+            f"{swing['drops']} drops of more than {DROP} at the next check "
+            f"(largest {swing['largest_drop']:.3f})."
+        )
     print(f"Run folder: {run_dir} (report.json, tb/ for tensorboard --logdir, checkpoints/latest.pt).")
     return report
+
+
+MASTERED, DROP = 0.9, 0.1  # a check at this greedy success or more is "mastered"; a fall of more is a drop
+
+
+def check_volatility(history: list[dict[str, Any]], names: list[str]) -> dict[str, dict[str, float]]:
+    """How the periodic greedy checks of each level swing once mastered: of the consecutive pairs of checks
+    whose first is at least :data:`MASTERED`, how many (``checks_mastered``), how many fall by more than
+    :data:`DROP` (``drops``), the largest and the mean fall (rises count as 0). A greedy policy can
+    change its choice at a junction between checks; these say how often that costs a mastered level."""
+    result = {}
+    for name in names:
+        scores = [record[name]["success"] for record in history if name in record]
+        falls = [max(a - b, 0.0) for a, b in itertools.pairwise(scores) if a >= MASTERED]
+        result[name] = {
+            "checks_mastered": len(falls),
+            "drops": sum(fall > DROP for fall in falls),
+            "largest_drop": max(falls, default=0.0),
+            "mean_drop": sum(falls) / len(falls) if falls else 0.0,
+        }
+    return result
 
 
 def eval_levels(cfg: DictConfig, evaluator: Evaluator) -> dict[int, str]:

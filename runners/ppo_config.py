@@ -29,6 +29,7 @@ from runners.config import (
 )
 
 MAZE_OBS_MODES = ("grid", "egocentric")
+REFRESH_MODES = ("all", "staggered")
 RECALL_FAMILIES = ("copy", "repeat_copy", "associative", "needle")
 
 
@@ -40,7 +41,11 @@ class PPOEnvConfig:
     or field mappings; null: its default). Maze mazes come from a pool of ``pool_size`` per level that
     is regenerated every ``reseed_every`` updates (a ``reset(seed=...)`` of the env with a seed derived
     from the run seed and the update), so training keeps seeing new mazes and a checkpoint taken at such
-    a boundary resumes exactly. ``mask_actions``: invalid moves (into walls) get no probability.
+    a boundary resumes exactly. ``refresh``: ``all`` restarts every sub-env on the new pool at once;
+    ``staggered`` (mazes) fills a second pool bank that each sub-env draws from at its own next reset, so no
+    episode is cut and the batch after a refresh is not biased to short episodes; such a run saves the
+    env's state in its checkpoints and resumes exactly at any update, without restarting anyone.
+    ``mask_actions``: invalid moves (into walls) get no probability.
     """
 
     family: str = "maze"
@@ -50,6 +55,7 @@ class PPOEnvConfig:
     num_envs: int = 64
     pool_size: int = 1024
     reseed_every: int = 4
+    refresh: str = "all"
     step_limit_factor: float = 3.0
     mask_actions: bool = True
 
@@ -202,6 +208,15 @@ def validate_ppo(cfg: DictConfig | Mapping[str, Any]) -> None:
     elif env["family"] != "maze" and env["obs_mode"] != "stream":
         problems.append(
             f"env.obs_mode must be stream for recall, got {env['obs_mode']!r}; env.obs_mode=stream"
+        )
+    if env["refresh"] not in REFRESH_MODES:
+        problems.append(
+            f"env.refresh must be one of {REFRESH_MODES}, got {env['refresh']!r}; e.g. env.refresh=staggered"
+        )
+    elif env["refresh"] == "staggered" and env["family"] != "maze":
+        problems.append(
+            f"env.refresh=staggered refreshes a maze pool, and env.family={env['family']} has none; "
+            "use env.refresh=all"
         )
     if not problems:
         batch = int(env["num_envs"]) * int(ppo["num_steps"])

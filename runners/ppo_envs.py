@@ -47,8 +47,10 @@ def make_vector_env(
     device: torch.device,
     pool_size: int,
     autoreset: AutoresetMode = AutoresetMode.SAME_STEP,
+    pool_banks: int = 1,
 ) -> TorchVectorEnv:
-    """A native vector env of ``task`` (shared, so a curriculum on it moves this env's levels)."""
+    """A native vector env of ``task`` (shared, so a curriculum on it moves this env's levels); a maze
+    env's pool holds ``pool_banks`` banks (2 for a staggered refresh)."""
     if cfg.env.family == "maze":
         return MazeVectorEnv(
             num_envs,
@@ -58,6 +60,7 @@ def make_vector_env(
             autoreset_mode=autoreset,
             seed=seed,
             pool_size=pool_size,
+            pool_banks=pool_banks,
             step_limit_factor=float(cfg.env.step_limit_factor),
         )
     return RecallVectorEnv(
@@ -70,12 +73,45 @@ def make_training_env(cfg: DictConfig, device: torch.device) -> tuple[gym.vector
     ``curriculum.name=none``."""
     task = make_task(cfg)
     seed = derive_seed(int(cfg.seed), "train/env") % 2**31
-    base = make_vector_env(cfg, task, int(cfg.env.num_envs), seed, device, int(cfg.env.pool_size))
+    banks = 2 if staggered_refresh(cfg) else 1
+    base = make_vector_env(
+        cfg, task, int(cfg.env.num_envs), seed, device, int(cfg.env.pool_size), pool_banks=banks
+    )
     if cfg.curriculum.name == "none":
         return base, base
     schedule = build_curriculum_schedule(cfg.curriculum, task.num_levels)
     curriculum_seed = derive_seed(int(cfg.seed), "curriculum") % 2**31
     return CurriculumVectorWrapper(base, schedule, seed=curriculum_seed), base
+
+
+def staggered_refresh(cfg: DictConfig) -> bool:
+    """Whether new mazes reach each sub-env at its own next reset (``env.refresh=staggered``) rather than
+    by restarting every sub-env at once (``all``)."""
+    return str(cfg.env.refresh) == "staggered"
+
+
+def refresh_training_env(
+    envs: gym.vector.VectorEnv, base: TorchVectorEnv, cfg: DictConfig, update: int
+) -> tuple[Any, torch.Tensor | None]:
+    """New mazes for training at ``update``, from a seed of (run seed, update), so the pool is the same after
+    a resume. Returns (observations, which sub-envs start an episode: a bool mask, or None for all).
+
+    ``env.refresh=all``: reset every sub-env (the curriculum draws every level anew). ``staggered``: fill
+    the pool's other bank, which each sub-env draws from at its own next reset; only a sub-env whose
+    episode began before the previous refresh is restarted (its maze is overwritten)."""
+    seed = derive_seed(int(cfg.seed), f"train/{update}") % 2**31
+    if staggered_refresh(cfg):
+        return base.refresh_pool(seed)
+    return envs.reset(seed=seed)[0], None
+
+
+def restore_training_env(envs: gym.vector.VectorEnv, base: MazeVectorEnv, state: dict[str, Any]) -> Any:
+    """Put a staggered run's training env back where its checkpoint left it (mazes, episodes, the levels
+    the curriculum chose next); returns the observations."""
+    base.load_state_dict(state)
+    if isinstance(envs, CurriculumVectorWrapper):
+        envs.levels.copy_(base.next_level_ids)  # the wrapper's copy of the next levels, in place
+    return base.current_observation()
 
 
 def uses_action_mask(cfg: DictConfig) -> bool:
@@ -147,7 +183,7 @@ class Evaluator:
             self.on_pool = make_vector_env(
                 cfg, make_task(cfg), self.episodes, self.seed, device, 1, AutoresetMode.NEXT_STEP
             )
-            self.on_pool.pool = train_base.pool  # read-only: a seedless reset never refills it
+            self.on_pool.share_pool(train_base)  # its current bank; read-only: never refilled
 
     @torch.no_grad()
     def level(self, net: ActorCritic, index: int, on_pool: bool = False) -> dict[str, float]:

@@ -29,14 +29,18 @@ class MazePool:
         size: int,
         step_limit_factor: float,
         device: torch.device,
+        banks: int = 1,
     ):
         if not isinstance(size, int) or size < 1:
             raise ValueError(f"pool_size must be a positive int, got {size!r}.")
+        if not isinstance(banks, int) or banks < 1:
+            raise ValueError(f"pool_banks must be a positive int, got {banks!r}.")
         self.task, self.spec, self.size = task, spec, size
         self.num_levels = task.num_levels
+        self.banks = banks
         self.step_limit_factor = step_limit_factor
         self.device = device
-        rows, cells = self.num_levels * size, spec.height * spec.width
+        rows, cells = banks * self.num_levels * size, spec.height * spec.width
         self.cells = cells
         self.passages = torch.zeros(rows, cells, dtype=torch.uint8, device=device)
         self.optimal_bits = torch.zeros(rows, cells, dtype=torch.uint8, device=device)
@@ -65,14 +69,21 @@ class MazePool:
         # start, goal, step limit and optimal length of each maze: one gather a reset
         self.table = torch.zeros(rows, 4, dtype=torch.long, device=device)
 
-    def refill(self, generator: torch.Generator) -> None:
-        """Regenerate every pooled level's mazes with ``generator`` (on its device). The pool covers the
-        ladder as it was when the env was made; a level a shared task gained later is not pooled."""
+    def refill(self, generator: torch.Generator, bank: int = 0) -> None:
+        """Regenerate every pooled level's mazes of ``bank`` with ``generator`` (on its device). The pool
+        covers the ladder as it was when the env was made; a level a shared task gained later is not pooled.
+
+        Rows are bank-major: level ``l`` of bank ``b`` holds rows ``(b * num_levels + l) * size`` onwards,
+        so a second bank can be filled while episodes still run on the first (a staggered refresh)."""
+        if not 0 <= bank < self.banks:
+            raise ValueError(f"bank must lie in [0, {self.banks - 1}] (this pool's banks), got {bank!r}.")
         for index in range(self.num_levels):
-            self.put(index, generate_mazes(self.task.ladder[index], self.size, generator, self.device))
+            mazes = generate_mazes(self.task.ladder[index], self.size, generator, self.device)
+            self.put(bank * self.num_levels + index, mazes)
 
     def put(self, level_index: int, mazes: MazeBatch) -> None:
-        """Store ``size`` mazes (of that level's size) as the pool of ``level_index``."""
+        """Store ``size`` mazes (of that level's size) as the pool of ``level_index`` (of bank 0; level ``l``
+        of bank ``b`` is ``b * num_levels + l``)."""
         if len(mazes) != self.size:
             raise ValueError(f"A pool level holds {self.size} mazes, got {len(mazes)}.")
         mazes = mazes.to(self.device)

@@ -29,6 +29,7 @@ from envs.maze.pool import MazePool
 from envs.maze.spaces import MazeObsSpec
 from envs.maze.task import MazeTask
 from envs.maze.walls import write_walls
+from foundation import check_seed, restore_generator
 
 
 class MazeVectorEnv(TorchVectorEnv):
@@ -67,7 +68,9 @@ class MazeVectorEnv(TorchVectorEnv):
 
     A reset (explicit or automatic) gives each sub-env a maze of its level drawn by a hashed random index
     from a device-resident pool of ``pool_size`` mazes per level, the agent on the start cell. Mazes of
-    a pool repeat across episodes until ``refill_pool()`` or ``reset(seed=...)`` regenerates it.
+    a pool repeat across episodes until ``refill_pool()`` or ``reset(seed=...)`` regenerates it (both
+    restart every sub-env), or ``refresh_pool(seed)`` (with ``pool_banks=2``) fills a second bank that each
+    sub-env draws from at its own next reset, so no episode is cut short.
 
     ## Episode End
 
@@ -87,7 +90,8 @@ class MazeVectorEnv(TorchVectorEnv):
       the env builds its task). ``levels``: the ladder (default: the documented one).
     - ``maze``: one fixed maze (text or array) as the level. ``horizons``: K of the task's targets.
     - ``step_cost``, ``wall_penalty``, ``step_limit_factor``, ``view_size``, ``grid_scale``: as MazeEnv.
-    - ``pool_size``: mazes held per level. ``compile``: fuse the step with ``torch.compile``;
+    - ``pool_size``: mazes held per level. ``pool_banks``: 2 allows ``refresh_pool`` (twice the memory).
+      ``compile``: fuse the step with ``torch.compile``;
       ``cuda_graph``: replay it as one CUDA graph (outputs are overwritten by the next step).
 
     ```python
@@ -121,6 +125,7 @@ class MazeVectorEnv(TorchVectorEnv):
         view_size: int = 5,
         grid_scale: int = 1,
         pool_size: int = 512,
+        pool_banks: int = 1,
         compile: bool = False,
         cuda_graph: bool = False,
         render_mode: str | None = None,
@@ -149,9 +154,13 @@ class MazeVectorEnv(TorchVectorEnv):
         self.obs_mode, self.obs_spec = obs_mode, spec
         self.step_limit_factor = float(step_limit_factor)
         self.step_cost, self.wall_penalty = float(step_cost), float(wall_penalty)
-        self.pool = MazePool(task, spec, pool_size, self.step_limit_factor, self.device)
+        self.pool = MazePool(task, spec, pool_size, self.step_limit_factor, self.device, pool_banks)
         self.pool.refill(self.generator)
         dev, n = self.device, num_envs
+        # the bank new episodes draw from (a device scalar: read inside the step without a sync) and the
+        # seed each bank's mazes came from (None: not reproducible), which is all a saved state needs
+        self.pool_bank = torch.zeros((), dtype=torch.long, device=dev)
+        self._bank_seeds: list[int | None] = [seed] + [None] * (pool_banks - 1)
         self._delta = torch.tensor([-spec.width, 1, spec.width, -1], device=dev)
         self._seed = torch.randint(2**31, (), generator=self.generator, device=dev)
         self._counter = torch.zeros((), dtype=torch.long, device=dev)
@@ -196,8 +205,106 @@ class MazeVectorEnv(TorchVectorEnv):
         Running episodes would lose their mazes, so every sub-env starts a new episode: this returns the
         observations and infos of ``reset()``.
         """
-        self.pool.refill(self.generator)
+        self.pool.refill(self.generator, self._active_bank())
+        self._bank_seeds[self._active_bank()] = None
         return self.reset()
+
+    def refresh_pool(self, seed: int) -> tuple[Any, torch.Tensor]:
+        """Fresh mazes without restarting anyone: fill the other bank of a ``pool_banks=2`` pool from
+        ``seed`` and make it the one new episodes draw from, so each sub-env takes a new maze at its own
+        next reset while running episodes finish on the mazes they started. A sub-env still on the bank
+        being refilled (its episode began before the previous refresh) is restarted on the new bank.
+
+        Returns (the observation of every sub-env, a (num_envs,) bool tensor: True where a sub-env was
+        restarted). The mazes follow from ``seed`` alone, as with ``reset(seed=...)``.
+        """
+        if self.pool.banks != 2:
+            raise ValueError(
+                f"refresh_pool needs a pool of two banks (MazeVectorEnv(..., pool_banks=2)); this env has "
+                f"{self.pool.banks}. Use reset(seed=...) to regenerate the pool and restart every sub-env."
+            )
+        seed = check_seed(seed)
+        new = 1 - self._active_bank()
+        stale = self._maze // (self.pool.num_levels * self.pool.size) == new  # their mazes are overwritten
+        self.generator.manual_seed(seed)
+        self.pool.refill(self.generator, new)
+        self._bank_seeds[new] = seed
+        self.pool_bank.fill_(new)
+        self._seed = torch.randint(2**31, (), generator=self.generator, device=self.device)
+        self._counter.zero_()
+        self._reset(stale)
+        self._needs_reset = self._needs_reset & ~stale
+        return self._output(self._observe()), stale
+
+    def share_pool(self, source: MazeVectorEnv) -> None:
+        """Draw this env's episodes from ``source``'s maze pool and bank (read-only: a seedless reset never
+        refills it), e.g. to walk a training env's current mazes."""
+        self.pool, self.pool_bank = source.pool, source.pool_bank
+
+    def current_observation(self) -> Any:
+        """Every sub-env's observation now (what the last ``step`` or ``reset`` returned)."""
+        return self._output(self._observe())
+
+    def state_dict(self) -> dict[str, Any]:
+        """Every sub-env's episode, the level each plays next, the draw counters and the seeds of the pool's
+        banks (the mazes are regenerated from them, not saved): what :meth:`load_state_dict` needs to
+        continue exactly, mid-episode. Needs the mazes of every bank in use to come from a seed (``seed=``
+        when made, ``reset(seed=...)``, ``refresh_pool(seed)``); a bank no episode draws from is not kept."""
+        rows = self.pool.num_levels * self.pool.size
+        in_use = set((self._maze // rows).unique().tolist()) | {self._active_bank()}
+        if any(self._bank_seeds[bank] is None for bank in in_use):
+            raise ValueError(
+                "state_dict needs the pool banks in use generated from a seed (make the env with seed=..., "
+                "then reset(seed=...) or refresh_pool(seed)); a seedless refill_pool() cannot be regenerated."
+            )
+        seeds = [seed if bank in in_use else None for bank, seed in enumerate(self._bank_seeds)]
+        tensors = {
+            "level_ids": self.level_ids,
+            "next_level_ids": self.next_level_ids,
+            "needs_reset": self._needs_reset,
+            "maze": self._maze,
+            "pos": self._pos,
+            "t": self._t,
+            "episode": self._episode,
+            "seed": self._seed,
+            "counter": self._counter,
+            "pool_bank": self.pool_bank,
+        }
+        if self.obs_mode == "tokens":
+            tensors["moves"] = self._moves
+        state: dict[str, Any] = {name: value.detach().cpu().clone() for name, value in tensors.items()}
+        return state | {"bank_seeds": seeds, "generator": self.generator.get_state()}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Continue from :meth:`state_dict`: regenerate each bank's mazes from its seed and restore every
+        sub-env's episode (same ladder, pool size, banks and number of sub-envs)."""
+        seeds = list(state["bank_seeds"])
+        if len(seeds) != self.pool.banks or state["maze"].shape != self._maze.shape:
+            raise ValueError(
+                f"This state is of an env with {len(seeds)} pool bank(s) and {state['maze'].shape[0]} "
+                f"sub-envs; this env has {self.pool.banks} and {self.num_envs}. Make it as the saved one."
+            )
+        for bank, seed in enumerate(seeds):
+            if seed is not None:  # None: no episode draws from that bank until a refresh refills it
+                self.generator.manual_seed(int(seed))
+                self.pool.refill(self.generator, bank)
+        self._bank_seeds = seeds
+        restore_generator(self.generator, state["generator"], "maze env")
+        self.level_ids = state["level_ids"].to(self.device)
+        self.next_level_ids = state["next_level_ids"].to(self.device)
+        self._needs_reset = state["needs_reset"].to(self.device)
+        self._maze, self._pos = state["maze"].to(self.device), state["pos"].to(self.device)
+        self._t, self._episode = state["t"].to(self.device), state["episode"].to(self.device)
+        self._seed, self._counter = state["seed"].to(self.device), state["counter"].to(self.device)
+        self.pool_bank.copy_(state["pool_bank"])
+        if self.obs_mode == "tokens":
+            self._moves = state["moves"].to(self.device)
+        if self.obs_mode == "walls":
+            write_walls(self._walls, self.pool.image, self._maze, self._all_envs)
+
+    def _active_bank(self) -> int:
+        """The bank new episodes draw from, on the host (off the hot path only)."""
+        return int(self.pool_bank)
 
     def reset(
         self, *, seed: int | None = None, options: dict[str, Any] | None = None
@@ -209,7 +316,8 @@ class MazeVectorEnv(TorchVectorEnv):
         if seed is None:
             return super().reset(options=options)
         self.generator.manual_seed(seed)
-        self.pool.refill(self.generator)
+        self.pool.refill(self.generator, self._active_bank())
+        self._bank_seeds[self._active_bank()] = seed
         self._seed = torch.randint(2**31, (), generator=self.generator, device=self.device)
         self._counter.zero_()
         advanced = self.generator.get_state()
@@ -230,7 +338,7 @@ class MazeVectorEnv(TorchVectorEnv):
         self._counter.add_(1)
         self._maze, self._pos, self._t, self._episode = kernels.start_episodes(
             mask,
-            self.level_ids,
+            self.level_ids + self.pool_bank * self.pool.num_levels,  # the bank's block of levels
             draw,
             self._maze,
             self._pos,

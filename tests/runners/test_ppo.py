@@ -10,7 +10,7 @@ from omegaconf import DictConfig
 from agents.ppo_policies import make_policy
 from foundation import load_checkpoint
 from runners.config import CONF_PATH, ConfigError
-from runners.ppo import build_policy, evaluate_actions, gae, run, sample_actions
+from runners.ppo import build_policy, check_volatility, evaluate_actions, gae, run, sample_actions
 from runners.ppo_config import register_ppo_config, validate_ppo
 from runners.ppo_envs import make_training_env, masked_logits
 
@@ -102,6 +102,10 @@ def test_a_bad_setting_is_refused_with_the_override_that_fixes_it():
         validate_ppo(config("env.num_envs=10", "ppo.num_minibatches=4"))
     with pytest.raises(ConfigError, match=r"env\.obs_mode must be one of"):
         validate_ppo(config("env.obs_mode=tokens"))
+    with pytest.raises(ConfigError, match=r"env\.refresh must be one of .*e\.g\. env\.refresh=staggered"):
+        validate_ppo(config("env.refresh=sometimes"))
+    with pytest.raises(ConfigError, match=r"env\.family=copy has none; use env\.refresh=all"):
+        validate_ppo(config("env.family=copy", "env.obs_mode=stream", "env.refresh=staggered"))
 
 
 PRESETS = sorted(path.stem for path in (CONF_PATH / "ppo" / "preset").glob("*.yaml"))
@@ -151,6 +155,48 @@ def test_resume_continues_exactly_as_an_uninterrupted_run(tmp_path, kind):
     for name, tensor in whole["experiment"]["policy"].items():
         assert torch.equal(tensor, split["experiment"]["policy"][name]), name
     assert torch.equal(whole["experiment"]["generator"], split["experiment"]["generator"])
+
+
+def test_a_staggered_run_resumes_exactly_from_any_update(tmp_path):
+    """env.refresh=staggered saves the env's episodes: a checkpoint between two refreshes (update 3 of
+    reseed_every=2) continues as the uninterrupted run, with no restart of every sub-env at the resume."""
+    common = [
+        *TINY[2:],
+        "env.levels=[{name: 3x3, height: 3, width: 3}, {name: 4x4, height: 4, width: 4}]",
+        "curriculum.name=adaptive",  # the levels each sub-env plays next are part of what resumes
+        "curriculum.params.threshold=0.0",
+        "curriculum.params.min_episodes=1",
+        "curriculum.params.replay=0.5",
+        "policy.kind=maze_graph",
+        "ppo.anneal_lr=false",
+        "env.refresh=staggered",
+        "env.pool_size=8",
+        "env.reseed_every=2",
+        "trainer.checkpoint_every=1",
+    ]
+    per_update = 16 * 16
+    run(config(*common, f"trainer.total_steps={6 * per_update}"), tmp_path / "whole")
+    run(config(*common, f"trainer.total_steps={3 * per_update}"), tmp_path / "split")
+    overrides = [f"trainer.total_steps={6 * per_update}", "resume=true"]
+    run(config(*common, *overrides), tmp_path / "split", overrides=overrides)
+    whole = load_checkpoint(tmp_path / "whole" / "checkpoints" / "latest.pt")
+    split = load_checkpoint(tmp_path / "split" / "checkpoints" / "latest.pt")
+    assert whole["step"] == split["step"] == 6
+    for name, tensor in whole["experiment"]["policy"].items():
+        assert torch.equal(tensor, split["experiment"]["policy"][name]), name
+    for name, tensor in whole["experiment"]["env"].items():
+        if isinstance(tensor, torch.Tensor):
+            assert torch.equal(tensor, split["experiment"]["env"][name]), name
+    assert bool(whole["experiment"]["env"]["t"].any())  # saved mid-episode, not at a restart
+    assert len(set(whole["experiment"]["env"]["level_ids"].tolist())) == 2  # both levels in play
+
+
+def test_volatility_counts_the_falls_of_a_mastered_level():
+    history = [{"update": i, "8x8": {"success": s}} for i, s in enumerate([0.5, 0.95, 0.6, 0.98, 0.97, 0.2])]
+    swing = check_volatility(history, ["8x8"])["8x8"]
+    assert swing["checks_mastered"] == 3 and swing["drops"] == 2  # 0.95 -> 0.6 and 0.97 -> 0.2
+    assert swing["largest_drop"] == pytest.approx(0.77)
+    assert swing["mean_drop"] == pytest.approx((0.35 + 0.01 + 0.77) / 3)
 
 
 def test_resume_refuses_a_changed_setting(tmp_path):
