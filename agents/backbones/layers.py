@@ -154,11 +154,11 @@ class SelfAttention(nn.Module):
         self,
         h_rows: torch.Tensor,
         rows: ActiveRows | None,
-        frozen_qkv: torch.Tensor | None,
+        frozen_qkv: torch.Tensor | tuple[torch.Tensor, ...] | None,
         rope: tuple[torch.Tensor, torch.Tensor],
         head_scale: torch.Tensor | None = None,
         cache: dict[str, Any] | None = None,
-    ) -> tuple[torch.Tensor, dict[str, Any], torch.Tensor]:
+    ) -> tuple[torch.Tensor, dict[str, Any], torch.Tensor | tuple[torch.Tensor, ...]]:
         """Attention for the running positions only (ACT skipping halted tokens).
 
         ``h_rows`` (B, A, D) holds the running positions ``rows.pos`` (``rows`` None: every position, A = T).
@@ -168,19 +168,23 @@ class SelfAttention(nn.Module):
         being projected again. While at least half the positions run, attention runs causally for every
         query and the running ones are taken (the causal kernel skips the hidden half of the pairs, which
         a mask cannot); below that, only the running queries run, masked. Returns (B, A, D), the KV cache
-        over all positions, as ``forward`` does, and the updated (B, T, 3D) for the next pass.
+        over all positions, as ``forward`` does, and the updated (B, T, 3D) for the next pass (with ``rows``
+        None: the rotated (q, k, v) as attention used them, (B, H, T, dh) each, laid out only if a later
+        pass reads them).
         """
         b, a, d = h_rows.shape
         cos, sin = rope
-        if rows is None:  # as ``forward`` does (contiguous rotated q, k), keeping a (B, T, 3D) copy
+        if rows is None:  # as ``forward`` does (contiguous rotated q, k)
             q, k, v = self.qkv(h_rows).view(b, a, 3, self.n_heads, self.head_dim).permute(2, 0, 3, 1, 4)
             q, k = apply_rotary(q, cos, sin), apply_rotary(k, cos, sin)
-            qkv_full = torch.stack([z.transpose(1, 2) for z in (q, k, v)], dim=2).view(b, a, 3 * d)
+            qkv_full: torch.Tensor | tuple[torch.Tensor, ...] = (q, k, v)
             t, every_query = a, True
         else:
             q, k, v = self.qkv(h_rows).view(b, a, 3, self.n_heads, self.head_dim).unbind(2)  # (B, A, H, dh)
             cos, sin = cos[rows.pos][:, :, None], sin[rows.pos][:, :, None]
             qkv = torch.stack((apply_rotary(q, cos, sin), apply_rotary(k, cos, sin), v), dim=2)
+            if isinstance(frozen_qkv, tuple):  # kept by an all-running pass: lay it out as (B, T, 3D)
+                frozen_qkv = torch.stack([z.transpose(1, 2) for z in frozen_qkv], dim=2).flatten(2)
             qkv_full = scatter_rows(frozen_qkv, rows, qkv.view(b, a, 3 * d))
             t = qkv_full.shape[1]
             every_query = 2 * a >= t

@@ -60,7 +60,7 @@ class FrozenBlock(NamedTuple):
     computed."""
 
     inputs: torch.Tensor
-    qkv: torch.Tensor
+    qkv: torch.Tensor | tuple[torch.Tensor, ...]  # (B, T, 3D), or (q, k, v) (B, H, T, dh) from a full pass
     memory: MemoryInputs | None
 
 
