@@ -169,3 +169,23 @@ def test_chunk_grid_places_every_running_position_in_its_chunk_with_or_without_t
                 assert cell // grid.width == (int(counted.pos[b, a]) + offset) // 8  # of its own chunk
         held = per_chunk[per_chunk < counted.pos.shape[1]]
         assert held.numel() == counted.count  # every running position once, the other cells empty
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("halting", ["few", "most"])
+def test_on_cuda_the_rows_path_equals_the_plain_computation_and_stays_close_under_bf16(halting, monkeypatch):
+    model = _model("titans", seed=0, chunk=16).cuda().train()
+    model.halting = FixedHalting(_spread(0.3 if halting == "few" else 0.8, 0, 45).probs.cuda())
+    tokens = torch.randint(0, VOCAB, (3, 45), device="cuda")
+    monkeypatch.setattr(torch.backends.cuda.matmul, "allow_tf32", False)
+    fast, fast_grads, _, _ = _run(model, tokens, None, monkeypatch, plain=False)
+    plain, plain_grads, _, _ = _run(model, tokens, None, monkeypatch, plain=True)
+    torch.testing.assert_close(fast.logits, plain.logits, atol=1e-4, rtol=1e-3)
+    torch.testing.assert_close(fast_grads, plain_grads, atol=1e-4, rtol=1e-3)
+    with torch.no_grad(), torch.autocast("cuda", dtype=torch.bfloat16):
+        fast = model(tokens, return_state=False).logits.float()
+        with monkeypatch.context() as patch:
+            patch.setattr(Block, "forward_active", _plain_forward_active)
+            plain = model(tokens, return_state=False).logits.float()
+    assert torch.isfinite(fast).all()
+    torch.testing.assert_close(fast, plain, atol=5e-2, rtol=5e-2)
