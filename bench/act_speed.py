@@ -107,10 +107,8 @@ class FeedForwardRows:
     """Counts the token rows (gather padding included) that pass through the blocks' feed-forward while
     active: the per-token work ACT skipping saves, read from what actually ran rather than from the
     model's own ``act/computed_fraction``. ``share(tokens)``: those rows over the dense schedule's (every
-    token through every block of every pass). Attention and the Titans memory project and read out the
-    same rows (tests/backbones/test_act_frozen_rows.py), but the memory's chunk writes run over every
-    position, and attention runs every query while half the positions run, so time can fall by less than
-    this share."""
+    token through every block of every pass). The Titans memory still reads every position in each pass
+    that runs, so time can fall by less than this share."""
 
     def __init__(self, model: torch.nn.Module):
         self.model, self.rows = model, 0

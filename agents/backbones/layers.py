@@ -12,7 +12,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from agents.backbones.active_rows import ActiveRows, gather_rows, scatter_rows
+from agents.backbones.active_rows import ActiveRows
 from agents.backbones.linear import Linear
 
 
@@ -85,19 +85,6 @@ def reserve_kv(cache: dict[str, Any], capacity: int) -> dict[str, Any]:
     return {"k": room(cache["k"]), "v": room(cache["v"]), "length": length}
 
 
-def _visible(rows: ActiveRows, past: int, t: int, causal: bool) -> torch.Tensor:
-    """(B, 1, A, past + t): which keys each running query sees (padding entries see key 0)."""
-    keys = torch.arange(past + t, device=rows.pos.device)
-    visible = keys[None, None, :] <= (rows.pos + past)[:, :, None]
-    return (visible if causal else torch.ones_like(visible))[:, None]
-
-
-def gather_heads(x: torch.Tensor, rows: ActiveRows) -> torch.Tensor:
-    """(B, H, T, dh) -> (B, H, A, dh): the running positions of every head."""
-    b, h, t, dh = x.shape
-    return gather_rows(x.transpose(1, 2).reshape(b, t, h * dh), rows).view(b, -1, h, dh).transpose(1, 2)
-
-
 class SelfAttention(nn.Module):
     """Multi-head self-attention with rotary positions, per-head output scaling and an optional KV cache.
 
@@ -153,72 +140,38 @@ class SelfAttention(nn.Module):
     def forward_rows(
         self,
         h_rows: torch.Tensor,
-        rows: ActiveRows | None,
-        frozen_qkv: torch.Tensor | tuple[torch.Tensor, ...] | None,
+        h_full: torch.Tensor,
         rope: tuple[torch.Tensor, torch.Tensor],
+        rows: ActiveRows,
         head_scale: torch.Tensor | None = None,
         cache: dict[str, Any] | None = None,
-    ) -> tuple[torch.Tensor, dict[str, Any], torch.Tensor | tuple[torch.Tensor, ...]]:
-        """Attention for the running positions only (ACT skipping halted tokens).
-
-        ``h_rows`` (B, A, D) holds the running positions ``rows.pos`` (``rows`` None: every position, A = T).
-        Only they are projected. ``frozen_qkv`` (B, T, 3D) holds every position's rotated queries, keys and
-        values from the last pass that computed it (None when every position runs); the running rows' new
-        ones replace theirs, so a halted position serves the keys and values of its frozen input without
-        being projected again. While at least half the positions run, attention runs causally for every
-        query and the running ones are taken (the causal kernel skips the hidden half of the pairs, which
-        a mask cannot); below that, only the running queries run, masked. Returns (B, A, D), the KV cache
-        over all positions, as ``forward`` does, and the updated (B, T, 3D) for the next pass (with ``rows``
-        None: the rotated (q, k, v) as attention used them, (B, H, T, dh) each, laid out only if a later
-        pass reads them).
-        """
-        b, a, d = h_rows.shape
+    ) -> tuple[torch.Tensor, dict[str, Any]]:
+        """Attention for the running positions only: queries from ``h_rows`` (B, A, D) at ``rows.pos``,
+        keys and values from every position of ``h_full`` (B, T, D), whose halted positions hold their
+        last pass's inputs. Returns (B, A, D) and the KV cache over all positions, as ``forward`` does."""
+        b, t, d = h_full.shape
+        a = h_rows.shape[1]
+        q = F.linear(h_rows, self.qkv.weight[:d]).view(b, a, self.n_heads, self.head_dim).transpose(1, 2)
+        kv = F.linear(h_full, self.qkv.weight[d:]).view(b, t, 2, self.n_heads, self.head_dim)
+        k, v = kv.permute(2, 0, 3, 1, 4)
         cos, sin = rope
-        if rows is None:  # as ``forward`` does (contiguous rotated q, k)
-            q, k, v = self.qkv(h_rows).view(b, a, 3, self.n_heads, self.head_dim).permute(2, 0, 3, 1, 4)
-            q, k = apply_rotary(q, cos, sin), apply_rotary(k, cos, sin)
-            qkv_full: torch.Tensor | tuple[torch.Tensor, ...] = (q, k, v)
-            t, every_query = a, True
-        else:
-            q, k, v = self.qkv(h_rows).view(b, a, 3, self.n_heads, self.head_dim).unbind(2)  # (B, A, H, dh)
-            cos, sin = cos[rows.pos][:, :, None], sin[rows.pos][:, :, None]
-            qkv = torch.stack((apply_rotary(q, cos, sin), apply_rotary(k, cos, sin), v), dim=2)
-            if isinstance(frozen_qkv, tuple):  # kept by an all-running pass: lay it out as (B, T, 3D)
-                frozen_qkv = torch.stack([z.transpose(1, 2) for z in frozen_qkv], dim=2).flatten(2)
-            qkv_full = scatter_rows(frozen_qkv, rows, qkv.view(b, a, 3 * d))
-            t = qkv_full.shape[1]
-            every_query = 2 * a >= t
-            source = qkv_full if every_query else qkv
-            q, k, v = source.view(b, -1, 3, self.n_heads, self.head_dim).permute(2, 0, 3, 1, 4)
-            if not every_query:
-                k, v = qkv_full.view(b, t, 3, self.n_heads, self.head_dim)[:, :, 1:].permute(2, 0, 3, 1, 4)
+        k = apply_rotary(k, cos, sin)
+        q = apply_rotary(q, cos[rows.pos][:, None], sin[rows.pos][:, None])
         cache, k, v, past = extend_kv(cache, k, v)
-        mask = None
-        is_causal = False
-        if every_query:
-            if self.causal and past == 0 and t > 1:
-                is_causal = True
-            if self.causal and past > 0 and t > 1:
-                mask = torch.ones(t, past + t, dtype=torch.bool, device=h_rows.device).tril(diagonal=past)
-            if self.record_max_logit and self.training:
-                if rows is None:
-                    self._record_max_logit(q, k, past)
-                else:
-                    seen = _visible(rows, past, t, self.causal) & rows.valid[:, None, :, None]
-                    self._record_max_logit_rows(gather_heads(q, rows), k, seen)
-        else:
-            mask = _visible(rows, past, t, self.causal)
-            if self.record_max_logit and self.training:
-                self._record_max_logit_rows(q, k, mask & rows.valid[:, None, :, None])
+        keys = torch.arange(past + t, device=h_full.device)
+        visible = keys[None, None, :] <= (rows.pos + past)[:, :, None]  # (B, A, S); padding sees key 0
+        if not self.causal:
+            visible = torch.ones_like(visible)
+        mask = visible[:, None]
+        if self.record_max_logit and self.training:
+            self._record_max_logit_rows(q, k, mask & rows.valid[:, None, :, None])
         y = F.scaled_dot_product_attention(
-            q, k, v, attn_mask=mask, is_causal=is_causal, dropout_p=self.dropout if self.training else 0.0
+            q, k, v, attn_mask=mask, dropout_p=self.dropout if self.training else 0.0
         )
         if head_scale is not None:
             y = y * head_scale.to(y.dtype).view(1, self.n_heads, 1, 1)
-        y = y.transpose(1, 2).reshape(b, -1, d)
-        if every_query and rows is not None:
-            y = gather_rows(y, rows)
-        return self.out(y), cache, qkv_full
+        y = y.transpose(1, 2).reshape(b, a, d)
+        return self.out(y), cache
 
     @torch.no_grad()
     def _record_max_logit_rows(

@@ -18,22 +18,17 @@ training does with master weights; on the H100 this saved 6% of a training step 
 
 With ``inspect=True`` a call also returns each token's learning rate, momentum and forgetting per head and
 the memory MLP's weights it leaves behind.
-
-Under ACT skipping (``forward_rows``) only the running positions are projected, read (each through its
-chunk's start weights, all chunks in one batched matmul) and put through the output projection; halted
-positions write from their kept projections, and the writes stop after the last chunk anything reads.
 """
 
 from __future__ import annotations
 
 import math
-from typing import Any, NamedTuple
+from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from agents.backbones.active_rows import ActiveRows, chunk_grid, gather_rows, scatter_rows
 from agents.backbones.base import InspectionMap, MemoryOutput
 from agents.backbones.chunking import prepend_pending
 from agents.backbones.linear import Linear
@@ -100,33 +95,6 @@ def update_coefficients(
     d = lr * (le_end - le).exp()
     carry = r[..., 0].exp()
     return c, d, la_end[..., 0].exp(), carry, le_end[..., 0].exp()
-
-
-class MemoryInputs(NamedTuple):
-    """What the memory takes from each position (B, T, ...): the projected queries, keys and values
-    ``qkv`` (3, H, dh; the projection's dtype), the gate logits ``gates`` (3H, float32) and its input ``x``
-    (D; None when no state is returned, the only reader of inputs that wait for their chunk). ACT keeps
-    a halted position's, so later passes need not project it again (``forward_rows``)."""
-
-    qkv: torch.Tensor
-    gates: torch.Tensor
-    x: torch.Tensor | None
-
-    def replace_rows(self, rows: ActiveRows, new: MemoryInputs) -> MemoryInputs:
-        """A copy with the positions ``rows`` replaced by ``new`` (B, A, ...)."""
-        pairs = zip(self, new, strict=True)
-        return MemoryInputs(*(None if old is None else _scatter(old, rows, value) for old, value in pairs))
-
-    def after(self, earlier: MemoryInputs) -> MemoryInputs:
-        """``earlier``'s positions, then these (concatenated along time)."""
-        pairs = zip(earlier, self, strict=True)
-        return MemoryInputs(*(None if b is None else torch.cat((a.to(b.dtype), b), dim=1) for a, b in pairs))
-
-
-def _scatter(full: torch.Tensor, rows: ActiveRows, values: torch.Tensor) -> torch.Tensor:
-    """``scatter_rows`` for a (B, T, ...) tensor of any trailing shape."""
-    b, t = full.shape[:2]
-    return scatter_rows(full.reshape(b, t, -1), rows, values.reshape(*values.shape[:2], -1)).view(full.shape)
 
 
 class NeuralMemory(nn.Module):
@@ -235,137 +203,6 @@ class NeuralMemory(nn.Module):
         }
         return MemoryOutput(out, new_state, stats, addressing, snapshot)
 
-    def project(self, x: torch.Tensor, keep_input: bool = True) -> MemoryInputs:
-        """Each position's queries, keys, values and gate logits (``x`` (B, T, D), float32), and ``x``
-        itself with ``keep_input``."""
-        b, t, _ = x.shape
-        qkv = self.qkv(x).view(b, t, 3, self.n_heads, self.head_dim)
-        return MemoryInputs(qkv, self.gates(x).float(), x if keep_input else None)
-
-    def forward_rows(
-        self,
-        x_rows: torch.Tensor,
-        rows: ActiveRows | None,
-        frozen: MemoryInputs | None,
-        state: dict[str, Any] | None = None,
-        return_state: bool = True,
-    ) -> tuple[MemoryOutput, MemoryInputs]:
-        """``forward`` for the running positions only (ACT skipping halted tokens): the same output at
-        those positions (B, A, D) and the same state, computing only what they need.
-
-        ``x_rows`` (B, A, D) holds the running positions ``rows.pos`` (``rows`` None: every position).
-        Halted positions still write into the memory, from their frozen inputs ``frozen`` (what the last
-        pass that computed them projected; None when every position runs), so only the running rows are
-        projected, read and put through the output projection; the writes run for every chunk that a
-        read or the returned state depends on (the surprise of each chunk depends on the weights its
-        predecessors left). Returns the output and every position's inputs for the next pass.
-        """
-        b, t = x_rows.shape[0], (x_rows if rows is None else frozen.gates).shape[1]
-        state = state if state is not None else self._fresh(b, x_rows.device)
-        new = self.project(x_rows.float(), keep_input=return_state)
-        current = new if rows is None else frozen.replace_rows(rows, new)
-        pending = state["pending"]
-        n_pending = pending.shape[1]
-        inputs = current if n_pending == 0 else current.after(self.project(pending.float(), return_state))
-        length, c, dtype = n_pending + t, self.chunk, inputs.qkv.dtype
-        last = t - 1 if rows is None else rows.last
-        n_full = length // c
-        n_reads = max((n_pending + last) // c + 1, 1)  # the chunks up to the last that holds a read
-        n_updates = n_full if return_state else min(n_full, n_reads - 1)
-        with torch.autocast(device_type=x_rows.device.type, enabled=False):
-            gates = inputs.gates.view(b, length, 3, self.n_heads).permute(2, 0, 3, 1)  # (3, B, H, L)
-            lr = self.max_lr * torch.sigmoid(gates[0])
-            log_mom, log_keep = F.logsigmoid(gates[1]), F.logsigmoid(-gates[2])
-            w1, w2, s1, s2 = (state[key].float() for key in ("w1", "w2", "s1", "s2"))
-            weights = []  # the weights each chunk is read with: those before its own write
-            if n_updates:
-                full = n_updates * c
-                k = F.normalize(inputs.qkv[:, :full, 1].float(), dim=-1).to(dtype)
-                k = k.unflatten(1, (n_updates, c)).permute(0, 3, 1, 2, 4)  # (B, H, n, C, dh)
-                v = inputs.qkv[:, :full, 2].unflatten(1, (n_updates, c)).permute(0, 3, 1, 2, 4)
-                gated = (z[..., :full].unflatten(-1, (n_updates, c)) for z in (lr, log_mom, log_keep))
-                coefficients = update_coefficients(*gated)
-                for i in range(n_updates):
-                    weights.append((w1, w2))
-                    chunk_coefficients = tuple(z[:, :, i] for z in coefficients)
-                    written = self.write_step(k[:, :, i], v[:, :, i], chunk_coefficients, w1, w2, s1, s2)
-                    w1, w2, s1, s2 = written
-            weights.append((w1, w2))
-            read = self._read_rows(inputs, new.qkv[:, :, 0], rows, n_pending, weights[:n_reads], dtype)
-            out = self.out_norm(read.float()).flatten(2)  # (B, A, D)
-            waiting = inputs.x[:, n_full * c :] if return_state else None
-            new_state = {"w1": w1, "w2": w2, "s1": s1, "s2": s2, "pending": waiting}
-        stats = {
-            "lr_mean": lr.detach().mean(),
-            "forget_mean": 1.0 - log_keep.detach().exp().mean(),
-            "weight_norm": w1.detach().norm(dim=(-2, -1)).mean(),
-        }
-        return MemoryOutput(self.out(out), new_state if return_state else None, stats), current
-
-    def _read_rows(
-        self,
-        inputs: MemoryInputs,
-        q_rows: torch.Tensor,
-        rows: ActiveRows | None,
-        n_pending: int,
-        weights: list[tuple[torch.Tensor, torch.Tensor]],
-        dtype: torch.dtype,
-    ) -> torch.Tensor:
-        """The memory read at the running positions, (B, A, H, dh): each position's normalised query
-        through the weights of its chunk's start, all chunks in one batched matmul. ``q_rows`` (B, A, H, dh)
-        are the running positions' queries; they are grouped per chunk (``chunk_grid``) unless that grid
-        is no smaller than the chunks themselves, when every position of ``inputs`` (pending ones first)
-        is read and the running ones taken."""
-        b, a, n_heads, head_dim = q_rows.shape
-        c, n = self.chunk, len(weights)
-        cells = None
-        if rows is not None:
-            grid = rows.grid
-            shared = grid is not None and (rows.chunk, rows.offset, grid.chunks) == (c, n_pending, n)
-            cells = grid if shared else chunk_grid(rows, c, n_pending, n)
-            if cells.width == c:  # as wide as a chunk: read every position instead
-                cells = None
-        if rows is None or cells is None:
-            q = inputs.qkv[:, n_pending:, 0] if rows is not None else q_rows
-            t = q.shape[1]
-            span = min(t, n * c - n_pending)  # the positions in the chunks read (all, for rows None)
-            q = F.normalize(q[:, :span].float(), dim=-1).to(dtype).flatten(2)  # (B, span, D)
-            grid = F.pad(q, (0, 0, n_pending, n * c - n_pending - span)).view(b, n, c, n_heads, head_dim)
-        else:
-            q = F.normalize(q_rows.float(), dim=-1).to(dtype).flatten(2)  # (B, A, D)
-            padded = torch.cat((q, q.new_zeros(b, 1, q.shape[2])), dim=1)
-            grid = padded.gather(1, cells.index[..., None].expand(-1, -1, q.shape[2]))
-            grid = grid.view(b, n, cells.width, n_heads, head_dim)
-        w1 = torch.stack([w for w, _ in weights], dim=2).to(dtype)  # (B, H, n, dh, m)
-        w2 = torch.stack([w for _, w in weights], dim=2).to(dtype)
-        read = memory_mlp(grid.permute(0, 3, 1, 2, 4), w1, w2)  # (B, H, n, width, dh)
-        read = read.permute(0, 2, 3, 1, 4).flatten(1, 2)  # (B, n * width, H, dh)
-        if cells is not None:
-            return read.gather(1, cells.slot[..., None, None].expand(-1, -1, n_heads, head_dim))
-        read = read[:, n_pending : n_pending + span]
-        if rows is None:
-            return read
-        read = F.pad(read.flatten(2), (0, 0, 0, t - span))  # positions past the last read: never taken
-        return gather_rows(read, rows).view(b, a, n_heads, head_dim)
-
-    @staticmethod
-    def write_step(
-        k: torch.Tensor,
-        v: torch.Tensor,
-        coefficients: tuple[torch.Tensor, ...],
-        w1: torch.Tensor,
-        w2: torch.Tensor,
-        s1: torch.Tensor,
-        s2: torch.Tensor,
-    ) -> tuple[torch.Tensor, ...]:
-        """``chunk_step`` without the read: one chunk's surprise update from its normalised keys ``k``
-        (B, H, C, d) and values ``v``; returns (w1, w2, s1, s2)."""
-        dtype = k.dtype
-        h = k @ w1.to(dtype)
-        a = F.silu(h)
-        y = a @ w2.to(dtype)
-        return surprise_update(k, v, h, a, y, coefficients, w1, w2, s1, s2)
-
     @staticmethod
     def chunk_step(
         qk: torch.Tensor,
@@ -387,35 +224,18 @@ class NeuralMemory(nn.Module):
         h = qk @ w1.to(dtype)  # one matmul for the reads and the gradients
         a = F.silu(h)
         y = a @ w2.to(dtype)
-        k, h_k, a_k, y_k = qk[:, :, c:], h[:, :, c:], a[:, :, c:], y[:, :, c:]
-        return (y[:, :, :c], *surprise_update(k, v, h_k, a_k, y_k, coefficients, w1, w2, s1, s2))
-
-
-def surprise_update(
-    k: torch.Tensor,
-    v: torch.Tensor,
-    h_k: torch.Tensor,
-    a_k: torch.Tensor,
-    y_k: torch.Tensor,
-    coefficients: tuple[torch.Tensor, ...],
-    w1: torch.Tensor,
-    w2: torch.Tensor,
-    s1: torch.Tensor,
-    s2: torch.Tensor,
-) -> tuple[torch.Tensor, ...]:
-    """One chunk's closed-form update (w1, w2, s1, s2) from its keys ``k`` (B, H, C, d), values ``v``, and
-    the memory's pre-activations ``h_k``, activations ``a_k`` and outputs ``y_k`` at those keys."""
-    dtype = k.dtype
-    err = 2.0 * (y_k - v)  # d loss / d y for loss ||y - v||^2
-    delta = (err @ w2.transpose(-1, -2).to(dtype)) * silu_grad(h_k)  # d loss / d (k W1)
-    coef, mcoef, keep, carry, mom = (z[..., None] for z in coefficients)
-    # One matmul per weight gives both the weight step (coef) and the momentum step (mcoef); the
-    # coefficients scale the narrower operand (keys: d wide, against m for delta).
-    scale1, scale2 = step_scales(coef, k, a_k, y_k)
-    g1 = torch.cat((scale1 * coef * k, scale1 * mcoef * k), dim=-1).to(dtype).transpose(-1, -2) @ delta
-    g2 = a_k.transpose(-1, -2) @ torch.cat((scale2 * coef * err, scale2 * mcoef * err), dim=-1).to(dtype)
-    (step1, mstep1), (step2, mstep2) = g1.float().chunk(2, dim=-2), g2.float().chunk(2, dim=-1)
-    keep, carry, mom = keep[..., None], carry[..., None], mom[..., None]
-    new_w1, new_w2 = keep * w1 + carry * s1 - step1, keep * w2 + carry * s2 - step2
-    new_s1, new_s2 = mom * s1 - mstep1, mom * s2 - mstep2
-    return new_w1, new_w2, new_s1, new_s2
+        read, y_k, a_k, h_k = y[:, :, :c], y[:, :, c:], a[:, :, c:], h[:, :, c:]
+        err = 2.0 * (y_k - v)  # d loss / d y for loss ||y - v||^2
+        delta = (err @ w2.transpose(-1, -2).to(dtype)) * silu_grad(h_k)  # d loss / d (k W1)
+        coef, mcoef, keep, carry, mom = (z[..., None] for z in coefficients)
+        # One matmul per weight gives both the weight step (coef) and the momentum step (mcoef); the
+        # coefficients scale the narrower operand (keys: d wide, against m for delta).
+        k = qk[:, :, c:]
+        scale1, scale2 = step_scales(coef, k, a_k, y_k)
+        g1 = torch.cat((scale1 * coef * k, scale1 * mcoef * k), dim=-1).to(dtype).transpose(-1, -2) @ delta
+        g2 = a_k.transpose(-1, -2) @ torch.cat((scale2 * coef * err, scale2 * mcoef * err), dim=-1).to(dtype)
+        (step1, mstep1), (step2, mstep2) = g1.float().chunk(2, dim=-2), g2.float().chunk(2, dim=-1)
+        keep, carry, mom = keep[..., None], carry[..., None], mom[..., None]
+        new_w1, new_w2 = keep * w1 + carry * s1 - step1, keep * w2 + carry * s2 - step2
+        new_s1, new_s2 = mom * s1 - mstep1, mom * s2 - mstep2
+        return read, new_w1, new_w2, new_s1, new_s2

@@ -10,10 +10,8 @@ state entry per pass): its attention maps, memory addressing and memory snapshot
 Earlier passes run exactly as without it.
 
 With ACT (``act_skip``, the default) tokens that halted stop computing: later passes gather the running
-positions and project (attention queries, keys and values; the Titans memory's inputs), read the memory,
-gate and run the feed-forward for those alone, while halted positions serve the keys, values and memory
-writes kept from their last pass (``_skipping_passes``, ``FrozenBlock``); the Titans memory's chunk writes
-still run over every position. ``act_skip=False`` runs every pass for every token and only reweights.
+positions and run attention queries, memory read-out and feed-forward for those alone
+(``_skipping_passes``); ``act_skip=False`` runs every pass for every token and only reweights.
 """
 
 from __future__ import annotations
@@ -32,7 +30,6 @@ from agents.backbones.layers import FeedForward, RotaryEmbedding, SelfAttention,
 from agents.backbones.linear import Linear
 from agents.backbones.maze_encoder import MazeGridEncoder
 from agents.backbones.memory import build_memory
-from agents.backbones.titans import MemoryInputs, NeuralMemory
 
 
 class BlockOutput(NamedTuple):
@@ -51,17 +48,6 @@ class BlockOutput(NamedTuple):
 # The logit of an id outside a compact vocabulary: exp() is 0 against any real logit, and finite, so that
 # entropies (p * log p) stay 0 rather than NaN; bf16 represents it.
 UNUSED_LOGIT = -1.0e4
-
-
-class FrozenBlock(NamedTuple):
-    """What a block keeps of every position (B, T, ...) for the next pass under ACT skipping, as of the
-    last pass that computed the position: its input, its attention queries and keys (rotated) and values
-    (3D) and, with a Titans memory, the memory's inputs; a halted position serves these without being
-    computed."""
-
-    inputs: torch.Tensor
-    qkv: torch.Tensor | tuple[torch.Tensor, ...]  # (B, T, 3D), or (q, k, v) (B, H, T, dh) from a full pass
-    memory: MemoryInputs | None
 
 
 class PassRun(NamedTuple):
@@ -129,40 +115,31 @@ class Block(nn.Module):
     def forward_active(
         self,
         x_rows: torch.Tensor,
-        frozen: FrozenBlock | None,
-        rows: ActiveRows | None,
+        inputs: torch.Tensor,
+        rows: ActiveRows,
         rope: tuple[torch.Tensor, torch.Tensor],
         head_scale: torch.Tensor | None,
         state: dict[str, Any] | None,
         return_state: bool = True,
-    ) -> tuple[BlockOutput, FrozenBlock]:
+    ) -> tuple[BlockOutput, torch.Tensor]:
         """The block for the running positions only (ACT skipping halted tokens).
 
-        ``x_rows`` (B, A, D) holds the running positions' inputs (``rows`` None: every position's, A = T).
-        Halted positions keep serving keys, values and memory writes from ``frozen``: what the last pass
-        that computed them projected from their input (None while every position runs), so only the running
-        ones are projected and get queries, the memory's read-out, the gate and the feed-forward. Returns
-        the block output for the rows and the updated ``frozen`` for the next pass.
+        ``x_rows`` (B, A, D) holds the running positions' inputs, ``inputs`` (B, T, D) every position's
+        input of the last pass that computed it. Halted positions keep serving keys, values and memory
+        input from there; only the running ones get queries, the memory's read-out, the gate and the
+        feed-forward. Returns the block output for the rows and the updated ``inputs``.
         """
         state = state or {}
-        inputs = x_rows if rows is None else scatter_rows(frozen.inputs, rows, x_rows)
+        inputs = scatter_rows(inputs, rows, x_rows)
+        h_full = self.attn_norm(inputs)
         h = self.attn_norm(x_rows)
-        frozen_qkv = None if frozen is None else frozen.qkv
-        a, cache, qkv = self.attn.forward_rows(h, rows, frozen_qkv, rope, head_scale, state.get("kv"))
+        a, cache = self.attn.forward_rows(h, h_full, rope, rows, head_scale, state.get("kv"))
         new_state: dict[str, Any] = {"kv": cache}
         metrics: dict[str, torch.Tensor] = {}
-        memory_inputs = None
         if self.memory is not None:
-            if isinstance(self.memory, NeuralMemory):
-                frozen_memory = None if frozen is None else frozen.memory
-                args = (h, rows, frozen_memory, state.get("memory"), return_state)
-                memory, memory_inputs = self.memory.forward_rows(*args)
-                m = memory.output
-            else:  # a memory without a rows path reads every position's input
-                h_full = h if rows is None else self.attn_norm(inputs)
-                memory = self.memory(h_full, state.get("memory"), return_state, False)
-                m = memory.output if rows is None else gather_rows(memory.output, rows)
+            memory = self.memory(h_full, state.get("memory"), return_state, False)
             new_state["memory"], metrics = memory.state, dict(memory.metrics)
+            m = gather_rows(memory.output, rows)
             if self.gate is not None:
                 g = torch.sigmoid(self.gate(h))
                 metrics["gate_attention"] = g.detach().float().mean()
@@ -171,8 +148,7 @@ class Block(nn.Module):
                 a = a + m.to(a.dtype)
         x = x_rows + self.drop(a)
         x = x + self.ffn(self.ffn_norm(x))
-        output = BlockOutput(x, new_state if return_state else None, metrics)
-        return output, FrozenBlock(inputs, qkv, memory_inputs)
+        return BlockOutput(x, new_state if return_state else None, metrics), inputs
 
 
 class TransformerBackbone(Backbone):
@@ -432,9 +408,7 @@ class TransformerBackbone(Backbone):
         steps weigh zero). Running tokens still attend to it (and the memory still reads it) through the
         inputs of its last computed pass: its keys and values freeze instead of being refined further. So a
         token whose own context kept running at least as long as it did gets the dense schedule's output;
-        others see frozen neighbours. What a halted position serves (keys, values, the memory's inputs) is
-        kept from the pass that computed it (``FrozenBlock``), not projected again; while every token runs,
-        only the pass before a halting decision keeps them. Without
+        others see frozen neighbours. While every token runs, passes are the dense ones. Without
         ``return_state`` the loop ends once every token halted; with it, passes with nothing running still
         compute the keys, values and memory state that a continuation reads.
         """
@@ -442,8 +416,7 @@ class TransformerBackbone(Backbone):
         b, t, _ = x0.shape
         n_steps = self.passes // cfg.micro_steps
         accumulator = ActAccumulator(cfg.act_threshold)
-        frozen: list[FrozenBlock | None] = [None] * self.n_layers  # each block's, as of its last pass
-        chunking = self._memory_chunking(old_layers)
+        inputs: list[torch.Tensor] = [x0] * self.n_layers  # each block's input of the last computed pass
         new_layers: list[dict[str, Any] | None] = []
         step_hiddens: list[torch.Tensor] = []
         layer_hiddens: list[torch.Tensor] = []
@@ -457,24 +430,22 @@ class TransformerBackbone(Backbone):
                 h = h + (x0 if rows is None else gather_rows(x0, rows))
             layer_hiddens, last_pass = [], []
             computed += b * t if rows is None else rows.count
-            # a pass where every token runs keeps what halted tokens will serve only if a halting decision
-            # follows it (the last pass of a step, not the final step); the others run the dense block
-            keeps = (pass_index + 1) % cfg.micro_steps == 0 and pass_index + 1 < self.passes
             for i, block in enumerate(self.blocks):
                 slot = pass_index * self.n_layers + i
                 scale = head_scale[i] if head_scale is not None else None
                 old = old_layers[slot] if old_layers else None
-                if rows is None and not keeps:
+                if rows is None:
+                    inputs[i] = h
                     out = self._run(block, h, rope, scale, old, return_state, False)
                 else:
-                    args = (h, frozen[i], rows, rope, scale, old, return_state)
-                    out, frozen[i] = self._run(block.forward_active, *args)
+                    args = (h, inputs[i], rows, rope, scale, old, return_state)
+                    out, inputs[i] = self._run(block.forward_active, *args)
                 h = out.hidden
                 new_layers.append(out.state)
                 layer_hiddens.append(h)
                 last_pass.append(out)
             if rows is not None:
-                layer_hiddens = [*(kept.inputs for kept in frozen[1:]), scatter_rows(full, rows, h)]
+                layer_hiddens = [*inputs[1:], scatter_rows(full, rows, h)]
             if (pass_index + 1) % cfg.micro_steps:
                 continue
             full = h if rows is None else scatter_rows(full, rows, h)
@@ -489,21 +460,10 @@ class TransformerBackbone(Backbone):
             if not return_state and still == 0:
                 step_hiddens.extend([full] * (n_steps - len(step_hiddens)))  # frozen: weigh zero
                 break
-            rows = ActiveRows.from_mask(running, *chunking)
+            rows = ActiveRows.from_mask(running)
             h = gather_rows(full, rows)
         fraction = computed / max(b * t * self.passes, 1)
         return PassRun(step_hiddens, layer_hiddens, last_pass, new_layers, accumulator.result(), fraction)
-
-    def _memory_chunking(self, old_layers: list[Any] | None) -> tuple[int, int]:
-        """(chunk length, positions pending before this input) of the Titans memory blocks, so that
-        ``ActiveRows`` counts the running positions per memory chunk in its one host sync; (0, 0) without
-        a Titans memory."""
-        for i, block in enumerate(self.blocks):
-            if isinstance(block.memory, NeuralMemory):
-                old = old_layers[i] if old_layers else None
-                pending = old["memory"]["pending"].shape[1] if old and old.get("memory") else 0
-                return block.memory.chunk, pending
-        return 0, 0
 
     def _memory_metrics(self, outputs: list[BlockOutput]) -> dict[str, torch.Tensor]:
         """Each scalar the memory blocks of the last pass measured, averaged over those blocks."""
