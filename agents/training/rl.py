@@ -202,14 +202,15 @@ class EngineTrainer:
             return batch.rewards, {}
         if cfg.floor_key not in final:
             raise ValueError(
-                f"RLConfig.floor_key={cfg.floor_key!r} is not a value this env reports at an episode's end; "
-                f"it reports {sorted(final)}."
+                f"RLConfig.floor_key={cfg.floor_key!r} (engine.rl.floor_key) is not a value this env reports "
+                f"at an episode's end; it reports {sorted(final)}."
             )
         ends = batch.done & batch.valid
         if not bool((ends.sum(dim=0) == 1).all()):
             raise ValueError(
                 "RLConfig.floor_key needs each sub-env to finish exactly one episode a rollout: set "
-                f"RLConfig.rollout_steps ({cfg.rollout_steps}) to the episode length + 1."
+                f"RLConfig.rollout_steps ({cfg.rollout_steps}; engine.rl.rollout_steps) to the episode "
+                "length + 1."
             )
         values = final[cfg.floor_key].to(batch.rewards.dtype)
         multiplier = self.floor_multiplier.to(values.device)
