@@ -53,6 +53,7 @@ from runners.ppo_envs import (
     refresh_training_env,
     restore_training_env,
     staggered_refresh,
+    training_seed,
     uses_action_mask,
 )
 from runners.report import write_report
@@ -367,7 +368,7 @@ def train(cfg: DictConfig, run_dir: Path, resumed: ResumePoint | None = None) ->
 
     while update < num_updates:
         if rollout.next_obs is None:  # the run's start, or a resume of a run that restarts every env
-            obs, _ = envs.reset(seed=derive_seed(int(cfg.seed), f"train/{update}") % 2**31)
+            obs, _ = envs.reset(seed=training_seed(cfg, update))
             rollout.restart(obs, net)
         elif update % int(cfg.env.reseed_every) == 0:  # new mazes, seeded by the update: exact resume
             obs, restarted = refresh_training_env(envs, base, cfg, update)

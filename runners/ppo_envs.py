@@ -99,10 +99,16 @@ def refresh_training_env(
     ``env.refresh=all``: reset every sub-env (the curriculum draws every level anew). ``staggered``: fill
     the pool's other bank, which each sub-env draws from at its own next reset; only a sub-env whose
     episode began before the previous refresh is restarted (its maze is overwritten)."""
-    seed = derive_seed(int(cfg.seed), f"train/{update}") % 2**31
+    seed = training_seed(cfg, update)
     if staggered_refresh(cfg):
         return base.refresh_pool(seed)
     return envs.reset(seed=seed)[0], None
+
+
+def training_seed(cfg: DictConfig, update: int) -> int:
+    """The seed of the training mazes drawn at ``update``: a function of (run seed, update) alone, so a
+    resumed run draws the same pool."""
+    return derive_seed(int(cfg.seed), f"train/{update}") % 2**31
 
 
 def restore_training_env(envs: gym.vector.VectorEnv, base: MazeVectorEnv, state: dict[str, Any]) -> Any:
