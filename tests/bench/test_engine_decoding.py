@@ -10,12 +10,17 @@ TINY = ["--device", "cpu", "--prompt-length", "8", "--continuation-length", "6",
 TINY += ["--layers", "1", "--heads", "2", "--sup-steps", "2", "--batch-size", "4", "--envs", "4"]
 
 
-def _engine(extra: list[str]):
+def _tiny_backbone(extra: list[str]):
     args = parse_args([*TINY, *extra])
     args.seed = 0
     device = torch.device("cpu")
     env = make_env(args, "train", args.envs, device, dense=True)
     backbone, _ = train_backbone(args, env, device)
+    return args, env, backbone, device
+
+
+def _engine(extra: list[str]):
+    args, env, backbone, device = _tiny_backbone(extra)
     features = conditioned_features(args)
     engine = train_engine(args, backbone, env, device, True, (0.5, 0.8, 1.0), features)
     return args, engine
@@ -57,15 +62,6 @@ def test_a_group_size_that_does_not_divide_the_envs_is_refused_naming_both_flags
     with pytest.raises(SystemExit):
         parse_args([*TINY, "--group-size", "3"])
     assert "--group-size 3 must be >= 1 and divide --envs 4" in capsys.readouterr().err
-
-
-def _tiny_backbone(extra: list[str]):
-    args = parse_args([*TINY, *extra])
-    args.seed = 0
-    device = torch.device("cpu")
-    env = make_env(args, "train", args.envs, device, dense=True)
-    backbone, _ = train_backbone(args, env, device)
-    return args, env, backbone, device
 
 
 def test_the_conditioned_engine_starts_the_same_whatever_ran_before_it():
