@@ -135,6 +135,20 @@ def test_learns_a_fixed_maze_on_the_cpu(tmp_path, kind):
     assert (tmp_path / "report.json").is_file() and list((tmp_path / "tb").iterdir())
 
 
+def run_whole_and_split(common: list[str], updates: int, split_at: int, tmp_path) -> tuple[dict, dict]:
+    """The last checkpoints of a run of ``updates`` updates and of one stopped after ``split_at`` and
+    resumed to the same end (16 envs x 16 steps an update, as TINY)."""
+    per_update = 16 * 16
+    run(config(*common, f"trainer.total_steps={updates * per_update}"), tmp_path / "whole")
+    run(config(*common, f"trainer.total_steps={split_at * per_update}"), tmp_path / "split")
+    overrides = [f"trainer.total_steps={updates * per_update}", "resume=true"]
+    run(config(*common, *overrides), tmp_path / "split", overrides=overrides)
+    return (
+        load_checkpoint(tmp_path / "whole" / "checkpoints" / "latest.pt"),
+        load_checkpoint(tmp_path / "split" / "checkpoints" / "latest.pt"),
+    )
+
+
 @pytest.mark.parametrize("kind", ["maze_cnn", "maze_graph"])
 def test_resume_continues_exactly_as_an_uninterrupted_run(tmp_path, kind):
     common = [
@@ -144,13 +158,7 @@ def test_resume_continues_exactly_as_an_uninterrupted_run(tmp_path, kind):
         "env.reseed_every=2",
         "trainer.checkpoint_every=2",
     ]
-    per_update = 16 * 16
-    run(config(*common, f"trainer.total_steps={4 * per_update}"), tmp_path / "whole")
-    run(config(*common, f"trainer.total_steps={2 * per_update}"), tmp_path / "split")
-    resumed = config(*common, f"trainer.total_steps={4 * per_update}", "resume=true")
-    run(resumed, tmp_path / "split", overrides=[f"trainer.total_steps={4 * per_update}", "resume=true"])
-    whole = load_checkpoint(tmp_path / "whole" / "checkpoints" / "latest.pt")
-    split = load_checkpoint(tmp_path / "split" / "checkpoints" / "latest.pt")
+    whole, split = run_whole_and_split(common, 4, 2, tmp_path)
     assert whole["step"] == split["step"] == 4
     for name, tensor in whole["experiment"]["policy"].items():
         assert torch.equal(tensor, split["experiment"]["policy"][name]), name
@@ -174,13 +182,7 @@ def test_a_staggered_run_resumes_exactly_from_any_update(tmp_path):
         "env.reseed_every=2",
         "trainer.checkpoint_every=1",
     ]
-    per_update = 16 * 16
-    run(config(*common, f"trainer.total_steps={6 * per_update}"), tmp_path / "whole")
-    run(config(*common, f"trainer.total_steps={3 * per_update}"), tmp_path / "split")
-    overrides = [f"trainer.total_steps={6 * per_update}", "resume=true"]
-    run(config(*common, *overrides), tmp_path / "split", overrides=overrides)
-    whole = load_checkpoint(tmp_path / "whole" / "checkpoints" / "latest.pt")
-    split = load_checkpoint(tmp_path / "split" / "checkpoints" / "latest.pt")
+    whole, split = run_whole_and_split(common, 6, 3, tmp_path)
     assert whole["step"] == split["step"] == 6
     for name, tensor in whole["experiment"]["policy"].items():
         assert torch.equal(tensor, split["experiment"]["policy"][name]), name
