@@ -290,15 +290,16 @@ class MazeVectorEnv(TorchVectorEnv):
                 self.pool.refill(self.generator, bank)
         self._bank_seeds = seeds
         restore_generator(self.generator, state["generator"], "maze env")
-        self.level_ids = state["level_ids"].to(self.device)
-        self.next_level_ids = state["next_level_ids"].to(self.device)
-        self._needs_reset = state["needs_reset"].to(self.device)
-        self._maze, self._pos = state["maze"].to(self.device), state["pos"].to(self.device)
-        self._t, self._episode = state["t"].to(self.device), state["episode"].to(self.device)
-        self._seed, self._counter = state["seed"].to(self.device), state["counter"].to(self.device)
+        # copies: steps update some of these in place, which must not reach the caller's state
+        tensors = {name: value for name, value in state.items() if torch.is_tensor(value)}
+        own = {name: value.to(self.device, copy=True) for name, value in tensors.items()}
+        self.level_ids, self.next_level_ids = own["level_ids"], own["next_level_ids"]
+        self._needs_reset, self._maze, self._pos = own["needs_reset"], own["maze"], own["pos"]
+        self._t, self._episode = own["t"], own["episode"]
+        self._seed, self._counter = own["seed"], own["counter"]
         self.pool_bank.copy_(state["pool_bank"])
         if self.obs_mode == "tokens":
-            self._moves = state["moves"].to(self.device)
+            self._moves = own["moves"]
         if self.obs_mode == "walls":
             write_walls(self._walls, self.pool.image, self._maze, self._all_envs)
 

@@ -12,7 +12,9 @@ LEVELS = [{"name": "3x3", "height": 3, "width": 3}, {"name": "4x4", "height": 4,
 DEVICES = ["cpu", pytest.param("cuda", marks=pytest.mark.gpu)]
 
 
-def make_env(seed: int = 3, banks: int = 2, num_envs: int = 32, device: str = "cpu") -> MazeVectorEnv:
+def make_env(
+    seed: int = 3, banks: int = 2, num_envs: int = 32, device: str = "cpu", compile: bool = False
+) -> MazeVectorEnv:
     env = MazeVectorEnv(
         num_envs,
         levels=LEVELS,
@@ -22,6 +24,7 @@ def make_env(seed: int = 3, banks: int = 2, num_envs: int = 32, device: str = "c
         seed=seed,
         pool_size=16,
         pool_banks=banks,
+        compile=compile,
     )
     env.set_level(torch.arange(num_envs, device=device) % 2)  # both levels at once
     env.reset(seed=seed)
@@ -105,6 +108,21 @@ def test_a_saved_state_continues_exactly_mid_episode(device):
         actions = legal_random_actions(env, generator)
         for mine, theirs in zip(env.step(actions)[:4], copy.step(actions)[:4], strict=True):
             assert torch.equal(mine, theirs)
+
+
+@pytest.mark.parametrize("compile", [False, pytest.param(True, marks=pytest.mark.slow)])
+def test_stepping_after_a_load_leaves_the_loaded_state_as_it_was(compile):
+    """The env copies a loaded state: steps (some update tensors in place) never change the caller's dict,
+    so one saved state can be loaded again, e.g. to replay from it."""
+    env, generator = make_env(), torch.Generator().manual_seed(1)
+    state = env.state_dict()
+    saved = {name: value.clone() for name, value in state.items() if torch.is_tensor(value)}
+    copy = make_env(seed=99, compile=compile)
+    copy.load_state_dict(state)
+    for _ in range(20):
+        copy.step(legal_random_actions(copy, generator))
+    for name, value in saved.items():
+        assert torch.equal(state[name], value), name
 
 
 def test_refresh_needs_two_banks():
