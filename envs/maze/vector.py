@@ -273,7 +273,9 @@ class MazeVectorEnv(TorchVectorEnv):
         if self.obs_mode == "tokens":
             tensors["moves"] = self._moves
         state: dict[str, Any] = {name: value.detach().cpu().clone() for name, value in tensors.items()}
-        return state | {"bank_seeds": seeds, "generator": self.generator.get_state()}
+        pool_shape = [self.pool.num_levels, self.pool.size]
+        generator = self.generator.get_state()
+        return state | {"bank_seeds": seeds, "pool_shape": pool_shape, "generator": generator}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Continue from :meth:`state_dict`: regenerate each bank's mazes from its seed and restore every
@@ -283,6 +285,13 @@ class MazeVectorEnv(TorchVectorEnv):
             raise ValueError(
                 f"This state is of an env with {len(seeds)} pool bank(s) and {state['maze'].shape[0]} "
                 f"sub-envs; this env has {self.pool.banks} and {self.num_envs}. Make it as the saved one."
+            )
+        levels, size = state["pool_shape"]
+        if (levels, size) != (self.pool.num_levels, self.pool.size):
+            raise ValueError(
+                f"This state is of an env with {levels} level(s) and pools of {size} mazes a level; this "
+                f"env has {self.pool.num_levels} and {self.pool.size}. Make it with the saved levels and "
+                "pool_size (env.levels and env.pool_size in runners.ppo)."
             )
         for bank, seed in enumerate(seeds):
             if seed is not None:  # None: no episode draws from that bank until a refresh refills it

@@ -128,3 +128,14 @@ def test_stepping_after_a_load_leaves_the_loaded_state_as_it_was(compile):
 def test_refresh_needs_two_banks():
     with pytest.raises(ValueError, match="pool_banks=2"):
         make_env(banks=1).refresh_pool(seed=5)
+
+
+def test_a_state_of_another_pool_or_env_count_is_refused_naming_the_settings():
+    state = make_env().state_dict()
+    other_pool = MazeVectorEnv(
+        32, levels=LEVELS, device="cpu", obs_mode="grid", seed=3, pool_size=8, pool_banks=2
+    )
+    with pytest.raises(ValueError, match=r"pools of 16 mazes a level.*env\.pool_size"):
+        other_pool.load_state_dict(state)
+    with pytest.raises(ValueError, match="32 sub-envs; this env has 2 and 16"):
+        make_env(num_envs=16).load_state_dict(state)
