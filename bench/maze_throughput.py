@@ -11,11 +11,18 @@ costs. Without jax and jumanji the comparison is skipped with a message.
     python -m bench.maze_throughput --device cuda --compile both --cuda-graph both
     python -m bench.maze_throughput --device cuda --single-steps 0 --maze 10 --sizes 131072 \
         --modes walls egocentric grid --compile on --cuda-graph on
+    python -m bench.maze_throughput --device cuda --single-steps 0 --maze 10 --sizes 131072 \
+        --modes walls --compile on --cuda-graph on --fresh-mazes 0 1 2
+
+``--fresh-mazes F`` makes the timed loop pay for new mazes as Jumanji's autoreset does: F newly generated
+mazes per reset (see ``vector_steps_per_s``), the fair row beside Jumanji's autoreset.
 """
 
 from __future__ import annotations
 
 import argparse
+import itertools
+import math
 import time
 
 import gymnasium as gym
@@ -55,29 +62,76 @@ def vector_steps_per_s(
     device: torch.device,
     compile: bool,
     cuda_graph: bool = False,
-) -> float:
-    """Random-action steps/s (sub-env steps) of MazeVectorEnv with autoreset and full observations."""
+    fresh_factor: float = 0.0,
+) -> tuple[float, float]:
+    """Random-action steps/s (sub-env steps) of MazeVectorEnv with autoreset and full observations, and
+    the mazes generated per reset while timed (0 when the pool is not refilled).
+
+    ``fresh_factor=0``: episodes draw from a fixed device pool of 1,024 mazes (the env as a runner holds it
+    between refreshes). ``fresh_factor=f > 0``: the timed loop pays for new mazes as Jumanji's autoreset
+    does: it generates a new pool bank (``refresh_pool``) of ``f`` times the resets counted beforehand over
+    the steps between two refreshes (at least one maze per reset, checked by the returned figure); draws
+    from a bank are with replacement, so some resets share a maze (fewer as ``f`` grows)."""
+    chunk = steps_per_chunk(num_envs, device)
+    gen = torch.Generator(device=device).manual_seed(0)
+    actions = torch.randint(4, (chunk, num_envs), generator=gen, device=device)
+    pool_size, banks, chunks_per_refresh = 1024, 1, 1
+    if fresh_factor > 0:
+        pool_size, chunks_per_refresh = fresh_pool_plan(num_envs, level, device, actions, fresh_factor)
+        banks = 2
     env = MazeVectorEnv(
         num_envs,
         device=device,
         obs_mode=obs_mode,
         levels=[level],
         seed=0,
-        pool_size=1024,
+        pool_size=pool_size,
+        pool_banks=banks,
         compile=compile,
         cuda_graph=cuda_graph,
     )
     env.reset(seed=0)
-    chunk = steps_per_chunk(num_envs, device)
-    gen = torch.Generator(device=device).manual_seed(0)
-    actions = torch.randint(4, (chunk, num_envs), generator=gen, device=device)
+    resets = torch.zeros((), dtype=torch.long, device=device)
+    refreshes = 0
 
     def run() -> None:
-        for k in range(chunk):
-            env.step(actions[k])
+        nonlocal refreshes
+        for _ in range(chunks_per_refresh):
+            for k in range(chunk):
+                _, _, terminated, truncated, _ = env.step(actions[k])
+                if fresh_factor > 0:
+                    resets.add_((terminated | truncated).sum())
+        if fresh_factor > 0:
+            refreshes += 1
+            _, restarted = env.refresh_pool(refreshes)
+            resets.add_(restarted.sum())
 
     timing = bench.time(run, warmup=2, repeats=5, sync=cuda_sync_for(device))
-    return chunk * num_envs / timing.median
+    per_reset = refreshes * pool_size / max(int(resets), 1) if fresh_factor > 0 else 0.0
+    return chunks_per_refresh * chunk * num_envs / timing.median, per_reset
+
+
+def fresh_pool_plan(
+    num_envs: int, level: MazeLevel, device: torch.device, actions: torch.Tensor, factor: float
+) -> tuple[int, int]:
+    """(maze pool size, chunks of ``actions`` between refreshes) for ``factor`` new mazes a reset.
+
+    Refreshes are spaced beyond the longest episode (the pool's largest step limit), so ``refresh_pool``
+    never cuts a running episode short; the pool holds ``factor`` times the episodes that ended over one
+    such interval of random steps (after a warm-up interval, since episodes start together), plus 20% for
+    the interval-to-interval spread."""
+    env = MazeVectorEnv(num_envs, device=device, obs_mode="walls", levels=[level], seed=1, pool_size=1024)
+    env.reset(seed=1)
+    chunk = len(actions)
+    chunks = int(env.pool.limit.max()) // chunk + 1
+    ended = torch.zeros((), dtype=torch.long, device=device)
+    for interval in range(2):
+        for _ in range(chunks):
+            for k in range(chunk):
+                _, _, terminated, truncated, _ = env.step(actions[k])
+                if interval:
+                    ended += (terminated | truncated).sum()
+    return max(1, math.ceil(1.2 * factor * int(ended))), chunks
 
 
 def jumanji_rows(bench: Benchmark, sizes: list[int], device: torch.device) -> dict[int, float]:
@@ -130,6 +184,15 @@ def main() -> None:
         "--no-record", action="store_true", help="print only; do not append to docs/benchmarks.md"
     )
     parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (0 keeps torch's default)")
+    parser.add_argument(
+        "--fresh-mazes",
+        type=float,
+        nargs="+",
+        default=[0.0],
+        metavar="F",
+        help="0: episodes draw from a fixed pool of 1,024 mazes; F > 0: the timed loop also generates F new "
+        "mazes per reset (a new pool bank after every chunk), as Jumanji's autoreset generates one",
+    )
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -161,28 +224,27 @@ def main() -> None:
     choices = {"off": [False], "on": [True], "both": [False, True]}
     graphs = choices[args.cuda_graph] if device.type == "cuda" else [False]
     settings = [(c, g) for c in choices[args.compile] for g in graphs]
-    for obs_mode in args.modes:
-        for compile, graph in settings:
-            for n in args.sizes:
-                try:
-                    sps = vector_steps_per_s(bench, n, obs_mode, level, device, compile, graph)
-                except torch.OutOfMemoryError:
-                    print(f"out of memory at {n} envs ({obs_mode}); skipped")
-                    continue
-                bench.add(
-                    env=f"MazeVectorEnv {level.name} ({device.type})",
-                    obs=obs_mode,
-                    envs=n,
-                    compile="yes" if compile else "no",
-                    cuda_graph="yes" if graph else "no",
-                    steps_per_s=sps,
-                    **({"vs_jumanji": sps / jumanji[n]} if n in jumanji else {}),
-                )
-                ratio = f" ({sps / jumanji[n]:.2f}x Jumanji)" if n in jumanji else ""
-                print(
-                    f"{obs_mode:>10} compile={compile!s:5} graph={graph!s:5} envs={n:>7}: {sps:.3e} steps/s"
-                    + ratio
-                )
+    runs = itertools.product(args.modes, settings, args.fresh_mazes, args.sizes)
+    for obs_mode, (compile, graph), fresh, n in runs:
+        try:
+            sps, per_reset = vector_steps_per_s(bench, n, obs_mode, level, device, compile, graph, fresh)
+        except torch.OutOfMemoryError:
+            print(f"out of memory at {n} envs ({obs_mode}); skipped")
+            continue
+        bench.add(
+            env=f"MazeVectorEnv {level.name} ({device.type})",
+            obs=obs_mode,
+            envs=n,
+            compile="yes" if compile else "no",
+            cuda_graph="yes" if graph else "no",
+            new_mazes_per_reset=per_reset if fresh else "- (pool of 1,024)",
+            steps_per_s=sps,
+            **({"vs_jumanji": sps / jumanji[n]} if n in jumanji else {}),
+        )
+        new_mazes = f", {per_reset:.2f} new mazes a reset" if fresh else ""
+        ratio = f" ({sps / jumanji[n]:.2f}x Jumanji)" if n in jumanji else ""
+        setting = f"{obs_mode:>10} compile={compile!s:5} graph={graph!s:5} envs={n:>7}"
+        print(f"{setting}: {sps:.3e} steps/s{new_mazes}{ratio}")
     bench.report(record=not args.no_record)
 
 
