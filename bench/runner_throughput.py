@@ -21,7 +21,11 @@ takes them (the sampler's draws included), timed in windows of ``max(prefetch_ba
 prefetched draw each when ``prefetch_batches >= 8``; the median window, so a recompile for a new sequence
 length does not count), and the split of a step's time into drawing its batch (the sampler alone, timed
 the same way) and the rest. ``pad_pct`` is the share of the tokens a compiled step computes that are
-padding (to the longest row, then to ``pad_multiple``). ``--profile-dir DIR`` also profiles one more window
+padding (to the longest row, then to ``pad_multiple``), counted on one more window of batches drawn as the
+loop draws them (so prefetching and ``trainer.supervised.bucket_by_length`` count); ``pad_widths``, how
+many padded widths those batches have (a compiled step builds a graph per width until torch.compile turns
+to dynamic shapes); ``real_tokens_per_s``, the loop's tokens/s less the rows' padding (the loop's tokens
+are its batches' rows times their longest row's width). ``--profile-dir DIR`` also profiles one more window
 of at most 32 loop steps per row (a draw among them when ``prefetch_batches <= 32``):
 ``DIR/<runner>_<row>.txt`` lists the ops by device time, ``.json`` is the timeline.
 """
@@ -92,8 +96,6 @@ def measure(
         "first_step_s": first,
     }
     if loop_steps > 0:
-        multiple = agent.sup_config.pad_multiple if agent.supervised.plan != "none" else 1
-        row["pad_pct"] = 100.0 * padding_share(batches, multiple, experiment.sampler.pad_id)
         row.update(loop_rates(experiment, loop_steps, device, sync, profile_to))
         row["model_ms"] = 1e3 * sup.median
     if not supervised_only:
@@ -119,12 +121,32 @@ def compiled_graphs() -> int:
     return int(counters["stats"]["unique_graphs"])
 
 
+def padded_width(batch: SupervisedBatch, multiple: int) -> int:
+    """The width a step computes for ``batch``: its longest row rounded up to a multiple of ``multiple``."""
+    return -(-batch.tokens.shape[1] // multiple) * multiple
+
+
 def padding_share(batches: list[SupervisedBatch], multiple: int, pad_id: int) -> float:
     """Share of the tokens a step computes that are padding: rows padded to the longest, the batch to a
     multiple of ``multiple`` (the compiled step's ``pad_multiple``)."""
     real = sum(int((b.tokens != pad_id).sum()) for b in batches)
-    computed = sum(b.tokens.shape[0] * -(-b.tokens.shape[1] // multiple) * multiple for b in batches)
+    computed = sum(b.tokens.shape[0] * padded_width(b, multiple) for b in batches)
     return 1.0 - real / computed
+
+
+def padding_of_draws(experiment: AgentExperiment, batches: int, device: torch.device) -> dict[str, float]:
+    """``pad_pct``, ``pad_widths`` and the share of a batch's tokens that are not padding (``real_share``)
+    over ``batches`` batches drawn as the loop draws them (the agent's supervised generator)."""
+    agent, sampler = experiment.agent, experiment.sampler
+    multiple = agent.sup_config.pad_multiple if agent.supervised.plan != "none" else 1
+    generator = agent.generators["supervised"]
+    drawn = [sampler.sample_batch(agent.sup_config.batch_size, device, generator) for _ in range(batches)]
+    real = sum(int((b.tokens != sampler.pad_id).sum()) for b in drawn)
+    return {
+        "pad_pct": 100.0 * padding_share(drawn, multiple, sampler.pad_id),
+        "pad_widths": len({padded_width(b, multiple) for b in drawn}),
+        "real_share": real / sum(b.tokens.numel() for b in drawn),
+    }
 
 
 def loop_rates(
@@ -136,11 +158,13 @@ def loop_rates(
 ) -> dict[str, float]:
     """``steps`` training steps as ``runners.loop`` takes them (``train_step``, then the curriculum's clock),
     in windows of ``max(prefetch, 8)`` steps (one prefetched draw each when the sampler prefetches 8 or
-    more); then the sampler alone over up to 4 windows. Returns the median window's tokens/s and MFU (the
-    loop's ``train/tokens_per_s`` and ``train/mfu``) and its milliseconds per step, of which ``data_ms``
-    drawing batches. With ``profile_to`` (a path without suffix) one more window, cut to 32 steps (so it
-    holds a draw when the sampler prefetches at most 32), runs under torch.profiler: its ops by
-    device time go to ``<profile_to>.txt`` and the timeline to ``<profile_to>.json`` (Perfetto)."""
+    more); then the sampler alone over up to 4 windows, and the padding of one more window's batches
+    (:func:`padding_of_draws`). Returns the median window's tokens/s and MFU (the loop's
+    ``train/tokens_per_s`` and ``train/mfu``), those tokens/s less the rows' padding, its milliseconds per
+    step, of which ``data_ms`` drawing batches, and the padding. With ``profile_to`` (a path without
+    suffix) one more window, cut to 32 steps (so it holds a draw when the sampler prefetches at most 32),
+    runs under torch.profiler: its ops by device time go to ``<profile_to>.txt`` and the timeline to
+    ``<profile_to>.json`` (Perfetto)."""
     agent, sampler = experiment.agent, experiment.sampler
     window = max(sampler.prefetch, 8)
     windows = max(steps // window, 1)
@@ -174,8 +198,12 @@ def loop_rates(
     if profile_to is not None:
         write_profile(lambda: run_window(min(window, 32)), profile_to, device)  # a draw, then its steps
     draws = sorted(draw_window() for _ in range(min(windows, 4)))
+    padding = padding_of_draws(experiment, window, device)
     rates = {
+        "pad_pct": padding["pad_pct"],
+        "pad_widths": padding["pad_widths"],
         "loop_tokens_per_s": tokens / seconds,
+        "real_tokens_per_s": tokens / seconds * padding["real_share"],
         "loop_ms": 1e3 * seconds / window,
         "data_ms": 1e3 * draws[len(draws) // 2] / window,
     }

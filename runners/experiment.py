@@ -172,6 +172,7 @@ class AgentExperiment(Experiment):
             self.seed,
             refresh_every=int(cfg.trainer.log_every),
             prefetch=int(cfg.trainer.supervised.prefetch_batches),
+            bucket=bool(cfg.trainer.supervised.bucket_by_length),
         )
         self._rl_env: CurriculumVectorWrapper | None = None
         self.last_eval: dict[str, float] = {}

@@ -39,6 +39,9 @@ class SupervisedConfig:
     compile: str = "auto"  # none | auto | loss | blocks (agents.training.speed.compile_plan); auto: CUDA only
     pad_multiple: int = 64  # compiled steps pad sequences to a multiple of this: few shapes, few recompiles
     prefetch_batches: int = 1  # a runner's sampler draws this many batches per level at once (GPU: 32)
+    # hand each prefetched draw out in batches of rows of similar length, shuffled and weighted so every
+    # loss position weighs what it weighs in random batches: less padding (curricula.sampler)
+    bucket_by_length: bool = False
     optimizer_kwargs: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -51,12 +54,22 @@ class SupervisedConfig:
             )
 
 
+# the metrics that are means over a batch's loss positions, and the batch weight each one takes
+WEIGHTED_METRICS = {
+    "supervised/loss": "loss_weight",
+    "supervised/task_loss": "loss_weight",
+    "supervised/accuracy": "accuracy_weight",
+}
+
+
 class SupervisedTrainer:
     """The backbone's optimiser and rate schedule, and one supervised step on a batch.
 
     On CUDA (``compile="auto"``) the step runs compiled as ``bench.backbone_throughput`` does (see
     :func:`agents.training.speed.compile_plan`), with every batch right-padded to a multiple of
     ``pad_multiple`` tokens (padding is masked out of the loss) so that a run compiles a few shapes only.
+    A weighted batch (``SupervisedBatch.loss_weight``, from a length-bucketing sampler) scales its loss
+    and logged loss and accuracy, so that its loss positions weigh what they weigh in random batches.
     Compiled blocks serve this step alone (:class:`agents.training.speed.CompiledBlocks`): the backbone's
     other callers (RL, evaluation) run it eager and never trigger a recompile.
     """
@@ -106,9 +119,13 @@ class SupervisedTrainer:
             batch = batch.padded(-(-batch.tokens.shape[1] // cfg.pad_multiple) * cfg.pad_multiple)
             # a compiled graph is specialised to its inputs' strides; a sampler may hand out views of a
             # larger draw, so the graph gets contiguous copies (padding has made them already, mostly)
-            batch = SupervisedBatch(*(part.contiguous() for part in batch.parts()))
+            batch = batch.with_parts(*(part.contiguous() for part in batch.parts()))
         with self._blocks.active() if self._blocks is not None else nullcontext():
             loss, metrics = self._forward_loss(batch.tokens, batch.targets, batch.loss_mask)
+            if batch.weighted:  # a length-bucketed batch: its mean counts as many positions as it holds
+                loss = loss * batch.loss_weight
+                for name, weight in WEIGHTED_METRICS.items():
+                    metrics[name] = metrics[name] * getattr(batch, weight)
             self.optimizer.zero_grad(set_to_none=True)
             loss.backward()
         metrics["supervised/grad_norm"] = nn.utils.clip_grad_norm_(self.backbone.parameters(), cfg.grad_clip)

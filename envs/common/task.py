@@ -33,19 +33,36 @@ class SupervisedBatch:
     tokens:    (B, T) int64 input ids.
     targets:   (B, T) int64 next-token targets, or (B, T, K) for K-horizon targets (MLM-U style).
     loss_mask: bool, same shape as ``targets``: True where the loss counts.
+    loss_weight, accuracy_weight: the batch's loss positions (all of ``loss_mask``; the next-token ones
+        for the accuracy) over the mean batch's of its draw. The trainer scales the batch's mean loss and
+        accuracy by them, so that batches bucketed by length (``CurriculumSampler(bucket=True)``: short
+        rows together) keep the token weighting of random batches; 1.0 for a batch of random rows.
     """
 
     tokens: torch.Tensor
     targets: torch.Tensor
     loss_mask: torch.Tensor
+    loss_weight: float = 1.0
+    accuracy_weight: float = 1.0
 
     def parts(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """(tokens, targets, loss_mask) as they are. ``dataclasses.astuple`` would deep-copy each tensor,
         and a view's deep copy copies its whole storage (a prefetched reservoir, not the batch's rows)."""
         return self.tokens, self.targets, self.loss_mask
 
+    @property
+    def weighted(self) -> bool:
+        """True when the batch carries weights other than 1.0 (a length-bucketed batch)."""
+        return self.loss_weight != 1.0 or self.accuracy_weight != 1.0
+
+    def with_parts(
+        self, tokens: torch.Tensor, targets: torch.Tensor, loss_mask: torch.Tensor
+    ) -> SupervisedBatch:
+        """These tensors in place of the batch's, its weights kept."""
+        return SupervisedBatch(tokens, targets, loss_mask, self.loss_weight, self.accuracy_weight)
+
     def to(self, device: torch.device | str) -> SupervisedBatch:
-        return SupervisedBatch(*(t.to(device, non_blocking=True) for t in self.parts()))
+        return self.with_parts(*(t.to(device, non_blocking=True) for t in self.parts()))
 
     def padded(self, width: int, pad_id: int = 0) -> SupervisedBatch:
         """The batch right-padded to ``width`` tokens: tokens and targets with ``pad_id``, the loss mask
@@ -55,7 +72,7 @@ class SupervisedBatch:
             spec = (0, 0) * (t.dim() - 2) + (0, width - t.shape[1])
             return F.pad(t, spec, value=value) if width > t.shape[1] else t
 
-        return SupervisedBatch(
+        return self.with_parts(
             pad(self.tokens, pad_id), pad(self.targets, pad_id), pad(self.loss_mask, False)
         )
 
@@ -64,6 +81,12 @@ class SupervisedBatch:
         """Stack batches of different lengths into one, each right-padded to the longest (:meth:`padded`)."""
         if not parts:
             raise ValueError("SupervisedBatch.concat needs at least one batch.")
+        if any(part.weighted for part in parts):
+            raise ValueError(
+                "SupervisedBatch.concat joins unweighted batches: a joined batch's weights depend on how "
+                "many loss positions each part's draw expects; join the parts first, then set the joined "
+                "batch's weights (as CurriculumSampler.sample_batch does)."
+            )
         width = max(part.tokens.shape[1] for part in parts)
         padded = [part.padded(width, pad_id) for part in parts]
         return SupervisedBatch(*(torch.cat(tensors) for tensors in zip(*(part.parts() for part in padded))))
