@@ -177,13 +177,14 @@ def test_an_unbucketed_checkpoint_resumes_unbucketed_under_a_bucketing_sampler(t
 
 
 def test_maze_fast_trains_on_bucketed_weighted_batches():
+    """The opt-in bucketing reaches the maze runner's sampler and trains (the preset leaves it off)."""
     from runners import maze
     from runners.ddp import DistInfo
     from tests.runners.helpers import compose_config
 
     small = ["backbone.d_model=32", "backbone.n_layers=1", "backbone.n_heads=2", "task.levels=[5x5]"]
     overrides = [*small, "trainer.supervised.batch_size=8", "trainer.supervised.prefetch_batches=4"]
-    cfg = compose_config("maze", ["preset=maze_fast", *overrides])
+    cfg = compose_config("maze", ["preset=maze_fast", *overrides, "trainer.supervised.bucket_by_length=true"])
     assert cfg.trainer.supervised.bucket_by_length and cfg.trainer.supervised.pad_multiple == 16
     experiment = maze.build_experiment(cfg, DistInfo())
     assert experiment.sampler.bucket and experiment.sampler.prefetch == 4
