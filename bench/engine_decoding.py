@@ -21,6 +21,10 @@ so the question is whether learning from reward improves on it.
 K-1 samples of the same prompt (the per-prompt baseline of RLOO / GRPO) instead of with every other
 sub-env, whose prompts differ. ``--fluency-floor`` trains (d) to raise the reward subject to its rollouts'
 mean fluency staying at or above (b)'s on train prompts (a Lagrange multiplier, ``RLConfig.floor_key``).
+``--select-every K`` is model selection on a validation split (early stopping): at RL step 0, every K steps
+and at the last, (d) and (b) are scored on the same ``--select-prompts`` ``validation`` prompts, and the
+snapshot of (d) whose weaker paired t-statistic over prompts, min(t reward, t fluency), is largest is
+restored before (d) is scored on the test prompts (:class:`ValidationSelector` says why this criterion).
 Every rollout streams the backbone (the prompt once, then one byte a step), and each engine's random
 initial weights come from a seed of their own, so a row does not depend on what ran before it.
 Each seed trains its own backbone and engines and draws its own prompts (``--eval-envs`` test prompts,
@@ -36,6 +40,7 @@ paired difference; each target line also prints the per-seed differences.
 from __future__ import annotations
 
 import argparse
+import copy
 import itertools
 import math
 import statistics
@@ -116,6 +121,16 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--grid-prompts", type=int, default=32, help="validation prompts per grid setting")
     parser.add_argument(
+        "--select-every",
+        type=int,
+        default=0,
+        help="model selection for (d): score it on validation prompts at RL step 0, every K steps and the "
+        "last, and keep the snapshot best by min(t reward, t fluency) against (b) (0: off, the last step)",
+    )
+    parser.add_argument(
+        "--select-prompts", type=int, default=512, help="validation prompts per selection check"
+    )
+    parser.add_argument(
         "--features",
         default=f"v{max(TEXT_FEATURES)}",
         choices=["none", *(f"v{v}" for v in sorted(TEXT_FEATURES))],
@@ -128,6 +143,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         parser.error("--feature-offsets maps (d)'s features to its offsets: drop --features none.")
     if args.group_size < 1 or args.envs % args.group_size:
         parser.error(f"--group-size {args.group_size} must be >= 1 and divide --envs {args.envs}.")
+    if args.select_every < 0:
+        parser.error(f"--select-every {args.select_every} must be >= 0 (0: no selection, the last step).")
+    if args.select_every and args.select_prompts < 2:
+        parser.error(f"--select-prompts {args.select_prompts} must be >= 2: the criterion needs a spread.")
     return args
 
 
@@ -236,13 +255,86 @@ def conditioned_features(args: argparse.Namespace) -> EngineFeatures | None:
     return None if args.features == "none" else for_family("text", version=int(args.features[1:]))
 
 
-def score(backbone, engine, env, seed: int, features: EngineFeatures | None = None) -> dict[str, float]:
-    """Mean final reward components over one episode per sub-env, same prompts and sampling seed each call."""
+def episode_values(
+    backbone, engine, env, seed: int, features: EngineFeatures | None = None
+) -> tuple[dict[str, torch.Tensor], int]:
+    """Final reward components of one episode per sub-env (row i: prompt i) and the number of episodes;
+    the same prompts and sampling seed each call, so two decodings' rows pair by prompt."""
     generator = make_generator(seed, "bench/sampling", env.device)
     policy = BackbonePolicy(backbone, engine, generator=generator, features=features, stream=True)
     out = rollout(env, policy, seed=seed)
-    means = {k: float(v.float().mean()) for k, v in out.final.items()}
-    return {"episodes": float(out.finished.sum()), **means}
+    return {k: v.float() for k, v in out.final.items()}, int(out.finished.sum())
+
+
+def score(backbone, engine, env, seed: int, features: EngineFeatures | None = None) -> dict[str, float]:
+    """Mean final reward components over one episode per sub-env, same prompts and sampling seed each call."""
+    values, episodes = episode_values(backbone, engine, env, seed, features)
+    return {"episodes": float(episodes), **{k: float(v.mean()) for k, v in values.items()}}
+
+
+def paired_t(diffs: torch.Tensor) -> tuple[float, float]:
+    """Mean of per-prompt paired differences and its t-statistic (mean / standard error); a zero spread
+    gives t = 0 for a zero mean and +-inf otherwise."""
+    mean = float(diffs.mean())
+    se = float(diffs.std()) / math.sqrt(diffs.numel())
+    if se > 0:
+        return mean, mean / se
+    return mean, 0.0 if mean == 0 else math.copysign(math.inf, mean)
+
+
+class ValidationSelector:
+    """Model selection (early stopping) for (d) on validation prompts: score each candidate and keep the
+    best snapshot of the engine's state.
+
+    Criterion: each candidate and (b) are scored on the same ``validation`` prompts with the same sampling
+    seed; per prompt the differences (d) - (b) in reward and in fluency give two paired t-statistics, and
+    the candidate with the largest min(t reward, t fluency) is kept (ties: the earlier step). Why: the
+    target is a conjunction, (d) beats (b) on the reward AND on fluency, so a candidate is only as good as
+    its weaker side. The t-statistic puts the two on one scale (an episode's reward spreads about five
+    times as widely as its fluency) and is the unit the target counts in. The alternatives fit the target
+    less well: the reward alone picks the repetition-cutting basin that loses fluency (the last step of
+    long runs), and "most fluency subject to reward >= (b)'s" accepts a reward gain of zero, which cannot
+    clear the reward side. Only ``validation`` prompts are accepted, so the test prompts never select."""
+
+    def __init__(self, backbone, env, reference, seed: int, features: EngineFeatures | None = None):
+        split = env.task.prompt_split
+        if split != "validation":
+            raise ValueError(
+                f"Model selection scores on {split!r} prompts; build its env with split 'validation' "
+                "(the test prompts must stay untouched by every selection)."
+            )
+        self.backbone, self.env, self.seed, self.features = backbone, env, seed, features
+        base, _ = episode_values(backbone, reference, env, seed)  # (b) on the same prompts and seed
+        self.reference = {key: base[key] for key in ("score", "fluency")}
+        self.history: list[dict[str, float]] = []
+        self.best: dict[str, float] | None = None
+        self.best_state: dict[str, torch.Tensor] | None = None
+
+    def consider(self, step: int, engine: nn.Module) -> dict[str, float]:
+        """Score ``engine`` (RL step ``step``) on the validation prompts; keep a copy of its state if best."""
+        values, _ = episode_values(self.backbone, engine, self.env, self.seed, self.features)
+        reward, t_reward = paired_t(values["score"] - self.reference["score"])
+        fluency, t_fluency = paired_t(values["fluency"] - self.reference["fluency"])
+        row = {
+            "step": step,
+            "reward": reward,
+            "t_reward": t_reward,
+            "fluency": fluency,
+            "t_fluency": t_fluency,
+            "criterion": min(t_reward, t_fluency),
+        }
+        self.history.append(row)
+        if self.best is None or row["criterion"] > self.best["criterion"]:
+            self.best = row
+            self.best_state = copy.deepcopy(engine.state_dict())
+        return row
+
+    def restore(self, engine: nn.Module) -> dict[str, float]:
+        """Load the kept snapshot into ``engine``; the selected candidate's row."""
+        if self.best is None or self.best_state is None:
+            raise RuntimeError("No candidate was scored: call consider() at least once before restore().")
+        engine.load_state_dict(self.best_state)
+        return self.best
 
 
 def train_engine(
@@ -254,13 +346,17 @@ def train_engine(
     start: tuple[float, float, float],
     features=None,
     fluency_floor: float | None = None,
+    selector: ValidationSelector | None = None,
 ):
     """REINFORCE on the engine alone (backbone frozen), starting from the fixed setting ``start``; a
     conditioned engine reads ``features`` (an :class:`EngineFeatures`, or None) beside the hidden state.
 
     The engine's random initial weights come from a generator of its own (the seed and which engine), so
     (d) starts the same whether or not (c) was trained first. ``fluency_floor``: raise the reward subject
-    to the rollouts' mean fluency staying at or above it (:class:`RLConfig`'s ``floor_key``)."""
+    to the rollouts' mean fluency staying at or above it (:class:`RLConfig`'s ``floor_key``). ``selector``:
+    the engine is scored on its validation prompts at step 0, every ``--select-every`` steps and the last
+    (streams of their own: training takes the same path as without it), and the best snapshot is restored
+    at the end."""
     temperature, top_p, penalty = start
     kind = "conditioned" if conditioned else "learned"
     with torch.random.fork_rng(devices=[]):
@@ -290,8 +386,14 @@ def train_engine(
     agent = DualAgent(
         backbone, engine, env.task, rl=rl, seed=args.seed + 1, device=device, features=features, stream=True
     )
-    for _ in range(args.rl_steps):
+    if selector is not None:
+        selector.consider(0, agent.engine)
+    for step in range(1, args.rl_steps + 1):
         agent.rl_step(env)
+        if selector is not None and (step % args.select_every == 0 or step == args.rl_steps):
+            selector.consider(step, agent.engine)
+    if selector is not None:
+        selector.restore(agent.engine)
     return agent.engine
 
 
@@ -347,7 +449,28 @@ def run_seed(args: argparse.Namespace, device: torch.device) -> dict[str, tuple[
     for name, conditioned, init, init_name, fluency_floor in runs:
         start = time.perf_counter()
         features = conditioned_features(args) if conditioned else None
-        engine = train_engine(args, backbone, train_env, device, conditioned, init, features, fluency_floor)
+        selector = None
+        if conditioned and args.select_every:  # validation prompts only, never the test prompts
+            select_env = make_env(args, "validation", args.select_prompts, device, dense=False)
+            reference = FixedDecoding([(t, p, r)], select_env.num_envs, select_env, device)
+            selector = ValidationSelector(backbone, select_env, reference, args.seed + 13, features)
+        engine = train_engine(
+            args, backbone, train_env, device, conditioned, init, features, fluency_floor, selector
+        )
+        selected = ""
+        if selector is not None:
+            for row in selector.history:
+                print(
+                    f"seed {args.seed} (d) selection, step {row['step']}: validation (d)-(b) reward "
+                    f"{row['reward']:+.4f} (t {row['t_reward']:+.1f}), fluency {row['fluency']:+.4f} "
+                    f"(t {row['t_fluency']:+.1f})"
+                )
+            best = selector.best
+            selected = f", selected step {best['step']} of {args.rl_steps}"
+            print(
+                f"seed {args.seed} (d) selected step {best['step']} of {args.rl_steps} "
+                f"(min t {best['criterion']:+.1f} on {args.select_prompts} validation prompts)"
+            )
         values = engine.metrics()
         setting = (
             f"from {init_name}: T={values['engine/temperature']:.2f}, top-p={values['engine/top_p']:.3f}, "
@@ -356,8 +479,11 @@ def run_seed(args: argparse.Namespace, device: torch.device) -> dict[str, tuple[
             + (f", features {args.features}" if conditioned else "")
             + (" + linear offsets" if engine.feature_offsets is not None else "")
             + (f", fluency floor {fluency_floor:.3f}" if fluency_floor is not None else "")
+            + selected
         )
         rows[name] = (setting, score(backbone, engine, test_env, args.seed + 7, features))
+        if selector is not None:
+            rows[name][1]["selected_step"] = float(selector.best["step"])
         print(f"seed {args.seed} {name}: {args.rl_steps} RL steps ({time.perf_counter() - start:.0f}s)")
     return rows
 
@@ -406,6 +532,13 @@ def main(argv: list[str] | None = None) -> None:
             2.0,
         ),
     )
+    steps = [run["(d) conditioned engine"][1].get("selected_step") for run in per_seed]
+    if None not in steps:
+        print(
+            f"(d) selected on validation prompts at RL step (per seed {' '.join(map(str, args.seeds))}): "
+            + " / ".join(str(int(step)) for step in steps)
+            + f" of {args.rl_steps}, checked every {args.select_every}"
+        )
     for label, a, b, key, margin in checks:
         diff, se, diffs = paired(a, b, key)
         met = diff > margin * se if margin else diff >= 0
