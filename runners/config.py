@@ -95,6 +95,7 @@ class GenerationTaskConfig:
     start_level: int = 0
     window: int = 256
     train_window: int | None = None  # bytes per supervised window; None: the level's prompt + continuation
+    needle_mix: float = 0.0  # share of supervised batches that are needle episodes (runners.generation)
     order: int = 6
     dense: bool = True
     reward_weights: dict[str, float] = field(default_factory=dict)
@@ -410,6 +411,9 @@ RULES: dict[str, dict[str, Rule]] = {
             "bytes per supervised training window (and the bits-per-character context); null: the level's",
             1024,
             optional=True,
+        ),
+        "task.needle_mix": _between(
+            0, 1, "share of supervised batches that are needle episodes (0: text only)", 0.25
         ),
         "task.order": _positive_int("n-gram order of the judge", 6),
         "task.eval_bytes": _positive_int("validation bytes scored for bits per character", 16384),

@@ -8,6 +8,10 @@ judge, diversity, repetition, length). Evaluation measures bits per character on
 and the reward of engine-decoded continuations of validation prompts, logs each reward component and a
 few generated samples as text, and moves the curriculum (longer continuations, shorter prompts).
 
+``task.needle_mix`` (0: text only) makes that share of the supervised batches needle episodes in the
+needle evaluation's byte format (:class:`NeedleMix`), so that ``runners.evaluate task=needle`` measures a
+skill the model was taught; bits per character is still measured on text.
+
     python -m runners.generation task.corpus=/path/to/texts
     python -m runners.generation preset=echo hardware=gpu
 """
@@ -17,17 +21,20 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import torch
 from omegaconf import DictConfig, OmegaConf
 
+from envs.common import SupervisedBatch
 from envs.generation import COMPONENTS, TextQualityTask, bits_per_char
 from envs.generation.reward import reward_means
 from envs.generation.tokens import prompt_continuations
 from envs.generation.vector import TextQualityVectorEnv
-from foundation import make_generator
+from foundation import make_generator, resolve_device, restore_generator
 from runners.app import hydra_main
 from runners.ddp import DistInfo
 from runners.experiment import AgentExperiment, LevelScore
 from runners.logging import RunLogger
+from runners.loop import StepOutput
 from runners.report import plot_bars
 
 RUNNER = "generation"
@@ -36,6 +43,63 @@ RUNNER = "generation"
 def build_task(cfg: DictConfig, split: str = "train") -> TextQualityTask:
     """The task from config: corpus ("builtin", a path or hf:<dataset>), levels, window and reward options."""
     return TextQualityTask.from_config(OmegaConf.to_container(cfg.task, resolve=True), split)
+
+
+class NeedleMix:
+    """The supervised batches of ``sampler`` with a share ``mix`` of whole batches replaced by needle
+    episodes (``TextQualityTask.needle_batch``: the evaluation's byte format, haystacks up to the training
+    window, loss on the key's bytes).
+
+    Whole batches, not rows: the trainer averages the loss over every scored byte of a batch, so one
+    needle row among text rows would weigh its 4 answer bytes against thousands of text bytes (at the
+    agiformer preset's 4 windows of 4,096 bytes, 1/3,000 of the step; a CPU check at 512-byte windows
+    learned nothing in 600 steps that way). Which batches are needles comes from a coin of this
+    wrapper's own stream (``generation/needle_mix``); the episodes come from the trainer's generator
+    (``agent/supervised``). Neither is the evaluation's stream (``runners.cross_eval`` seeds a bare
+    ``torch.Generator`` with the small ``seed`` it is given), so training never replays its episodes.
+    ``last_was_needle`` says what the latest batch was (the runner logs needle steps under their own names).
+    """
+
+    def __init__(self, sampler: Any, task: TextQualityTask, mix: float, seed: int):
+        if isinstance(mix, bool) or not isinstance(mix, int | float) or not 0 < mix <= 1:
+            raise ValueError(f"NeedleMix needs a share in (0, 1], got {mix!r}; e.g. task.needle_mix=0.25.")
+        task.needle_haystack_range()  # names the fix when the training window cannot hold an episode
+        self.sampler, self.task, self.mix = sampler, task, float(mix)
+        self.coins = make_generator(seed, "generation/needle_mix")
+        self.needle_batches = 0
+        self.last_was_needle = False
+
+    def sample_batch(
+        self,
+        batch_size: int,
+        device: str | torch.device | None = None,
+        generator: torch.Generator | None = None,
+    ) -> SupervisedBatch:
+        """A needle batch with probability ``mix``, else the wrapped sampler's text batch."""
+        self.last_was_needle = float(torch.rand((), generator=self.coins)) < self.mix
+        if not self.last_was_needle:
+            return self.sampler.sample_batch(batch_size, device, generator)
+        self.needle_batches += 1
+        device = resolve_device(device) if device is not None else None
+        return self.task.needle_batch(batch_size, device, generator)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            **self.sampler.state_dict(),
+            "needle_mix": {"coins": self.coins.get_state(), "needle_batches": self.needle_batches},
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        state = dict(state)
+        mixed = state.pop("needle_mix", None)
+        self.sampler.load_state_dict(state)
+        if mixed is not None:  # a checkpoint of a text-only run starts its coins afresh
+            restore_generator(self.coins, mixed["coins"], "needle_mix coins")
+            self.needle_batches = int(mixed["needle_batches"])
+
+
+NEEDLE_NAMES = {"loss": "needle_loss", "ce": "needle_ce", "accuracy": "needle_accuracy"}
+"""How a needle batch's training metrics are renamed (their bytes are answers, not text)."""
 
 
 class GenerationExperiment(AgentExperiment):
@@ -47,6 +111,9 @@ class GenerationExperiment(AgentExperiment):
 
     def __init__(self, cfg: DictConfig, dist: DistInfo):
         super().__init__(cfg, dist, build_task(cfg))
+        mix = float(cfg.task.get("needle_mix") or 0.0)
+        if mix > 0:  # 0 keeps the text-only sampler itself: the default run draws what it always drew
+            self.sampler = NeedleMix(self.sampler, self.task, mix, self.seed)
         self.eval_task = build_task(cfg, split="validation")
         self._eval_env: TextQualityVectorEnv | None = None
         self.last_bits_per_char: float | None = None
@@ -64,6 +131,17 @@ class GenerationExperiment(AgentExperiment):
             dense=bool(self.cfg.task.dense),
             prompt_group_size=group,
         )
+
+    def train_step(self, step: int) -> StepOutput:
+        """The agent's step; a needle batch's loss and accuracy are logged as ``needle_loss``,
+        ``needle_ce`` and ``needle_accuracy`` (the key's bytes), apart from the text batches' ``loss``."""
+        if not isinstance(self.sampler, NeedleMix):
+            return super().train_step(step)
+        self.sampler.last_was_needle = False
+        out = super().train_step(step)
+        if self.sampler.last_was_needle:
+            out.metrics = {NEEDLE_NAMES.get(k, k): v for k, v in out.metrics.items()}
+        return out
 
     def score_level(self, index: int, seed: int) -> LevelScore:
         """Every sub-env writes one continuation of a validation prompt with the engine's policy (the one
@@ -134,10 +212,18 @@ class GenerationExperiment(AgentExperiment):
 
 
 COMPARISONS = {
-    "reward": ("reward by level (engine-decoded continuations of validation prompts)",
-               "reward (weighted sum, per episode)", None, "level"),
-    "bits_per_char": ("bits per character of held-out text", "bits per character (lower is better)",
-                      None, "corpus split"),
+    "reward": (
+        "reward by level (engine-decoded continuations of validation prompts)",
+        "reward (weighted sum, per episode)",
+        None,
+        "level",
+    ),
+    "bits_per_char": (
+        "bits per character of held-out text",
+        "bits per character (lower is better)",
+        None,
+        "corpus split",
+    ),
 }
 """What ``comparison_plots`` draws, one bar per run: each result's (title, y label, y limits, x label)."""
 

@@ -4,10 +4,17 @@ A level sets how many bytes of prompt the agent sees and how many it must write.
 the continuation longer and the prompt shorter (less context, more room to loop). The supervised sampler
 draws windows of ``prompt_length + continuation_length`` bytes (at most ``window``) from the training split
 with next-byte targets: the same layout the env shows, so a model trained on it can act in the env.
+
+``needle_batch`` draws supervised windows that are needle episodes in exactly the byte format of the
+recall family's needle task (``envs.recall.needle``: corpus filler, the sentence "The secret number is
+NNNN." at a random depth, the question, the 4-digit key), scored on the key's bytes only: the generation
+runner's ``task.needle_mix`` puts them among the text batches so that a byte model learns the retrieval
+``runners.evaluate task=needle`` measures.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,8 +37,12 @@ from envs.generation.scorer import (
     reference_scorer,
     text_fingerprint,
 )
-from envs.generation.tokens import NUM_BYTES, VOCAB_SIZE, corpus_bytes
+from envs.generation.tokens import NUM_BYTES, PAD_ID, VOCAB_SIZE, corpus_bytes
+from envs.recall.needle import FILLERS, QUESTION, generate_needle, needle_length
 from foundation.device import resolve_device
+
+NEEDLE_KEY_DIGITS = 4  # the needle evaluation's key (runners.cross_eval scores NeedleLevel's default)
+NEEDLE_MIN_HAYSTACK = 64  # the needle ladder's shortest haystack (ctx64)
 
 
 @dataclass(frozen=True)
@@ -198,7 +209,10 @@ class TextQualityTask(Task[TextLevel]):
 
             root = Path(self.cache_dir).expanduser() if self.cache_dir is not None else cache_root()
             path = calibration_path(
-                root, f"{judge_key(self.corpus)}-o{self.order}", text_key, config.diversity_n,
+                root,
+                f"{judge_key(self.corpus)}-o{self.order}",
+                text_key,
+                config.diversity_n,
                 config.repetition_n,
             )
             self._calibration = cached_calibration(
@@ -221,6 +235,60 @@ class TextQualityTask(Task[TextLevel]):
             return self.train_window
         lv = self.resolve(level)
         return min(self.window, lv.prompt_length + lv.continuation_length)
+
+    def needle_haystack_range(self, level: LevelLike | None = None) -> tuple[int, int]:
+        """(shortest, longest) haystack in bytes of a needle window at ``level``: the longest is what a
+        window of :meth:`sequence_length` tokens holds with the question and the key after it."""
+        length = self.sequence_length(level)
+        longest = length + 1 - len(QUESTION) - NEEDLE_KEY_DIGITS
+        shortest = min(NEEDLE_MIN_HAYSTACK, longest)
+        if shortest < needle_length(NEEDLE_KEY_DIGITS):
+            least = needle_length(NEEDLE_KEY_DIGITS) + len(QUESTION) + NEEDLE_KEY_DIGITS - 1
+            raise ValueError(
+                f"A supervised window of {length} bytes cannot hold a needle episode (its haystack, "
+                f"{len(QUESTION)} bytes of question and a {NEEDLE_KEY_DIGITS}-digit key); set "
+                f"task.train_window >= {least} or task.needle_mix=0."
+            )
+        return shortest, longest
+
+    def needle_batch(
+        self,
+        batch_size: int,
+        device: str | torch.device | None = None,
+        generator: torch.Generator | None = None,
+        level: LevelLike | None = None,
+    ) -> SupervisedBatch:
+        """Needle episodes as supervised windows of :meth:`sequence_length` tokens: each starts at the
+        window's first byte, exactly as ``runners.evaluate task=needle`` feeds them (corpus filler of
+        ``envs.recall.needle``, a haystack drawn log-uniformly from :meth:`needle_haystack_range`, the needle
+        at a uniform depth, a 4-digit key), padding after the key. The loss counts the key's bytes only:
+        the trainer averages over every scored byte of a batch, and a haystack's bytes would outweigh the
+        answer's a thousandfold; the text windows teach the language."""
+        draw_on = generator.device if generator is not None else torch.device("cpu")
+        device = resolve_device(device or draw_on)
+        length = self.sequence_length(level)
+        shortest, longest = self.needle_haystack_range(level)
+        # log-uniform: each doubling of the haystack is equally likely, so the short haystacks a model
+        # first learns to search come often and the longest still come (a sixth of them past 2,048
+        # bytes in a 4,096-byte window)
+        u = torch.rand(batch_size, device=draw_on, generator=generator, dtype=torch.float64)
+        span = math.log(longest + 1) - math.log(shortest)
+        haystack = torch.exp(math.log(shortest) + u * span).long().clamp(shortest, longest)
+        params = torch.stack(
+            [
+                haystack.double(),
+                torch.full_like(haystack, -1).double(),  # a uniform depth per episode
+                torch.full_like(haystack, NEEDLE_KEY_DIGITS).double(),
+                torch.full_like(haystack, FILLERS.index("corpus")).double(),
+            ],
+            dim=1,
+        )
+        episodes = generate_needle(params, length + 1, NEEDLE_KEY_DIGITS, generator).tokens.to(device)
+        tokens, targets = episodes[:, :-1], episodes[:, 1:]
+        j = torch.arange(length, device=device)
+        first = (haystack.to(device) + len(QUESTION) - 1).unsqueeze(1)  # the input byte before the key
+        answer = (j >= first) & (j < first + NEEDLE_KEY_DIGITS)
+        return SupervisedBatch(tokens, torch.where(answer, targets, PAD_ID), answer)
 
     def sample_batch(
         self,
