@@ -16,6 +16,11 @@ A recipe file holds one entry keyed by the env id, as rl-zoo3's files do::
       hyperparams: {n_steps: 64, batch_size: 4096, learning_rate: 5.0e-4, ...}   # the algo's own
       eval: {episodes: 1000, envs: 100, seed: 1000000, curve_every: 250000, curve_episodes: 200}
 
+As in rl-zoo3, ``learning_rate``, ``clip_range``, ``clip_range_vf`` and ``ent_coef`` may be written
+``lin_<value>``: a linear decay from the value to 0 over ``n_timesteps`` (``--timesteps`` included; a
+run stopped early by ``--max-minutes`` ends before the schedule does). SB3 takes the first three as
+schedules; ``ent_coef`` is a plain float there, so a callback sets it before each update.
+
 Training runs on the native vector env; the learning curve (every ``curve_every`` steps: training success
 of the sampled policy, greedy success and return on fresh episodes) prints as it goes and is written to
 ``<out>/curve.csv``. At the end, greedy success on ``eval.episodes`` fresh episodes (single envs seeded
@@ -39,7 +44,8 @@ from typing import Any
 import gymnasium as gym
 import torch
 import yaml
-from stable_baselines3.common.callbacks import BaseCallback
+from stable_baselines3.common.callbacks import BaseCallback, CallbackList
+from stable_baselines3.common.utils import LinearSchedule
 
 import envs  # noqa: F401  (registers the mindgym/ ids)
 from agents.sb3_eval import evaluate_fresh, play, pool_keys
@@ -56,6 +62,7 @@ FIELDS = {
     "algo", "policy", "n_envs", "n_timesteps", "seed", "env_kwargs", "vector_kwargs", "policy_kwargs",
     "hyperparams", "eval", "device",
 }  # fmt: skip
+SCHEDULE_KEYS = ("learning_rate", "clip_range", "clip_range_vf", "ent_coef")
 EVAL_DEFAULTS = {"episodes": 1000, "envs": 100, "seed": 1_000_000, "curve_every": 0, "curve_episodes": 200}
 
 
@@ -106,12 +113,28 @@ def load_recipe(path: str | Path) -> Recipe:
     bad_eval = sorted(set(entry.get("eval", {})) - set(EVAL_DEFAULTS))
     if bad_eval:
         raise ValueError(f"{path}: unknown eval key(s) {bad_eval}; allowed: {sorted(EVAL_DEFAULTS)}.")
+    for key, value in entry.get("hyperparams", {}).items():
+        if isinstance(value, str) and key in SCHEDULE_KEYS:
+            linear_start(value, f"{path}: hyperparams.{key}")
     recipe = Recipe(env_id=env_id, **entry)
     recipe.n_envs, recipe.n_timesteps = int(recipe.n_envs), int(float(recipe.n_timesteps))
     recipe.eval = {**EVAL_DEFAULTS, **recipe.eval}
     if recipe.eval["seed"] == recipe.seed:
         raise ValueError(f"{path}: eval.seed must differ from the training seed {recipe.seed}.")
     return recipe
+
+
+def linear_start(value: str, where: str) -> float:
+    """The start of an rl-zoo3-style ``lin_<value>`` schedule (decaying linearly to 0 over the run)."""
+    try:
+        if not value.startswith("lin_"):
+            raise ValueError
+        return float(value[4:])
+    except ValueError:
+        raise ValueError(
+            f"{where}: {value!r} is not a number or a schedule; write a float or lin_<float> (a linear "
+            "decay to 0 over n_timesteps), e.g. lin_2e-3."
+        ) from None
 
 
 def resolve_class(dotted: str) -> type:
@@ -130,14 +153,36 @@ def build_model(recipe: Recipe, venv: SB3VecEnvAdapter, device: str) -> Any:
     module, name = ALGOS[recipe.algo]
     algo = getattr(importlib.import_module(module), name)
     policy_kwargs = {k: resolve_class(v) if k in CLASS_KEYS else v for k, v in recipe.policy_kwargs.items()}
+    hyperparams = dict(recipe.hyperparams)
+    for key in ("learning_rate", "clip_range", "clip_range_vf"):
+        if isinstance(hyperparams.get(key), str):
+            hyperparams[key] = LinearSchedule(linear_start(hyperparams[key], f"hyperparams.{key}"), 0.0, 1.0)
+    if isinstance(hyperparams.get("ent_coef"), str):  # a float for SB3; EntropySchedule moves it
+        hyperparams["ent_coef"] = linear_start(hyperparams["ent_coef"], "hyperparams.ent_coef")
     return algo(
         recipe.policy,
         venv,
         policy_kwargs=policy_kwargs,
         seed=recipe.seed,
         device=device,
-        **recipe.hyperparams,
+        **hyperparams,
     )
+
+
+class EntropySchedule(BaseCallback):
+    """Sets the model's ``ent_coef`` to ``start * (1 - steps / total)`` before each update (SB3's PPO
+    reads a plain float, not a schedule)."""
+
+    def __init__(self, start: float):
+        super().__init__()
+        self.start = start
+
+    def _on_step(self) -> bool:
+        return True
+
+    def _on_rollout_end(self) -> None:
+        remaining = 1.0 - self.num_timesteps / max(self.model._total_timesteps, 1)
+        self.model.ent_coef = self.start * max(remaining, 0.0)
 
 
 def make_train_env(recipe: Recipe) -> SB3VecEnvAdapter:
@@ -226,8 +271,11 @@ def run(
     venv = make_train_env(recipe)
     model = build_model(recipe, venv, device)
     curve = CurveCallback(recipe, venv, out, max_minutes)
+    callbacks: list[BaseCallback] = [curve]
+    if isinstance(recipe.hyperparams.get("ent_coef"), str):
+        callbacks.append(EntropySchedule(model.ent_coef))
     started = time.perf_counter()
-    model.learn(recipe.n_timesteps, callback=curve)
+    model.learn(recipe.n_timesteps, callback=CallbackList(callbacks))
     minutes = (time.perf_counter() - started) / 60
     if not curve.rows or curve.rows[-1]["timesteps"] != model.num_timesteps:
         curve.record()

@@ -53,6 +53,16 @@ def test_shipped_recipes_load(name):
             {"algo": "ppo", "policy": "M", "n_envs": 2, "n_timesteps": 1, "eval": {"seed": 0}},
             "eval.seed must",
         ),
+        (
+            {
+                "algo": "ppo",
+                "policy": "M",
+                "n_envs": 2,
+                "n_timesteps": 1,
+                "hyperparams": {"ent_coef": "cos_1"},
+            },
+            r"hyperparams\.ent_coef: 'cos_1' is not a number or a schedule",
+        ),
     ],
 )
 def test_bad_recipes_fail_naming_the_problem(tmp_path, entry, message):
@@ -100,6 +110,36 @@ def test_tiny_maze_recipe_trains_and_scores_fresh_mazes(tmp_path, recipe, extrac
     curve = (tmp_path / "run" / "curve.csv").read_text().splitlines()
     assert curve[0].startswith("timesteps,") and len(curve) >= 3  # a header and rows at 128 and 256 steps
     assert (tmp_path / "run" / "model.zip").is_file()
+
+
+def test_linear_schedules_decay_to_zero_over_the_run(tmp_path):
+    """lin_<value> becomes SB3 schedules (learning rate, clip range) and an entropy coefficient that the
+    callback walks down to 0 by the last update (two rollouts of 128 steps: 0.02 -> 0.01 -> 0)."""
+    from sb3_contrib import MaskablePPO
+
+    path = _tiny(
+        tmp_path,
+        "maskable_ppo_maze_graph.yml",
+        n_envs=8,
+        n_timesteps=256,
+        env_kwargs={"pool_size": 64},
+        policy_kwargs={"features_extractor_kwargs": {"channels": 4, "iterations": 3}},
+        hyperparams={
+            "n_steps": 16,
+            "batch_size": 64,
+            "n_epochs": 1,
+            "learning_rate": "lin_1e-3",
+            "clip_range": "lin_0.2",
+            "ent_coef": "lin_0.02",
+        },
+        eval={"episodes": 4, "envs": 4, "curve_every": 0},
+    )
+    main([str(path), "--out", str(tmp_path / "run"), "--device", "cpu"])
+    model = MaskablePPO.load(tmp_path / "run" / "model.zip", device="cpu")
+    assert model.lr_schedule(1.0) == pytest.approx(1e-3) and model.lr_schedule(0.25) == pytest.approx(2.5e-4)
+    assert model.clip_range(0.5) == pytest.approx(0.1)
+    assert model.ent_coef == 0.0
+    assert model.policy.optimizer.param_groups[0]["lr"] == pytest.approx(0.0)  # the last update's rate
 
 
 def test_tiny_recurrent_copy_recipe_runs(tmp_path):
