@@ -52,11 +52,11 @@ class NeedleMix:
 
     Whole batches, not rows: the trainer averages the loss over every scored byte of a batch, so one
     needle row among text rows would weigh its 4 answer bytes against thousands of text bytes (at the
-    agiformer preset's 4 windows of 4,096 bytes, 1/3,000 of the step; a CPU check at 512-byte windows
-    learned nothing in 600 steps that way). Which batches are needles comes from a coin of this
-    wrapper's own stream (``generation/needle_mix``); the episodes come from the trainer's generator
-    (``agent/supervised``). Neither is the evaluation's stream (``runners.cross_eval`` seeds a bare
-    ``torch.Generator`` with the small ``seed`` it is given), so training never replays its episodes.
+    agiformer preset's 4 windows of 4,096 bytes, 1/3,000 of the step); a needle batch is 16 answer bytes
+    alone. Which batches are needles comes from a coin of this wrapper's own stream
+    (``generation/needle_mix``); the episodes come from the trainer's generator (``agent/supervised``).
+    Neither is the evaluation's stream (``runners.cross_eval`` seeds a bare ``torch.Generator`` with the
+    small ``seed`` it is given), so training never replays its episodes.
     ``last_was_needle`` says what the latest batch was (the runner logs needle steps under their own names).
     """
 

@@ -6,15 +6,21 @@ import pytest
 import torch
 
 from envs.generation.task import TextQualityTask
+from runners.cross_eval import SEED_NEEDLE_BYTES
 from tests.runners.helpers import compose_config
 
 
-def test_agiformer_trains_and_scores_on_the_seeds_1024_byte_context():
+def test_agiformer_trains_on_windows_that_hold_the_seeds_2899_byte_needle():
+    """4096-byte windows (the seed's 1024 could never show attention a needle 2,899 bytes back) with a
+    quarter of the batches needle episodes; text windows stay fully scored."""
     cfg = compose_config("generation", ["preset=agiformer"], tiny=False)
-    assert cfg.task.train_window == 1024 and cfg.backbone.max_seq_len >= 1024
+    assert cfg.task.train_window == 4096 and cfg.backbone.max_seq_len >= 4096
+    assert cfg.task.needle_mix == 0.25
     task = TextQualityTask(window=int(cfg.task.window), train_window=int(cfg.task.train_window))
     batch = task.sample_batch(2, "cpu", torch.Generator().manual_seed(0), level=0)
-    assert batch.tokens.shape == (2, 1024) and bool(batch.loss_mask.all())
+    assert batch.tokens.shape == (2, 4096) and bool(batch.loss_mask.all())
+    shortest, longest = task.needle_haystack_range()
+    assert shortest <= SEED_NEEDLE_BYTES <= longest
     # without it, a level's prompt + continuation (capped at the window) is the supervised length
     assert TextQualityTask(window=256).sample_batch(2, "cpu", level=0).tokens.shape == (2, 80)
 
