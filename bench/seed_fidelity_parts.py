@@ -248,8 +248,8 @@ def act_variants(args: argparse.Namespace, device: torch.device) -> list[dict[st
 # ------------------------------------------------------------------------------ agiformer
 def agiformer(args: argparse.Namespace, device: torch.device) -> list[dict[str, Any]]:
     """``preset=agiformer`` trained ``--agiformer-minutes`` (supervised steps only: ``agiformer_overrides``),
-    then validation bits per character (1024-byte context) and the needle exact rate at 2,899 bytes of
-    haystack (depths 0, 0.5, 1)."""
+    then validation bits per character (at the preset's ``task.train_window``) and the needle exact rate
+    at 2,899 bytes of haystack (depths 0, 0.5, 1)."""
     from runners.cross_eval import SEED_NEEDLE_BYTES, needle_levels, needle_scores
 
     started = time.perf_counter()
