@@ -355,7 +355,8 @@ def plot_eval_history(
         _mark_level_changes(ax, changes, names)
         ax.set_title(f"{name} per level" if by_level else name, fontsize=9)
         ax.set_xlabel(STEP_LABEL, fontsize=8)
-        ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # steps are whole numbers
+        # whole steps, and few enough ticks that five-digit step counts do not run into each other
+        ax.xaxis.set_major_locator(MaxNLocator(nbins=5, integer=True))
         ax.set_ylabel(axis_label(name), fontsize=8)
         _fraction_axis(ax, name)
         ax.grid(alpha=0.3)

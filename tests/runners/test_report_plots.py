@@ -3,6 +3,8 @@ axis labelled with units, and heatmap titles that name what the grid holds fixed
 
 from __future__ import annotations
 
+import itertools
+
 import pytest
 
 from envs.recall.evaluate import GridReport, ladder_grid
@@ -196,3 +198,20 @@ def test_a_run_without_evaluations_gets_plots_that_say_so(figures):
     for figure in figures:
         texts = [t.get_text() for ax in figure.axes for t in ax.texts]
         assert any("no evaluation was recorded" in t and "runners.evaluate" in t for t in texts)
+
+
+def test_step_labels_of_a_long_run_stand_apart(figures):
+    # A 13,000-step run evaluated every 500 steps once drew "105001200013500": labels a pixel apart.
+    history = [
+        {"step": s, "level": 0, "exact_path/20x20": s / 13000, "exact_path": s / 13000, "success_level0": 0.5}
+        for s in range(500, 13001, 500)
+    ]
+    report.plot_eval_history(history, "h.png", "maze: evaluation", "exact_path", ["20x20"], 0)
+    (figure,) = figures
+    figure.canvas.draw()
+    renderer = figure.canvas.get_renderer()
+    labels = [t for t in _axes(figure)[0].get_xticklabels() if t.get_text()]
+    boxes = sorted((t.get_window_extent(renderer) for t in labels), key=lambda box: box.x0)
+    widest = max(box.width for box in boxes)
+    assert len(boxes) >= 3
+    assert all(right.x0 - left.x1 > widest / 4 for left, right in itertools.pairwise(boxes))
