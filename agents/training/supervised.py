@@ -40,7 +40,8 @@ class SupervisedConfig:
     pad_multiple: int = 64  # compiled steps pad sequences to a multiple of this: few shapes, few recompiles
     prefetch_batches: int = 1  # a runner's sampler draws this many batches per level at once (GPU: 32)
     # hand each prefetched draw out in batches of rows of similar length, shuffled and weighted so every
-    # loss position weighs what it weighs in random batches: less padding (curricula.sampler)
+    # loss position weighs what it weighs in random batches: less padding (curricula.sampler), but on
+    # 12x12 mazes slower learning per minute than random batches (docs/benchmarks.md), hence off
     bucket_by_length: bool = False
     optimizer_kwargs: dict[str, Any] = field(default_factory=dict)
 
