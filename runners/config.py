@@ -211,8 +211,9 @@ class EvaluateConfig:
     device: str = "cpu"
     seed: int = 0
     episodes: int = 0
-    # task=needle scores generation checkpoints on the needle task instead (runners.cross_eval).
-    task: str | None = None
+    # on_task=needle scores generation checkpoints on the needle task instead (runners.cross_eval). Not
+    # ``task``: that is the training runners' config group (conf/task/), which Hydra would read it as.
+    on_task: str | None = None
     needle_bytes: list[int] = field(default_factory=lambda: [2899])
     needle_depths: list[float] = field(default_factory=lambda: [0.0, 0.5, 1.0])
 

@@ -1,7 +1,7 @@
 """Cross-family evaluation: a byte-level generation checkpoint scored on the recall family's needle task.
 
-    python -m runners.evaluate checkpoint=outputs/agiformer task=needle            # 2,899-byte haystacks
-    python -m runners.evaluate checkpoint=RUN task=needle 'needle_bytes=[1024,2899,8192]' episodes=128
+    python -m runners.evaluate checkpoint=outputs/agiformer on_task=needle            # 2,899-byte haystacks
+    python -m runners.evaluate checkpoint=RUN on_task=needle 'needle_bytes=[1024,2899,8192]' episodes=128
 
 A generation model reads and writes bytes, and the needle task's tokens are bytes (ids 0..255, padding
 256 in both), so the model needs no change: its weights are loaded into the backbone its checkpoint's
@@ -44,8 +44,8 @@ def generation_backbone(state: dict[str, Any], path: Path, device: torch.device)
     runner = state.get("runner")
     if runner != "generation":
         raise ValueError(
-            f"task=needle scores a byte-level generation checkpoint; {path} is a {runner!r} checkpoint. "
-            "Drop task= to run its own family's evaluation."
+            f"on_task=needle scores a byte-level generation checkpoint; {path} is a {runner!r} checkpoint. "
+            "Drop on_task= to run its own family's evaluation."
         )
     cfg = OmegaConf.merge(OmegaConf.structured(SCHEMAS["generation_schema"]), state["config"])
     backbone_cfg = dataclasses.replace(OmegaConf.to_object(cfg.backbone), vocab_size=BYTE_VOCAB_SIZE)
@@ -104,12 +104,15 @@ def needle_scores(
 
 
 def evaluate_on_task(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
-    """``runners.evaluate`` with ``task=``: every checkpoint scored on that task; prints a table per run and
-    writes ``report.json`` into ``out_dir``."""
+    """``runners.evaluate`` with ``on_task=``: every checkpoint scored on that task; prints a table per run
+    and writes ``report.json`` into ``out_dir``."""
     from runners.evaluate import checkpoint_paths, run_labels
 
-    if cfg.task not in TASKS:
-        raise ValueError(f"task={cfg.task!r} is not a cross-family task; use one of {TASKS} (or drop task=).")
+    task = cfg.on_task
+    if task not in TASKS:
+        raise ValueError(
+            f"on_task={task!r} is not a cross-family task; use one of {TASKS} (or drop on_task=)."
+        )
     seed_everything(int(cfg.seed))
     device = command_line_device(cfg.device, key="device")
     paths = checkpoint_paths(cfg.checkpoint)
@@ -122,12 +125,12 @@ def evaluate_on_task(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
         state = load_checkpoint(path)
         model = generation_backbone(state, path, device)
         rows = needle_scores(model, levels, episodes, device, int(cfg.seed))
-        runs[label] = {"task": cfg.task, "checkpoint": str(path), "step": int(state["step"]), "levels": rows}
+        runs[label] = {"task": task, "checkpoint": str(path), "step": int(state["step"]), "levels": rows}
         table = [[r["level"], r["context_bytes"], r["depth"], r["accuracy"], r["exact"]] for r in rows]
         headers = ["level", "bytes", "depth", "digit accuracy", "exact"]
-        lines += [f"{label} (generation on {cfg.task}, step {state['step']}, {path}):"]
+        lines += [f"{label} (generation on {task}, step {state['step']}, {path}):"]
         lines += [format_table(headers, table), ""]
-    report = {"task": cfg.task, "runs": runs}
+    report = {"task": task, "runs": runs}
     write_report(report, out_dir / "report.json")
     print("\n".join(lines).rstrip())
     print(f"Wrote {out_dir / 'report.json'} for {len(runs)} run(s).")

@@ -2,6 +2,7 @@
 
     python -m runners.evaluate checkpoint=outputs/2026-11-23/04-30-00/checkpoints/latest.pt
     python -m runners.evaluate 'checkpoint=[outputs/runA,outputs/runB]' 'labels=[hebbian,plain]'
+    python -m runners.evaluate checkpoint=outputs/agiformer on_task=needle   # runners.cross_eval
 
 A checkpoint (or a run folder, meaning its ``checkpoints/latest.pt``) carries the config it was trained
 with, so the evaluation rebuilds the same task and model, loads the weights and runs the family's full
@@ -11,6 +12,8 @@ and bits per character. Everything lands in this command's Hydra output folder.
 
 from __future__ import annotations
 
+import sys
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +41,20 @@ EXPERIMENTS: dict[str, type[AgentExperiment]] = {
     "generation": GenerationExperiment,
 }
 RUNNERS = tuple(EXPERIMENTS)
+
+
+TASK_ALIASES = ("task=", "+task=", "++task=")
+
+
+def command_line(argv: Sequence[str]) -> list[str]:
+    """The command line with ``task=X`` read as ``on_task=X``: ``task`` names the training runners' config
+    group (conf/task/), so Hydra refuses it as this app's key ("Could not override 'task'"); the spelling
+    older notes use keeps working."""
+    out = []
+    for arg in argv:
+        alias = next((a for a in TASK_ALIASES if arg.startswith(a)), None)
+        out.append(f"on_task={arg[len(alias) :]}" if alias else arg)
+    return out
 
 
 def checkpoint_paths(spec: Any) -> list[Path]:
@@ -166,7 +183,7 @@ def evaluation_tables(runs: dict[str, dict[str, Any]], runners: dict[str, str]) 
 
 def evaluate(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
     """Evaluate every checkpoint ``cfg.checkpoint`` names and write the combined report into ``out_dir``."""
-    if cfg.get("task") is not None:  # another family's task (a generation checkpoint on the needle)
+    if cfg.get("on_task") is not None:  # another family's task (a generation checkpoint on the needle)
         return evaluate_on_task(cfg, out_dir)
     seed_everything(int(cfg.seed))
     paths = checkpoint_paths(cfg.checkpoint)
@@ -202,4 +219,5 @@ def main(cfg: DictConfig) -> None:
 
 
 if __name__ == "__main__":
+    sys.argv[1:] = command_line(sys.argv[1:])
     main()

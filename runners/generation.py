@@ -9,7 +9,7 @@ and the reward of engine-decoded continuations of validation prompts, logs each 
 few generated samples as text, and moves the curriculum (longer continuations, shorter prompts).
 
 ``task.needle_mix`` (0: text only) makes that share of the supervised batches needle episodes in the
-needle evaluation's byte format (:class:`NeedleMix`), so that ``runners.evaluate task=needle`` measures a
+needle evaluation's byte format (:class:`NeedleMix`), so that ``runners.evaluate on_task=needle`` measures a
 skill the model was taught; bits per character is still measured on text.
 
     python -m runners.generation task.corpus=/path/to/texts

@@ -9,7 +9,7 @@ with next-byte targets: the same layout the env shows, so a model trained on it 
 recall family's needle task (``envs.recall.needle``: corpus filler, the sentence "The secret number is
 NNNN." at a random depth, the question, the 4-digit key), scored on the key's bytes only: the generation
 runner's ``task.needle_mix`` puts them among the text batches so that a byte model learns the retrieval
-``runners.evaluate task=needle`` measures.
+``runners.evaluate on_task=needle`` measures.
 """
 
 from __future__ import annotations
@@ -259,7 +259,7 @@ class TextQualityTask(Task[TextLevel]):
         level: LevelLike | None = None,
     ) -> SupervisedBatch:
         """Needle episodes as supervised windows of :meth:`sequence_length` tokens: each starts at the
-        window's first byte, exactly as ``runners.evaluate task=needle`` feeds them (corpus filler of
+        window's first byte, exactly as ``runners.evaluate on_task=needle`` feeds them (corpus filler of
         ``envs.recall.needle``, a haystack drawn log-uniformly from :meth:`needle_haystack_range`, the needle
         at a uniform depth, a 4-digit key), padding after the key. The loss counts the key's bytes only:
         the trainer averages over every scored byte of a batch, and a haystack's bytes would outweigh the
