@@ -126,15 +126,15 @@ def load_recipe(path: str | Path) -> Recipe:
 
 def linear_start(value: str, where: str) -> float:
     """The start of an rl-zoo3-style ``lin_<value>`` schedule (decaying linearly to 0 over the run)."""
-    try:
-        if not value.startswith("lin_"):
-            raise ValueError
-        return float(value[4:])
-    except ValueError:
-        raise ValueError(
-            f"{where}: {value!r} is not a number or a schedule; write a float or lin_<float> (a linear "
-            "decay to 0 over n_timesteps), e.g. lin_2e-3."
-        ) from None
+    if value.startswith("lin_"):
+        try:
+            return float(value[4:])
+        except ValueError:
+            pass
+    raise ValueError(
+        f"{where}: {value!r} is not a number or a schedule; write a float or lin_<float> (a linear "
+        "decay to 0 over n_timesteps), e.g. lin_2e-3."
+    )
 
 
 def resolve_class(dotted: str) -> type:

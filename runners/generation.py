@@ -29,7 +29,7 @@ from envs.generation import COMPONENTS, TextQualityTask, bits_per_char
 from envs.generation.reward import reward_means
 from envs.generation.tokens import prompt_continuations
 from envs.generation.vector import TextQualityVectorEnv
-from foundation import make_generator, resolve_device, restore_generator
+from foundation import make_generator, restore_generator
 from runners.app import hydra_main
 from runners.ddp import DistInfo
 from runners.experiment import AgentExperiment, LevelScore
@@ -80,7 +80,6 @@ class NeedleMix:
         if not self.last_was_needle:
             return self.sampler.sample_batch(batch_size, device, generator)
         self.needle_batches += 1
-        device = resolve_device(device) if device is not None else None
         return self.task.needle_batch(batch_size, device, generator)
 
     def state_dict(self) -> dict[str, Any]:
